@@ -1,0 +1,177 @@
+//! Image endpoints: list, pull (`/images/create`), inspect, history, tag, remove, prune.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{HeaderMap, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::request::registry_auth;
+use super::{empty, json, progress, ApiError, ApiResult, Query};
+use crate::engine::Engine;
+use crate::images::reference::ImageRef;
+use crate::images::{ImageFilters, Platform, Progress};
+
+const LIST_FILTERS: &[&str] = &["dangling", "reference", "label", "before", "since", "until"];
+const PRUNE_FILTERS: &[&str] = &["dangling", "label", "until"];
+
+fn parse_filters(q: &Query, allowed: &[&str]) -> Result<ImageFilters, ApiError> {
+    let raw: HashMap<String, Vec<String>> = q.filters(allowed)?;
+    let mut f = ImageFilters::default();
+    for (k, vals) in raw {
+        match k.as_str() {
+            "dangling" => {
+                let v = vals.first().map(String::as_str).unwrap_or("true");
+                f.dangling = Some(match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid filter 'dangling={v}'"
+                        )))
+                    }
+                });
+            }
+            "reference" => f.reference = vals,
+            "label" => f.label = vals,
+            "before" => f.before = vals.into_iter().next(),
+            "since" => f.since = vals.into_iter().next(),
+            "until" => {
+                let v = vals.into_iter().next().unwrap_or_default();
+                f.until = Some(parse_until(&v)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// `until` takes a Unix timestamp, an RFC 3339 time or a Go duration like `24h`.
+fn parse_until(v: &str) -> Result<i64, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    if let Ok(n) = v.parse::<f64>() {
+        return Ok(n as i64);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp());
+    }
+    let (num, unit) = v.split_at(v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let n: i64 = num
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid filter 'until={v}'")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(ApiError::bad_request(format!("invalid filter 'until={v}'"))),
+    };
+    Ok(now - secs)
+}
+
+pub fn list(engine: &Engine, q: &Query) -> ApiResult {
+    let filters = parse_filters(q, LIST_FILTERS)?;
+    json(StatusCode::OK, &engine.images.list(&filters)?)
+}
+
+pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
+    json(StatusCode::OK, &engine.images.inspect(name)?)
+}
+
+pub fn history(engine: &Engine, name: &str) -> ApiResult {
+    json(StatusCode::OK, &engine.images.history(name)?)
+}
+
+pub fn tag(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let repo = q
+        .get("repo")
+        .ok_or_else(|| ApiError::bad_request("repository name must be specified"))?;
+    engine.images.tag(name, repo, q.get("tag"))?;
+    empty(StatusCode::CREATED)
+}
+
+pub fn remove(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let items = engine
+        .images
+        .remove(name, q.flag("force"), &|id| engine.image_in_use(id))?;
+    json(StatusCode::OK, &items)
+}
+
+pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
+    let filters = parse_filters(q, PRUNE_FILTERS)?;
+    json(
+        StatusCode::OK,
+        &engine
+            .images
+            .prune(&filters, &|id| engine.image_in_use(id))?,
+    )
+}
+
+/// `POST /images/create?fromImage=…&tag=…&platform=…`: a pull, streamed as JSON
+/// progress. Errors found before the first byte (bad name, unknown manifest, denied)
+/// get a plain status; later ones go into the stream, as dockerd does.
+pub async fn create(engine: Arc<Engine>, q: &Query, headers: &HeaderMap) -> ApiResult {
+    let Some(from) = q.get("fromImage") else {
+        if q.get("fromSrc").is_some() {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "importing images (fromSrc) is not supported by this engine yet",
+            ));
+        }
+        return Err(ApiError::bad_request("fromImage must be specified"));
+    };
+    let name = match q.get("tag") {
+        Some(t) if t.contains(':') => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_string(),
+    };
+    let reference = ImageRef::parse(&name)?;
+    let platform = q.get("platform").map(Platform::parse).transpose()?;
+    let auth_header = headers.get("X-Registry-Auth").and_then(|h| h.to_str().ok());
+    let creds = registry_auth(auth_header)?;
+    let resolved = engine
+        .images
+        .resolve_remote(&reference, platform.as_ref(), &creds)
+        .await?;
+
+    let (tx, rx) = mpsc::channel::<Progress>(64);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.images.pull_resolved(resolved, &tx).await })
+    };
+    enum State {
+        Streaming(
+            mpsc::Receiver<Progress>,
+            tokio::task::JoinHandle<Result<(), crate::images::ImageError>>,
+        ),
+        Done,
+    }
+    let stream = futures_util::stream::unfold(State::Streaming(rx, worker), |state| async move {
+        match state {
+            State::Done => None,
+            State::Streaming(mut rx, worker) => match rx.recv().await {
+                Some(p) => Some((progress::encode(&p), State::Streaming(rx, worker))),
+                None => {
+                    let line = match worker.await {
+                        Ok(Ok(())) => return None,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "pull failed");
+                            progress::encode_error(&e.to_string())
+                        }
+                        Err(e) => progress::encode_error(&format!("pull aborted: {e}")),
+                    };
+                    Some((line, State::Done))
+                }
+            },
+        }
+    })
+    .map(|chunk| Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))));
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}

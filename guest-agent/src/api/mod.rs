@@ -1,0 +1,129 @@
+//! The Docker Engine API over HTTP/1.1: version prefix, routing, and the headers dockerd
+//! puts on every answer. Handlers live in one module per resource and stay thin: they
+//! parse the request, call the domain, and map its typed error to a status.
+
+mod error;
+mod images;
+mod progress;
+mod request;
+mod system;
+pub mod version;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+pub use error::ApiError;
+pub use request::Query;
+
+use crate::engine::Engine;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type ApiResult = Result<Response<Body>, ApiError>;
+
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+pub fn empty(status: StatusCode) -> ApiResult {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+fn error_response(e: ApiError) -> Response<Body> {
+    let body = serde_json::to_vec(&bollard_stubs::models::ErrorResponse { message: e.message })
+        .unwrap_or_else(|_| b"{\"message\":\"internal error\"}".to_vec());
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = e.status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Entry point for every request.
+pub async fn handle(
+    engine: Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let method = req.method().clone();
+    let raw_path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut resp = match route(engine, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(e),
+    };
+    tracing::debug!(%method, path = %raw_path, status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION_HEADER));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    Ok(resp)
+}
+
+const API_VERSION_HEADER: &str = "1.53";
+
+async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
+    let (path, _version) =
+        version::split_version(req.uri().path()).map_err(ApiError::bad_request)?;
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("invalid path encoding"))?
+        .into_owned();
+    let query = Query::parse(req.uri().query());
+    let method = req.method().clone();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (&method, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&method),
+        (&Method::GET, ["version"]) => system::version(&engine),
+        (&Method::GET, ["info"]) => system::info(&engine),
+        (&Method::GET, ["images", "json"]) => images::list(&engine, &query),
+        (&Method::POST, ["images", "create"]) => {
+            images::create(engine, &query, req.headers()).await
+        }
+        (&Method::POST, ["images", "prune"]) => images::prune(&engine, &query),
+        (_, ["images", rest @ ..]) if !rest.is_empty() => {
+            // Image names contain '/', so the action is the last segment.
+            let joined = rest.join("/");
+            match (&method, rest.last().copied()) {
+                (&Method::GET, Some("json")) if rest.len() > 1 => {
+                    images::inspect(&engine, strip_suffix(&joined, "/json"))
+                }
+                (&Method::GET, Some("history")) if rest.len() > 1 => {
+                    images::history(&engine, strip_suffix(&joined, "/history"))
+                }
+                (&Method::POST, Some("tag")) if rest.len() > 1 => {
+                    images::tag(&engine, strip_suffix(&joined, "/tag"), &query)
+                }
+                (&Method::DELETE, _) => images::remove(&engine, &joined, &query),
+                _ => Err(ApiError::not_found("page not found")),
+            }
+        }
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
+
+fn strip_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {
+    s.strip_suffix(suffix).unwrap_or(s)
+}

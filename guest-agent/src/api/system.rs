@@ -1,0 +1,73 @@
+//! `/_ping`, `/version` and `/info`.
+
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use hyper::{Method, Response, StatusCode};
+
+use bollard_stubs::models::{SystemVersion, SystemVersionComponents, SystemVersionPlatform};
+
+use super::version::{MAX_API, MIN_API};
+use super::{full, json, ApiResult};
+use crate::engine::Engine;
+
+pub fn ping(method: &Method) -> ApiResult {
+    let body = if method == Method::HEAD { "" } else { "OK" };
+    let mut resp = Response::new(full(body));
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    // The classic builder: the CLI then uses POST /build without BuildKit.
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    Ok(resp)
+}
+
+pub fn version(engine: &Engine) -> ApiResult {
+    let host = engine.host();
+    let details = [
+        ("ApiVersion", MAX_API.to_string()),
+        ("MinAPIVersion", MIN_API.to_string()),
+        ("Os", "linux".to_string()),
+        ("Arch", host.arch.clone()),
+        ("KernelVersion", host.kernel.clone()),
+        ("Experimental", "false".to_string()),
+        ("GitCommit", crate::GIT_COMMIT.to_string()),
+        ("GoVersion", "n/a (Rust)".to_string()),
+        ("BuildTime", String::new()),
+    ];
+    let v = SystemVersion {
+        platform: Some(SystemVersionPlatform {
+            name: "Berth Engine".into(),
+        }),
+        components: Some(vec![SystemVersionComponents {
+            name: "Engine".into(),
+            version: crate::VERSION.into(),
+            details: Some(
+                details
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
+        }]),
+        version: Some(crate::VERSION.into()),
+        api_version: Some(MAX_API.to_string()),
+        min_api_version: Some(MIN_API.to_string()),
+        git_commit: Some(crate::GIT_COMMIT.into()),
+        go_version: Some("n/a (Rust)".into()),
+        os: Some("linux".into()),
+        arch: Some(host.arch.clone()),
+        kernel_version: Some(host.kernel.clone()),
+        experimental: Some(false),
+        build_time: None,
+    };
+    json(StatusCode::OK, &v)
+}
+
+pub fn info(engine: &Engine) -> ApiResult {
+    json(StatusCode::OK, &engine.info())
+}

@@ -1,0 +1,84 @@
+//! The engine's configuration, from its command line.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where images (and later containers and volumes) live.
+    pub root: PathBuf,
+    /// The Docker API unix socket.
+    pub socket: PathBuf,
+    /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback.
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing value for {0}")]
+    MissingValue(String),
+    #[error("unknown argument {0:?} (try --help)")]
+    Unknown(String),
+}
+
+pub const USAGE: &str =
+    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]...";
+
+impl Config {
+    /// Parses the arguments after `daemon`.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, ConfigError> {
+        let mut cfg = Config {
+            root: PathBuf::from("/var/lib/berth"),
+            socket: PathBuf::from("/run/berth/docker.sock"),
+            insecure_registries: Vec::new(),
+        };
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            let (key, inline) = match a.split_once('=') {
+                Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
+                _ => (a.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| it.next())
+                    .ok_or_else(|| ConfigError::MissingValue(key.clone()))
+            };
+            match key.as_str() {
+                "--root" | "--data-root" => cfg.root = PathBuf::from(value()?),
+                "--socket" => cfg.socket = PathBuf::from(value()?),
+                "-H" | "--host" => {
+                    let v = value()?;
+                    cfg.socket = PathBuf::from(v.strip_prefix("unix://").unwrap_or(&v));
+                }
+                "--insecure-registry" => cfg.insecure_registries.push(value()?),
+                _ => return Err(ConfigError::Unknown(a)),
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flags() {
+        let c = Config::from_args(
+            [
+                "--root",
+                "/r",
+                "--socket=/s.sock",
+                "--insecure-registry",
+                "reg:5000",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        assert_eq!(c.root, PathBuf::from("/r"));
+        assert_eq!(c.socket, PathBuf::from("/s.sock"));
+        assert_eq!(c.insecure_registries, vec!["reg:5000"]);
+        assert!(Config::from_args(["--bogus".to_string()]).is_err());
+        assert!(Config::from_args(["--root".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! The engine's shared state: configuration, the image service, and facts about the
+//! host that `/info` and `/version` report.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bollard_stubs::models::{PluginsInfo, RegistryServiceConfig, SystemInfo};
+
+use crate::config::Config;
+use crate::images::{ImageError, ImageService};
+
+/// Facts about the machine, read once at start.
+pub struct HostFacts {
+    pub arch: String,
+    pub kernel: String,
+    pub os_name: String,
+    pub hostname: String,
+    pub ncpu: i64,
+    pub mem_total: i64,
+    pub cgroup_version: &'static str,
+}
+
+impl HostFacts {
+    fn read() -> HostFacts {
+        let uts = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uts.as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let os_name = fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| "Linux".into());
+        let mem_total = fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or(0);
+        let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            "2"
+        } else {
+            "1"
+        };
+        HostFacts {
+            arch: crate::images::Platform::host().architecture,
+            kernel: field(|u| u.release()),
+            os_name,
+            hostname: field(|u| u.nodename()),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
+            mem_total,
+            cgroup_version,
+        }
+    }
+}
+
+pub struct Engine {
+    pub config: Config,
+    pub images: ImageService,
+    pub id: String,
+    pub started: Instant,
+    host: HostFacts,
+}
+
+impl Engine {
+    pub fn open(config: Config) -> Result<Engine, ImageError> {
+        fs::create_dir_all(&config.root).map_err(ImageError::io(format!(
+            "creating {}",
+            config.root.display()
+        )))?;
+        let images = ImageService::open(
+            &config.root.join("image"),
+            config.insecure_registries.clone(),
+        )?;
+        let id = engine_id(&config.root.join("engine-id"))?;
+        Ok(Engine {
+            images,
+            id,
+            started: Instant::now(),
+            host: HostFacts::read(),
+            config,
+        })
+    }
+
+    pub fn host(&self) -> &HostFacts {
+        &self.host
+    }
+
+    /// Whether a container uses the image (containers arrive with Engine II).
+    pub fn image_in_use(&self, _image_id: &str) -> bool {
+        false
+    }
+
+    pub fn info(&self) -> SystemInfo {
+        let h = &self.host;
+        let mut insecure = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
+        insecure.extend(self.config.insecure_registries.iter().cloned());
+        SystemInfo {
+            id: Some(self.id.clone()),
+            containers: Some(0),
+            containers_running: Some(0),
+            containers_paused: Some(0),
+            containers_stopped: Some(0),
+            images: Some(self.images.count() as i64),
+            driver: Some("overlay2".into()),
+            driver_status: Some(vec![vec![
+                "Backing Filesystem".into(),
+                backing_fs(&self.config.root),
+            ]]),
+            docker_root_dir: Some(self.config.root.display().to_string()),
+            plugins: Some(PluginsInfo {
+                volume: Some(vec![]),
+                network: Some(vec![]),
+                authorization: None,
+                log: Some(vec![]),
+            }),
+            memory_limit: Some(true),
+            swap_limit: Some(false),
+            cpu_cfs_period: Some(true),
+            cpu_cfs_quota: Some(true),
+            cpu_shares: Some(true),
+            cpu_set: Some(true),
+            pids_limit: Some(true),
+            ipv4_forwarding: Some(true),
+            debug: Some(false),
+            nfd: Some(count_dir("/proc/self/fd")),
+            n_goroutines: Some(0),
+            system_time: Some(
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ),
+            logging_driver: Some("json-file".into()),
+            cgroup_driver: Some(bollard_stubs::models::SystemInfoCgroupDriverEnum::CGROUPFS),
+            cgroup_version: Some(if h.cgroup_version == "2" {
+                bollard_stubs::models::SystemInfoCgroupVersionEnum::_2
+            } else {
+                bollard_stubs::models::SystemInfoCgroupVersionEnum::_1
+            }),
+            n_events_listener: Some(0),
+            kernel_version: Some(h.kernel.clone()),
+            operating_system: Some(h.os_name.clone()),
+            os_version: Some(String::new()),
+            os_type: Some("linux".into()),
+            architecture: Some(std::env::consts::ARCH.into()),
+            index_server_address: Some("https://index.docker.io/v1/".into()),
+            registry_config: Some(RegistryServiceConfig {
+                insecure_registry_cidrs: Some(insecure),
+                index_configs: None,
+                mirrors: Some(vec![]),
+                ..Default::default()
+            }),
+            ncpu: Some(h.ncpu),
+            mem_total: Some(h.mem_total),
+            name: Some(h.hostname.clone()),
+            labels: Some(vec![]),
+            experimental_build: Some(false),
+            server_version: Some(crate::VERSION.into()),
+            live_restore_enabled: Some(false),
+            security_options: Some(vec![]),
+            warnings: Some(vec![]),
+            swarm: Some(bollard_stubs::models::SwarmInfo {
+                node_id: Some(String::new()),
+                node_addr: Some(String::new()),
+                local_node_state: Some(bollard_stubs::models::LocalNodeState::INACTIVE),
+                control_available: Some(false),
+                error: Some(String::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+fn count_dir(p: &str) -> i64 {
+    fs::read_dir(p).map(|d| d.count() as i64).unwrap_or(0)
+}
+
+fn backing_fs(root: &std::path::Path) -> String {
+    match nix::sys::statfs::statfs(root) {
+        Ok(s) => match s.filesystem_type() {
+            nix::sys::statfs::EXT4_SUPER_MAGIC => "extfs".into(),
+            nix::sys::statfs::XFS_SUPER_MAGIC => "xfs".into(),
+            nix::sys::statfs::BTRFS_SUPER_MAGIC => "btrfs".into(),
+            nix::sys::statfs::TMPFS_MAGIC => "tmpfs".into(),
+            other => format!("{:#x}", other.0),
+        },
+        Err(_) => "unknown".into(),
+    }
+}
+
+/// A stable engine ID, created on first start.
+fn engine_id(path: &PathBuf) -> Result<String, ImageError> {
+    if let Ok(s) = fs::read_to_string(path) {
+        let s = s.trim();
+        if !s.is_empty() {
+            return Ok(s.to_string());
+        }
+    }
+    let bytes: [u8; 16] = rand::random();
+    let h = hex::encode(bytes);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
+    crate::fsutil::atomic_write(path, id.as_bytes())
+        .map_err(ImageError::io("writing engine id"))?;
+    Ok(id)
+}

@@ -1,0 +1,84 @@
+//! The content-addressed blob store: manifests, indexes and configs by digest.
+//! A blob is written atomically and only under the digest of its actual bytes.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use super::digest::{hex_of, sha256};
+use super::ImageError;
+use crate::fsutil::atomic_write;
+
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    pub fn open(dir: PathBuf) -> Result<Self, ImageError> {
+        fs::create_dir_all(&dir).map_err(ImageError::io(format!("creating {}", dir.display())))?;
+        Ok(BlobStore { dir })
+    }
+
+    fn path(&self, digest: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.dir.join(hex_of(digest)?))
+    }
+
+    /// Stores `data` under `digest` after checking that the bytes really hash to it.
+    pub fn put(&self, digest: &str, data: &[u8]) -> Result<(), ImageError> {
+        let actual = sha256(data);
+        if actual != digest {
+            return Err(ImageError::Corrupt(format!(
+                "digest mismatch: expected {digest}, got {actual}"
+            )));
+        }
+        let path = self.path(digest)?;
+        if path.exists() {
+            return Ok(());
+        }
+        atomic_write(&path, data).map_err(ImageError::io(format!("writing blob {digest}")))
+    }
+
+    /// Reads a blob and re-verifies it, so on-disk corruption is reported, not served.
+    pub fn get(&self, digest: &str) -> Result<Vec<u8>, ImageError> {
+        let path = self.path(digest)?;
+        let data = fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ImageError::Corrupt(format!("blob {digest} is missing")),
+            _ => ImageError::Io {
+                context: format!("reading blob {digest}"),
+                source: e,
+            },
+        })?;
+        if sha256(&data) != digest {
+            return Err(ImageError::Corrupt(format!("blob {digest} is corrupt")));
+        }
+        Ok(data)
+    }
+
+    pub fn remove(&self, digest: &str) -> Result<(), ImageError> {
+        match fs::remove_file(self.path(digest)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ImageError::Io {
+                context: format!("removing blob {digest}"),
+                source: e,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_wrong_digest_and_roundtrips() {
+        let d = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(d.path().join("b")).unwrap();
+        let good = sha256(b"hello");
+        assert!(s.put(&sha256(b"other"), b"hello").is_err());
+        s.put(&good, b"hello").unwrap();
+        assert_eq!(s.get(&good).unwrap(), b"hello");
+        fs::write(s.path(&good).unwrap(), b"tampered").unwrap();
+        assert!(s.get(&good).is_err());
+    }
+}

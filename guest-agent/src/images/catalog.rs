@@ -1,0 +1,90 @@
+//! The image catalog: which images exist, their layers, and which names point at them.
+//! One JSON document replaced atomically on every change, so a crash leaves either the
+//! state before the change or after it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ImageError;
+use crate::fsutil::atomic_write;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// `sha256:` + config digest.
+    pub id: String,
+    pub diff_ids: Vec<String>,
+    /// Sum of the layers' sizes.
+    pub size: u64,
+    /// Manifest digest of the platform image we unpacked (for inspect's Descriptor).
+    #[serde(default)]
+    pub manifest_digest: Option<String>,
+    #[serde(default)]
+    pub last_tag_time: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CatalogData {
+    pub images: BTreeMap<String, ImageRecord>,
+    /// Full tagged name (`docker.io/library/busybox:latest`) → image id.
+    pub tags: BTreeMap<String, String>,
+    /// Full digested name (`127.0.0.1:5000/app@sha256:…`) → image id.
+    pub digests: BTreeMap<String, String>,
+}
+
+pub struct Catalog {
+    path: PathBuf,
+    pub data: CatalogData,
+}
+
+impl Catalog {
+    pub fn open(path: PathBuf) -> Result<Self, ImageError> {
+        let data = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                ImageError::Corrupt(format!(
+                    "image catalog {} is unreadable: {e}",
+                    path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => CatalogData::default(),
+            Err(e) => return Err(ImageError::io(format!("reading {}", path.display()))(e)),
+        };
+        Ok(Catalog { path, data })
+    }
+
+    pub fn save(&self) -> Result<(), ImageError> {
+        let bytes = serde_json::to_vec(&self.data)
+            .map_err(|e| ImageError::Corrupt(format!("serialising catalog: {e}")))?;
+        atomic_write(&self.path, &bytes).map_err(ImageError::io("saving image catalog"))
+    }
+
+    /// Names (tags and digests) pointing at `id`.
+    pub fn names_of(&self, id: &str) -> (Vec<String>, Vec<String>) {
+        let tags = self
+            .data
+            .tags
+            .iter()
+            .filter(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let digests = self
+            .data
+            .digests
+            .iter()
+            .filter(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        (tags, digests)
+    }
+
+    /// Whether any image other than `except` uses the layer.
+    pub fn layer_in_use(&self, diff_id: &str, except: &str) -> bool {
+        self.data
+            .images
+            .values()
+            .any(|img| img.id != except && img.diff_ids.iter().any(|d| d == diff_id))
+    }
+}

@@ -1,0 +1,130 @@
+//! Unpacked layer snapshots, one directory per diff_id, ready to be stacked by overlayfs.
+//!
+//! A layer is unpacked into `tmp/<random>/diff` and committed by renaming the whole
+//! directory to `sha256/<hex>`; a committed name therefore always holds a complete,
+//! verified layer. Anything left in `tmp/` after a crash is deleted on start.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::digest::hex_of;
+use super::ImageError;
+use crate::fsutil::{remove_tree_via, reset_dir, sync_dir};
+
+const SIZE_FILE: &str = "size";
+
+pub struct LayerStore {
+    committed: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A layer being unpacked; removed on drop unless committed.
+pub struct PendingLayer {
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl PendingLayer {
+    /// Where the layer's files go.
+    pub fn diff_dir(&self) -> PathBuf {
+        self.dir.join("diff")
+    }
+}
+
+impl Drop for PendingLayer {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl LayerStore {
+    pub fn open(dir: &Path) -> Result<Self, ImageError> {
+        let committed = dir.join("sha256");
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&committed)
+            .map_err(ImageError::io(format!("creating {}", committed.display())))?;
+        reset_dir(&tmp).map_err(ImageError::io(format!("cleaning {}", tmp.display())))?;
+        Ok(LayerStore { committed, tmp })
+    }
+
+    fn dir_of(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.committed.join(hex_of(diff_id)?))
+    }
+
+    pub fn exists(&self, diff_id: &str) -> bool {
+        self.dir_of(diff_id).map(|d| d.is_dir()).unwrap_or(false)
+    }
+
+    /// The directory overlayfs stacks for this layer.
+    pub fn diff_path(&self, diff_id: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.dir_of(diff_id)?.join("diff"))
+    }
+
+    /// Size in bytes of the layer's regular files, as recorded at unpack time.
+    pub fn size(&self, diff_id: &str) -> u64 {
+        self.dir_of(diff_id)
+            .ok()
+            .and_then(|d| fs::read_to_string(d.join(SIZE_FILE)).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn begin(&self) -> Result<PendingLayer, ImageError> {
+        let dir = self
+            .tmp
+            .join(format!("layer-{:016x}", rand::random::<u64>()));
+        fs::create_dir_all(dir.join("diff"))
+            .map_err(ImageError::io(format!("creating {}", dir.display())))?;
+        Ok(PendingLayer {
+            dir,
+            committed: false,
+        })
+    }
+
+    /// Makes `pending` the layer `diff_id`. If another pull committed the same layer
+    /// meanwhile, ours is discarded.
+    pub fn commit(
+        &self,
+        mut pending: PendingLayer,
+        diff_id: &str,
+        size: u64,
+    ) -> Result<(), ImageError> {
+        let target = self.dir_of(diff_id)?;
+        fs::write(pending.dir.join(SIZE_FILE), size.to_string())
+            .map_err(ImageError::io("writing layer size"))?;
+        match fs::rename(&pending.dir, &target) {
+            Ok(()) => {
+                pending.committed = true;
+                sync_dir(&self.committed).map_err(ImageError::io("syncing layer store"))
+            }
+            Err(_) if target.is_dir() => Ok(()), // dropped → removed
+            Err(e) => Err(ImageError::Io {
+                context: format!("committing layer {diff_id}"),
+                source: e,
+            }),
+        }
+    }
+
+    pub fn remove(&self, diff_id: &str) -> Result<(), ImageError> {
+        let dir = self.dir_of(diff_id)?;
+        remove_tree_via(&dir, &self.tmp)
+            .map_err(ImageError::io(format!("removing layer {diff_id}")))
+    }
+
+    /// Every committed layer's diff_id.
+    pub fn list(&self) -> Result<Vec<String>, ImageError> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&self.committed) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(ImageError::io("listing layers")(e)),
+        };
+        for e in rd.flatten() {
+            out.push(format!("sha256:{}", e.file_name().to_string_lossy()));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,225 @@
+//! Image references as Docker spells them: parsing (via `oci-spec`'s distribution grammar),
+//! normalisation (`busybox` → `docker.io/library/busybox:latest`) and the "familiar"
+//! form the CLI prints (`busybox:latest`, `127.0.0.1:5000/app:1`).
+
+use std::fmt;
+
+use oci_client::Reference;
+
+use super::ImageError;
+
+const HUB: &str = "docker.io";
+const OFFICIAL: &str = "library/";
+
+/// A parsed, normalised image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    inner: Reference,
+}
+
+impl ImageRef {
+    /// Parses `s` as a reference; a missing tag becomes `latest` unless a digest is given.
+    pub fn parse(s: &str) -> Result<Self, ImageError> {
+        let name_part = s.split('@').next().unwrap_or(s);
+        // The last ':' after the last '/' starts a tag; everything before is the name.
+        let name = match name_part.rfind(':') {
+            Some(i) if !name_part[i..].contains('/') => &name_part[..i],
+            _ => name_part,
+        };
+        if name.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(ImageError::InvalidReference(format!(
+                "invalid reference format: repository name ({name}) must be lowercase"
+            )));
+        }
+        let inner = Reference::try_from(s)
+            .map_err(|e| ImageError::InvalidReference(format!("invalid reference format: {e}")))?;
+        let inner = match (inner.tag(), inner.digest()) {
+            (Some(_), Some(d)) => {
+                // Docker drops the tag when both are given: the digest decides.
+                Reference::with_digest(
+                    inner.registry().to_string(),
+                    inner.repository().to_string(),
+                    d.to_string(),
+                )
+            }
+            _ => inner,
+        };
+        Ok(ImageRef { inner })
+    }
+
+    /// Builds `repo:tag` from the two query parameters of `POST /images/{name}/tag`.
+    pub fn from_repo_tag(repo: &str, tag: Option<&str>) -> Result<Self, ImageError> {
+        if repo.contains('@') {
+            return Err(ImageError::InvalidReference(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        let tag = tag.filter(|t| !t.is_empty()).unwrap_or("latest");
+        let valid_tag = tag.len() <= 128
+            && tag
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid_tag {
+            return Err(ImageError::InvalidReference(format!(
+                "invalid tag format: {tag}"
+            )));
+        }
+        let r = Self::parse(&format!("{repo}:{tag}"))?;
+        Ok(r)
+    }
+
+    pub fn oci(&self) -> &Reference {
+        &self.inner
+    }
+    pub fn registry(&self) -> &str {
+        self.inner.registry()
+    }
+    pub fn repository(&self) -> &str {
+        self.inner.repository()
+    }
+    pub fn tag(&self) -> Option<&str> {
+        self.inner.tag()
+    }
+    pub fn digest(&self) -> Option<&str> {
+        self.inner.digest()
+    }
+
+    /// The repository as the CLI shows it: `busybox`, `me/app`, `127.0.0.1:5000/app`.
+    pub fn familiar_name(&self) -> String {
+        familiar_name(self.registry(), self.repository())
+    }
+
+    /// The fully qualified name without tag or digest: `docker.io/library/busybox`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.registry(), self.repository())
+    }
+
+    /// The same repository pinned to `digest`.
+    pub fn with_digest(&self, digest: &str) -> ImageRef {
+        ImageRef {
+            inner: Reference::with_digest(
+                self.registry().to_string(),
+                self.repository().to_string(),
+                digest.to_string(),
+            ),
+        }
+    }
+
+    /// Tag or digest as `docker pull` shows it on its first line.
+    pub fn tag_or_digest(&self) -> &str {
+        self.tag().or(self.digest()).unwrap_or("latest")
+    }
+
+    /// True for references that live on the engine itself (127.0.0.0/8, localhost, ::1).
+    pub fn is_loopback_registry(&self) -> bool {
+        is_loopback_host(self.registry())
+    }
+}
+
+/// The familiar (short) spelling of a repository.
+pub fn familiar_name(registry: &str, repository: &str) -> String {
+    if registry == HUB {
+        repository
+            .strip_prefix(OFFICIAL)
+            .unwrap_or(repository)
+            .to_string()
+    } else {
+        format!("{registry}/{repository}")
+    }
+}
+
+/// Whether `host[:port]` names this machine.
+pub fn is_loopback_host(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        registry.split(':').next().unwrap_or(registry)
+    };
+    if host == "localhost" {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+impl fmt::Display for ImageRef {
+    /// The familiar form: `busybox:latest`, `app@sha256:…`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.familiar_name())?;
+        if let Some(t) = self.tag() {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = self.digest() {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Matches `name` against a Docker `reference` filter pattern (path.Match semantics:
+/// `*` and `?` never cross a `/`).
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && n[0] != b'/' && go(p, &n[1..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_like_docker() {
+        let r = ImageRef::parse("busybox").unwrap();
+        assert_eq!(r.registry(), "docker.io");
+        assert_eq!(r.repository(), "library/busybox");
+        assert_eq!(r.to_string(), "busybox:latest");
+        let r = ImageRef::parse("127.0.0.1:5000/test/app:v1").unwrap();
+        assert_eq!(r.to_string(), "127.0.0.1:5000/test/app:v1");
+        assert!(r.is_loopback_registry());
+        assert!(!ImageRef::parse("example.com/a")
+            .unwrap()
+            .is_loopback_registry());
+    }
+
+    #[test]
+    fn uppercase_is_refused_with_dockers_message() {
+        let e = ImageRef::parse("UPPER/case").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid reference format: repository name (UPPER/case) must be lowercase"
+        );
+        assert!(ImageRef::parse("lower:UpperTagOk").is_ok());
+        assert!(ImageRef::parse("bad name").is_err());
+    }
+
+    #[test]
+    fn tag_validation() {
+        assert!(ImageRef::from_repo_tag("app", Some("v1.0")).is_ok());
+        assert!(ImageRef::from_repo_tag("app", Some("-bad")).is_err());
+        assert_eq!(
+            ImageRef::from_repo_tag("app", None).unwrap().to_string(),
+            "app:latest"
+        );
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_matches("busy*", "busybox"));
+        assert!(pattern_matches("*/app", "127.0.0.1:5000/app"));
+        assert!(!pattern_matches("*", "a/b"));
+        assert!(pattern_matches("a?c:*", "abc:latest"));
+    }
+}

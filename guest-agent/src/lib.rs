@@ -1,0 +1,16 @@
+//! berth-agent: Berth's container engine. It serves the Docker Engine API on a unix
+//! socket (inside the VM, or natively on a Linux host) and owns images, and — as the
+//! engine grows — containers, networks, volumes and builds.
+
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod fsutil;
+pub mod images;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
