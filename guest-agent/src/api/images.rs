@@ -156,7 +156,9 @@ pub async fn create(engine: Arc<Engine>, q: &Query, headers: &HeaderMap) -> ApiR
             State::Streaming(mut rx, worker) => match rx.recv().await {
                 Some(p) => Some((progress::encode(&p), State::Streaming(rx, worker))),
                 None => {
-                    let line = match worker.await {
+                    let outcome = worker.await;
+                    crate::memory::release();
+                    let line = match outcome {
                         Ok(Ok(())) => return None,
                         Ok(Err(e)) => {
                             tracing::warn!(error = %e, "pull failed");

@@ -183,7 +183,11 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, Unpa
         let header = entry.header().clone();
         let kind = header.entry_type();
         // Writers disagree on empty numeric fields; treat them as zero like GNU tar.
-        let default_mode = if kind == tar::EntryType::Directory { 0o755 } else { 0o644 };
+        let default_mode = if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        };
         let mode = header.mode().unwrap_or(default_mode) & 0o7777;
         let uid = header.uid().unwrap_or(0);
         let gid = header.gid().unwrap_or(0);
