@@ -2,6 +2,7 @@
 //! puts on every answer. Handlers live in one module per resource and stay thin: they
 //! parse the request, call the domain, and map its typed error to a status.
 
+mod auth;
 mod error;
 mod images;
 mod progress;
@@ -98,6 +99,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&method),
         (&Method::GET, ["version"]) => system::version(&engine),
         (&Method::GET, ["info"]) => system::info(&engine),
+        (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),
         (&Method::POST, ["images", "create"]) => {
             images::create(engine, &query, req.headers()).await
@@ -122,6 +124,18 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         }
         _ => Err(ApiError::not_found("page not found")),
     }
+}
+
+/// Request bodies the engine parses as JSON are small; anything larger is refused.
+const MAX_JSON_BODY: usize = 4 << 20;
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    limited
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))
 }
 
 fn strip_suffix<'a>(s: &'a str, suffix: &str) -> &'a str {

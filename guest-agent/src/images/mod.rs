@@ -8,6 +8,7 @@ pub mod config;
 pub mod digest;
 mod error;
 mod layers;
+mod login;
 mod platform;
 mod pull;
 pub mod reference;
@@ -493,7 +494,14 @@ impl ImageService {
 }
 
 fn resolve_in(cat: &Catalog, name: &str) -> Result<String, ImageError> {
-    let not_found = || ImageError::NotFound(name.to_string());
+    // dockerd names the normalised reference: "No such image: busybox:latest".
+    let not_found = || {
+        let shown = match ImageRef::parse(name) {
+            Ok(r) if !name.bytes().all(|b| b.is_ascii_hexdigit()) => r.to_string(),
+            _ => name.to_string(),
+        };
+        ImageError::NotFound(shown)
+    };
     if name.is_empty() {
         return Err(not_found());
     }
