@@ -40,9 +40,18 @@ fn bearer_challenge(header: &str) -> Option<(String, Option<String>)> {
 }
 
 impl ImageService {
-    pub async fn login(&self, server: &str, username: &str, password: &str) -> Result<(), ImageError> {
+    pub async fn login(
+        &self,
+        server: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), ImageError> {
         let host = registry_host(server);
-        let scheme = if self.allows_plain_http(&host) { "http" } else { "https" };
+        let scheme = if self.allows_plain_http(&host) {
+            "http"
+        } else {
+            "https"
+        };
         let url = format!("{scheme}://{host}/v2/");
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(15))
@@ -55,7 +64,9 @@ impl ImageService {
             return Ok(()); // the registry needs no credentials
         }
         let failed = |status: StatusCode, url: &str| {
-            ImageError::Unauthorized(format!("login attempt to {url} failed with status: {status}"))
+            ImageError::Unauthorized(format!(
+                "login attempt to {url} failed with status: {status}"
+            ))
         };
         if ping.status() != StatusCode::UNAUTHORIZED {
             return Err(failed(ping.status(), &url));
@@ -74,9 +85,10 @@ impl ImageService {
                 if let Some(s) = &service {
                     req = req.query(&[("service", s)]);
                 }
-                let resp = req.send().await.map_err(|e| {
-                    ImageError::Registry(format!("Get \"{realm}\": {e}"))
-                })?;
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| ImageError::Registry(format!("Get \"{realm}\": {e}")))?;
                 if resp.status().is_success() {
                     Ok(())
                 } else {
@@ -108,7 +120,10 @@ mod tests {
 
     #[test]
     fn hosts_and_challenges() {
-        assert_eq!(registry_host("https://index.docker.io/v1/"), "registry-1.docker.io");
+        assert_eq!(
+            registry_host("https://index.docker.io/v1/"),
+            "registry-1.docker.io"
+        );
         assert_eq!(registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
         assert_eq!(registry_host("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
         let (r, s) =

@@ -143,8 +143,17 @@ impl ImageService {
         for rec in cat.data.images.values() {
             let cfg = self.config_of(&rec.id)?;
             let (tags, digests) = cat.names_of(&rec.id);
-            let repo_tags = familiar_all(&tags);
-            let repo_digests = familiar_all(&digests);
+            let mut repo_tags = familiar_all(&tags);
+            let mut repo_digests = familiar_all(&digests);
+            if !filters.reference.is_empty() {
+                // As dockerd: only the names that match are listed, and an image with no
+                // matching name is left out.
+                repo_tags.retain(|t| reference_matches(&filters.reference, t));
+                repo_digests.retain(|t| reference_matches(&filters.reference, t));
+                if repo_tags.is_empty() && repo_digests.is_empty() {
+                    continue;
+                }
+            }
             let created = cfg.created_unix();
             let labels = cfg.labels();
             if !matches_filters(filters, &repo_tags, &labels, created) {
@@ -600,6 +609,21 @@ fn labels_match(wanted: &[String], labels: &HashMap<String, String>) -> bool {
     })
 }
 
+/// A familiar name (`app:v1`, `app@sha256:…`) against `reference` patterns, which may
+/// name the repository alone or with its tag.
+fn reference_matches(patterns: &[String], familiar: &str) -> bool {
+    let name = match familiar.split_once('@') {
+        Some((n, _)) => n,
+        None => match familiar.rfind(':') {
+            Some(i) if !familiar[i..].contains('/') => &familiar[..i],
+            _ => familiar,
+        },
+    };
+    patterns
+        .iter()
+        .any(|p| pattern_matches(p, familiar) || pattern_matches(p, name))
+}
+
 fn matches_filters(
     f: &ImageFilters,
     repo_tags: &[String],
@@ -608,17 +632,6 @@ fn matches_filters(
 ) -> bool {
     if let Some(d) = f.dangling {
         if d != repo_tags.is_empty() {
-            return false;
-        }
-    }
-    if !f.reference.is_empty() {
-        let hit = f.reference.iter().any(|pat| {
-            repo_tags.iter().any(|t| {
-                let name = t.rsplit_once(':').map(|(n, _)| n).unwrap_or(t);
-                pattern_matches(pat, t) || pattern_matches(pat, name)
-            })
-        });
-        if !hit {
             return false;
         }
     }
