@@ -157,7 +157,6 @@ impl Engine {
                 insecure_registry_cidrs: Some(insecure),
                 index_configs: None,
                 mirrors: Some(vec![]),
-                ..Default::default()
             }),
             ncpu: Some(h.ncpu),
             mem_total: Some(h.mem_total),

@@ -27,6 +27,9 @@ pub fn agent_bin() -> anyhow::Result<PathBuf> {
     bail!("berth-agent binary not found: run `cargo build -p berth-agent` or set BERTH_AGENT_BIN")
 }
 
+/// Status, headers and body of a raw HTTP response.
+pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
 pub struct Engine {
     child: Option<Child>,
     root: PathBuf,
@@ -194,7 +197,7 @@ impl Engine {
         method: &str,
         path: &str,
         body: Option<&[u8]>,
-    ) -> anyhow::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    ) -> anyhow::Result<RawResponse> {
         let mut s = UnixStream::connect(&self.socket)?;
         s.set_read_timeout(Some(Duration::from_secs(120)))?;
         let body = body.unwrap_or_default();

@@ -87,7 +87,9 @@ fn ping_and_version_negotiation() {
 #[test]
 fn malformed_requests_get_docker_shaped_errors() {
     let engine = Engine::start().unwrap();
-    let cases: &[(&str, &str, Option<&[u8]>, u16, &str)] = &[
+    /// method, path, body, expected status, expected message fragment
+    type Case<'a> = (&'a str, &'a str, Option<&'a [u8]>, u16, &'a str);
+    let cases: &[Case] = &[
         (
             "POST",
             "/v1.50/images/create?fromImage=UPPER/case&tag=latest",
