@@ -229,7 +229,12 @@ impl ImageService {
                 layers: Some(rec.diff_ids.clone()),
             }),
             metadata: Some(ImageInspectMetadata {
-                last_tag_time: rec.last_tag_time.clone(),
+                // dockerd shows Go's zero time for images never tagged locally.
+                last_tag_time: Some(
+                    rec.last_tag_time
+                        .clone()
+                        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+                ),
             }),
             ..Default::default()
         })

@@ -53,7 +53,7 @@ pub enum UnpackError {
 /// What an unpack produced.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct UnpackStats {
-    /// Sum of regular file sizes: what dockerd reports as the layer's size.
+    /// Sum of regular file and symlink sizes: what dockerd reports as the layer's size.
     pub size: u64,
     pub entries: u64,
 }
@@ -216,6 +216,8 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, Unpa
                     })?;
                 clear_target(&target, false)?;
                 wr(&target, symlink(&link, &target))?;
+                // dockerd's layer size counts a symlink's length, as lstat reports it.
+                stats.size += link.as_os_str().len() as u64;
             }
             tar::EntryType::Link => {
                 let link = entry
@@ -423,7 +425,7 @@ mod tests {
             b.append_link(&mut h, "bin/tool2", "bin/tool").unwrap();
         });
         let stats = unpack_layer(&data[..], dir.path()).unwrap();
-        assert_eq!(stats.size, 5);
+        assert_eq!(stats.size, 5 + "/bin/tool".len() as u64);
         assert_eq!(fs::read(dir.path().join("bin/tool2")).unwrap(), b"hello");
         assert_eq!(
             fs::read_link(dir.path().join("bin/sh")).unwrap(),
