@@ -58,7 +58,7 @@ impl ImageService {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ImageError::Registry(e.to_string()))?;
-        let net = |e: reqwest::Error| ImageError::Registry(format!("Get \"{url}\": {e}"));
+        let net = |e: reqwest::Error| ImageError::Registry(super::pull::request_error(&e));
         let ping = client.get(&url).send().await.map_err(net)?;
         if ping.status().is_success() {
             return Ok(()); // the registry needs no credentials

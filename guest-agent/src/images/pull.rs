@@ -195,17 +195,26 @@ fn registry_error(r: &ImageRef, e: OciDistributionError) -> ImageError {
         OciDistributionError::DigestError(d) => {
             ImageError::Corrupt(format!("filesystem layer verification failed: {d}"))
         }
-        OciDistributionError::RequestError(e) => {
-            // reqwest's Display hides the cause ("error sending request"); show it.
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            ImageError::Registry(msg)
-        }
+        OciDistributionError::RequestError(e) => ImageError::Registry(request_error(&e)),
         other => ImageError::Registry(other.to_string()),
+    }
+}
+
+/// dockerd's shape for transport failures: `Get "URL": <root cause>` (reqwest's own
+/// Display hides the cause behind "error sending request").
+pub(super) fn request_error(e: &reqwest::Error) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let cause = match root.downcast_ref::<io::Error>().map(io::Error::kind) {
+        Some(io::ErrorKind::ConnectionRefused) => "connect: connection refused".to_string(),
+        Some(io::ErrorKind::TimedOut) => "i/o timeout".to_string(),
+        _ => root.to_string(),
+    };
+    match e.url() {
+        Some(url) => format!("Get \"{url}\": {cause}"),
+        None => cause,
     }
 }
 
