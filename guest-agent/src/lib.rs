@@ -9,6 +9,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod images;
 pub mod memory;
+pub mod runtime;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {

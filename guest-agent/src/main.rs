@@ -7,6 +7,18 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("daemon") => {}
+        // Must stay before any thread is started: libcontainer clones this process.
+        Some("shim") => {
+            use berth_agent::runtime::shim;
+            let code = match shim::ShimArgs::parse(args).and_then(shim::run) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("berth-agent shim: {e}");
+                    e.exit_code()
+                }
+            };
+            std::process::exit(code);
+        }
         Some("--version") | Some("version") => {
             println!("berth-agent {}", berth_agent::VERSION);
             return Ok(());

@@ -13,6 +13,8 @@ pub const PACKAGES: &[&str] = &[
     "busybox-static",  // the static binary test images are made of
     "openssl",         // the token-auth fixture signs JWTs with it
     "ca-certificates",
+    "libseccomp-dev", // libcontainer links libseccomp
+    "pkg-config",
 ];
 
 /// Packages only `cargo xtask bench` needs: Debian's dockerd as the reference.

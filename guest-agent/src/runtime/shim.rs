@@ -1,0 +1,294 @@
+//! The per-container shim: `berth-agent shim --id ID --bundle DIR --state DIR`.
+//!
+//! Runs single-threaded (it is dispatched before any async runtime exists), creates and
+//! starts the container with libcontainer, copies the container's stdout and stderr into
+//! `<bundle>/container.log` in Docker's json-file format, reaps the container and writes
+//! `<bundle>/exit.json` atomically. The daemon reads those files; the shim outlives a
+//! daemon restart.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::atomic_write;
+
+pub const LOG_FILE: &str = "container.log";
+pub const EXIT_FILE: &str = "exit.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("usage: berth-agent shim --id ID --bundle DIR --state DIR")]
+    Usage,
+    #[error("creating the container: {0}")]
+    Create(String),
+    #[error("starting the container: {0}")]
+    Start(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ShimError {
+    /// The exit status the shim process ends with for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShimError::Create(m) | ShimError::Start(m) => exec_failure_code(m),
+            ShimError::Usage => 2,
+            ShimError::Io { .. } => 1,
+        }
+    }
+}
+
+fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ShimError {
+    move |source| ShimError::Io { context, source }
+}
+
+fn nix_err(context: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
+    move |e| ShimError::Io {
+        context,
+        source: io::Error::from_raw_os_error(e as i32),
+    }
+}
+
+/// How the container ended, as the daemon reads it back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub exit_code: i32,
+    pub finished_at: String,
+    #[serde(default)]
+    pub error: String,
+}
+
+pub struct ShimArgs {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub state: PathBuf,
+}
+
+impl ShimArgs {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ShimArgs, ShimError> {
+        let (mut id, mut bundle, mut state) = (None, None, None);
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            let v = it.next().ok_or(ShimError::Usage)?;
+            match a.as_str() {
+                "--id" => id = Some(v),
+                "--bundle" => bundle = Some(PathBuf::from(v)),
+                "--state" => state = Some(PathBuf::from(v)),
+                _ => return Err(ShimError::Usage),
+            }
+        }
+        Ok(ShimArgs {
+            id: id.ok_or(ShimError::Usage)?,
+            bundle: bundle.ok_or(ShimError::Usage)?,
+            state: state.ok_or(ShimError::Usage)?,
+        })
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// One json-file log line.
+pub fn log_line(stream: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(&serde_json::json!({
+        "log": String::from_utf8_lossy(data),
+        "stream": stream,
+        "time": now(),
+    }))
+    .unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Splits `buf` into complete lines (each keeps its '\n'), leaving a partial tail.
+fn take_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut lines = Vec::new();
+    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+        lines.push(buf.drain(..=i).collect());
+    }
+    lines
+}
+
+/// Runs the shim to completion; returns the container's exit code.
+pub fn run(args: ShimArgs) -> Result<i32, ShimError> {
+    let (out_r, out_w) = nix::unistd::pipe().map_err(nix_err("creating stdout pipe"))?;
+    let (err_r, err_w) = nix::unistd::pipe().map_err(nix_err("creating stderr pipe"))?;
+    let devnull: OwnedFd = File::open("/dev/null")
+        .map_err(io_err("opening /dev/null"))?
+        .into();
+    std::fs::create_dir_all(&args.state).map_err(io_err("creating state dir"))?;
+
+    let container = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+        .with_executor(DefaultExecutor {})
+        .with_root_path(&args.state)
+        .map_err(|e| ShimError::Create(e.to_string()))?
+        .with_stdin(devnull)
+        .with_stdout(out_w)
+        .with_stderr(err_w)
+        .validate_id()
+        .map_err(|e| ShimError::Create(e.to_string()))?
+        .as_init(&args.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build();
+    let mut container = match container {
+        Ok(c) => c,
+        Err(e) => {
+            // A failed create may have left state and cgroups behind: remove them.
+            if let Ok(mut c) = libcontainer::container::Container::load(args.state.join(&args.id)) {
+                let _ = c.delete(true);
+            }
+            let msg = e.to_string();
+            record_exit(&args.bundle, exec_failure_code(&msg), &msg)?;
+            return Err(ShimError::Create(msg));
+        }
+    };
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        let msg = e.to_string();
+        record_exit(&args.bundle, exec_failure_code(&msg), &msg)?;
+        return Err(ShimError::Start(msg));
+    }
+    let pid = container
+        .pid()
+        .ok_or_else(|| ShimError::Start("container has no pid".into()))?;
+
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.bundle.join(LOG_FILE))
+        .map_err(io_err("opening the container log"))?;
+    copy_output(out_r, err_r, &mut log)?;
+
+    // The init process is our sibling-cloned child with no exit signal: __WALL.
+    let code = loop {
+        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(_, c)) => break c,
+            Ok(WaitStatus::Signaled(_, sig, _)) => break 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(nix_err("waiting for the container")(e)),
+        }
+    };
+    let _ = container.delete(true);
+    record_exit(&args.bundle, code, "")?;
+    Ok(code)
+}
+
+/// Docker's exit codes for a process that could not be executed: 127 when the
+/// executable does not exist, 126 when it exists but cannot be run.
+pub fn exec_failure_code(message: &str) -> i32 {
+    if message.contains("not found") || message.contains("No such file") {
+        127
+    } else {
+        126
+    }
+}
+
+fn record_exit(bundle: &Path, code: i32, error: &str) -> Result<(), ShimError> {
+    let record = ExitRecord {
+        exit_code: code,
+        finished_at: now(),
+        error: error.to_string(),
+    };
+    let bytes = serde_json::to_vec(&record).unwrap_or_default();
+    atomic_write(&bundle.join(EXIT_FILE), &bytes).map_err(io_err("writing exit record"))
+}
+
+/// Copies both pipes into the log until both reach EOF (the container and everything
+/// that inherited its stdio have exited).
+fn copy_output(out: OwnedFd, err: OwnedFd, log: &mut File) -> Result<(), ShimError> {
+    let mut streams = vec![
+        ("stdout", File::from(out), Vec::new(), true),
+        ("stderr", File::from(err), Vec::new(), true),
+    ];
+    let mut buf = [0u8; 32 * 1024];
+    while streams.iter().any(|s| s.3) {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = streams
+                .iter()
+                .filter(|s| s.3)
+                .map(|s| PollFd::new(s.1.as_fd(), PollFlags::POLLIN))
+                .collect();
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(nix_err("polling container output")(e)),
+            }
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
+        };
+        let mut ri = ready.into_iter();
+        for s in streams.iter_mut().filter(|s| s.3) {
+            if !ri.next().unwrap_or(false) {
+                continue;
+            }
+            match s.1.read(&mut buf) {
+                Ok(0) => {
+                    if !s.2.is_empty() {
+                        let tail = std::mem::take(&mut s.2);
+                        log.write_all(&log_line(s.0, &tail))
+                            .map_err(io_err("writing the container log"))?;
+                    }
+                    s.3 = false;
+                }
+                Ok(n) => {
+                    s.2.extend_from_slice(&buf[..n]);
+                    for line in take_lines(&mut s.2) {
+                        log.write_all(&log_line(s.0, &line))
+                            .map_err(io_err("writing the container log"))?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("reading container output")(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the exit record a shim left, if the container has exited.
+pub fn read_exit(bundle: &Path) -> Option<ExitRecord> {
+    let bytes = std::fs::read(bundle.join(EXIT_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_lines_and_keeps_partial_tail() {
+        let mut b = b"one\ntwo\nthr".to_vec();
+        let lines = take_lines(&mut b);
+        assert_eq!(lines, vec![b"one\n".to_vec(), b"two\n".to_vec()]);
+        assert_eq!(b, b"thr");
+        let l = String::from_utf8(log_line("stdout", b"hi\n")).unwrap();
+        assert!(
+            l.starts_with(r#"{"log":"hi\n","stream":"stdout","time":""#),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn parses_args() {
+        let a = ShimArgs::parse(["--id", "x", "--bundle", "/b", "--state", "/s"].map(String::from))
+            .unwrap();
+        assert_eq!(a.id, "x");
+        assert!(ShimArgs::parse(["--id".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,372 @@
+//! The OCI runtime spec for a container, as data: Docker's defaults (namespaces, mounts,
+//! capability set, masked and read-only paths, device rules) plus what the container
+//! asks for. Pure: no syscalls, so every rule is unit-tested.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+/// Docker's default capability set (moby `oci/caps/defaults.go`).
+pub const DEFAULT_CAPS: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// Paths Docker hides from containers.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What the process inside the container is.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessConfig {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub terminal: bool,
+}
+
+/// Container-level choices.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerConfig {
+    pub hostname: String,
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<Capability>,
+    pub cap_drop: Vec<Capability>,
+    pub no_new_privileges: bool,
+    /// `cgroupsPath`, e.g. `/berth/<id>`.
+    pub cgroups_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("building the OCI spec: {0}")]
+pub struct SpecError(String);
+
+fn err(e: impl std::fmt::Display) -> SpecError {
+    SpecError(e.to_string())
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, SpecError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(err)
+}
+
+/// Docker's default mounts.
+fn default_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
+    let sys_mode = if privileged { "rw" } else { "ro" };
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_mode],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        )?,
+    ])
+}
+
+/// The effective capability set: Docker's defaults, `--cap-add`, `--cap-drop`
+/// (`ALL` is expressed by the caller expanding it), or everything when privileged.
+pub fn capabilities(c: &ContainerConfig) -> HashSet<Capability> {
+    if c.privileged {
+        return all_capabilities();
+    }
+    let mut set: HashSet<Capability> = DEFAULT_CAPS.iter().copied().collect();
+    set.extend(c.cap_add.iter().copied());
+    for d in &c.cap_drop {
+        set.remove(d);
+    }
+    set
+}
+
+fn all_capabilities() -> HashSet<Capability> {
+    use std::str::FromStr;
+    (0..64)
+        .filter_map(|i| caps_name(i).and_then(|n| Capability::from_str(n).ok()))
+        .collect()
+}
+
+/// Capability names by number, as the kernel numbers them (up to CAP_CHECKPOINT_RESTORE).
+fn caps_name(i: u32) -> Option<&'static str> {
+    const NAMES: &[&str] = &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES.get(i as usize).copied()
+}
+
+/// Builds the whole spec.
+pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> {
+    let caps = capabilities(c);
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
+        .map_err(err)?;
+    let user = UserBuilder::default()
+        .uid(p.uid)
+        .gid(p.gid)
+        .additional_gids(p.additional_gids.clone())
+        .build()
+        .map_err(err)?;
+    let process = ProcessBuilder::default()
+        .terminal(p.terminal)
+        .user(user)
+        .args(p.args.clone())
+        .env(p.env.clone())
+        .cwd(if p.cwd.is_empty() {
+            "/"
+        } else {
+            p.cwd.as_str()
+        })
+        .capabilities(capabilities)
+        .no_new_privileges(c.no_new_privileges)
+        .build()
+        .map_err(err)?;
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|t| LinuxNamespaceBuilder::default().typ(t).build().map_err(err))
+    .collect::<Result<Vec<_>, _>>()?;
+    let devices = if c.privileged {
+        vec![LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .access("rwm")
+            .build()
+            .map_err(err)?]
+    } else {
+        vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .map_err(err)?]
+    };
+    let resources = LinuxResourcesBuilder::default()
+        .devices(devices)
+        .build()
+        .map_err(err)?;
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources)
+        .cgroups_path(c.cgroups_path.clone());
+    if !c.privileged {
+        linux = linux
+            .masked_paths(
+                MASKED_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                READONLY_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            );
+    }
+    let linux = linux.build().map_err(err)?;
+    let root = RootBuilder::default()
+        .path(c.rootfs.clone())
+        .readonly(c.readonly_rootfs)
+        .build()
+        .map_err(err)?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(root)
+        .hostname(c.hostname.clone())
+        .mounts(default_mounts(c.privileged)?)
+        .linux(linux)
+        .build()
+        .map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> (ProcessConfig, ContainerConfig) {
+        (
+            ProcessConfig {
+                args: vec!["sh".into()],
+                ..Default::default()
+            },
+            ContainerConfig {
+                hostname: "abc".into(),
+                rootfs: "/r".into(),
+                cgroups_path: "/berth/abc".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn docker_defaults() {
+        let (p, c) = base();
+        let spec = build(&p, &c).unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap();
+        assert_eq!(caps.len(), 14);
+        assert!(!caps.contains(&Capability::SysAdmin));
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert_eq!(spec.mounts().as_ref().unwrap().len(), 7);
+        assert_eq!(spec.process().as_ref().unwrap().cwd(), &PathBuf::from("/"));
+    }
+
+    #[test]
+    fn cap_add_drop_and_privileged() {
+        let (p, mut c) = base();
+        c.cap_add = vec![Capability::SysAdmin];
+        c.cap_drop = vec![Capability::NetRaw];
+        let caps = capabilities(&c);
+        assert!(caps.contains(&Capability::SysAdmin) && !caps.contains(&Capability::NetRaw));
+        c.privileged = true;
+        assert!(capabilities(&c).len() >= 40);
+        let spec = build(&p, &c).unwrap();
+        assert!(spec.linux().as_ref().unwrap().masked_paths().is_none());
+    }
+}
