@@ -211,7 +211,7 @@ fn record_exit(bundle: &Path, code: i32, error: &str) -> Result<(), ShimError> {
 /// Copies both pipes into the log until both reach EOF (the container and everything
 /// that inherited its stdio have exited).
 fn copy_output(out: OwnedFd, err: OwnedFd, log: &mut File) -> Result<(), ShimError> {
-    let mut streams = vec![
+    let mut streams = [
         ("stdout", File::from(out), Vec::new(), true),
         ("stderr", File::from(err), Vec::new(), true),
     ];
