@@ -1,6 +1,7 @@
-//! Small OCI images built locally (busybox-static and generated data), written as OCI
-//! layouts and pushed to a test registry with skopeo. Every digest is deterministic
-//! for the same inputs, and each image exposes the digests tests compare against.
+//! Test images: OCI layouts built locally (busybox-static, generated data) and pushed with skopeo.
+//!
+//! Every digest is deterministic for the same inputs, and each image exposes the
+//! digests tests compare against (manifest, config = image ID, index, layers).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::registry::Registry;
 
+/// The tag of the single image (or index) in every layout written here.
+const LAYOUT_TAG: &str = "latest";
 const CREATED: &str = "2024-05-01T12:00:00Z";
 const MTIME: u64 = 1_714_564_800;
 const BUSYBOX: &str = "/bin/busybox";
@@ -28,6 +31,22 @@ pub enum Compression {
 
 fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// Uncompresses a layer blob according to its media type (`…tar`, `+gzip`, `+zstd`).
+pub fn decompress(blob: &[u8], media_type: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    if media_type.ends_with("gzip") {
+        flate2::read::GzDecoder::new(blob)
+            .read_to_end(&mut out)
+            .context("gunzip")?;
+    } else if media_type.ends_with("zstd") {
+        out = zstd::decode_all(blob).context("zstd -d")?;
+    } else {
+        out = blob.to_vec();
+    }
+    Ok(out)
 }
 
 /// A layer tar under construction.
@@ -78,7 +97,8 @@ impl LayerBuilder {
     }
 
     /// Appends an entry with raw name and link bytes, bypassing the tar crate's path
-    /// checks (which refuse `..`): this is how a hostile layer is made.
+    /// checks (which refuse `..` and absolute links): this is how a hostile layer is
+    /// made. Names or links over 100 bytes go in GNU `././@LongLink` entries.
     pub fn raw(
         &mut self,
         kind: tar::EntryType,
@@ -89,17 +109,36 @@ impl LayerBuilder {
         let mut h = Self::header(kind, 0o644, data.len() as u64);
         {
             let old = h.as_old_mut();
-            if name.len() > old.name.len() || link.len() > old.linkname.len() {
-                bail!("raw entry names must fit the old header");
+            if name.len() > old.name.len() {
+                self.long_link(tar::EntryType::GNULongName, name)?;
             }
+            if link.len() > old.linkname.len() {
+                self.long_link(tar::EntryType::GNULongLink, link)?;
+            }
+            let old = h.as_old_mut();
             old.name = [0; 100];
-            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            let n = name.len().min(100);
+            old.name[..n].copy_from_slice(&name.as_bytes()[..n]);
             old.linkname = [0; 100];
-            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            let n = link.len().min(100);
+            old.linkname[..n].copy_from_slice(&link.as_bytes()[..n]);
         }
         h.set_cksum();
         self.tar.append(&h, data)?;
         Ok(self)
+    }
+
+    /// A GNU long name (`L`) or long link (`K`) entry for the entry that follows.
+    fn long_link(&mut self, kind: tar::EntryType, value: &str) -> anyhow::Result<()> {
+        let mut data = value.as_bytes().to_vec();
+        data.push(0);
+        let mut h = Self::header(kind, 0o644, data.len() as u64);
+        let old = h.as_old_mut();
+        old.name = [0; 100];
+        old.name[..13].copy_from_slice(b"././@LongLink");
+        h.set_cksum();
+        self.tar.append(&h, &data[..])?;
+        Ok(())
     }
 
     pub fn finish(self, compression: Compression) -> anyhow::Result<Layer> {
@@ -142,6 +181,17 @@ impl Layer {
     }
 }
 
+/// A layer as a manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDesc {
+    pub media_type: String,
+    /// Digest of the (compressed) blob.
+    pub digest: String,
+    /// Digest of the uncompressed tar.
+    pub diff_id: String,
+    pub size: u64,
+}
+
 /// One platform image inside a layout.
 #[derive(Debug, Clone)]
 pub struct PlatformImage {
@@ -150,6 +200,7 @@ pub struct PlatformImage {
     pub manifest_digest: String,
     pub config_digest: String,
     pub diff_ids: Vec<String>,
+    pub layers: Vec<LayerDesc>,
 }
 
 /// An OCI image layout on disk: one image, or an index of several.
@@ -237,6 +288,15 @@ impl Writer {
                 manifest_digest,
                 config_digest,
                 diff_ids,
+                layers: layers
+                    .iter()
+                    .map(|l| LayerDesc {
+                        media_type: l.media_type.to_string(),
+                        digest: l.digest.clone(),
+                        diff_id: l.diff_id.clone(),
+                        size: l.blob.len() as u64,
+                    })
+                    .collect(),
             },
         ))
     }
@@ -289,7 +349,7 @@ impl ImageLayout {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": img.manifest_digest,
             "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "latest"},
+            "annotations": {"org.opencontainers.image.ref.name": LAYOUT_TAG},
         }]))?;
         Ok(ImageLayout {
             dir,
@@ -298,8 +358,21 @@ impl ImageLayout {
         })
     }
 
-    /// Pushes the layout as `registry/name_tag` (all platforms of an index).
+    /// Pushes the layout as `registry/name_tag` (all platforms of an index) with
+    /// `skopeo copy --preserve-digests`, so the registry holds exactly these digests.
+    /// Uses the registry's credentials when it needs them.
     pub fn push(&self, registry: &Registry, name_tag: &str) -> anyhow::Result<()> {
+        self.push_as(registry, name_tag, registry.creds().as_deref())
+    }
+
+    /// Like [`ImageLayout::push`] with explicit `user:password` (or none), to check
+    /// that a registry refuses wrong credentials.
+    pub fn push_as(
+        &self,
+        registry: &Registry,
+        name_tag: &str,
+        creds: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut cmd = Command::new("skopeo");
         cmd.args([
             "copy",
@@ -310,21 +383,54 @@ impl ImageLayout {
         if self.index_digest.is_some() {
             cmd.arg("--all");
         }
-        if let Some(c) = registry.creds() {
-            cmd.arg("--dest-creds").arg(c);
+        match creds {
+            Some(c) => {
+                cmd.arg("--dest-creds").arg(c);
+            }
+            // Never pick up a login from the user's auth.json.
+            None => {
+                cmd.arg("--dest-no-creds");
+            }
         }
-        cmd.arg(format!("oci:{}:latest", self.dir.path().display()));
+        // A private, empty auth file: never the user's logins.
+        let authdir = tempfile::Builder::new().prefix("berth-skopeo-").tempdir()?;
+        let authfile = authdir.path().join("auth.json");
+        std::fs::write(&authfile, b"{}")?;
+        cmd.arg("--authfile").arg(&authfile);
+        cmd.arg(format!("oci:{}:{LAYOUT_TAG}", self.dir.path().display()));
         cmd.arg(format!("docker://{}/{}", registry.addr(), name_tag));
         let out = cmd
+            .stdin(std::process::Stdio::null())
             .output()
             .context("running skopeo (apt-get install skopeo)")?;
         if !out.status.success() {
             bail!(
-                "skopeo copy to {name_tag} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "skopeo copy to {}/{name_tag} failed: {}",
+                registry.addr(),
+                String::from_utf8_lossy(&out.stderr).trim()
             );
         }
         Ok(())
+    }
+
+    /// Reads a blob (layer, config, manifest or index) of the layout by digest.
+    pub fn blob(&self, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .with_context(|| format!("not a sha256 digest: {digest}"))?;
+        let path = self.dir.path().join("blobs/sha256").join(hex);
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// The uncompressed tar of a layer blob of this layout.
+    pub fn layer_tar(&self, layer: &LayerDesc) -> anyhow::Result<Vec<u8>> {
+        let blob = self.blob(&layer.digest)?;
+        decompress(&blob, &layer.media_type)
+    }
+
+    /// Layers of the (first) platform image, bottom first.
+    pub fn layers(&self) -> &[LayerDesc] {
+        &self.first().layers
     }
 
     fn first(&self) -> &PlatformImage {
@@ -411,7 +517,7 @@ pub fn multiarch_index() -> anyhow::Result<ImageLayout> {
         "mediaType": "application/vnd.oci.image.index.v1+json",
         "digest": index_digest,
         "size": index.len(),
-        "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        "annotations": {"org.opencontainers.image.ref.name": LAYOUT_TAG},
     }]))?;
     // The arm64 variant "v8" is what the index says; tests look it up without it.
     if let Some(i) = images.iter_mut().find(|i| i.architecture == "arm64") {
@@ -448,43 +554,105 @@ pub fn whiteout_image() -> anyhow::Result<ImageLayout> {
     )
 }
 
+/// The content of every [`MaliciousImage::victim`]; it must never change.
+pub const VICTIM_CONTENT: &[u8] = b"secret";
+
 /// A hostile single-layer image and what it tries to write outside the store.
 pub struct MaliciousImage {
+    /// `dotdot`, `symlink` or `hardlink`.
     pub tag: &'static str,
     pub image: ImageLayout,
-    /// Must not exist after the pull.
+    /// A path in a fresh temp dir outside any store: must not exist after the pull.
     pub escape_target: PathBuf,
-    /// An existing file outside the store that must keep a link count of 1.
+    /// An existing file outside the store (content [`VICTIM_CONTENT`]) that must keep
+    /// a link count of 1 and its content.
     pub victim: Option<PathBuf>,
     _outside: tempfile::TempDir,
 }
 
-/// Three layers that each try one escape: `..` paths, writing through a symlink that
-/// points outside, and a hardlink to a file outside.
+impl MaliciousImage {
+    /// What escaped, if anything: the target exists, or the victim was linked or
+    /// changed.
+    pub fn escaped(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        if self.escape_target.symlink_metadata().is_ok() {
+            return Some(format!(
+                "{} wrote {}",
+                self.tag,
+                self.escape_target.display()
+            ));
+        }
+        if let Some(v) = &self.victim {
+            match std::fs::metadata(v) {
+                Ok(m) if m.nlink() != 1 => {
+                    return Some(format!("{} hard-linked {}", self.tag, v.display()))
+                }
+                Ok(_) => {}
+                Err(e) => return Some(format!("{}: victim {}: {e}", self.tag, v.display())),
+            }
+            if std::fs::read(v).ok().as_deref() != Some(VICTIM_CONTENT) {
+                return Some(format!("{} changed {}", self.tag, v.display()));
+            }
+        }
+        // Anything else that appeared next to the target.
+        let extra: Vec<_> = std::fs::read_dir(self._outside.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| Some(p) != self.victim.as_ref())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !extra.is_empty() {
+            return Some(format!("{} wrote {extra:?}", self.tag));
+        }
+        None
+    }
+}
+
+fn outside_dir() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("berth-escape-")
+        .tempdir()
+        .context("making a temp dir for an escape target")
+}
+
+/// Three images that each try one escape (each target in its own fresh temp dir):
+/// - `dotdot`: a file entry `../../…/<tmp>/berth-escape-X/dotdot-pwned`, climbing out
+///   of wherever it is unpacked to an absolute, unique target;
+/// - `symlink`: `evil -> <tmp>/berth-escape-X` (absolute) then a file `evil/pwned`;
+/// - `hardlink`: `hl` hard-linked to `../../…/<tmp>/berth-escape-X/secret`, an existing
+///   file, then a regular `hl` whose content would be written through the link.
 pub fn malicious_images() -> anyhow::Result<Vec<MaliciousImage>> {
     let mut out = Vec::new();
-    let climb = "../".repeat(12);
+    let climb = "../".repeat(16);
 
-    let outside = tempfile::Builder::new().prefix("berth-escape-").tempdir()?;
-    let rel = outside.path().strip_prefix("/")?.join("dotdot-pwned");
+    let outside = outside_dir()?;
+    let target = outside.path().join("dotdot-pwned");
+    let rel = target.strip_prefix("/")?.display().to_string();
     let mut b = LayerBuilder::new();
     b.raw(
         tar::EntryType::Regular,
-        &format!("{climb}{}", rel.display()),
+        &format!("{climb}{rel}"),
         "",
         b"pwned",
     )?;
     out.push(MaliciousImage {
         tag: "dotdot",
         image: ImageLayout::single(&[b.finish(Compression::Gzip)?], "amd64", None, &["evil"])?,
-        escape_target: outside.path().join("dotdot-pwned"),
+        escape_target: target,
         victim: None,
         _outside: outside,
     });
 
-    let outside = tempfile::Builder::new().prefix("berth-escape-").tempdir()?;
+    let outside = outside_dir()?;
     let mut b = LayerBuilder::new();
-    b.symlink("evil", &outside.path().display().to_string())?;
+    b.raw(
+        tar::EntryType::Symlink,
+        "evil",
+        &outside.path().display().to_string(),
+        b"",
+    )?;
     b.raw(tar::EntryType::Regular, "evil/pwned", "", b"pwned")?;
     out.push(MaliciousImage {
         tag: "symlink",
@@ -494,17 +662,17 @@ pub fn malicious_images() -> anyhow::Result<Vec<MaliciousImage>> {
         _outside: outside,
     });
 
-    let outside = tempfile::Builder::new().prefix("berth-escape-").tempdir()?;
+    let outside = outside_dir()?;
     let victim = outside.path().join("secret");
-    std::fs::write(&victim, b"secret")?;
+    std::fs::write(&victim, VICTIM_CONTENT)?;
     let rel = victim.strip_prefix("/")?.display().to_string();
     let mut b = LayerBuilder::new();
     b.raw(tar::EntryType::Link, "hl", &format!("{climb}{rel}"), b"")?;
-    b.raw(tar::EntryType::Regular, "hl-written", "", b"x")?;
+    b.raw(tar::EntryType::Regular, "hl", "", b"pwned")?;
     out.push(MaliciousImage {
         tag: "hardlink",
         image: ImageLayout::single(&[b.finish(Compression::Gzip)?], "amd64", None, &["evil"])?,
-        escape_target: outside.path().join("hl-written"),
+        escape_target: outside.path().join("hl"),
         victim: Some(victim),
         _outside: outside,
     });
