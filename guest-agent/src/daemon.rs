@@ -19,7 +19,7 @@ use crate::engine::Engine;
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("opening the engine: {0}")]
-    Engine(#[from] crate::images::ImageError),
+    Engine(#[from] crate::containers::ContainerError),
     #[error("another engine is already serving {0}")]
     SocketInUse(String),
     #[error("binding {path}: {source}")]

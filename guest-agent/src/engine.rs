@@ -8,6 +8,7 @@ use std::time::Instant;
 use bollard_stubs::models::{PluginsInfo, RegistryServiceConfig, SystemInfo};
 
 use crate::config::Config;
+use crate::containers::{ContainerError, ContainerService};
 use crate::images::{ImageError, ImageService};
 
 /// Facts about the machine, read once at start.
@@ -68,13 +69,14 @@ impl HostFacts {
 pub struct Engine {
     pub config: Config,
     pub images: ImageService,
+    pub containers: std::sync::Arc<ContainerService>,
     pub id: String,
     pub started: Instant,
     host: HostFacts,
 }
 
 impl Engine {
-    pub fn open(config: Config) -> Result<Engine, ImageError> {
+    pub fn open(config: Config) -> Result<Engine, ContainerError> {
         fs::create_dir_all(&config.root).map_err(ImageError::io(format!(
             "creating {}",
             config.root.display()
@@ -84,8 +86,10 @@ impl Engine {
             config.insecure_registries.clone(),
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
+        let containers = ContainerService::open(config.root.join("containers"))?;
         Ok(Engine {
             images,
+            containers,
             id,
             started: Instant::now(),
             host: HostFacts::read(),
@@ -97,21 +101,22 @@ impl Engine {
         &self.host
     }
 
-    /// Whether a container uses the image (containers arrive with Engine II).
-    pub fn image_in_use(&self, _image_id: &str) -> bool {
-        false
+    /// Whether a container uses the image.
+    pub fn image_in_use(&self, image_id: &str) -> bool {
+        self.containers.image_in_use(image_id)
     }
 
     pub fn info(&self) -> SystemInfo {
         let h = &self.host;
+        let (running, paused, stopped) = self.containers.counts();
         let mut insecure = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
         insecure.extend(self.config.insecure_registries.iter().cloned());
         SystemInfo {
             id: Some(self.id.clone()),
-            containers: Some(0),
-            containers_running: Some(0),
-            containers_paused: Some(0),
-            containers_stopped: Some(0),
+            containers: Some(running + paused + stopped),
+            containers_running: Some(running),
+            containers_paused: Some(paused),
+            containers_stopped: Some(stopped),
             images: Some(self.images.count() as i64),
             driver: Some("overlay2".into()),
             driver_status: Some(vec![vec![

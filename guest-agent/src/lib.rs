@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod containers;
 pub mod daemon;
 pub mod engine;
 pub mod fsutil;

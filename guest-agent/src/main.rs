@@ -10,6 +10,15 @@ fn main() -> anyhow::Result<()> {
         // Must stay before any thread is started: libcontainer clones this process.
         Some("shim") => {
             use berth_agent::runtime::shim;
+            // libcontainer reports the failing step through tracing.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init();
             let code = match shim::ShimArgs::parse(args).and_then(shim::run) {
                 Ok(code) => code,
                 Err(e) => {

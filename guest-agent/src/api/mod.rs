@@ -3,6 +3,7 @@
 //! parse the request, call the domain, and map its typed error to a status.
 
 mod auth;
+mod containers;
 mod error;
 mod images;
 mod progress;
@@ -101,6 +102,26 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["info"]) => system::info(&engine),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),
+        (&Method::POST, ["containers", "create"]) => {
+            containers::create(&engine, &query, read_body(req).await?).await
+        }
+        (&Method::GET, ["containers", "json"]) => containers::list(&engine, &query),
+        (&Method::POST, ["containers", "prune"]) => containers::prune(&engine).await,
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&engine, id),
+        (&Method::POST, ["containers", id, "start"]) => containers::start(&engine, id).await,
+        (&Method::POST, ["containers", id, "stop"]) => containers::stop(&engine, id, &query).await,
+        (&Method::POST, ["containers", id, "restart"]) => {
+            containers::restart(&engine, id, &query).await
+        }
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&engine, id, &query),
+        (&Method::POST, ["containers", id, "wait"]) => containers::wait(&engine, id, &query),
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(&engine, id, &query),
+        (&Method::GET, ["containers", id, "logs"]) => containers::logs(&engine, id, &query),
+        (&Method::POST, ["containers", id, "attach"]) => {
+            let id = id.to_string();
+            containers::attach(engine.clone(), &id, &query, req).await
+        }
+        (&Method::DELETE, ["containers", id]) => containers::remove(&engine, id, &query).await,
         (&Method::POST, ["images", "create"]) => {
             images::create(engine, &query, req.headers()).await
         }

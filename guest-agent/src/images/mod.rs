@@ -310,6 +310,14 @@ impl ImageService {
         let by_reference = !is_id_or_prefix(&id, name);
         if by_reference {
             let r = ImageRef::parse(name)?;
+            // Untagging the last name of an image a container uses needs -f, as dockerd.
+            let last_tag = tags.len() <= 1;
+            if last_tag && !force && in_use(&id) {
+                return Err(ImageError::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container is using its referenced image {}",
+                    digest::short(&id)
+                )));
+            }
             let key = match r.digest() {
                 Some(_) => full_digested(&r),
                 None => full_tagged(&r),

@@ -74,11 +74,14 @@ pub struct ShimArgs {
     pub id: String,
     pub bundle: PathBuf,
     pub state: PathBuf,
+    /// A pipe to the daemon: the shim writes `ok <pid>` once the container runs, or
+    /// `err <code> <message>` if it could not start it, then closes it.
+    pub sync_fd: Option<i32>,
 }
 
 impl ShimArgs {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ShimArgs, ShimError> {
-        let (mut id, mut bundle, mut state) = (None, None, None);
+        let (mut id, mut bundle, mut state, mut sync_fd) = (None, None, None, None);
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
             let v = it.next().ok_or(ShimError::Usage)?;
@@ -86,6 +89,7 @@ impl ShimArgs {
                 "--id" => id = Some(v),
                 "--bundle" => bundle = Some(PathBuf::from(v)),
                 "--state" => state = Some(PathBuf::from(v)),
+                "--sync-fd" => sync_fd = Some(v.parse().map_err(|_| ShimError::Usage)?),
                 _ => return Err(ShimError::Usage),
             }
         }
@@ -93,6 +97,7 @@ impl ShimArgs {
             id: id.ok_or(ShimError::Usage)?,
             bundle: bundle.ok_or(ShimError::Usage)?,
             state: state.ok_or(ShimError::Usage)?,
+            sync_fd,
         })
     }
 }
@@ -124,6 +129,31 @@ fn take_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
 
 /// Runs the shim to completion; returns the container's exit code.
 pub fn run(args: ShimArgs) -> Result<i32, ShimError> {
+    // SAFETY: the daemon passed this descriptor to us for exactly this purpose and
+    // nothing else in this process owns it.
+    let mut sync: Option<File> = args
+        .sync_fd
+        .map(|fd| unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    if let Some(s) = &sync {
+        // Never leak the daemon's pipe into the container's process.
+        let _ = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    let result = run_container(&args, &mut sync);
+    if let (Err(e), Some(s)) = (&result, sync.as_mut()) {
+        let _ = writeln!(
+            s,
+            "err {} {}",
+            e.exit_code(),
+            e.to_string().replace('\n', " ")
+        );
+    }
+    result
+}
+
+fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimError> {
     let (out_r, out_w) = nix::unistd::pipe().map_err(nix_err("creating stdout pipe"))?;
     let (err_r, err_w) = nix::unistd::pipe().map_err(nix_err("creating stderr pipe"))?;
     let devnull: OwnedFd = File::open("/dev/null")
@@ -165,6 +195,9 @@ pub fn run(args: ShimArgs) -> Result<i32, ShimError> {
     let pid = container
         .pid()
         .ok_or_else(|| ShimError::Start("container has no pid".into()))?;
+    if let Some(mut s) = sync.take() {
+        let _ = writeln!(s, "ok {pid}");
+    }
 
     let mut log = OpenOptions::new()
         .create(true)

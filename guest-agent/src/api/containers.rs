@@ -1,0 +1,379 @@
+//! Container endpoints: create, start, wait, attach, logs, stop, kill, restart, remove,
+//! rename, prune, list and inspect.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use bollard_stubs::models::{
+    ContainerCreateBody, ContainerCreateResponse, ContainerWaitExitError, ContainerWaitResponse,
+};
+
+use super::{empty, json, ApiError, ApiResult, Body, Query};
+use crate::containers::logs::{self, LogOptions};
+use crate::containers::views::ListFilters;
+use crate::containers::{ContainerError, Life, Status, WaitCondition};
+use crate::engine::Engine;
+
+const LIST_FILTERS: &[&str] = &["status", "name", "id", "label", "ancestor", "exited"];
+
+impl From<ContainerError> for ApiError {
+    fn from(e: ContainerError) -> Self {
+        let e = match e {
+            ContainerError::Image(inner) => return inner.into(),
+            other => other,
+        };
+        let status = match &e {
+            ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ContainerError::Conflict(_) => StatusCode::CONFLICT,
+            ContainerError::InvalidArgument(_) | ContainerError::Start { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ContainerError::NotModified => StatusCode::NOT_MODIFIED,
+            ContainerError::Image(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ContainerError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "container request failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+pub async fn create(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
+    let body: ContainerCreateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let id = engine
+        .containers
+        .create(&engine.images, q.get("name"), body)?;
+    json(
+        StatusCode::CREATED,
+        &ContainerCreateResponse {
+            id,
+            warnings: vec![],
+        },
+    )
+}
+
+pub async fn start(engine: &Engine, name: &str) -> ApiResult {
+    match engine.containers.start(&engine.images, name).await {
+        Ok(()) => empty(StatusCode::NO_CONTENT),
+        Err(ContainerError::NotModified) => empty(StatusCode::NOT_MODIFIED),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn stop(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let timeout = q.get("t").and_then(|t| t.parse().ok());
+    match engine.containers.stop(name, timeout, q.get("signal")).await {
+        Ok(()) => empty(StatusCode::NO_CONTENT),
+        Err(ContainerError::NotModified) => empty(StatusCode::NOT_MODIFIED),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn restart(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let timeout = q.get("t").and_then(|t| t.parse().ok());
+    match engine.containers.stop(name, timeout, q.get("signal")).await {
+        Ok(()) | Err(ContainerError::NotModified) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match engine.containers.start(&engine.images, name).await {
+        Ok(()) | Err(ContainerError::NotModified) => empty(StatusCode::NO_CONTENT),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    engine.containers.kill(name, q.get("signal"))?;
+    empty(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    engine.containers.remove(name, q.flag("force")).await?;
+    empty(StatusCode::NO_CONTENT)
+}
+
+pub fn rename(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let new_name = q
+        .get("name")
+        .ok_or_else(|| ApiError::bad_request("name must be specified"))?;
+    engine.containers.rename(name, new_name)?;
+    empty(StatusCode::NO_CONTENT)
+}
+
+pub async fn prune(engine: &Engine) -> ApiResult {
+    json(StatusCode::OK, &engine.containers.prune().await?)
+}
+
+pub fn list(engine: &Engine, q: &Query) -> ApiResult {
+    let raw = q.filters(LIST_FILTERS)?;
+    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
+    let exited = get("exited")
+        .iter()
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid filter 'exited={v}'")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let filters = ListFilters {
+        all: q.flag("all"),
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        status: get("status"),
+        name: get("name"),
+        id: get("id"),
+        label: get("label"),
+        ancestor: get("ancestor"),
+        exited,
+    };
+    json(StatusCode::OK, &engine.containers.list(&filters))
+}
+
+pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
+    json(StatusCode::OK, &engine.containers.inspect(name)?)
+}
+
+/// `POST /containers/{id}/wait`: the 200 header goes out at once, the body when the
+/// condition holds (the CLI calls this before `start`).
+pub fn wait(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let condition = WaitCondition::parse(q.get("condition"))?;
+    let fut = engine.containers.wait(name, condition)?;
+    let body = futures_util::stream::once(async move {
+        let (code, error) = fut.await;
+        let resp = ContainerWaitResponse {
+            status_code: code,
+            error: (!error.is_empty()).then_some(ContainerWaitExitError {
+                message: Some(error),
+            }),
+        };
+        let mut bytes = serde_json::to_vec(&resp).unwrap_or_default();
+        bytes.push(b'\n');
+        Ok::<_, std::io::Error>(Frame::data(Bytes::from(bytes)))
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// When an output stream ends.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Now: what the log holds is all there is.
+    Drained,
+    /// After the container exits more times than `exits` (or is removed).
+    ExitAfter(u64),
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send + Sync>>;
+
+/// Frames from a container's log, from byte `offset`, until `until`.
+fn output_stream(
+    path: std::path::PathBuf,
+    offset: u64,
+    opts: LogOptions,
+    tty: bool,
+    life: watch::Receiver<Life>,
+    until: Until,
+    first_tail: bool,
+) -> ByteStream {
+    struct St {
+        path: std::path::PathBuf,
+        offset: u64,
+        opts: LogOptions,
+        tty: bool,
+        life: watch::Receiver<Life>,
+        until: Until,
+        first: bool,
+        done: bool,
+    }
+    let st = St {
+        path,
+        offset,
+        opts,
+        tty,
+        life,
+        until,
+        first: first_tail,
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            // Decide whether this is the last read *before* reading, so an exit that
+            // happens after the read still gets its final output on the next turn.
+            let finished = match st.until {
+                Until::Drained => true,
+                Until::ExitAfter(n) => {
+                    let l = st.life.borrow();
+                    l.exits > n || l.removed
+                }
+            };
+            let (entries, next) = match logs::read_from(&st.path, st.offset) {
+                Ok(r) => r,
+                Err(_) => (Vec::new(), st.offset),
+            };
+            st.offset = next;
+            let entries = if st.first {
+                st.first = false;
+                logs::select(entries, &st.opts)
+            } else {
+                entries
+                    .into_iter()
+                    .filter(|e| logs::wants(&st.opts, e))
+                    .collect()
+            };
+            let mut chunk = Vec::new();
+            for e in &entries {
+                chunk.extend(logs::frame(e, st.opts.timestamps, st.tty));
+            }
+            if finished {
+                st.done = true;
+            }
+            if !chunk.is_empty() {
+                return Some((Bytes::from(chunk), st));
+            }
+            if st.done {
+                return None;
+            }
+            // The shim appends to the log; poll it briefly, or wake on a state change.
+            let mut life = st.life.clone();
+            let _ = tokio::time::timeout(Duration::from_millis(25), life.changed()).await;
+        }
+    }))
+}
+
+fn log_options(q: &Query) -> Result<LogOptions, ApiError> {
+    let time = |k: &str| -> Result<Option<f64>, ApiError> {
+        match q.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<f64>()
+                .map(Some)
+                .or_else(|_| {
+                    chrono::DateTime::parse_from_rfc3339(v).map(|d| Some(d.timestamp() as f64))
+                })
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v}"))),
+        }
+    };
+    let since = time("since")?.filter(|s| *s > 0.0);
+    let until = time("until")?.filter(|s| *s > 0.0);
+    let tail = match q.get("tail") {
+        None | Some("all") => None,
+        Some(t) => Some(
+            t.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for tail: {t}")))?,
+        ),
+    };
+    Ok(LogOptions {
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        timestamps: q.flag("timestamps"),
+        tail,
+        since,
+        until,
+    })
+}
+
+fn content_type(tty: bool) -> HeaderValue {
+    HeaderValue::from_static(if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    })
+}
+
+fn stream_response(stream: ByteStream, tty: bool) -> Response<Body> {
+    let body = stream.map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    resp.headers_mut().insert(CONTENT_TYPE, content_type(tty));
+    resp
+}
+
+/// `GET /containers/{id}/logs`.
+pub fn logs(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let opts = log_options(q)?;
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let (path, tty, life, status) = engine.containers.output(name)?;
+    let until = if q.flag("follow") && status == Status::Running {
+        Until::ExitAfter(life.borrow().exits)
+    } else {
+        Until::Drained
+    };
+    Ok(stream_response(
+        output_stream(path, 0, opts, tty, life, until, true),
+        tty,
+    ))
+}
+
+/// `POST /containers/{id}/attach`: hijacks the connection (101 UPGRADED) and streams
+/// the container's output until it exits. Input is not forwarded yet.
+pub async fn attach(
+    engine: Arc<Engine>,
+    name: &str,
+    q: &Query,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let (path, tty, life, status) = engine.containers.output(name)?;
+    let opts = LogOptions {
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        ..Default::default()
+    };
+    let offset = if q.flag("logs") {
+        0
+    } else {
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+    };
+    let until = if q.flag("stream") && status != Status::Exited {
+        Until::ExitAfter(life.borrow().exits)
+    } else {
+        Until::Drained
+    };
+    let stream = output_stream(path, offset, opts, tty, life, until, false);
+    if !req.headers().contains_key(UPGRADE) {
+        return Ok(stream_response(stream, tty));
+    }
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "attach upgrade failed");
+                return;
+            }
+        };
+        let mut io = TokioIo::new(upgraded);
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            if io.write_all(&chunk).await.is_err() {
+                return;
+            }
+            let _ = io.flush().await;
+        }
+        let _ = io.shutdown().await;
+    });
+    let mut resp = Response::new(super::full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(CONTENT_TYPE, content_type(tty));
+    Ok(resp)
+}

@@ -1,0 +1,865 @@
+//! Containers: create, start (through a per-container shim), stop, kill, wait, remove,
+//! list, inspect, rename, prune, and re-adoption after an engine restart. Nothing here
+//! knows about HTTP; views are the API's JSON models from `bollard-stubs`.
+
+pub mod config;
+pub mod logs;
+mod names;
+mod record;
+pub mod views;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bollard_stubs::models::{ContainerCreateBody, ContainerPruneResponse, HostConfig};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
+
+use crate::fsutil::remove_tree_via;
+use crate::images::{ImageError, ImageService};
+use crate::runtime::rootfs::{mount_overlay, unmount, RootfsDirs};
+use crate::runtime::shim::{read_exit, LOG_FILE};
+use crate::runtime::spec;
+pub use record::{ContainerRecord, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Nothing to do (already started, already stopped): HTTP 304.
+    #[error("container already in the requested state")]
+    NotModified,
+    #[error("{message}")]
+    Start { message: String, exit_code: i64 },
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let context = context.into();
+    move |source| ContainerError::Io { context, source }
+}
+
+/// What waiters watch: changes whenever the container starts, exits or is removed.
+#[derive(Debug, Clone, Default)]
+pub struct Life {
+    pub running: bool,
+    pub exits: u64,
+    pub exit_code: i64,
+    pub error: String,
+    pub removed: bool,
+}
+
+struct Entry {
+    rec: ContainerRecord,
+    life: watch::Sender<Life>,
+}
+
+/// `docker wait` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: Option<&str>) -> Result<WaitCondition, ContainerError> {
+        match s.unwrap_or("not-running") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(ContainerError::InvalidArgument(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+}
+
+pub struct ContainerService {
+    dir: PathBuf,
+    trash: PathBuf,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl ContainerService {
+    /// Loads every container record under `dir`; containers whose shim is gone are
+    /// marked exited, live ones are watched again.
+    pub fn open(dir: PathBuf) -> Result<Arc<ContainerService>, ContainerError> {
+        let trash = dir.join(".trash");
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        crate::fsutil::reset_dir(&trash).map_err(io_err("cleaning container trash"))?;
+        let svc = Arc::new(ContainerService {
+            dir,
+            trash,
+            entries: Mutex::new(HashMap::new()),
+        });
+        let mut adopt = Vec::new();
+        let rd = std::fs::read_dir(&svc.dir).map_err(io_err("listing containers"))?;
+        for e in rd.flatten() {
+            let path = e.path();
+            if path == svc.trash {
+                continue;
+            }
+            let Ok(mut rec) = ContainerRecord::load(&path) else {
+                tracing::warn!(dir = %path.display(), "skipping unreadable container record");
+                continue;
+            };
+            if rec.running() {
+                if let Some(exit) = read_exit(&path) {
+                    apply_exit(
+                        &mut rec,
+                        exit.exit_code as i64,
+                        &exit.error,
+                        &exit.finished_at,
+                    );
+                    let _ = unmount(&RootfsDirs::under(&path));
+                    let _ = rec.save(&path);
+                } else if rec.state.shim_pid > 0 && process_alive(rec.state.shim_pid) {
+                    adopt.push(rec.id.clone());
+                } else {
+                    apply_exit(&mut rec, 255, "the container's shim disappeared", &now());
+                    let _ = unmount(&RootfsDirs::under(&path));
+                    let _ = rec.save(&path);
+                }
+            }
+            let life = Life {
+                running: rec.running(),
+                exit_code: rec.state.exit_code,
+                ..Default::default()
+            };
+            svc.lock().insert(
+                rec.id.clone(),
+                Entry {
+                    rec,
+                    life: watch::Sender::new(life),
+                },
+            );
+        }
+        for id in adopt {
+            let s = svc.clone();
+            tokio::spawn(async move { s.watch_adopted(id).await });
+        }
+        Ok(svc)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Finds a container by full ID, name (with or without '/') or unique ID prefix.
+    pub fn resolve(&self, name: &str) -> Result<String, ContainerError> {
+        resolve_in(&self.lock(), name)
+    }
+
+    pub fn record(&self, name: &str) -> Result<ContainerRecord, ContainerError> {
+        let map = self.lock();
+        let id = resolve_in(&map, name)?;
+        Ok(map[&id].rec.clone())
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, ContainerError> {
+        let mut map = self.lock();
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| ContainerError::NotFound(id.to_string()))?;
+        f(&mut e.rec);
+        e.rec
+            .save(&self.dir.join(id))
+            .map_err(io_err("saving container state"))?;
+        Ok(e.rec.clone())
+    }
+
+    fn notify(&self, id: &str, f: impl FnOnce(&mut Life)) {
+        if let Some(e) = self.lock().get(id) {
+            e.life.send_modify(f);
+        }
+    }
+
+    /// Counts (running, paused, stopped) for `/info`.
+    pub fn counts(&self) -> (i64, i64, i64) {
+        let map = self.lock();
+        let running = map.values().filter(|e| e.rec.running()).count() as i64;
+        (running, 0, map.len() as i64 - running)
+    }
+
+    pub fn image_in_use(&self, image_id: &str) -> bool {
+        self.lock().values().any(|e| e.rec.image_id == image_id)
+    }
+
+    pub fn create(
+        &self,
+        images: &ImageService,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<String, ContainerError> {
+        let image = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                ContainerError::InvalidArgument(
+                    "config cannot be empty in order to create a container".into(),
+                )
+            })?;
+        let (image_id, image_cfg) = images.config(&image)?;
+        let req = views::create_config(&body);
+        let merged = config::merge(&req, &image_cfg);
+        if config::command(&merged).is_empty() {
+            return Err(ContainerError::InvalidArgument(
+                "no command specified".into(),
+            ));
+        }
+        let mut host_config: HostConfig = body.host_config.clone().unwrap_or_default();
+        if host_config
+            .network_mode
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            host_config.network_mode = Some("bridge".into());
+        }
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let mut map = self.lock();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => names::validate(n)
+                .map_err(ContainerError::InvalidArgument)?
+                .to_string(),
+            None => loop {
+                let n = names::generate();
+                if !map.values().any(|e| e.rec.name == n) {
+                    break n;
+                }
+            },
+        };
+        if let Some(other) = map.values().find(|e| e.rec.name == name) {
+            return Err(ContainerError::Conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.rec.id
+            )));
+        }
+        let mut merged = merged;
+        if merged.hostname.as_deref().is_none_or(str::is_empty) {
+            merged.hostname = Some(id[..12].to_string());
+        }
+        merged.image = Some(image.clone());
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: now(),
+            image,
+            image_id,
+            config: merged,
+            host_config,
+            state: record::RunState {
+                status: Status::Created,
+                pid: 0,
+                shim_pid: 0,
+                exit_code: 0,
+                error: String::new(),
+                started_at: None,
+                finished_at: None,
+            },
+            restart_count: 0,
+        };
+        let dir = self.container_dir(&id);
+        std::fs::create_dir_all(&dir).map_err(io_err("creating container directory"))?;
+        rec.save(&dir).map_err(io_err("saving container"))?;
+        map.insert(
+            id.clone(),
+            Entry {
+                rec,
+                life: watch::Sender::new(Life::default()),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Starts the container through a new shim and returns once its process runs.
+    pub async fn start(
+        self: &Arc<Self>,
+        images: &ImageService,
+        name: &str,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if rec.running() {
+            return Err(ContainerError::NotModified);
+        }
+        let id = rec.id.clone();
+        let dir = self.container_dir(&id);
+        let layers = images.layer_paths(&rec.image_id)?;
+        let dirs = RootfsDirs::under(&dir);
+        let _ = std::fs::remove_file(dir.join(crate::runtime::shim::EXIT_FILE));
+        let prepared = {
+            let dir = dir.clone();
+            let rec = rec.clone();
+            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rec, &layers))
+                .await
+                .map_err(|e| ContainerError::Io {
+                    context: "preparing the container".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+        };
+        if let Err(e) = prepared {
+            let _ = unmount(&dirs);
+            return Err(e);
+        }
+        match spawn_shim(&id, &dir).await {
+            Ok((child, pid)) => {
+                let shim_pid = child.id().unwrap_or(0) as i64;
+                self.update(&id, |r| {
+                    r.state.status = Status::Running;
+                    r.state.pid = pid;
+                    r.state.shim_pid = shim_pid;
+                    r.state.exit_code = 0;
+                    r.state.error.clear();
+                    r.state.started_at = Some(now());
+                    r.state.finished_at = None;
+                })?;
+                self.notify(&id, |l| l.running = true);
+                let svc = self.clone();
+                tokio::spawn(async move {
+                    let mut child = child;
+                    let _ = child.wait().await;
+                    svc.on_exit(&id).await;
+                });
+                Ok(())
+            }
+            Err((code, message)) => {
+                let _ = unmount(&dirs);
+                let finished = now();
+                self.update(&id, |r| apply_exit(r, code, &message, &finished))?;
+                self.notify(&id, |l| {
+                    l.exit_code = code;
+                    l.error = message.clone();
+                });
+                // dockerd removes a `--rm` container whose start failed.
+                if rec.host_config.auto_remove == Some(true) {
+                    let _ = self.remove(&id, true).await;
+                }
+                Err(ContainerError::Start {
+                    message: start_error_message(&rec, code, &message),
+                    exit_code: code,
+                })
+            }
+        }
+    }
+
+    /// Records the exit the shim left, releases the rootfs, wakes waiters, and removes
+    /// the container when it was created with `--rm`.
+    async fn on_exit(self: &Arc<Self>, id: &str) {
+        let dir = self.container_dir(id);
+        let exit = read_exit(&dir);
+        let (code, error, finished) = match exit {
+            Some(e) => (e.exit_code as i64, e.error, e.finished_at),
+            None => (
+                255,
+                "the container's shim exited without a status".to_string(),
+                now(),
+            ),
+        };
+        let _ = unmount(&RootfsDirs::under(&dir));
+        let rec = self.update(id, |r| apply_exit(r, code, &error, &finished));
+        self.notify(id, |l| {
+            l.running = false;
+            l.exits += 1;
+            l.exit_code = code;
+            l.error = error.clone();
+        });
+        if let Ok(rec) = rec {
+            if rec.host_config.auto_remove == Some(true) {
+                if let Err(e) = self.remove(id, true).await {
+                    tracing::warn!(container = id, error = %e, "auto-remove failed");
+                }
+            }
+        }
+    }
+
+    /// Watches a container whose shim survived an engine restart (it is no longer our
+    /// child, so we poll for its exit record).
+    async fn watch_adopted(self: Arc<Self>, id: String) {
+        let dir = self.container_dir(&id);
+        loop {
+            let shim = self
+                .lock()
+                .get(&id)
+                .map(|e| e.rec.state.shim_pid)
+                .unwrap_or(0);
+            if read_exit(&dir).is_some() || shim <= 0 || !process_alive(shim) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.on_exit(&id).await;
+    }
+
+    /// Sends `signal` to the container's process.
+    pub fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        send_signal(rec.state.pid, sig)
+    }
+
+    /// `docker stop`: the stop signal, then SIGKILL after the timeout.
+    pub async fn stop(
+        &self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.running() {
+            return Err(ContainerError::NotModified);
+        }
+        let sig = parse_signal(
+            signal
+                .or(rec.config.stop_signal.as_deref())
+                .unwrap_or("SIGTERM"),
+        )?;
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let mut rx = self.life(&rec.id)?;
+        let exits = rx.borrow().exits;
+        send_signal(rec.state.pid, sig)?;
+        let exited = |l: &Life| l.exits > exits || l.removed;
+        let graceful = if secs < 0 {
+            rx.wait_for(exited).await.is_ok()
+        } else {
+            tokio::time::timeout(Duration::from_secs(secs as u64), rx.wait_for(exited))
+                .await
+                .is_ok()
+        };
+        if !graceful {
+            let _ = send_signal(rec.state.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(exited)).await;
+        }
+        Ok(())
+    }
+
+    fn life(&self, id: &str) -> Result<watch::Receiver<Life>, ContainerError> {
+        self.lock()
+            .get(id)
+            .map(|e| e.life.subscribe())
+            .ok_or_else(|| ContainerError::NotFound(id.to_string()))
+    }
+
+    /// Resolves `name` and returns a future that completes when `condition` holds,
+    /// with the exit code and error. Resolution errors are returned at once.
+    pub fn wait(
+        &self,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = (i64, String)>, ContainerError> {
+        let id = self.resolve(name)?;
+        let mut rx = self.life(&id)?;
+        let start = rx.borrow().clone();
+        let created = self.record(&id)?.state.status == Status::Created;
+        Ok(async move {
+            let done = |l: &Life| match condition {
+                WaitCondition::NotRunning => {
+                    !l.running && (!created || l.exits > start.exits || l.removed)
+                }
+                WaitCondition::NextExit => l.exits > start.exits || l.removed,
+                WaitCondition::Removed => l.removed,
+            };
+            // A created container counts as not running.
+            if condition == WaitCondition::NotRunning && !start.running {
+                return (start.exit_code, start.error.clone());
+            }
+            let result = match rx.wait_for(done).await {
+                Ok(l) => Some((l.exit_code, l.error.clone())),
+                Err(_) => None,
+            };
+            result.unwrap_or_else(|| {
+                let l = rx.borrow();
+                (l.exit_code, l.error.clone())
+            })
+        })
+    }
+
+    /// Where to follow a container's output from: its log, whether it uses a TTY, and
+    /// its lifecycle.
+    pub fn output(
+        &self,
+        name: &str,
+    ) -> Result<(PathBuf, bool, watch::Receiver<Life>, Status), ContainerError> {
+        let rec = self.record(name)?;
+        let rx = self.life(&rec.id)?;
+        Ok((
+            self.container_dir(&rec.id).join(LOG_FILE),
+            rec.config.tty == Some(true),
+            rx,
+            rec.state.status,
+        ))
+    }
+
+    /// `docker rm [-f]`.
+    pub async fn remove(&self, name: &str, force: bool) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        let id = rec.id.clone();
+        if rec.running() {
+            if !force {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let mut rx = self.life(&id)?;
+            let exits = rx.borrow().exits;
+            let _ = send_signal(rec.state.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                rx.wait_for(|l| l.exits > exits || l.removed),
+            )
+            .await;
+        }
+        let removed = self.lock().remove(&id);
+        let Some(entry) = removed else {
+            return Ok(()); // removed concurrently (e.g. --rm)
+        };
+        let dir = self.container_dir(&id);
+        let _ = unmount(&RootfsDirs::under(&dir));
+        let trash = self.trash.clone();
+        let result = tokio::task::spawn_blocking(move || remove_tree_via(&dir, &trash))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r);
+        entry.life.send_modify(|l| l.removed = true);
+        result.map_err(io_err(format!("removing container {id}")))
+    }
+
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<(), ContainerError> {
+        let new_name = names::validate(new_name)
+            .map_err(ContainerError::InvalidArgument)?
+            .to_string();
+        let id = self.resolve(name)?;
+        {
+            let map = self.lock();
+            if let Some(other) = map
+                .values()
+                .find(|e| e.rec.name == new_name && e.rec.id != id)
+            {
+                return Err(ContainerError::Conflict(format!(
+                    "Conflict. The container name \"/{new_name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.rec.id
+                )));
+            }
+        }
+        self.update(&id, |r| r.name = new_name)?;
+        Ok(())
+    }
+
+    /// `docker container prune`: every stopped container.
+    pub async fn prune(&self) -> Result<ContainerPruneResponse, ContainerError> {
+        let stopped: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| !e.rec.running())
+            .map(|e| e.rec.id.clone())
+            .collect();
+        let mut deleted = Vec::new();
+        for id in stopped {
+            if self.remove(&id, false).await.is_ok() {
+                deleted.push(id);
+            }
+        }
+        Ok(ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        })
+    }
+
+    pub fn list(
+        &self,
+        filters: &views::ListFilters,
+    ) -> Vec<bollard_stubs::models::ContainerSummary> {
+        let map = self.lock();
+        let mut recs: Vec<&ContainerRecord> = map.values().map(|e| &e.rec).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        views::list(&recs, filters)
+    }
+
+    pub fn inspect(
+        &self,
+        name: &str,
+    ) -> Result<bollard_stubs::models::ContainerInspectResponse, ContainerError> {
+        let rec = self.record(name)?;
+        Ok(views::inspect(&rec, &self.container_dir(&rec.id)))
+    }
+}
+
+fn resolve_in(map: &HashMap<String, Entry>, name: &str) -> Result<String, ContainerError> {
+    let not_found = || ContainerError::NotFound(name.to_string());
+    if name.is_empty() {
+        return Err(not_found());
+    }
+    if map.contains_key(name) {
+        return Ok(name.to_string());
+    }
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if let Some(e) = map.values().find(|e| e.rec.name == bare) {
+        return Ok(e.rec.id.clone());
+    }
+    let mut hits = map.keys().filter(|id| id.starts_with(name));
+    match (hits.next(), hits.next()) {
+        (Some(id), None) => Ok(id.clone()),
+        (Some(_), Some(_)) => Err(ContainerError::InvalidArgument(format!(
+            "multiple IDs found with provided prefix: {name}"
+        ))),
+        _ => Err(not_found()),
+    }
+}
+
+fn apply_exit(r: &mut ContainerRecord, code: i64, error: &str, finished: &str) {
+    r.state.status = Status::Exited;
+    r.state.pid = 0;
+    r.state.shim_pid = 0;
+    r.state.exit_code = code;
+    r.state.error = error.to_string();
+    r.state.finished_at = Some(finished.to_string());
+}
+
+/// dockerd's wording, which the CLI turns into exit status 127/126.
+fn start_error_message(rec: &ContainerRecord, code: i64, detail: &str) -> String {
+    let cmd = config::command(&rec.config)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    match code {
+        127 => format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": executable file not found in $PATH: unknown"
+        ),
+        126 => format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": permission denied: unknown ({detail})"
+        ),
+        _ => format!("failed to start container: {detail}"),
+    }
+}
+
+fn process_alive(pid: i64) -> bool {
+    pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, ContainerError> {
+    use std::str::FromStr;
+    let bad = || ContainerError::InvalidArgument(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
+}
+
+fn send_signal(pid: i64, sig: nix::sys::signal::Signal) -> Result<(), ContainerError> {
+    if pid <= 0 {
+        return Err(ContainerError::Conflict("container has no process".into()));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(|e| {
+        ContainerError::Io {
+            context: format!("sending {sig} to the container"),
+            source: std::io::Error::from_raw_os_error(e as i32),
+        }
+    })
+}
+
+/// Mounts the rootfs and writes `config.json` for the shim (blocking work).
+fn prepare_bundle(
+    dir: &Path,
+    rec: &ContainerRecord,
+    layers: &[PathBuf],
+) -> Result<(), ContainerError> {
+    let dirs = RootfsDirs::under(dir);
+    let _ = unmount(&dirs);
+    mount_overlay(layers, &dirs).map_err(io_err("mounting the container's root filesystem"))?;
+    let user = config::resolve_user(rec.config.user.as_deref().unwrap_or(""), &dirs.merged)
+        .map_err(|e| ContainerError::Start {
+            message: e.to_string(),
+            exit_code: 126,
+        })?;
+    let mut env = rec.config.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!(
+            "HOSTNAME={}",
+            rec.config.hostname.clone().unwrap_or_default()
+        ));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!(
+            "HOME={}",
+            if user.home.is_empty() {
+                "/"
+            } else {
+                &user.home
+            }
+        ));
+    }
+    let hc = &rec.host_config;
+    let caps = |v: &Option<Vec<String>>| -> Vec<oci_spec::runtime::Capability> {
+        v.clone()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| spec::parse_capability(c))
+            .collect()
+    };
+    let drop_all = hc
+        .cap_drop
+        .as_ref()
+        .is_some_and(|d| d.iter().any(|c| c.eq_ignore_ascii_case("all")));
+    let mut cap_drop = caps(&hc.cap_drop);
+    if drop_all {
+        cap_drop = spec::DEFAULT_CAPS.to_vec();
+    }
+    let p = spec::ProcessConfig {
+        args: config::command(&rec.config),
+        env,
+        cwd: rec.config.working_dir.clone().unwrap_or_else(|| "/".into()),
+        uid: user.uid,
+        gid: user.gid,
+        additional_gids: user.additional_gids,
+        terminal: false,
+    };
+    let c = spec::ContainerConfig {
+        hostname: rec.config.hostname.clone().unwrap_or_default(),
+        rootfs: dirs.merged.clone(),
+        readonly_rootfs: hc.readonly_rootfs == Some(true),
+        privileged: hc.privileged == Some(true),
+        cap_add: caps(&hc.cap_add),
+        cap_drop,
+        no_new_privileges: hc.security_opt.as_ref().is_some_and(|o| {
+            o.iter()
+                .any(|s| s.starts_with("no-new-privileges") && !s.ends_with("false"))
+        }),
+        cgroups_path: PathBuf::from(format!("/berth/{}", rec.id)),
+    };
+    if !c.rootfs.join(p.cwd.trim_start_matches('/')).exists() {
+        let _ = std::fs::create_dir_all(c.rootfs.join(p.cwd.trim_start_matches('/')));
+    }
+    let spec = spec::build(&p, &c).map_err(|e| ContainerError::Start {
+        message: e.to_string(),
+        exit_code: 126,
+    })?;
+    spec.save(dir.join("config.json"))
+        .map_err(|e| ContainerError::Io {
+            context: "writing config.json".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
+/// Re-executes this binary as the container's shim in its own session, and waits for
+/// its first word on the sync pipe: `ok <pid>` or `err <code> <message>`.
+async fn spawn_shim(id: &str, dir: &Path) -> Result<(tokio::process::Child, i64), (i64, String)> {
+    let (rd, wr): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe().map_err(|e| (255, format!("creating the sync pipe: {e}")))?;
+    let wr_raw = wr.as_raw_fd();
+    let mut cmd = tokio::process::Command::new("/proc/self/exe");
+    cmd.arg("shim")
+        .arg("--id")
+        .arg(id)
+        .arg("--bundle")
+        .arg(dir)
+        .arg("--state")
+        .arg(dir.join("runtime"))
+        .arg("--sync-fd")
+        .arg("3")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls (setsid, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if libc::dup2(wr_raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| (255, format!("starting the shim: {e}")))?;
+    drop(wr);
+    let file = tokio::fs::File::from_std(std::fs::File::from(rd));
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(file);
+    let _ = reader.read_line(&mut line).await;
+    let line = line.trim();
+    if let Some(pid) = line.strip_prefix("ok ") {
+        let pid = pid.parse().unwrap_or(0);
+        return Ok((child, pid));
+    }
+    let mut child = child;
+    let _ = child.wait().await;
+    match line.strip_prefix("err ") {
+        Some(rest) => {
+            let (code, msg) = rest.split_once(' ').unwrap_or((rest, ""));
+            Err((code.parse().unwrap_or(255), msg.to_string()))
+        }
+        None => Err((255, "the shim exited before starting the container".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(
+            parse_signal("TERM").unwrap(),
+            nix::sys::signal::Signal::SIGTERM
+        );
+        assert_eq!(
+            parse_signal("sigkill").unwrap(),
+            nix::sys::signal::Signal::SIGKILL
+        );
+        assert_eq!(parse_signal("1").unwrap(), nix::sys::signal::Signal::SIGHUP);
+        assert!(parse_signal("NOPE").is_err());
+    }
+
+    #[test]
+    fn wait_conditions() {
+        assert_eq!(
+            WaitCondition::parse(None).unwrap(),
+            WaitCondition::NotRunning
+        );
+        assert_eq!(
+            WaitCondition::parse(Some("removed")).unwrap(),
+            WaitCondition::Removed
+        );
+        assert!(WaitCondition::parse(Some("x")).is_err());
+    }
+}

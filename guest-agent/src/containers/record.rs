@@ -1,0 +1,80 @@
+//! What the engine remembers about a container, persisted atomically as one JSON file in
+//! the container's directory.
+
+use std::path::Path;
+
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::atomic_write;
+
+pub const RECORD_FILE: &str = "container.json";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    pub status: Status,
+    #[serde(default)]
+    pub pid: i64,
+    #[serde(default)]
+    pub shim_pid: i64,
+    #[serde(default)]
+    pub exit_code: i64,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// Without the leading '/'.
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: RunState,
+    #[serde(default)]
+    pub restart_count: i64,
+}
+
+impl ContainerRecord {
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        atomic_write(&dir.join(RECORD_FILE), &bytes)
+    }
+
+    pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
+        let bytes = std::fs::read(dir.join(RECORD_FILE))?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+
+    pub fn running(&self) -> bool {
+        self.state.status == Status::Running
+    }
+}

@@ -1,0 +1,257 @@
+//! Container records as the API shows them: `ps` rows (with dockerd's status strings and
+//! filters) and `inspect` documents.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard_stubs::models::{
+    ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
+    ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
+    ContainerSummaryStateEnum, DriverData,
+};
+
+use super::config::command;
+use super::record::{ContainerRecord, Status};
+
+/// The container part of a create body.
+pub fn create_config(b: &ContainerCreateBody) -> ContainerConfig {
+    ContainerConfig {
+        hostname: b.hostname.clone(),
+        domainname: b.domainname.clone(),
+        user: b.user.clone(),
+        attach_stdin: b.attach_stdin,
+        attach_stdout: b.attach_stdout,
+        attach_stderr: b.attach_stderr,
+        exposed_ports: b.exposed_ports.clone(),
+        tty: b.tty,
+        open_stdin: b.open_stdin,
+        stdin_once: b.stdin_once,
+        env: b.env.clone(),
+        cmd: b.cmd.clone(),
+        healthcheck: b.healthcheck.clone(),
+        args_escaped: b.args_escaped,
+        image: b.image.clone(),
+        volumes: b.volumes.clone(),
+        working_dir: b.working_dir.clone(),
+        entrypoint: b.entrypoint.clone(),
+        network_disabled: b.network_disabled,
+        on_build: b.on_build.clone(),
+        labels: b.labels.clone(),
+        stop_signal: b.stop_signal.clone(),
+        stop_timeout: b.stop_timeout,
+        shell: b.shell.clone(),
+    }
+}
+
+/// Filters of `GET /containers/json`, parsed.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilters {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub status: Vec<String>,
+    pub name: Vec<String>,
+    pub id: Vec<String>,
+    pub label: Vec<String>,
+    pub ancestor: Vec<String>,
+    pub exited: Vec<i64>,
+}
+
+fn unix(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp())
+        .unwrap_or(0)
+}
+
+/// Go's `units.HumanDuration`, which `docker ps` shows.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        _ if s < 3600 => format!("{} minutes", s / 60),
+        _ if s < 2 * 3600 => "About an hour".into(),
+        _ if s < 48 * 3600 => format!("{} hours", s / 3600),
+        _ if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
+        _ if s < 30 * 24 * 3600 * 3 => format!("{} weeks", s / (7 * 86400)),
+        _ if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
+        _ => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+fn status_text(r: &ContainerRecord) -> String {
+    let now = chrono::Utc::now().timestamp();
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            human_duration(now - unix(r.state.started_at.as_deref().unwrap_or("")))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            human_duration(now - unix(r.state.finished_at.as_deref().unwrap_or("")))
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn labels_match(wanted: &[String], labels: &HashMap<String, String>) -> bool {
+    wanted.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(w.as_str()),
+    })
+}
+
+fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
+    if !f.all && !r.running() && f.status.is_empty() && f.exited.is_empty() {
+        return false;
+    }
+    if !f.status.is_empty() && !f.status.iter().any(|s| s == r.state.status.as_str()) {
+        return false;
+    }
+    let exited_ok = r.state.status == Status::Exited && f.exited.contains(&r.state.exit_code);
+    if !f.exited.is_empty() && !exited_ok {
+        return false;
+    }
+    if !f.name.is_empty()
+        && !f
+            .name
+            .iter()
+            .any(|n| r.name.contains(n.trim_start_matches('/')))
+    {
+        return false;
+    }
+    if !f.id.is_empty() && !f.id.iter().any(|i| r.id.starts_with(i.as_str())) {
+        return false;
+    }
+    if !f.ancestor.is_empty()
+        && !f.ancestor.iter().any(|a| {
+            *a == r.image || r.image_id.ends_with(a.as_str()) || r.image_id.starts_with(a.as_str())
+        })
+    {
+        return false;
+    }
+    labels_match(&f.label, &r.config.labels.clone().unwrap_or_default())
+}
+
+pub fn list(recs: &[&ContainerRecord], f: &ListFilters) -> Vec<ContainerSummary> {
+    let mut out: Vec<ContainerSummary> = recs
+        .iter()
+        .filter(|r| matches(r, f))
+        .map(|r| ContainerSummary {
+            id: Some(r.id.clone()),
+            names: Some(vec![format!("/{}", r.name)]),
+            image: Some(r.image.clone()),
+            image_id: Some(r.image_id.clone()),
+            command: Some(command(&r.config).join(" ")),
+            created: Some(unix(&r.created)),
+            ports: Some(vec![]),
+            labels: Some(r.config.labels.clone().unwrap_or_default()),
+            state: Some(match r.state.status {
+                Status::Created => ContainerSummaryStateEnum::CREATED,
+                Status::Running => ContainerSummaryStateEnum::RUNNING,
+                Status::Exited => ContainerSummaryStateEnum::EXITED,
+                Status::Dead => ContainerSummaryStateEnum::DEAD,
+            }),
+            status: Some(status_text(r)),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: r.host_config.network_mode.clone(),
+                annotations: None,
+            }),
+            mounts: Some(vec![]),
+            ..Default::default()
+        })
+        .collect();
+    if let Some(n) = f.limit.filter(|n| *n > 0) {
+        out.truncate(n);
+    }
+    out
+}
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+pub fn inspect(r: &ContainerRecord, dir: &Path) -> ContainerInspectResponse {
+    let cmd = command(&r.config);
+    let (path, args) = match cmd.split_first() {
+        Some((p, a)) => (p.clone(), a.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    let mut graph = HashMap::new();
+    for (k, sub) in [
+        ("UpperDir", "upper"),
+        ("WorkDir", "work"),
+        ("MergedDir", "merged"),
+    ] {
+        graph.insert(k.to_string(), dir.join(sub).display().to_string());
+    }
+    ContainerInspectResponse {
+        id: Some(r.id.clone()),
+        created: Some(r.created.clone()),
+        path: Some(path),
+        args: Some(args),
+        state: Some(ContainerState {
+            status: Some(match r.state.status {
+                Status::Created => ContainerStateStatusEnum::CREATED,
+                Status::Running => ContainerStateStatusEnum::RUNNING,
+                Status::Exited => ContainerStateStatusEnum::EXITED,
+                Status::Dead => ContainerStateStatusEnum::DEAD,
+            }),
+            running: Some(r.running()),
+            paused: Some(false),
+            restarting: Some(false),
+            oom_killed: Some(false),
+            dead: Some(r.state.status == Status::Dead),
+            pid: Some(r.state.pid),
+            exit_code: Some(r.state.exit_code),
+            error: Some(r.state.error.clone()),
+            started_at: Some(
+                r.state
+                    .started_at
+                    .clone()
+                    .unwrap_or_else(|| ZERO_TIME.into()),
+            ),
+            finished_at: Some(
+                r.state
+                    .finished_at
+                    .clone()
+                    .unwrap_or_else(|| ZERO_TIME.into()),
+            ),
+            health: None,
+        }),
+        image: Some(r.image_id.clone()),
+        log_path: Some(
+            dir.join(crate::runtime::shim::LOG_FILE)
+                .display()
+                .to_string(),
+        ),
+        name: Some(format!("/{}", r.name)),
+        restart_count: Some(r.restart_count),
+        driver: Some("overlay2".into()),
+        platform: Some("linux".into()),
+        host_config: Some(r.host_config.clone()),
+        graph_driver: Some(DriverData {
+            name: "overlay2".into(),
+            data: graph,
+        }),
+        mounts: Some(vec![]),
+        config: Some(r.config.clone()),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(5400), "About an hour");
+        assert_eq!(human_duration(10 * 3600), "10 hours");
+    }
+}

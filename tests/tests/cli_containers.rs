@@ -1,0 +1,255 @@
+//! Engine II, first slice: containers through the stock `docker` CLI — run (attached,
+//! detached, --rm), create/start/wait, logs, stop/kill/restart, rm, rename, ps and
+//! inspect, Docker's default security, exit codes, and re-adoption after an engine
+//! SIGKILL. Images come from a local registry, built from busybox-static.
+
+use berth_tests::engine::Engine;
+use berth_tests::images::{self, Compression};
+use berth_tests::registry::{Registry, RegistryAuth};
+
+/// An engine with the busybox test image pulled; returns the image name.
+fn setup() -> (Registry, Engine, String) {
+    let registry = Registry::start(RegistryAuth::None).unwrap();
+    let engine = Engine::start().unwrap();
+    let img = images::busybox_image(Compression::Gzip, "amd64").unwrap();
+    img.push(&registry, "bb:latest").unwrap();
+    let name = format!("{}/bb:latest", registry.addr());
+    engine.docker_ok(&["pull", "-q", &name]);
+    (registry, engine, name)
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_attached_prints_streams_and_returns_the_exit_code() {
+    let (_r, engine, img) = setup();
+    let out = engine.docker(&[
+        "run",
+        "--rm",
+        &img,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert!(stderr(&out).contains("err"), "{}", stderr(&out));
+    // --rm removed it.
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn missing_executable_exits_127_and_rm_cleans_up() {
+    let (_r, engine, img) = setup();
+    let out = engine.docker(&["run", "--rm", &img, "/no/such/thing"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("executable file not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn env_workdir_user_and_hostname() {
+    let (_r, engine, img) = setup();
+    let out = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "box",
+        &img,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; hostname; echo $PATH",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..4], &["bar", "/tmp", "65534", "box"], "{out}");
+    assert!(lines[4].contains("/bin"), "{out}");
+}
+
+#[test]
+fn detached_lifecycle_logs_stop_start_kill_rm() {
+    let (_r, engine, img) = setup();
+    let id = engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        &img,
+        "sh",
+        "-c",
+        "echo started; while true; do sleep 1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    let ps = engine.docker_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("ticker Up"), "{ps}");
+    // Logs arrive through the shim's json-file log.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = engine.docker_ok(&["logs", "ticker"]);
+        if logs.contains("started") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(logs, "started\n");
+    // sh as PID 1 ignores SIGTERM: stop escalates to SIGKILL after the timeout.
+    engine.docker_ok(&["stop", "-t", "1", "ticker"]);
+    let state = engine.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}",
+        "ticker",
+    ]);
+    assert_eq!(state.trim(), "exited 137 false");
+    // Restart it, kill it with a chosen signal.
+    engine.docker_ok(&["start", "ticker"]);
+    assert!(engine.docker_ok(&["ps", "-q"]).trim().len() == 12);
+    engine.docker_ok(&["kill", "-s", "KILL", "ticker"]);
+    let code = engine.docker_ok(&["wait", "ticker"]);
+    assert_eq!(code.trim(), "137");
+    // Removing a running container needs -f.
+    engine.docker_ok(&["start", "ticker"]);
+    let out = engine.docker(&["rm", "ticker"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("container is running"),
+        "{}",
+        stderr(&out)
+    );
+    engine.docker_ok(&["rm", "-f", "ticker"]);
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id), "the rootfs must be unmounted");
+}
+
+#[test]
+fn create_start_attach_wait_rename_and_names() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["create", "--name", "c1", &img, "echo", "hi"]);
+    let ps = engine.docker_ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(ps.trim(), "c1 Created");
+    let out = engine.docker(&["create", "--name", "c1", &img, "true"]);
+    assert!(
+        stderr(&out).contains("is already in use"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(engine.docker_ok(&["start", "-a", "c1"]), "hi\n");
+    assert_eq!(engine.docker_ok(&["wait", "c1"]).trim(), "0");
+    engine.docker_ok(&["rename", "c1", "c2"]);
+    let v: serde_json::Value = serde_json::from_str(&engine.docker_ok(&["inspect", "c2"])).unwrap();
+    assert_eq!(v[0]["Name"], "/c2");
+    assert_eq!(v[0]["Path"], "echo");
+    assert_eq!(v[0]["Args"], serde_json::json!(["hi"]));
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["echo", "hi"]));
+    // The image is in use: untagging its last name needs -f.
+    let out = engine.docker(&["rmi", &img]);
+    assert!(!out.status.success(), "rmi of an image in use succeeded");
+    let out = engine.docker_ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers"), "{out}");
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+    engine.docker_ok(&["rmi", &img]);
+}
+
+#[test]
+fn default_security_matches_docker_and_privileged_lifts_it() {
+    let (_r, engine, img) = setup();
+    let status = engine.docker_ok(&["run", "--rm", &img, "cat", "/proc/self/status"]);
+    assert!(status.contains("CapBnd:\t00000000a80425fb"), "{status}");
+    // Masked paths read empty (/proc/kcore does not exist on every kernel; these do).
+    let masked = engine.docker_ok(&[
+        "run",
+        "--rm",
+        &img,
+        "sh",
+        "-c",
+        "cat /proc/keys /proc/timer_list; ls /sys/firmware; echo rc=$?",
+    ]);
+    assert_eq!(masked, "rc=0\n", "masked paths leak");
+    let ro = engine.docker(&[
+        "run",
+        "--rm",
+        &img,
+        "sh",
+        "-c",
+        "echo x > /proc/sys/kernel/hostname",
+    ]);
+    assert_ne!(ro.status.code(), Some(0), "/proc/sys must be read-only");
+    let added = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--cap-drop",
+        "NET_RAW",
+        &img,
+        "cat",
+        "/proc/self/status",
+    ]);
+    // +CAP_SYS_ADMIN (bit 21), -CAP_NET_RAW (bit 13).
+    assert!(added.contains("CapBnd:\t00000000a82405fb"), "{added}");
+    let privileged = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        &img,
+        "cat",
+        "/proc/self/status",
+    ]);
+    // Privileged: the whole bounding set this kernel has, as the host's root has it.
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("CapBnd:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(bnd(&privileged), bnd(&host));
+}
+
+#[test]
+fn running_containers_survive_an_engine_sigkill() {
+    let (_r, mut engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        &img,
+        "sh",
+        "-c",
+        "echo before; trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    engine.kill9();
+    engine.respawn().unwrap();
+    let ps = engine.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "survivor running", "{ps}");
+    engine.docker_ok(&["stop", "-t", "5", "survivor"]);
+    let state = engine.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "survivor",
+    ]);
+    assert_eq!(state.trim(), "exited 0");
+    let logs = engine.docker_ok(&["logs", "survivor"]);
+    assert_eq!(logs, "before\nbye\n");
+    engine.docker_ok(&["rm", "survivor"]);
+}
