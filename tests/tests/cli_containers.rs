@@ -253,3 +253,21 @@ fn running_containers_survive_an_engine_sigkill() {
     assert_eq!(logs, "before\nbye\n");
     engine.docker_ok(&["rm", "survivor"]);
 }
+
+#[test]
+fn cgroup_limits_from_host_config() {
+    let (_r, engine, img) = setup();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let script = if v2 {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+    };
+    let out = engine.docker_ok(&[
+        "run", "--rm", "-m", "64m", "--pids-limit", "50", "--cpus", "0.5", &img, "sh", "-c", script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "67108864", "{out}");
+    assert_eq!(lines[1], "50", "{out}");
+    assert!(lines[2].starts_with("50000"), "{out}");
+}

@@ -764,6 +764,7 @@ fn prepare_bundle(
                 .any(|s| s.starts_with("no-new-privileges") && !s.ends_with("false"))
         }),
         cgroups_path: PathBuf::from(format!("/berth/{}", rec.id)),
+        resources: spec::Resources::from_host_config(hc),
     };
     if !c.rootfs.join(p.cwd.trim_start_matches('/')).exists() {
         let _ = std::fs::create_dir_all(c.rootfs.join(p.cwd.trim_start_matches('/')));

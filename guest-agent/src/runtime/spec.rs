@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
 /// Docker's default capability set (moby `oci/caps/defaults.go`).
@@ -78,6 +79,44 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// `cgroupsPath`, e.g. `/berth/<id>`.
     pub cgroups_path: PathBuf,
+    pub resources: Resources,
+}
+
+/// cgroup limits from HostConfig (`-m`, `--memory-swap`, `--cpus`, `--cpu-shares`,
+/// `--cpu-quota/--cpu-period`, `--cpuset-cpus/-mems`, `--pids-limit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    /// Reads Docker's HostConfig fields; zero means "not set", as in the API.
+    pub fn from_host_config(hc: &bollard_stubs::models::HostConfig) -> Resources {
+        let pos = |v: Option<i64>| v.filter(|x| *x > 0);
+        let (mut quota, mut period) = (pos(hc.cpu_quota), pos(hc.cpu_period).map(|p| p as u64));
+        if let Some(n) = pos(hc.nano_cpus) {
+            // --cpus: a quota over Docker's default 100 ms period.
+            period = Some(100_000);
+            quota = Some(n * 100_000 / 1_000_000_000);
+        }
+        Resources {
+            memory: pos(hc.memory),
+            memory_swap: hc.memory_swap.filter(|x| *x != 0),
+            cpu_shares: pos(hc.cpu_shares).map(|x| x as u64),
+            cpu_quota: quota,
+            cpu_period: period,
+            cpuset_cpus: hc.cpuset_cpus.clone().filter(|s| !s.is_empty()),
+            cpuset_mems: hc.cpuset_mems.clone().filter(|s| !s.is_empty()),
+            pids_limit: pos(hc.pids_limit),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,10 +329,48 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
             .build()
             .map_err(err)?]
     };
-    let resources = LinuxResourcesBuilder::default()
-        .devices(devices)
-        .build()
-        .map_err(err)?;
+    let r = &c.resources;
+    let mut resources = LinuxResourcesBuilder::default().devices(devices);
+    if r.memory.is_some() || r.memory_swap.is_some() {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(l) = r.memory {
+            m = m.limit(l);
+        }
+        if let Some(s) = r.memory_swap {
+            m = m.swap(s);
+        } else if let Some(l) = r.memory {
+            // Docker's default: as much swap as memory.
+            m = m.swap(l * 2);
+        }
+        resources = resources.memory(m.build().map_err(err)?);
+    }
+    if r.cpu_shares.is_some()
+        || r.cpu_quota.is_some()
+        || r.cpuset_cpus.is_some()
+        || r.cpuset_mems.is_some()
+    {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(v) = r.cpu_shares {
+            cpu = cpu.shares(v);
+        }
+        if let Some(v) = r.cpu_quota {
+            cpu = cpu.quota(v);
+        }
+        if let Some(v) = r.cpu_period {
+            cpu = cpu.period(v);
+        }
+        if let Some(v) = &r.cpuset_cpus {
+            cpu = cpu.cpus(v.clone());
+        }
+        if let Some(v) = &r.cpuset_mems {
+            cpu = cpu.mems(v.clone());
+        }
+        resources = resources.cpu(cpu.build().map_err(err)?);
+    }
+    if let Some(p) = r.pids_limit {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
+    }
+    let resources = resources.build().map_err(err)?;
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources)
@@ -366,6 +443,26 @@ mod tests {
             .contains(&"/proc/kcore".to_string()));
         assert_eq!(spec.mounts().as_ref().unwrap().len(), 7);
         assert_eq!(spec.process().as_ref().unwrap().cwd(), &PathBuf::from("/"));
+    }
+
+    #[test]
+    fn resources_from_host_config() {
+        let hc = bollard_stubs::models::HostConfig {
+            memory: Some(64 << 20),
+            nano_cpus: Some(1_500_000_000),
+            pids_limit: Some(50),
+            ..Default::default()
+        };
+        let r = Resources::from_host_config(&hc);
+        assert_eq!(r.memory, Some(64 << 20));
+        assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
+        assert_eq!(r.pids_limit, Some(50));
+        let (p, mut c) = base();
+        c.resources = r;
+        let spec = build(&p, &c).unwrap();
+        let res = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert_eq!(res.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        assert_eq!(res.pids().as_ref().unwrap().limit(), 50);
     }
 
     #[test]
