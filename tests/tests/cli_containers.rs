@@ -264,10 +264,73 @@ fn cgroup_limits_from_host_config() {
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
     };
     let out = engine.docker_ok(&[
-        "run", "--rm", "-m", "64m", "--pids-limit", "50", "--cpus", "0.5", &img, "sh", "-c", script,
+        "run",
+        "--rm",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpus",
+        "0.5",
+        &img,
+        "sh",
+        "-c",
+        script,
     ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "67108864", "{out}");
     assert_eq!(lines[1], "50", "{out}");
     assert!(lines[2].starts_with("50000"), "{out}");
+}
+
+#[test]
+fn stdin_is_forwarded_with_dash_i() {
+    let (_r, engine, img) = setup();
+    let out = engine.docker_stdin(
+        &["run", "-i", "--rm", &img, "cat"],
+        "piped input\nsecond line\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "piped input\nsecond line\n");
+}
+
+/// Runs `docker …` under `script`, so the CLI has a real terminal, feeding `input`.
+fn docker_in_pty(engine: &Engine, docker_args: &str, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("docker {docker_args}"), "/dev/null"])
+        .env("DOCKER_HOST", engine.docker_host())
+        .env("DOCKER_CONFIG", engine.docker_config())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn tty_and_interactive_shell_with_dash_it() {
+    let (_r, engine, img) = setup();
+    let out = docker_in_pty(
+        &engine,
+        &format!("run --rm -it {img} sh -c 'ls -l /proc/self/fd/0; echo hi'"),
+        "",
+    );
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/0"), "stdin is a terminal: {text}");
+    assert!(text.contains("hi"), "{text}");
+    let out = docker_in_pty(
+        &engine,
+        &format!("run --rm -it {img} sh"),
+        "echo from-$((6*7))\nexit 5\n",
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stdout(&out));
+    assert!(stdout(&out).contains("from-42"), "{}", stdout(&out));
 }

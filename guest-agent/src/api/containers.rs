@@ -255,6 +255,73 @@ fn output_stream(
     }))
 }
 
+/// Copies what the attached client types into the container's stdin, through its
+/// shim's attach socket once the container runs. With `StdinOnce`, the client's EOF
+/// closes the container's stdin.
+async fn forward_input(
+    mut client: impl tokio::io::AsyncRead + Unpin,
+    dir: std::path::PathBuf,
+    mut life: watch::Receiver<Life>,
+    stdin_once: bool,
+) {
+    use crate::runtime::attach_proto::{encode, Frame};
+    use tokio::io::AsyncReadExt;
+    let exits = life.borrow().exits;
+    // `docker run -i` attaches before the container starts: wait for it.
+    let started = life
+        .wait_for(|l| l.running || l.exits > exits || l.removed)
+        .await
+        .map(|l| l.running)
+        .unwrap_or(false);
+    if !started {
+        return;
+    }
+    let mut shim = None;
+    for _ in 0..100 {
+        match crate::containers::connect_attach(&dir).await {
+            Ok(s) => {
+                shim = Some(s);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    let Some(mut shim) = shim else {
+        return;
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if shim
+                    .write_all(&encode(&Frame::Stdin(buf[..n].to_vec())))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    if stdin_once {
+        let _ = shim.write_all(&encode(&Frame::CloseStdin)).await;
+    }
+}
+
+/// `POST /containers/{id}/resize?h=&w=`.
+pub async fn resize(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .unwrap_or("0")
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}")))
+    };
+    let (rows, cols) = (dim("h")?, dim("w")?);
+    engine.containers.resize(name, rows, cols).await?;
+    empty(StatusCode::OK)
+}
+
 fn log_options(q: &Query) -> Result<LogOptions, ApiError> {
     let time = |k: &str| -> Result<Option<f64>, ApiError> {
         match q.get(k) {
@@ -346,10 +413,14 @@ pub async fn attach(
     } else {
         Until::Drained
     };
+    let stdin_life = life.clone();
     let stream = output_stream(path, offset, opts, tty, life, until, false);
     if !req.headers().contains_key(UPGRADE) {
         return Ok(stream_response(stream, tty));
     }
+    let (open_stdin, stdin_once) = engine.containers.stdin_mode(name)?;
+    let forward_stdin = q.flag("stdin") && open_stdin;
+    let socket = engine.containers.attach_dir(name)?;
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -359,15 +430,18 @@ pub async fn attach(
                 return;
             }
         };
-        let mut io = TokioIo::new(upgraded);
+        let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        if forward_stdin {
+            tokio::spawn(forward_input(reader, socket, stdin_life, stdin_once));
+        }
         let mut stream = stream;
         while let Some(chunk) = stream.next().await {
-            if io.write_all(&chunk).await.is_err() {
+            if writer.write_all(&chunk).await.is_err() {
                 return;
             }
-            let _ = io.flush().await;
+            let _ = writer.flush().await;
         }
-        let _ = io.shutdown().await;
+        let _ = writer.shutdown().await;
     });
     let mut resp = Response::new(super::full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

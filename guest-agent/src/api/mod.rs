@@ -116,6 +116,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(&engine, id, &query),
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(&engine, id, &query),
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&engine, id, &query),
+        (&Method::POST, ["containers", id, "resize"]) => {
+            containers::resize(&engine, id, &query).await
+        }
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(&engine, id, &query),
         (&Method::POST, ["containers", id, "attach"]) => {
             let id = id.to_string();

@@ -328,7 +328,7 @@ impl ContainerService {
             let _ = unmount(&dirs);
             return Err(e);
         }
-        match spawn_shim(&id, &dir).await {
+        match spawn_shim(&id, &dir, rec.config.open_stdin == Some(true)).await {
             Ok((child, pid)) => {
                 let shim_pid = child.id().unwrap_or(0) as i64;
                 self.update(&id, |r| {
@@ -522,6 +522,42 @@ impl ContainerService {
         ))
     }
 
+    /// The container's directory, where its shim's attach socket lives.
+    pub fn attach_dir(&self, name: &str) -> Result<PathBuf, ContainerError> {
+        Ok(self.container_dir(&self.resolve(name)?))
+    }
+
+    /// Whether the container keeps stdin open, and closes it when the first client
+    /// detaches (`docker run -i` sets both).
+    pub fn stdin_mode(&self, name: &str) -> Result<(bool, bool), ContainerError> {
+        let rec = self.record(name)?;
+        Ok((
+            rec.config.open_stdin == Some(true),
+            rec.config.stdin_once == Some(true),
+        ))
+    }
+
+    /// Tells the shim the client's terminal size.
+    pub async fn resize(&self, name: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        let mut sock = connect_attach(&self.container_dir(&rec.id))
+            .await
+            .map_err(io_err("connecting to the container's shim"))?;
+        use tokio::io::AsyncWriteExt;
+        sock.write_all(&crate::runtime::attach_proto::encode(
+            &crate::runtime::attach_proto::Frame::Resize { rows, cols },
+        ))
+        .await
+        .map_err(io_err("resizing the terminal"))?;
+        Ok(())
+    }
+
     /// `docker rm [-f]`.
     pub async fn remove(&self, name: &str, force: bool) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
@@ -615,6 +651,13 @@ impl ContainerService {
         let rec = self.record(name)?;
         Ok(views::inspect(&rec, &self.container_dir(&rec.id)))
     }
+}
+
+/// Connects to the shim's attach socket in `dir`.
+pub async fn connect_attach(dir: &Path) -> std::io::Result<tokio::net::UnixStream> {
+    let (_handle, path) =
+        crate::runtime::attach_proto::short_path(dir, crate::runtime::attach_proto::SOCKET)?;
+    tokio::net::UnixStream::connect(&path).await
 }
 
 fn resolve_in(map: &HashMap<String, Entry>, name: &str) -> Result<String, ContainerError> {
@@ -750,7 +793,7 @@ fn prepare_bundle(
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids,
-        terminal: false,
+        terminal: rec.config.tty == Some(true),
     };
     let c = spec::ContainerConfig {
         hostname: rec.config.hostname.clone().unwrap_or_default(),
@@ -782,7 +825,11 @@ fn prepare_bundle(
 
 /// Re-executes this binary as the container's shim in its own session, and waits for
 /// its first word on the sync pipe: `ok <pid>` or `err <code> <message>`.
-async fn spawn_shim(id: &str, dir: &Path) -> Result<(tokio::process::Child, i64), (i64, String)> {
+async fn spawn_shim(
+    id: &str,
+    dir: &Path,
+    open_stdin: bool,
+) -> Result<(tokio::process::Child, i64), (i64, String)> {
     let (rd, wr): (OwnedFd, OwnedFd) =
         nix::unistd::pipe().map_err(|e| (255, format!("creating the sync pipe: {e}")))?;
     let wr_raw = wr.as_raw_fd();
@@ -796,6 +843,7 @@ async fn spawn_shim(id: &str, dir: &Path) -> Result<(tokio::process::Child, i64)
         .arg(dir.join("runtime"))
         .arg("--sync-fd")
         .arg("3")
+        .args(open_stdin.then_some("--stdin"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

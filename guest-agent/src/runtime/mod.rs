@@ -6,6 +6,8 @@
 //! single-threaded process that creates and starts the container, owns its stdio,
 //! writes its log, reaps it and records the exit.
 
+pub mod attach_proto;
+mod pump;
 pub mod rootfs;
 pub mod shim;
 pub mod spec;

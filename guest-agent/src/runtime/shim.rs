@@ -7,17 +7,18 @@
 //! daemon restart.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use serde::{Deserialize, Serialize};
 
+use super::pump::Pump;
 use crate::fsutil::atomic_write;
 
 pub const LOG_FILE: &str = "container.log";
@@ -77,13 +78,20 @@ pub struct ShimArgs {
     /// A pipe to the daemon: the shim writes `ok <pid>` once the container runs, or
     /// `err <code> <message>` if it could not start it, then closes it.
     pub sync_fd: Option<i32>,
+    /// Keep the container's stdin open for attach clients (`docker run -i`).
+    pub open_stdin: bool,
 }
 
 impl ShimArgs {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ShimArgs, ShimError> {
         let (mut id, mut bundle, mut state, mut sync_fd) = (None, None, None, None);
+        let mut open_stdin = false;
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
+            if a == "--stdin" {
+                open_stdin = true;
+                continue;
+            }
             let v = it.next().ok_or(ShimError::Usage)?;
             match a.as_str() {
                 "--id" => id = Some(v),
@@ -98,6 +106,7 @@ impl ShimArgs {
             bundle: bundle.ok_or(ShimError::Usage)?,
             state: state.ok_or(ShimError::Usage)?,
             sync_fd,
+            open_stdin,
         })
     }
 }
@@ -116,15 +125,6 @@ pub fn log_line(stream: &str, data: &[u8]) -> Vec<u8> {
     .unwrap_or_default();
     out.push(b'\n');
     out
-}
-
-/// Splits `buf` into complete lines (each keeps its '\n'), leaving a partial tail.
-fn take_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut lines = Vec::new();
-    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-        lines.push(buf.drain(..=i).collect());
-    }
-    lines
 }
 
 /// Runs the shim to completion; returns the container's exit code.
@@ -154,20 +154,63 @@ pub fn run(args: ShimArgs) -> Result<i32, ShimError> {
 }
 
 fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimError> {
-    let (out_r, out_w) = nix::unistd::pipe().map_err(nix_err("creating stdout pipe"))?;
-    let (err_r, err_w) = nix::unistd::pipe().map_err(nix_err("creating stderr pipe"))?;
-    let devnull: OwnedFd = File::open("/dev/null")
-        .map_err(io_err("opening /dev/null"))?
-        .into();
     std::fs::create_dir_all(&args.state).map_err(io_err("creating state dir"))?;
+    let spec = oci_spec::runtime::Spec::load(args.bundle.join("config.json"))
+        .map_err(|e| ShimError::Create(format!("reading config.json: {e}")))?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    // Attach clients connect here once the container runs.
+    let _ = std::fs::remove_file(args.bundle.join(super::attach_proto::SOCKET));
+    let (_dir, attach_path) =
+        super::attach_proto::short_path(&args.bundle, super::attach_proto::SOCKET)
+            .map_err(io_err("opening the bundle"))?;
+    let attach = UnixListener::bind(&attach_path).map_err(io_err("binding the attach socket"))?;
 
-    let container = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+    let builder = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_executor(DefaultExecutor {})
         .with_root_path(&args.state)
-        .map_err(|e| ShimError::Create(e.to_string()))?
-        .with_stdin(devnull)
-        .with_stdout(out_w)
-        .with_stderr(err_w)
+        .map_err(|e| ShimError::Create(e.to_string()))?;
+    let (builder, io) = if terminal {
+        // libcontainer's init creates the PTY and sends us its master over this socket.
+        let console_path = args.bundle.join("console.sock");
+        let _ = std::fs::remove_file(&console_path);
+        let (_dir, short) = super::attach_proto::short_path(&args.bundle, "console.sock")
+            .map_err(io_err("opening the bundle"))?;
+        let console = UnixListener::bind(&short).map_err(io_err("binding the console socket"))?;
+        (
+            builder.with_console_socket(Some(&console_path)),
+            Stdio::Tty(console),
+        )
+    } else {
+        let (out_r, out_w) = nix::unistd::pipe().map_err(nix_err("creating stdout pipe"))?;
+        let (err_r, err_w) = nix::unistd::pipe().map_err(nix_err("creating stderr pipe"))?;
+        let (stdin_for_container, stdin_writer): (OwnedFd, Option<File>) = if args.open_stdin {
+            let (r, w) = nix::unistd::pipe().map_err(nix_err("creating stdin pipe"))?;
+            (r, Some(File::from(w)))
+        } else {
+            (
+                File::open("/dev/null")
+                    .map_err(io_err("opening /dev/null"))?
+                    .into(),
+                None,
+            )
+        };
+        (
+            builder
+                .with_stdin(stdin_for_container)
+                .with_stdout(out_w)
+                .with_stderr(err_w),
+            Stdio::Pipes {
+                out: out_r,
+                err: err_r,
+                stdin: stdin_writer,
+            },
+        )
+    };
+    let container = builder
         .validate_id()
         .map_err(|e| ShimError::Create(e.to_string()))?
         .as_init(&args.bundle)
@@ -199,12 +242,19 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
         let _ = writeln!(s, "ok {pid}");
     }
 
-    let mut log = OpenOptions::new()
+    let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(args.bundle.join(LOG_FILE))
         .map_err(io_err("opening the container log"))?;
-    copy_output(out_r, err_r, &mut log)?;
+    let pump = match io {
+        Stdio::Pipes { out, err, stdin } => Pump::pipes(out, err, stdin, attach, log),
+        Stdio::Tty(console) => {
+            let master = receive_pty_master(&console)?;
+            Pump::pty(master, attach, log).map_err(io_err("setting up the terminal"))?
+        }
+    };
+    pump.run().map_err(io_err("copying container output"))?;
 
     // The init process is our sibling-cloned child with no exit signal: __WALL.
     let code = loop {
@@ -241,57 +291,43 @@ fn record_exit(bundle: &Path, code: i32, error: &str) -> Result<(), ShimError> {
     atomic_write(&bundle.join(EXIT_FILE), &bytes).map_err(io_err("writing exit record"))
 }
 
-/// Copies both pipes into the log until both reach EOF (the container and everything
-/// that inherited its stdio have exited).
-fn copy_output(out: OwnedFd, err: OwnedFd, log: &mut File) -> Result<(), ShimError> {
-    let mut streams = [
-        ("stdout", File::from(out), Vec::new(), true),
-        ("stderr", File::from(err), Vec::new(), true),
-    ];
-    let mut buf = [0u8; 32 * 1024];
-    while streams.iter().any(|s| s.3) {
-        let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd> = streams
-                .iter()
-                .filter(|s| s.3)
-                .map(|s| PollFd::new(s.1.as_fd(), PollFlags::POLLIN))
-                .collect();
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(nix_err("polling container output")(e)),
-            }
-            fds.iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect()
-        };
-        let mut ri = ready.into_iter();
-        for s in streams.iter_mut().filter(|s| s.3) {
-            if !ri.next().unwrap_or(false) {
-                continue;
-            }
-            match s.1.read(&mut buf) {
-                Ok(0) => {
-                    if !s.2.is_empty() {
-                        let tail = std::mem::take(&mut s.2);
-                        log.write_all(&log_line(s.0, &tail))
-                            .map_err(io_err("writing the container log"))?;
-                    }
-                    s.3 = false;
-                }
-                Ok(n) => {
-                    s.2.extend_from_slice(&buf[..n]);
-                    for line in take_lines(&mut s.2) {
-                        log.write_all(&log_line(s.0, &line))
-                            .map_err(io_err("writing the container log"))?;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err("reading container output")(e)),
+/// How the container's stdio is wired.
+enum Stdio {
+    Pipes {
+        out: OwnedFd,
+        err: OwnedFd,
+        stdin: Option<File>,
+    },
+    Tty(UnixListener),
+}
+
+/// Accepts libcontainer's connection on the console socket and takes the PTY master
+/// it sends with SCM_RIGHTS.
+fn receive_pty_master(console: &UnixListener) -> Result<OwnedFd, ShimError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let (conn, _) = console
+        .accept()
+        .map_err(io_err("accepting the console socket"))?;
+    let mut name = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        std::os::fd::AsRawFd::as_raw_fd(&conn),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(nix_err("receiving the PTY master"))?;
+    for c in msg.cmsgs().map_err(nix_err("reading control messages"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us; we own it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
             }
         }
     }
-    Ok(())
+    Err(ShimError::Start("no PTY master received".into()))
 }
 
 /// Reads the exit record a shim left, if the container has exited.
@@ -305,11 +341,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_lines_and_keeps_partial_tail() {
-        let mut b = b"one\ntwo\nthr".to_vec();
-        let lines = take_lines(&mut b);
-        assert_eq!(lines, vec![b"one\n".to_vec(), b"two\n".to_vec()]);
-        assert_eq!(b, b"thr");
+    fn log_lines_are_json_file_entries() {
         let l = String::from_utf8(log_line("stdout", b"hi\n")).unwrap();
         assert!(
             l.starts_with(r#"{"log":"hi\n","stream":"stdout","time":""#),
