@@ -1,87 +1,125 @@
-//! System packages the suites and `run` need, installed idempotently from Debian.
+//! The tools `test`, `run` and `bench` need, installed idempotently and loudly: Debian
+//! packages through apt-get, `cargo-nextest` through cargo, and a `docker` CLI.
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
-use crate::proc::{is_root, run, step};
+use crate::proc::{cargo, is_root, run, show};
 
-/// Debian packages for the engine and its tests. Later issues append here.
+/// Debian packages every command needs. Later issues append here.
 pub const PACKAGES: &[&str] = &[
-    "docker-registry", // a real registry for pull tests
+    "docker-registry", // a real registry for the pull tests and the pull bench
     "skopeo",          // pushes locally built OCI layouts to it
     "busybox-static",  // the static binary test images are made of
-    "openssl",         // the token-auth fixture signs JWTs with it
-    "ca-certificates",
-    "libseccomp-dev", // libcontainer links libseccomp
-    "pkg-config",
+    "zstd",            // zstd-compressed test layers
+    "iproute2",        // `ip`, for container networking
+    "openssl",         // the token-auth registry fixture signs JWTs with it
+    "ca-certificates", // TLS to real registries
+    "libseccomp-dev",  // libcontainer links libseccomp
+    "pkg-config",      // … and finds it with pkg-config
 ];
 
-/// Packages only `cargo xtask bench` needs: Debian's dockerd as the reference.
+/// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the
+/// reference engine.
 pub const BENCH_PACKAGES: &[&str] = &["docker.io"];
 
-fn installed(pkg: &str) -> bool {
-    Command::new("dpkg-query")
+static APT_UPDATED: AtomicBool = AtomicBool::new(false);
+
+fn installed(pkg: &str) -> anyhow::Result<bool> {
+    let out = Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", pkg])
         .stderr(Stdio::null())
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-        .unwrap_or(false)
+        .context("cannot run dpkg-query: these commands expect Debian or Ubuntu")?;
+    Ok(out.status.success() && String::from_utf8_lossy(&out.stdout) == "install ok installed")
 }
 
+/// Installs whichever of `pkgs` are missing (one `apt-get update` per run at most).
 pub fn ensure_packages(pkgs: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !installed(p)).collect();
+    let mut missing = Vec::new();
+    for p in pkgs {
+        if !installed(p)? {
+            missing.push(*p);
+        }
+    }
     if missing.is_empty() {
+        println!("Debian packages present: {}", pkgs.join(" "));
         return Ok(());
     }
-    step(&format!(
-        "installing Debian packages: {}",
-        missing.join(" ")
-    ));
     if !is_root() {
         bail!(
-            "missing packages {}; run as root or install them: apt-get install {}",
-            missing.join(", "),
-            missing.join(" ")
+            "missing Debian packages: {list}. Run this as root, or install them first:\n    \
+             sudo apt-get install --no-install-recommends {list}",
+            list = missing.join(" ")
         );
     }
-    run(Command::new("apt-get").args(["update", "-q"]))?;
+    println!("installing missing Debian packages: {}", missing.join(" "));
+    if !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        run(Command::new("apt-get")
+            .args(["update", "-q"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
     run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null()))?;
     Ok(())
 }
 
-/// The stock `docker` CLI the suites drive; Debian's docker.io provides one if absent.
-pub fn ensure_docker_cli() -> anyhow::Result<()> {
-    let ok = Command::new("docker")
-        .arg("--version")
-        .stdout(Stdio::null())
+fn quietly(cmd: &mut Command) -> Option<String> {
+    let out = cmd
+        .stdin(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        return Ok(());
-    }
-    ensure_packages(&["docker.io"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Whether `cargo nextest` can run; installs it once if not.
+/// The stock `docker` CLI the suites drive; Debian's `docker.io` provides one if absent.
+pub fn ensure_docker_cli() -> anyhow::Result<()> {
+    if let Some(v) = quietly(Command::new("docker").arg("--version")) {
+        println!("docker CLI present: {v}");
+        return Ok(());
+    }
+    println!("no `docker` CLI on PATH; Debian's docker.io provides one");
+    ensure_packages(&["docker.io"])?;
+    match quietly(Command::new("docker").arg("--version")) {
+        Some(v) => {
+            println!("docker CLI installed: {v}");
+            Ok(())
+        }
+        None => bail!("docker.io is installed but `docker --version` still fails"),
+    }
+}
+
+/// Whether `cargo nextest` can run, installing it once if not. `false` means the caller
+/// falls back to `cargo test`.
 pub fn ensure_nextest() -> bool {
-    let has = || {
-        crate::proc::cargo()
-            .args(["nextest", "--version"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if has() {
+    let version = || quietly(cargo().args(["nextest", "--version"]));
+    if let Some(v) = version() {
+        println!("{}", v.lines().next().unwrap_or("cargo-nextest present"));
         return true;
     }
-    step("installing cargo-nextest");
-    run(crate::proc::cargo().args(["install", "cargo-nextest", "--locked"])).is_ok() && has()
+    let mut install = cargo();
+    install.args(["install", "cargo-nextest", "--locked"]);
+    println!("cargo-nextest missing; running `{}`", show(&install));
+    if let Err(e) = run(&mut install) {
+        println!("could not install cargo-nextest ({e:#}); falling back to `cargo test`");
+        return false;
+    }
+    match version() {
+        Some(v) => {
+            println!("{}", v.lines().next().unwrap_or("cargo-nextest installed"));
+            true
+        }
+        None => {
+            println!("cargo-nextest installed but does not run; falling back to `cargo test`");
+            false
+        }
+    }
 }

@@ -3,15 +3,34 @@
 
 mod bench;
 mod deps;
+mod ping;
 mod proc;
 mod run;
 mod test;
 
+use std::process::ExitCode;
+
 use anyhow::bail;
 
-const USAGE: &str = "usage: cargo xtask <run [--root DIR] [--socket PATH] | test [nextest args…] | bench [GROUP…] [--quick]>";
+const USAGE: &str = "\
+usage: cargo xtask <command>
 
-fn main() -> anyhow::Result<()> {
+  run   [--root DIR] [--socket PATH]   build and start the engine, print its DOCKER_HOST
+  test  [nextest args…]                fmt, clippy, build, every test suite
+  bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)";
+
+fn main() -> ExitCode {
+    match dispatch() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole context chain on one line, without a backtrace.
+            eprintln!("\nerror: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let cmd = args.next();
     let rest: Vec<String> = args.collect();
@@ -19,10 +38,10 @@ fn main() -> anyhow::Result<()> {
         Some("run") => run::run(&rest),
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
-        Some("-h") | Some("--help") | None => {
+        Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
         }
-        Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
+        Some(other) => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
 }

@@ -1,103 +1,208 @@
-//! `cargo xtask run`: Berth on this machine. Linux runs the engine natively (as root);
-//! the desktop app arrives with its own issue, so this is headless everywhere for now.
+//! `cargo xtask run`: Berth on this machine. On Linux the engine runs natively and
+//! headless; Ctrl-C or SIGTERM reach it as one SIGTERM (a second one kills it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
 use crate::deps;
-use crate::proc::{cargo, is_root, run as run_cmd, step, workspace_root};
+use crate::ping;
+use crate::proc::{cargo, is_root, run as run_cmd, step, target_dir, uid, workspace_root, Daemon};
 
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the engine gets to stop when this command itself fails.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+const RUN_USAGE: &str = "usage: cargo xtask run [--root DIR] [--socket PATH]";
+
+/// The engine's API socket when none is given.
 fn default_socket() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR") {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("berth/docker.sock");
     }
     if is_root() {
         return PathBuf::from("/run/berth/docker.sock");
     }
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/berth-{uid}/docker.sock"))
+    private_tmp_dir().join("docker.sock")
 }
 
-fn default_root() -> PathBuf {
+/// `/tmp/berth-$UID`: the fallback socket directory, private to this user.
+fn private_tmp_dir() -> PathBuf {
+    PathBuf::from(format!("/tmp/berth-{}", uid()))
+}
+
+/// The engine's data directory when none is given.
+fn default_root() -> anyhow::Result<PathBuf> {
     if is_root() {
-        return PathBuf::from("/var/lib/berth");
+        return Ok(PathBuf::from("/var/lib/berth"));
     }
     let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    home.join(".local/share/berth")
+        .filter(|h| !h.is_empty())
+        .context("HOME is not set; pass --root DIR")?;
+    Ok(PathBuf::from(home).join(".local/share/berth"))
 }
 
-static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// Creates the socket's directory. The shared-/tmp fallback must be ours and 0700.
+fn prepare_socket_dir(socket: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let Some(dir) = socket.parent() else {
+        return Ok(());
+    };
+    if dir != private_tmp_dir() {
+        return std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()));
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != uid() {
+        bail!(
+            "{} exists but is not a directory owned by you; remove it or pass --socket PATH",
+            dir.display()
+        );
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
 
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(std::sync::atomic::Ordering::SeqCst);
+static CHILD: AtomicI32 = AtomicI32::new(0);
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forward(_sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    let n = SIGNALS.fetch_add(1, Ordering::SeqCst);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe; pid is our child.
+        let sig = if n == 0 { libc::SIGTERM } else { libc::SIGKILL };
+        // SAFETY: kill(2) is async-signal-safe; pid is our own child.
         unsafe {
-            libc::kill(
-                pid,
-                if sig == libc::SIGINT {
-                    libc::SIGTERM
-                } else {
-                    sig
-                },
-            );
+            libc::kill(pid, sig);
         }
     }
+}
+
+fn forward_signals_to(pid: u32) -> anyhow::Result<()> {
+    CHILD.store(i32::try_from(pid)?, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler
+        // only touches atomics and calls kill(2), both async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+                bail!(
+                    "installing a handler for signal {sig}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut root = default_root();
-    let mut socket = default_socket();
+    let mut root = None;
+    let mut socket = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--root" => root = it.next().context("--root needs a value")?.into(),
-            "--socket" => socket = it.next().context("--socket needs a value")?.into(),
-            other => bail!("unknown option {other:?} (run takes --root DIR and --socket PATH)"),
+            "--root" => root = Some(PathBuf::from(it.next().context("--root needs a value")?)),
+            "--socket" => {
+                socket = Some(PathBuf::from(it.next().context("--socket needs a value")?))
+            }
+            "-h" | "--help" => {
+                println!("{RUN_USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown option {other:?}\n{RUN_USAGE}"),
         }
     }
-    if !is_root() {
-        bail!("the native engine needs root (namespaces, mounts, cgroups): run `sudo cargo xtask run`");
-    }
+    let root = match root {
+        Some(r) => r,
+        None => default_root()?,
+    };
+    let socket = socket.unwrap_or_else(default_socket);
     std::env::set_current_dir(workspace_root())?;
-    deps::ensure_packages(&["ca-certificates"])?;
+
+    step("tools");
+    deps::ensure_packages(deps::PACKAGES)?;
     if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
         println!(
-            "note: the desktop app is not part of this build yet; starting the engine headless."
+            "A display is available, but the Berth desktop app is not part of this build yet; \
+             starting the engine headless."
         );
     }
-    step("building berth-agent (release)");
-    run_cmd(cargo().args(["build", "--release", "-p", "berth-agent"]))?;
-    let bin = workspace_root().join("target/release/berth-agent");
-    let mut child = Command::new(&bin)
-        .arg("daemon")
-        .arg("--root")
-        .arg(&root)
-        .arg("--socket")
-        .arg(&socket)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    CHILD.store(child.id() as i32, std::sync::atomic::Ordering::SeqCst);
-    // SAFETY: installing a handler that only calls async-signal-safe kill(2).
-    unsafe {
-        libc::signal(libc::SIGINT, forward as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, forward as *const () as libc::sighandler_t);
+    if !is_root() {
+        println!(
+            "note: not running as root. The engine needs root for containers (namespaces, \
+             mounts, cgroups); image commands may still work."
+        );
     }
-    println!("\nBerth engine starting (root {}).", root.display());
+
+    step("build berth-agent (release)");
+    run_cmd(cargo().args(["build", "--release", "-p", "berth-agent"]))?;
+    let bin = target_dir().join("release/berth-agent");
+
+    step("engine");
+    prepare_socket_dir(&socket)?;
+    let mut engine = Daemon::spawn(
+        "berth-agent",
+        Command::new(&bin)
+            .arg("daemon")
+            .arg("--root")
+            .arg(&root)
+            .arg("--socket")
+            .arg(&socket),
+        STOP_GRACE,
+    )?;
+    forward_signals_to(engine.pid())?;
+
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !ping::docker_api(&socket) {
+        if let Some(status) = engine.exited() {
+            if SIGNALS.load(Ordering::SeqCst) > 0 {
+                println!("engine stopped before it was ready ({status})");
+                return Ok(());
+            }
+            bail!(
+                "the engine exited before it answered on {}: {status}",
+                socket.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the engine did not answer on {} within {READY_TIMEOUT:?}",
+                socket.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     println!(
-        "In another terminal:\n\n    export DOCKER_HOST=unix://{}\n    docker version\n",
+        "\nBerth engine is up (root {}). In another terminal:\n\n    \
+         export DOCKER_HOST=unix://{}\n    \
+         docker version    # the stock CLI now talks to Berth\n\n\
+         Ctrl-C stops the engine.",
+        root.display(),
         socket.display()
     );
-    println!("Ctrl-C stops the engine.");
-    let status = child.wait()?;
-    if !status.success() && status.code().is_some() {
-        bail!("engine exited with {status}");
+    let status = engine.wait().context("waiting for the engine")?;
+    let asked = SIGNALS.load(Ordering::SeqCst) > 0;
+    if status.success() {
+        println!("engine stopped cleanly");
+        return Ok(());
     }
-    println!("engine stopped");
-    Ok(())
+    if asked && status.code().is_none() {
+        println!("engine stopped ({status})");
+        return Ok(());
+    }
+    bail!("the engine exited with {status}")
 }

@@ -1,41 +1,103 @@
-//! `cargo xtask test`: every suite, as CI runs it.
+//! `cargo xtask test`: every suite, exactly as CI runs it (`.ci/run`). Tools first; then
+//! fmt, clippy, the agent build and the tests each run even if an earlier one failed,
+//! so one run shows every problem; a summary and the total time close the output.
 
-use std::time::Instant;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
 
 use crate::deps;
-use crate::proc::{cargo, run, step, workspace_root};
+use crate::proc::{cargo, human, run, step, workspace_root};
+
+struct Outcome {
+    name: &'static str,
+    took: Duration,
+    error: Option<String>,
+}
 
 pub fn test(extra: &[String]) -> anyhow::Result<()> {
     let started = Instant::now();
     std::env::set_current_dir(workspace_root())?;
-    deps::ensure_packages(deps::PACKAGES)?;
-    deps::ensure_docker_cli()?;
-    let nextest = deps::ensure_nextest();
 
-    step("cargo fmt --check");
-    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    step("cargo clippy");
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    step("build berth-agent (the e2e suites run the binary)");
-    run(cargo().args(["build", "-p", "berth-agent"]))?;
+    step("tools");
+    let tools = (|| {
+        deps::ensure_packages(deps::PACKAGES)?;
+        deps::ensure_docker_cli()?;
+        Ok::<_, anyhow::Error>(deps::ensure_nextest())
+    })();
+    let nextest = match tools {
+        Ok(n) => n,
+        Err(e) => {
+            println!("\n==> total {} (tools missing)", human(started.elapsed()));
+            return Err(e);
+        }
+    };
+
+    let mut tests = cargo();
     if nextest {
-        step("cargo nextest run");
-        run(cargo()
-            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-            .args(extra))?;
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
-        step("cargo test (cargo-nextest unavailable)");
-        run(cargo()
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .args(extra))?;
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    println!("\nall suites passed in {:.0?}", started.elapsed());
+    tests.args(extra);
+    let steps: Vec<(&'static str, Command)> = vec![
+        (
+            "fmt",
+            with_args(cargo(), &["fmt", "--all", "--", "--check"]),
+        ),
+        (
+            "clippy",
+            with_args(
+                cargo(),
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            ),
+        ),
+        (
+            "build berth-agent",
+            with_args(cargo(), &["build", "-p", "berth-agent"]),
+        ),
+        (if nextest { "nextest" } else { "cargo test" }, tests),
+    ];
+
+    let mut outcomes = Vec::new();
+    for (name, mut cmd) in steps {
+        step(name);
+        let t = Instant::now();
+        let error = run(&mut cmd).err().map(|e| format!("{e:#}"));
+        outcomes.push(Outcome {
+            name,
+            took: t.elapsed(),
+            error,
+        });
+    }
+
+    step("summary");
+    for o in &outcomes {
+        let verdict = if o.error.is_some() { "FAILED" } else { "ok" };
+        println!("  {:<18} {verdict:<6} {:>10}", o.name, human(o.took));
+    }
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .map(|o| o.name)
+        .collect();
+    println!("total {}", human(started.elapsed()));
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    println!("all suites passed");
     Ok(())
+}
+
+fn with_args(mut cmd: Command, args: &[&str]) -> Command {
+    cmd.args(args);
+    cmd
 }

@@ -1,61 +1,175 @@
-//! `cargo xtask bench [GROUP…] [--quick]`: Berth next to Debian's dockerd, measured in
-//! the same run on the same inputs, reported as one Markdown table in
-//! `target/bench/report.md`. Each issue adds its group to `GROUPS`.
+//! `cargo xtask bench [GROUP…] [--quick]`: Berth next to Debian's dockerd, measured in the
+//! same run on the same inputs through the stock `docker` CLI, reported as one Markdown
+//! table in `target/bench/report.md`. Each issue adds its group to `GROUPS`.
 
-mod dockerd;
+mod engine;
+mod oci;
 mod pull;
+mod registry;
 mod report;
+mod scratch;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::bail;
 
 use crate::deps;
-use crate::proc::{cargo, run, step, workspace_root};
-pub use report::{Report, Row};
-
-type Group = fn(&Options, &mut Report) -> anyhow::Result<()>;
-
-const GROUPS: &[(&str, Group)] = &[("pull", pull::bench)];
+use crate::proc::{cargo, human, run, step, target_dir, workspace_root};
+use report::Report;
 
 pub struct Options {
     pub iterations: usize,
-    pub quick: bool,
+    pub berth_bin: PathBuf,
+}
+
+struct Group {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&Options, &mut Report) -> anyhow::Result<()>,
+}
+
+/// Every bench group, in the order `cargo xtask bench` runs them.
+const GROUPS: &[Group] = &[Group {
+    name: "pull",
+    about: "`docker pull` of fresh 56 MB images from a local registry; idle RSS",
+    run: pull::bench,
+}];
+
+const ITERATIONS: usize = 10;
+const QUICK_ITERATIONS: usize = 3;
+
+fn usage() -> String {
+    let mut s = String::from("usage: cargo xtask bench [GROUP…] [--quick]\n\ngroups:\n");
+    for g in GROUPS {
+        s.push_str(&format!("  {:<8} {}\n", g.name, g.about));
+    }
+    s.push_str(&format!(
+        "\n--quick runs {QUICK_ITERATIONS} iterations instead of {ITERATIONS}."
+    ));
+    s
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_sig: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// From here on Ctrl-C / SIGTERM only set a flag that the groups check between steps,
+/// so every guard still runs and nothing is left behind.
+fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+    }
+}
+
+/// Fails once the user asked us to stop.
+pub fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
 }
 
 pub fn bench(args: &[String]) -> anyhow::Result<()> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let wanted: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    for w in &wanted {
-        if !GROUPS.iter().any(|(n, _)| n == w) {
-            let known: Vec<&str> = GROUPS.iter().map(|(n, _)| *n).collect();
-            bail!("unknown bench group {w:?}; known: {}", known.join(", "));
+    let mut quick = false;
+    let mut wanted: Vec<&str> = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return Ok(());
+            }
+            flag if flag.starts_with('-') => bail!("unknown option {flag:?}\n\n{}", usage()),
+            name if GROUPS.iter().any(|g| g.name == name) => wanted.push(name),
+            name => {
+                let known: Vec<&str> = GROUPS.iter().map(|g| g.name).collect();
+                bail!(
+                    "unknown bench group {name:?}; known groups: {}",
+                    known.join(", ")
+                );
+            }
         }
     }
+    let started = Instant::now();
     std::env::set_current_dir(workspace_root())?;
+
+    step("tools");
     deps::ensure_packages(deps::PACKAGES)?;
     deps::ensure_packages(deps::BENCH_PACKAGES)?;
-    step("building berth-agent (release)");
+    deps::ensure_docker_cli()?;
+
+    step("build berth-agent (release)");
     run(cargo().args(["build", "--release", "-p", "berth-agent"]))?;
-    std::env::set_var(
-        "BERTH_AGENT_BIN",
-        workspace_root().join("target/release/berth-agent"),
-    );
+
+    catch_interrupts();
     let opts = Options {
-        iterations: if quick { 3 } else { 10 },
-        quick,
+        iterations: if quick { QUICK_ITERATIONS } else { ITERATIONS },
+        berth_bin: target_dir().join("release/berth-agent"),
     };
     let mut report = Report::default();
-    for (name, group) in GROUPS {
-        if wanted.is_empty() || wanted.contains(name) {
-            step(&format!("bench {name}"));
-            group(&opts, &mut report)?;
+    report.notes.push(format!(
+        "{} iterations{}; {}",
+        opts.iterations,
+        if quick { " (--quick)" } else { "" },
+        machine()
+    ));
+    for g in GROUPS {
+        if !wanted.is_empty() && !wanted.contains(&g.name) {
+            continue;
+        }
+        step(&format!("bench {}", g.name));
+        if let Err(e) = (g.run)(&opts, &mut report) {
+            report.failures.push(format!("group {}: {e:#}", g.name));
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                break;
+            }
         }
     }
-    let out = workspace_root().join("target/bench/report.md");
+
+    let out = target_dir().join("bench/report.md");
     report.write(&out)?;
-    println!("\n{}\nwritten to {}", report.markdown(), out.display());
+    step("report");
+    println!("{}", report.markdown());
+    println!(
+        "written to {} in {}",
+        out.display(),
+        human(started.elapsed())
+    );
+    check_interrupted()?;
+    let errors = report.error_count();
+    if errors > 0 {
+        bail!("the report has {errors} error(s); see the list under the table");
+    }
     Ok(())
+}
+
+/// CPUs, kernel, and the versions of what is compared.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let version = |cmd: &str, arg: &str| {
+        std::process::Command::new(cmd)
+            .arg(arg)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| format!("{cmd} ?"))
+    };
+    format!(
+        "{cpus} CPUs, Linux {}; {}; {}",
+        kernel.trim(),
+        version(engine::DOCKERD, "--version").replace("Docker version", "dockerd"),
+        version("docker", "--version").replace("Docker version", "docker CLI"),
+    )
 }

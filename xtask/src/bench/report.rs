@@ -1,76 +1,121 @@
-//! Samples → medians and p90s → one Markdown table.
+//! Samples → medians and p90s → one Markdown table, with per-engine errors listed under
+//! it instead of numbers.
 
 use std::fmt::Write as _;
 use std::path::Path;
+
+/// Samples of one metric on one engine, or why there are none.
+pub type Samples = Result<Vec<f64>, String>;
 
 /// One metric measured on both engines. Lower is better for every row.
 pub struct Row {
     pub metric: String,
     pub unit: &'static str,
-    pub berth: Result<Vec<f64>, String>,
-    pub dockerd: Result<Vec<f64>, String>,
+    pub decimals: usize,
+    pub berth: Samples,
+    pub dockerd: Samples,
 }
 
 #[derive(Default)]
 pub struct Report {
+    /// Context lines printed above the table (inputs, iterations, versions).
+    pub notes: Vec<String>,
     pub rows: Vec<Row>,
+    /// Groups that failed as a whole (e.g. the registry did not start).
+    pub failures: Vec<String>,
 }
 
-fn percentile(samples: &[f64], p: f64) -> Option<f64> {
+/// Linear interpolation between closest ranks (`p` in 0..=1); the median of an even
+/// count is the mean of the middle two.
+pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }
     let mut s = samples.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let idx = ((s.len() as f64 - 1.0) * p).round() as usize;
-    s.get(idx).copied()
+    s.sort_by(f64::total_cmp);
+    let rank = p.clamp(0.0, 1.0) * (s.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let (a, b) = (*s.get(lo)?, *s.get(hi)?);
+    Some(a + (b - a) * (rank - lo as f64))
 }
 
-fn cell(r: &Result<Vec<f64>, String>, p: f64) -> String {
+fn cell(r: &Samples, p: f64, decimals: usize) -> String {
     match r {
         Ok(s) => percentile(s, p)
-            .map(|v| format!("{v:.3}"))
+            .map(|v| format!("{v:.decimals$}"))
             .unwrap_or_else(|| "–".into()),
         Err(_) => "error".into(),
     }
 }
 
+fn ratio(row: &Row) -> String {
+    let median = |r: &Samples| r.as_ref().ok().and_then(|s| percentile(s, 0.5));
+    match (median(&row.berth), median(&row.dockerd)) {
+        (Some(b), Some(d)) if b > 0.0 => format!("{:.2}×", d / b),
+        _ => "–".into(),
+    }
+}
+
 impl Report {
     pub fn markdown(&self) -> String {
-        let mut out = String::from(
-            "| metric | Berth median | Berth p90 | dockerd median | dockerd p90 | dockerd / Berth (median) |\n|---|---|---|---|---|---|\n",
+        let mut out = String::from("# Berth vs dockerd\n\n");
+        for n in &self.notes {
+            let _ = writeln!(out, "{n}  ");
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(
+            "| metric | Berth median | Berth p90 | dockerd median | dockerd p90 | dockerd / Berth |\n\
+             |---|---|---|---|---|---|\n",
         );
-        let mut errors = String::new();
         for r in &self.rows {
-            let ratio = match (&r.berth, &r.dockerd) {
-                (Ok(b), Ok(d)) => match (percentile(b, 0.5), percentile(d, 0.5)) {
-                    (Some(b), Some(d)) if b > 0.0 => format!("{:.2}×", d / b),
-                    _ => "–".into(),
-                },
-                _ => "–".into(),
-            };
+            let d = r.decimals;
             let _ = writeln!(
                 out,
                 "| {} ({}) | {} | {} | {} | {} | {} |",
                 r.metric,
                 r.unit,
-                cell(&r.berth, 0.5),
-                cell(&r.berth, 0.9),
-                cell(&r.dockerd, 0.5),
-                cell(&r.dockerd, 0.9),
-                ratio
+                cell(&r.berth, 0.5, d),
+                cell(&r.berth, 0.9, d),
+                cell(&r.dockerd, 0.5, d),
+                cell(&r.dockerd, 0.9, d),
+                ratio(r)
             );
+        }
+        out.push_str("\nLower is better in every row; the last column above 1 means Berth wins.\n");
+        let errors = self.errors();
+        if !errors.is_empty() {
+            out.push_str("\nErrors:\n\n");
+            for e in errors {
+                let _ = writeln!(out, "- {e}");
+            }
+        }
+        out
+    }
+
+    /// Each distinct per-engine error, then each failed group.
+    fn errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for r in &self.rows {
             for (who, res) in [("Berth", &r.berth), ("dockerd", &r.dockerd)] {
                 if let Err(e) = res {
-                    let _ = writeln!(errors, "- {} / {who}: {e}", r.metric);
+                    let line = format!(
+                        "{who}: {}",
+                        e.split_whitespace().collect::<Vec<_>>().join(" ")
+                    );
+                    if !errors.contains(&line) {
+                        errors.push(line);
+                    }
                 }
             }
         }
-        if !errors.is_empty() {
-            out.push_str("\nErrors:\n");
-            out.push_str(&errors);
-        }
-        out
+        errors.extend(self.failures.iter().cloned());
+        errors
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.errors().len()
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
@@ -87,19 +132,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn medians_and_ratio() {
+    fn percentiles_interpolate() {
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), Some(2.0));
+        assert_eq!(percentile(&[4.0, 1.0, 2.0, 3.0], 0.5), Some(2.5));
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        let p90 = percentile(&ten, 0.9).unwrap_or_default();
+        assert!((p90 - 9.1).abs() < 1e-9, "{p90}");
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn table_has_medians_ratio_and_errors() {
         let r = Report {
-            rows: vec![Row {
-                metric: "x".into(),
-                unit: "s",
-                berth: Ok(vec![1.0, 2.0, 3.0]),
-                dockerd: Ok(vec![4.0, 4.0, 8.0]),
-            }],
+            notes: vec!["3 iterations".into()],
+            rows: vec![
+                Row {
+                    metric: "x".into(),
+                    unit: "s",
+                    decimals: 3,
+                    berth: Ok(vec![1.0, 2.0, 3.0]),
+                    dockerd: Ok(vec![4.0, 4.0, 8.0]),
+                },
+                Row {
+                    metric: "y".into(),
+                    unit: "MB",
+                    decimals: 1,
+                    berth: Err("pull not supported".into()),
+                    dockerd: Ok(vec![100.0]),
+                },
+            ],
+            failures: Vec::new(),
         };
         let md = r.markdown();
         assert!(
-            md.contains("| x (s) | 2.000 | 3.000 | 4.000 | 8.000 | 2.00× |"),
+            md.contains("| x (s) | 2.000 | 2.800 | 4.000 | 7.200 | 2.00× |"),
             "{md}"
         );
+        assert!(
+            md.contains("| y (MB) | error | error | 100.0 | 100.0 | – |"),
+            "{md}"
+        );
+        assert!(md.contains("- Berth: pull not supported"), "{md}");
     }
 }

@@ -1,0 +1,275 @@
+//! The engines under test, each on its own scratch root and API socket: Berth's
+//! `berth-agent daemon`, and Debian's dockerd with the containerd it supervises. Both are
+//! driven through the stock `docker` CLI and stopped and cleaned up on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::scratch::Scratch;
+use crate::ping;
+use crate::proc::Daemon;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DOCKERD: &str = "/usr/sbin/dockerd";
+const CONTAINERD: &str = "/usr/bin/containerd";
+/// dockerd attaches to a system containerd found here instead of starting its own.
+const SYSTEM_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
+pub struct Engine {
+    pub name: &'static str,
+    pub socket: PathBuf,
+    cli_config: PathBuf,
+    log: PathBuf,
+    /// The engine first, then anything it depends on: dropped (stopped) in this order.
+    daemons: Vec<Daemon>,
+    /// Dropped last: unmounts what the engine left and removes the tree.
+    _dir: Scratch,
+}
+
+impl Engine {
+    /// Berth: `berth-agent daemon --root <tmp>/root --socket <tmp>/docker.sock`.
+    pub fn berth(bin: &Path) -> anyhow::Result<Engine> {
+        let dir = Scratch::new("berth")?;
+        let socket = dir.join("docker.sock");
+        let log_path = dir.join("berth-agent.log");
+        let log = std::fs::File::create(&log_path)?;
+        let daemon = Daemon::spawn(
+            "berth-agent",
+            Command::new(bin)
+                .arg("daemon")
+                .arg("--root")
+                .arg(dir.join("root"))
+                .arg("--socket")
+                .arg(&socket)
+                .env("BERTH_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log),
+            Duration::from_secs(15),
+        )?;
+        Engine::ready("Berth", socket, log_path, vec![daemon], dir)
+    }
+
+    /// Debian's dockerd on its own data root, exec root, pidfile, config file and socket;
+    /// no bridge, no iptables or forwarding changes. It starts and supervises its own
+    /// containerd, unless a system containerd would capture it: then we start a private
+    /// containerd and point dockerd at it.
+    pub fn dockerd(insecure_registry: &str) -> anyhow::Result<Engine> {
+        let dir = Scratch::new("dockerd")?;
+        let socket = dir.join("docker.sock");
+        let log_path = dir.join("dockerd.log");
+        std::fs::write(dir.join("daemon.json"), "{}\n")?;
+        let mut daemons = Vec::new();
+        let mut cmd = Command::new(DOCKERD);
+        cmd.arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ])
+            .arg("--insecure-registry")
+            .arg(insecure_registry);
+        if Path::new(SYSTEM_CONTAINERD_SOCKET)
+            .symlink_metadata()
+            .is_ok()
+        {
+            let (containerd, address) = private_containerd(&dir)?;
+            cmd.arg("--containerd").arg(address);
+            daemons.push(containerd);
+        }
+        let log = std::fs::File::create(&log_path)?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // dockerd goes first so it stops before the containerd it uses.
+        daemons.insert(
+            0,
+            Daemon::spawn("dockerd", &mut cmd, Duration::from_secs(30))?,
+        );
+        Engine::ready("dockerd", socket, log_path, daemons, dir)
+    }
+
+    fn ready(
+        name: &'static str,
+        socket: PathBuf,
+        log: PathBuf,
+        mut daemons: Vec<Daemon>,
+        dir: Scratch,
+    ) -> anyhow::Result<Engine> {
+        let cli_config = dir.join("docker-cli");
+        std::fs::create_dir_all(&cli_config)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !ping::docker_api(&socket) {
+            for d in &mut daemons {
+                if let Some(status) = d.exited() {
+                    bail!("{} exited with {status}{}", d.name, tail(&log));
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{name} did not answer on {} within {READY_TIMEOUT:?}{}",
+                    socket.display(),
+                    tail(&log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Engine {
+            name,
+            socket,
+            cli_config,
+            log,
+            daemons,
+            _dir: dir,
+        })
+    }
+
+    /// Resident memory of the engine's processes and all their descendants, in MB.
+    pub fn rss_mb(&self) -> f64 {
+        let roots: Vec<u32> = self.daemons.iter().map(Daemon::pid).collect();
+        tree_rss_kb(&roots) as f64 / 1024.0
+    }
+
+    /// `docker -H unix://<socket> ARGS…` with a private CLI config; stderr on failure.
+    pub fn docker(&self, args: &[&str]) -> Result<(), String> {
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .env("DOCKER_CONFIG", &self.cli_config)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run docker: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`docker {}` failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The last lines of the engine's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+/// Starts `containerd` with its own root, state and sockets under `dir`.
+fn private_containerd(dir: &Scratch) -> anyhow::Result<(Daemon, PathBuf)> {
+    let base = dir.join("containerd");
+    std::fs::create_dir_all(&base)?;
+    let address = base.join("containerd.sock");
+    let config = base.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\n\
+             root = \"{root}\"\n\
+             state = \"{state}\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{addr}\"\n\
+             [ttrpc]\n  address = \"{addr}.ttrpc\"\n\
+             [debug]\n  address = \"{base}/debug.sock\"\n",
+            root = base.join("root").display(),
+            state = base.join("state").display(),
+            addr = address.display(),
+            base = base.display(),
+        ),
+    )?;
+    let log = std::fs::File::create(base.join("containerd.log"))?;
+    let mut daemon = Daemon::spawn(
+        "containerd",
+        Command::new(CONTAINERD)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log),
+        Duration::from_secs(15),
+    )
+    .context("starting a private containerd (apt-get install containerd)")?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while std::os::unix::net::UnixStream::connect(&address).is_err() {
+        if let Some(status) = daemon.exited() {
+            bail!(
+                "containerd exited with {status}{}",
+                tail(&base.join("containerd.log"))
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("containerd did not listen on {}", address.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((daemon, address))
+}
+
+/// The last lines of a log, introduced by a newline; empty if the log is.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n{} says:\n{}",
+        log.display(),
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    )
+}
+
+/// VmRSS of `roots` and all their descendants (each process counted once), in kB.
+fn tree_rss_kb(roots: &[u32]) -> u64 {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|pid| Some((pid, ppid(pid)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut seen = Vec::new();
+    let mut stack = roots.to_vec();
+    while let Some(p) = stack.pop() {
+        if seen.contains(&p) {
+            continue;
+        }
+        seen.push(p);
+        stack.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+    }
+    seen.iter().map(|p| rss_kb(*p)).sum()
+}
+
+fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields follow the last ')'.
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
