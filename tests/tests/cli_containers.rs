@@ -334,3 +334,77 @@ fn tty_and_interactive_shell_with_dash_it() {
     assert_eq!(out.status.code(), Some(5), "{}", stdout(&out));
     assert!(stdout(&out).contains("from-42"), "{}", stdout(&out));
 }
+
+#[test]
+fn exec_runs_in_the_container_with_streams_and_exit_codes() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "host",
+        "-e",
+        "FROM_RUN=1",
+        &img,
+        "sh",
+        "-c",
+        "echo marker > /tmp/m; while true; do sleep 1; done",
+    ]);
+    // Same filesystem and environment as the container's own process.
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = engine.docker_ok(&[
+            "exec",
+            "host",
+            "sh",
+            "-c",
+            "cat /tmp/m 2>/dev/null; echo env=$FROM_RUN",
+        ]);
+        if out.starts_with("marker") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(out, "marker\nenv=1\n");
+    let o = engine.docker(&[
+        "exec",
+        "-e",
+        "X=2",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "host",
+        "sh",
+        "-c",
+        "echo $X $(id -u) $(pwd); exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(stdout(&o), "2 65534 /tmp\n");
+    let o = engine.docker_stdin(&["exec", "-i", "host", "cat"], "through exec\n");
+    assert_eq!(stdout(&o), "through exec\n");
+    let o = engine.docker(&["exec", "host", "/no/such/tool"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let o = docker_in_pty(&engine, "exec -it host sh", "echo tty-$((6*7))\nexit 6\n");
+    assert_eq!(o.status.code(), Some(6), "{}", stdout(&o));
+    assert!(stdout(&o).contains("tty-42"));
+    engine.docker_ok(&["exec", "-d", "host", "sh", "-c", "echo bg > /tmp/bg"]);
+    let mut bg = String::new();
+    for _ in 0..50 {
+        bg = engine.docker_ok(&[
+            "exec",
+            "host",
+            "sh",
+            "-c",
+            "cat /tmp/bg 2>/dev/null || true",
+        ]);
+        if !bg.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(bg, "bg\n");
+    engine.docker_ok(&["rm", "-f", "host"]);
+    let o = engine.docker(&["exec", "host", "true"]);
+    assert!(!o.status.success());
+}

@@ -168,17 +168,17 @@ pub fn wait(engine: &Engine, name: &str, q: &Query) -> ApiResult {
 
 /// When an output stream ends.
 #[derive(Clone, Copy)]
-enum Until {
+pub(super) enum Until {
     /// Now: what the log holds is all there is.
     Drained,
     /// After the container exits more times than `exits` (or is removed).
     ExitAfter(u64),
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send + Sync>>;
+pub(super) type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send + Sync>>;
 
 /// Frames from a container's log, from byte `offset`, until `until`.
-fn output_stream(
+pub(super) fn output_stream(
     path: std::path::PathBuf,
     offset: u64,
     opts: LogOptions,
@@ -258,7 +258,7 @@ fn output_stream(
 /// Copies what the attached client types into the container's stdin, through its
 /// shim's attach socket once the container runs. With `StdinOnce`, the client's EOF
 /// closes the container's stdin.
-async fn forward_input(
+pub(super) async fn forward_input(
     mut client: impl tokio::io::AsyncRead + Unpin,
     dir: std::path::PathBuf,
     mut life: watch::Receiver<Life>,
@@ -354,7 +354,7 @@ fn log_options(q: &Query) -> Result<LogOptions, ApiError> {
     })
 }
 
-fn content_type(tty: bool) -> HeaderValue {
+pub(super) fn content_type(tty: bool) -> HeaderValue {
     HeaderValue::from_static(if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -362,7 +362,7 @@ fn content_type(tty: bool) -> HeaderValue {
     })
 }
 
-fn stream_response(stream: ByteStream, tty: bool) -> Response<Body> {
+pub(super) fn stream_response(stream: ByteStream, tty: bool) -> Response<Body> {
     let body = stream.map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
     resp.headers_mut().insert(CONTENT_TYPE, content_type(tty));

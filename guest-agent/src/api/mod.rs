@@ -5,6 +5,7 @@
 mod auth;
 mod containers;
 mod error;
+mod exec;
 mod images;
 mod progress;
 mod request;
@@ -125,6 +126,16 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::attach(engine.clone(), &id, &query, req).await
         }
         (&Method::DELETE, ["containers", id]) => containers::remove(&engine, id, &query).await,
+        (&Method::POST, ["containers", id, "exec"]) => {
+            let id = id.to_string();
+            exec::create(&engine, &id, read_body(req).await?)
+        }
+        (&Method::POST, ["exec", id, "start"]) => {
+            let id = id.to_string();
+            exec::start(engine.clone(), &id, req).await
+        }
+        (&Method::GET, ["exec", id, "json"]) => exec::inspect(&engine, id),
+        (&Method::POST, ["exec", id, "resize"]) => exec::resize(&engine, id, &query).await,
         (&Method::POST, ["images", "create"]) => {
             images::create(engine, &query, req.headers()).await
         }
@@ -154,7 +165,11 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
 const MAX_JSON_BODY: usize = 4 << 20;
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    collect_limited(req.into_body()).await
+}
+
+async fn collect_limited(body: Incoming) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, MAX_JSON_BODY);
     limited
         .collect()
         .await

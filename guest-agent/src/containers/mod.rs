@@ -3,6 +3,7 @@
 //! knows about HTTP; views are the API's JSON models from `bollard-stubs`.
 
 pub mod config;
+pub mod exec;
 pub mod logs;
 mod names;
 mod record;
@@ -93,6 +94,7 @@ pub struct ContainerService {
     dir: PathBuf,
     trash: PathBuf,
     entries: Mutex<HashMap<String, Entry>>,
+    execs: Mutex<HashMap<String, exec::ExecEntry>>,
 }
 
 fn now() -> String {
@@ -110,6 +112,7 @@ impl ContainerService {
             dir,
             trash,
             entries: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
         });
         let mut adopt = Vec::new();
         let rd = std::fs::read_dir(&svc.dir).map_err(io_err("listing containers"))?;
@@ -328,7 +331,7 @@ impl ContainerService {
             let _ = unmount(&dirs);
             return Err(e);
         }
-        match spawn_shim(&id, &dir, rec.config.open_stdin == Some(true)).await {
+        match spawn_shim(&id, &dir, rec.config.open_stdin == Some(true), None).await {
             Ok((child, pid)) => {
                 let shim_pid = child.id().unwrap_or(0) as i64;
                 self.update(&id, |r| {
@@ -697,6 +700,10 @@ fn start_error_message(rec: &ContainerRecord, code: i64, detail: &str) -> String
         .into_iter()
         .next()
         .unwrap_or_default();
+    start_error_message_for(&cmd, code, detail)
+}
+
+fn start_error_message_for(cmd: &str, code: i64, detail: &str) -> String {
     match code {
         127 => format!(
             "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": executable file not found in $PATH: unknown"
@@ -748,12 +755,41 @@ fn prepare_bundle(
     let dirs = RootfsDirs::under(dir);
     let _ = unmount(&dirs);
     mount_overlay(layers, &dirs).map_err(io_err("mounting the container's root filesystem"))?;
-    let user = config::resolve_user(rec.config.user.as_deref().unwrap_or(""), &dirs.merged)
-        .map_err(|e| ContainerError::Start {
-            message: e.to_string(),
-            exit_code: 126,
-        })?;
+    let (p, c) = runtime_configs(rec, &dirs.merged, None)?;
+    if !c.rootfs.join(p.cwd.trim_start_matches('/')).exists() {
+        let _ = std::fs::create_dir_all(c.rootfs.join(p.cwd.trim_start_matches('/')));
+    }
+    let spec = spec::build(&p, &c).map_err(|e| ContainerError::Start {
+        message: e.to_string(),
+        exit_code: 126,
+    })?;
+    spec.save(dir.join("config.json"))
+        .map_err(|e| ContainerError::Io {
+            context: "writing config.json".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
+/// The process and container settings for the container's own process, or for an
+/// `exec` in it (which overrides command, env, user, working dir and TTY).
+fn runtime_configs(
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    exec: Option<&exec::ExecRequest>,
+) -> Result<(spec::ProcessConfig, spec::ContainerConfig), ContainerError> {
+    let user_spec = exec
+        .and_then(|e| e.user.clone())
+        .filter(|u| !u.is_empty())
+        .or_else(|| rec.config.user.clone())
+        .unwrap_or_default();
+    let user = config::resolve_user(&user_spec, rootfs).map_err(|e| ContainerError::Start {
+        message: e.to_string(),
+        exit_code: 126,
+    })?;
     let mut env = rec.config.env.clone().unwrap_or_default();
+    if let Some(e) = exec {
+        env = config::merge_env(&env, &e.env);
+    }
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!(
             "HOSTNAME={}",
@@ -761,14 +797,12 @@ fn prepare_bundle(
         ));
     }
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            if user.home.is_empty() {
-                "/"
-            } else {
-                &user.home
-            }
-        ));
+        let home = if user.home.is_empty() {
+            "/"
+        } else {
+            &user.home
+        };
+        env.push(format!("HOME={home}"));
     }
     let hc = &rec.host_config;
     let caps = |v: &Option<Vec<String>>| -> Vec<oci_spec::runtime::Capability> {
@@ -786,20 +820,31 @@ fn prepare_bundle(
     if drop_all {
         cap_drop = spec::DEFAULT_CAPS.to_vec();
     }
+    let cwd = exec
+        .and_then(|e| e.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .or_else(|| rec.config.working_dir.clone())
+        .unwrap_or_else(|| "/".into());
     let p = spec::ProcessConfig {
-        args: config::command(&rec.config),
+        args: match exec {
+            Some(e) => e.cmd.clone(),
+            None => config::command(&rec.config),
+        },
         env,
-        cwd: rec.config.working_dir.clone().unwrap_or_else(|| "/".into()),
+        cwd,
         uid: user.uid,
         gid: user.gid,
         additional_gids: user.additional_gids,
-        terminal: rec.config.tty == Some(true),
+        terminal: match exec {
+            Some(e) => e.tty,
+            None => rec.config.tty == Some(true),
+        },
     };
     let c = spec::ContainerConfig {
         hostname: rec.config.hostname.clone().unwrap_or_default(),
-        rootfs: dirs.merged.clone(),
+        rootfs: rootfs.to_path_buf(),
         readonly_rootfs: hc.readonly_rootfs == Some(true),
-        privileged: hc.privileged == Some(true),
+        privileged: hc.privileged == Some(true) || exec.is_some_and(|e| e.privileged),
         cap_add: caps(&hc.cap_add),
         cap_drop,
         no_new_privileges: hc.security_opt.as_ref().is_some_and(|o| {
@@ -809,18 +854,7 @@ fn prepare_bundle(
         cgroups_path: PathBuf::from(format!("/berth/{}", rec.id)),
         resources: spec::Resources::from_host_config(hc),
     };
-    if !c.rootfs.join(p.cwd.trim_start_matches('/')).exists() {
-        let _ = std::fs::create_dir_all(c.rootfs.join(p.cwd.trim_start_matches('/')));
-    }
-    let spec = spec::build(&p, &c).map_err(|e| ContainerError::Start {
-        message: e.to_string(),
-        exit_code: 126,
-    })?;
-    spec.save(dir.join("config.json"))
-        .map_err(|e| ContainerError::Io {
-            context: "writing config.json".into(),
-            source: std::io::Error::other(e.to_string()),
-        })
+    Ok((p, c))
 }
 
 /// Re-executes this binary as the container's shim in its own session, and waits for
@@ -829,6 +863,7 @@ async fn spawn_shim(
     id: &str,
     dir: &Path,
     open_stdin: bool,
+    exec_dir: Option<&Path>,
 ) -> Result<(tokio::process::Child, i64), (i64, String)> {
     let (rd, wr): (OwnedFd, OwnedFd) =
         nix::unistd::pipe().map_err(|e| (255, format!("creating the sync pipe: {e}")))?;
@@ -844,6 +879,12 @@ async fn spawn_shim(
         .arg("--sync-fd")
         .arg("3")
         .args(open_stdin.then_some("--stdin"))
+        .args(
+            exec_dir
+                .map(|d| ["--exec".as_ref(), d.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -80,12 +80,16 @@ pub struct ShimArgs {
     pub sync_fd: Option<i32>,
     /// Keep the container's stdin open for attach clients (`docker run -i`).
     pub open_stdin: bool,
+    /// Run an extra process in the running container (`docker exec`) described by
+    /// `<dir>/process.json`, with its log, exit record and attach socket in `<dir>`.
+    pub exec_dir: Option<PathBuf>,
 }
 
 impl ShimArgs {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<ShimArgs, ShimError> {
         let (mut id, mut bundle, mut state, mut sync_fd) = (None, None, None, None);
         let mut open_stdin = false;
+        let mut exec_dir = None;
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
             if a == "--stdin" {
@@ -98,6 +102,7 @@ impl ShimArgs {
                 "--bundle" => bundle = Some(PathBuf::from(v)),
                 "--state" => state = Some(PathBuf::from(v)),
                 "--sync-fd" => sync_fd = Some(v.parse().map_err(|_| ShimError::Usage)?),
+                "--exec" => exec_dir = Some(PathBuf::from(v)),
                 _ => return Err(ShimError::Usage),
             }
         }
@@ -107,6 +112,7 @@ impl ShimArgs {
             state: state.ok_or(ShimError::Usage)?,
             sync_fd,
             open_stdin,
+            exec_dir,
         })
     }
 }
@@ -155,18 +161,29 @@ pub fn run(args: ShimArgs) -> Result<i32, ShimError> {
 
 fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimError> {
     std::fs::create_dir_all(&args.state).map_err(io_err("creating state dir"))?;
-    let spec = oci_spec::runtime::Spec::load(args.bundle.join("config.json"))
-        .map_err(|e| ShimError::Create(format!("reading config.json: {e}")))?;
-    let terminal = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false);
+    // The directory holding this process's log, exit record and sockets.
+    let io_dir = args.exec_dir.clone().unwrap_or_else(|| args.bundle.clone());
+    let terminal = match &args.exec_dir {
+        Some(dir) => {
+            let bytes =
+                std::fs::read(dir.join("process.json")).map_err(io_err("reading process.json"))?;
+            let p: oci_spec::runtime::Process = serde_json::from_slice(&bytes)
+                .map_err(|e| ShimError::Create(format!("reading process.json: {e}")))?;
+            p.terminal().unwrap_or(false)
+        }
+        None => {
+            let spec = oci_spec::runtime::Spec::load(args.bundle.join("config.json"))
+                .map_err(|e| ShimError::Create(format!("reading config.json: {e}")))?;
+            spec.process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false)
+        }
+    };
     // Attach clients connect here once the container runs.
-    let _ = std::fs::remove_file(args.bundle.join(super::attach_proto::SOCKET));
-    let (_dir, attach_path) =
-        super::attach_proto::short_path(&args.bundle, super::attach_proto::SOCKET)
-            .map_err(io_err("opening the bundle"))?;
+    let _ = std::fs::remove_file(io_dir.join(super::attach_proto::SOCKET));
+    let (_dir, attach_path) = super::attach_proto::short_path(&io_dir, super::attach_proto::SOCKET)
+        .map_err(io_err("opening the bundle"))?;
     let attach = UnixListener::bind(&attach_path).map_err(io_err("binding the attach socket"))?;
 
     let builder = ContainerBuilder::new(args.id.clone(), SyscallType::default())
@@ -175,9 +192,9 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
         .map_err(|e| ShimError::Create(e.to_string()))?;
     let (builder, io) = if terminal {
         // libcontainer's init creates the PTY and sends us its master over this socket.
-        let console_path = args.bundle.join("console.sock");
+        let console_path = io_dir.join("console.sock");
         let _ = std::fs::remove_file(&console_path);
-        let (_dir, short) = super::attach_proto::short_path(&args.bundle, "console.sock")
+        let (_dir, short) = super::attach_proto::short_path(&io_dir, "console.sock")
             .map_err(io_err("opening the bundle"))?;
         let console = UnixListener::bind(&short).map_err(io_err("binding the console socket"))?;
         (
@@ -210,9 +227,26 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
             },
         )
     };
-    let container = builder
+    let builder = builder
         .validate_id()
-        .map_err(|e| ShimError::Create(e.to_string()))?
+        .map_err(|e| ShimError::Create(e.to_string()))?;
+    if let Some(dir) = &args.exec_dir {
+        let pid = builder
+            .as_tenant()
+            .with_process(Some(dir.join("process.json")))
+            .with_detach(true)
+            .build();
+        let pid = match pid {
+            Ok(pid) => pid,
+            Err(e) => {
+                let msg = e.to_string();
+                record_exit(&io_dir, exec_failure_code(&msg), &msg)?;
+                return Err(ShimError::Create(msg));
+            }
+        };
+        return supervise(pid, None, &io_dir, io, attach, sync);
+    }
+    let container = builder
         .as_init(&args.bundle)
         .with_systemd(false)
         .with_detach(true)
@@ -238,14 +272,26 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
     let pid = container
         .pid()
         .ok_or_else(|| ShimError::Start("container has no pid".into()))?;
+    supervise(pid, Some(container), &io_dir, io, attach, sync)
+}
+
+/// Reports the process started, pumps its I/O until its output closes, reaps it,
+/// deletes the container (init only) and records the exit.
+fn supervise(
+    pid: nix::unistd::Pid,
+    container: Option<libcontainer::container::Container>,
+    io_dir: &Path,
+    io: Stdio,
+    attach: UnixListener,
+    sync: &mut Option<File>,
+) -> Result<i32, ShimError> {
     if let Some(mut s) = sync.take() {
         let _ = writeln!(s, "ok {pid}");
     }
-
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(args.bundle.join(LOG_FILE))
+        .open(io_dir.join(LOG_FILE))
         .map_err(io_err("opening the container log"))?;
     let pump = match io {
         Stdio::Pipes { out, err, stdin } => Pump::pipes(out, err, stdin, attach, log),
@@ -256,7 +302,7 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
     };
     pump.run().map_err(io_err("copying container output"))?;
 
-    // The init process is our sibling-cloned child with no exit signal: __WALL.
+    // The process is our sibling-cloned child with no exit signal: __WALL.
     let code = loop {
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(_, c)) => break c,
@@ -266,8 +312,10 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
             Err(e) => return Err(nix_err("waiting for the container")(e)),
         }
     };
-    let _ = container.delete(true);
-    record_exit(&args.bundle, code, "")?;
+    if let Some(mut c) = container {
+        let _ = c.delete(true);
+    }
+    record_exit(io_dir, code, "")?;
     Ok(code)
 }
 

@@ -275,8 +275,12 @@ fn caps_name(i: u32) -> Option<&'static str> {
     NAMES.get(i as usize).copied()
 }
 
-/// Builds the whole spec.
-pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> {
+/// The OCI process: what runs, as whom, with which capabilities. Also used alone for
+/// `docker exec`.
+pub fn process(
+    p: &ProcessConfig,
+    c: &ContainerConfig,
+) -> Result<oci_spec::runtime::Process, SpecError> {
     let caps = capabilities(c);
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -292,7 +296,7 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
         .additional_gids(p.additional_gids.clone())
         .build()
         .map_err(err)?;
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(p.terminal)
         .user(user)
         .args(p.args.clone())
@@ -305,7 +309,12 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
         .capabilities(capabilities)
         .no_new_privileges(c.no_new_privileges)
         .build()
-        .map_err(err)?;
+        .map_err(err)
+}
+
+/// Builds the whole spec.
+pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> {
+    let process = process(p, c)?;
     let namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Network,

@@ -1,0 +1,136 @@
+//! Exec endpoints: create (`POST /containers/{id}/exec`), start (hijacked stream),
+//! inspect and resize.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+use bollard_stubs::models::{ExecConfig, ExecStartConfig, IdResponse};
+
+use super::containers::{content_type, forward_input, output_stream, stream_response, Until};
+use super::{empty, json, ApiError, ApiResult, Query};
+use crate::containers::exec::ExecRequest;
+use crate::containers::logs::LogOptions;
+use crate::engine::Engine;
+
+pub fn create(engine: &Engine, container: &str, body: Bytes) -> ApiResult {
+    let cfg: ExecConfig = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let req = ExecRequest {
+        cmd: cfg.cmd.unwrap_or_default(),
+        env: cfg.env.unwrap_or_default(),
+        user: cfg.user,
+        working_dir: cfg.working_dir,
+        tty: cfg.tty == Some(true),
+        privileged: cfg.privileged == Some(true),
+        attach_stdin: cfg.attach_stdin == Some(true),
+        attach_stdout: cfg.attach_stdout.unwrap_or(true),
+        attach_stderr: cfg.attach_stderr.unwrap_or(true),
+    };
+    let id = engine.containers.exec_create(container, req)?;
+    json(StatusCode::CREATED, &IdResponse { id })
+}
+
+pub fn inspect(engine: &Engine, id: &str) -> ApiResult {
+    json(StatusCode::OK, &engine.containers.exec_inspect(id)?)
+}
+
+pub async fn resize(engine: &Engine, id: &str, q: &Query) -> ApiResult {
+    let dim = |k: &str| -> Result<u16, ApiError> {
+        q.get(k)
+            .unwrap_or("0")
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}")))
+    };
+    engine
+        .containers
+        .exec_resize(id, dim("h")?, dim("w")?)
+        .await?;
+    empty(StatusCode::OK)
+}
+
+/// `POST /exec/{id}/start`: starts the process; unless detached, hijacks the connection
+/// and streams its output (and forwards stdin) until it exits.
+pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> ApiResult {
+    let wants_upgrade = req.headers().contains_key(UPGRADE);
+    let (parts, body) = req.into_parts();
+    let body = super::collect_limited(body).await?;
+    let cfg: ExecStartConfig = if body.is_empty() {
+        ExecStartConfig::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let out = engine.containers.exec_output(id)?;
+    if cfg.detach == Some(true) || !wants_upgrade {
+        engine.containers.exec_start(id).await?;
+    }
+    if cfg.detach == Some(true) {
+        return empty(StatusCode::OK);
+    }
+    let opts = LogOptions {
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let stdin_life = out.life.clone();
+    let stream = output_stream(
+        out.log,
+        0,
+        opts,
+        out.tty,
+        out.life,
+        Until::ExitAfter(0),
+        false,
+    );
+    if !wants_upgrade {
+        return Ok(stream_response(stream, out.tty));
+    }
+    let req = Request::from_parts(parts, ());
+    let on_upgrade = hyper::upgrade::on(req);
+    let (dir, stdin, tty) = (out.dir, out.stdin, out.tty);
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        // As dockerd: the connection is hijacked first, and a process that cannot start
+        // reports its error in the stream (the client reads the exit code from inspect).
+        if let Err(e) = engine.containers.exec_start(&id).await {
+            let entry = crate::containers::logs::Entry {
+                stream: crate::containers::logs::Stream::Stdout,
+                time: String::new(),
+                data: format!("{e}\r\n").into_bytes(),
+            };
+            let framed = crate::containers::logs::frame(&entry, false, tty);
+            let _ = writer.write_all(&framed).await;
+            let _ = writer.shutdown().await;
+            return;
+        }
+        if stdin {
+            tokio::spawn(forward_input(reader, dir, stdin_life, true));
+        }
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            if writer.write_all(&chunk).await.is_err() {
+                return;
+            }
+            let _ = writer.flush().await;
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut resp = Response::new(super::full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(CONTENT_TYPE, content_type(out.tty));
+    Ok(resp)
+}

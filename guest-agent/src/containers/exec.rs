@@ -1,0 +1,223 @@
+//! `docker exec`: extra processes in a running container. Each runs under its own shim
+//! (`shim --exec DIR`, libcontainer's tenant builder) with its log, exit record and
+//! attach socket in `<container>/exec/<exec-id>/`. Exec instances live in memory only,
+//! as in dockerd.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bollard_stubs::models::{ExecInspectResponse, ProcessConfig as ApiProcessConfig};
+use tokio::sync::watch;
+
+use super::{io_err, runtime_configs, spawn_shim, ContainerError, ContainerService, Life};
+use crate::runtime::rootfs::RootfsDirs;
+use crate::runtime::shim::read_exit;
+use crate::runtime::spec;
+
+/// What `POST /containers/{id}/exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub tty: bool,
+    pub privileged: bool,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+}
+
+pub struct ExecEntry {
+    container_id: String,
+    req: ExecRequest,
+    dir: PathBuf,
+    life: watch::Sender<Life>,
+    pid: i64,
+    started: bool,
+}
+
+/// Where an exec's output is and how to follow it.
+pub struct ExecOutput {
+    pub log: PathBuf,
+    pub dir: PathBuf,
+    pub tty: bool,
+    pub stdin: bool,
+    pub life: watch::Receiver<Life>,
+}
+
+impl ContainerService {
+    fn exec_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ExecEntry>> {
+        self.execs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn exec_create(&self, container: &str, req: ExecRequest) -> Result<String, ContainerError> {
+        let rec = self.record(container)?;
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not running",
+                rec.id
+            )));
+        }
+        if req.cmd.is_empty() {
+            return Err(ContainerError::InvalidArgument(
+                "No exec command specified".into(),
+            ));
+        }
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let dir = self.container_dir(&rec.id).join("exec").join(&id);
+        self.exec_lock().insert(
+            id.clone(),
+            ExecEntry {
+                container_id: rec.id,
+                req,
+                dir,
+                life: watch::Sender::new(Life::default()),
+                pid: 0,
+                started: false,
+            },
+        );
+        Ok(id)
+    }
+
+    fn exec_entry<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut ExecEntry) -> T,
+    ) -> Result<T, ContainerError> {
+        let mut map = self.exec_lock();
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| ContainerError::NotFound(format!("exec instance {id}")))?;
+        Ok(f(e))
+    }
+
+    /// Starts the exec's process and returns once it runs.
+    pub async fn exec_start(self: &Arc<Self>, id: &str) -> Result<(), ContainerError> {
+        let (container_id, req, dir, started) = self.exec_entry(id, |e| {
+            (
+                e.container_id.clone(),
+                e.req.clone(),
+                e.dir.clone(),
+                e.started,
+            )
+        })?;
+        if started {
+            return Err(ContainerError::Conflict(format!(
+                "Error: Exec command {id} has already run"
+            )));
+        }
+        let rec = self.record(&container_id)?;
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!(
+                "container {container_id} is not running"
+            )));
+        }
+        let cdir = self.container_dir(&container_id);
+        let merged = RootfsDirs::under(&cdir).merged;
+        let (p, c) = runtime_configs(&rec, &merged, Some(&req))?;
+        let process = spec::process(&p, &c).map_err(|e| ContainerError::Start {
+            message: e.to_string(),
+            exit_code: 126,
+        })?;
+        std::fs::create_dir_all(&dir).map_err(io_err("creating the exec directory"))?;
+        let json = serde_json::to_vec(&process)
+            .map_err(std::io::Error::other)
+            .map_err(io_err("encoding process.json"))?;
+        std::fs::write(dir.join("process.json"), json).map_err(io_err("writing process.json"))?;
+        self.exec_entry(id, |e| e.started = true)?;
+        match spawn_shim(&container_id, &cdir, req.attach_stdin, Some(&dir)).await {
+            Ok((child, pid)) => {
+                self.exec_entry(id, |e| {
+                    e.pid = pid;
+                    e.life.send_modify(|l| l.running = true);
+                })?;
+                let svc = self.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    let mut child = child;
+                    let _ = child.wait().await;
+                    let (code, error) = match read_exit(&dir) {
+                        Some(x) => (x.exit_code as i64, x.error),
+                        None => (255, "the exec's shim exited without a status".into()),
+                    };
+                    let _ = svc.exec_entry(&id, |e| {
+                        e.pid = 0;
+                        e.life.send_modify(|l| {
+                            l.running = false;
+                            l.exits += 1;
+                            l.exit_code = code;
+                            l.error = error.clone();
+                        });
+                    });
+                });
+                Ok(())
+            }
+            Err((code, message)) => {
+                self.exec_entry(id, |e| {
+                    e.life.send_modify(|l| {
+                        l.exits += 1;
+                        l.exit_code = code;
+                        l.error = message.clone();
+                    })
+                })?;
+                Err(ContainerError::Start {
+                    message: super::start_error_message_for(
+                        req.cmd.first().map(String::as_str).unwrap_or(""),
+                        code,
+                        &message,
+                    ),
+                    exit_code: code,
+                })
+            }
+        }
+    }
+
+    pub fn exec_output(&self, id: &str) -> Result<ExecOutput, ContainerError> {
+        self.exec_entry(id, |e| ExecOutput {
+            log: e.dir.join(crate::runtime::shim::LOG_FILE),
+            dir: e.dir.clone(),
+            tty: e.req.tty,
+            stdin: e.req.attach_stdin,
+            life: e.life.subscribe(),
+        })
+    }
+
+    pub fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse, ContainerError> {
+        self.exec_entry(id, |e| {
+            let l = e.life.borrow();
+            ExecInspectResponse {
+                can_remove: Some(false),
+                container_id: Some(e.container_id.clone()),
+                detach_keys: Some(String::new()),
+                exit_code: (!l.running && l.exits > 0).then_some(l.exit_code),
+                id: Some(id.to_string()),
+                open_stderr: Some(e.req.attach_stderr),
+                open_stdin: Some(e.req.attach_stdin),
+                open_stdout: Some(e.req.attach_stdout),
+                process_config: Some(ApiProcessConfig {
+                    privileged: Some(e.req.privileged),
+                    user: e.req.user.clone(),
+                    tty: Some(e.req.tty),
+                    entrypoint: e.req.cmd.first().cloned(),
+                    arguments: Some(e.req.cmd.iter().skip(1).cloned().collect()),
+                }),
+                running: Some(l.running),
+                pid: Some(e.pid),
+            }
+        })
+    }
+
+    pub async fn exec_resize(&self, id: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
+        let dir = self.exec_entry(id, |e| e.dir.clone())?;
+        let mut sock = super::connect_attach(&dir)
+            .await
+            .map_err(io_err("connecting to the exec's shim"))?;
+        use tokio::io::AsyncWriteExt;
+        sock.write_all(&crate::runtime::attach_proto::encode(
+            &crate::runtime::attach_proto::Frame::Resize { rows, cols },
+        ))
+        .await
+        .map_err(io_err("resizing the terminal"))
+    }
+}
