@@ -10,16 +10,27 @@ fn main() -> anyhow::Result<()> {
         // Must stay before any thread is started: libcontainer clones this process.
         Some("shim") => {
             use berth_agent::runtime::shim;
-            // libcontainer reports the failing step through tracing.
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .init();
-            let code = match shim::ShimArgs::parse(args).and_then(shim::run) {
+            let parsed = shim::ShimArgs::parse(args);
+            if let Ok(a) = &parsed {
+                // libcontainer reports the failing step through tracing. Never to stderr:
+                // the container's init is forked from us and would write into the
+                // container's own stderr.
+                if let Ok(f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(a.bundle.join("shim.log"))
+                {
+                    tracing_subscriber::fmt()
+                        .with_env_filter(
+                            tracing_subscriber::EnvFilter::try_from_env("BERTH_SHIM_LOG")
+                                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                        )
+                        .with_writer(std::sync::Mutex::new(f))
+                        .with_ansi(false)
+                        .init();
+                }
+            }
+            let code = match parsed.and_then(shim::run) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("berth-agent shim: {e}");

@@ -246,6 +246,17 @@ impl ContainerService {
         {
             host_config.network_mode = Some("bridge".into());
         }
+        // dockerd fills the log driver in; clients (docker-py's run) read it back.
+        if host_config
+            .log_config
+            .as_ref()
+            .is_none_or(|l| l.typ.as_deref().is_none_or(str::is_empty))
+        {
+            host_config.log_config = Some(bollard_stubs::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(Default::default()),
+            });
+        }
         let id = hex::encode(rand::random::<[u8; 32]>());
         let mut map = self.lock();
         let name = match name.filter(|n| !n.is_empty()) {
