@@ -408,3 +408,56 @@ fn exec_runs_in_the_container_with_streams_and_exit_codes() {
     let o = engine.docker(&["exec", "host", "true"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn pause_freezes_and_unpause_thaws() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "frozen",
+        &img,
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    engine.docker_ok(&["pause", "frozen"]);
+    let ps = engine.docker_ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(Paused)"), "{ps}");
+    assert_eq!(
+        engine
+            .docker_ok(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.Paused}}",
+                "frozen"
+            ])
+            .trim(),
+        "paused true"
+    );
+    // While frozen the counter does not move (read through the overlay from the host).
+    let merged = engine.docker_ok(&["inspect", "-f", "{{.GraphDriver.Data.MergedDir}}", "frozen"]);
+    let counter = std::path::Path::new(merged.trim()).join("tmp/n");
+    let before = std::fs::read_to_string(&counter).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        before,
+        "paused container kept running"
+    );
+    let out = engine.docker(&["pause", "frozen"]);
+    assert!(stderr(&out).contains("already paused"), "{}", stderr(&out));
+    engine.docker_ok(&["unpause", "frozen"]);
+    let a = engine.docker_ok(&["exec", "frozen", "cat", "/tmp/n"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let b = engine.docker_ok(&["exec", "frozen", "cat", "/tmp/n"]);
+    assert!(
+        b.trim().parse::<u64>().unwrap() > a.trim().parse::<u64>().unwrap(),
+        "{a} {b}"
+    );
+    // Stopping a paused container works (it is thawed first).
+    engine.docker_ok(&["pause", "frozen"]);
+    engine.docker_ok(&["rm", "-f", "frozen"]);
+}

@@ -94,6 +94,11 @@ pub async fn restart(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     }
 }
 
+pub async fn pause(engine: &Engine, name: &str, pause: bool) -> ApiResult {
+    engine.containers.set_paused(name, pause).await?;
+    empty(StatusCode::NO_CONTENT)
+}
+
 pub fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     engine.containers.kill(name, q.get("signal"))?;
     empty(StatusCode::NO_CONTENT)

@@ -115,6 +115,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::restart(&engine, id, &query).await
         }
         (&Method::POST, ["containers", id, "kill"]) => containers::kill(&engine, id, &query),
+        (&Method::POST, ["containers", id, "pause"]) => containers::pause(&engine, id, true).await,
+        (&Method::POST, ["containers", id, "unpause"]) => {
+            containers::pause(&engine, id, false).await
+        }
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(&engine, id, &query),
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&engine, id, &query),
         (&Method::POST, ["containers", id, "resize"]) => {

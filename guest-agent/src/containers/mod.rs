@@ -208,7 +208,8 @@ impl ContainerService {
     pub fn counts(&self) -> (i64, i64, i64) {
         let map = self.lock();
         let running = map.values().filter(|e| e.rec.running()).count() as i64;
-        (running, 0, map.len() as i64 - running)
+        let paused = map.values().filter(|e| e.rec.state.paused).count() as i64;
+        (running - paused, paused, map.len() as i64 - running)
     }
 
     pub fn image_in_use(&self, image_id: &str) -> bool {
@@ -297,6 +298,7 @@ impl ContainerService {
                 error: String::new(),
                 started_at: None,
                 finished_at: None,
+                paused: false,
             },
             restart_count: 0,
         };
@@ -461,6 +463,9 @@ impl ContainerService {
                 .unwrap_or("SIGTERM"),
         )?;
         let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        if rec.state.paused {
+            self.set_paused(&rec.id, false).await?;
+        }
         let mut rx = self.life(&rec.id)?;
         let exits = rx.borrow().exits;
         send_signal(rec.state.pid, sig)?;
@@ -536,6 +541,50 @@ impl ContainerService {
         ))
     }
 
+    /// `docker pause` / `docker unpause`: freezes or thaws every process through the
+    /// freezer cgroup (libcontainer's pause does not clone, so it may run here).
+    pub async fn set_paused(&self, name: &str, pause: bool) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        if rec.state.paused == pause {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is {}paused",
+                rec.id,
+                if pause { "already " } else { "not " }
+            )));
+        }
+        let state = self.container_dir(&rec.id).join("runtime").join(&rec.id);
+        tokio::task::spawn_blocking(move || {
+            let mut c =
+                libcontainer::container::Container::load(state).map_err(|e| e.to_string())?;
+            if pause {
+                c.pause().map_err(|e| e.to_string())
+            } else {
+                c.resume().map_err(|e| e.to_string())
+            }
+        })
+        .await
+        .map_err(|e| ContainerError::Io {
+            context: "pausing".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|e| ContainerError::Io {
+            context: if pause {
+                "pausing the container".into()
+            } else {
+                "unpausing the container".into()
+            },
+            source: std::io::Error::other(e),
+        })?;
+        self.update(&rec.id, |r| r.state.paused = pause)?;
+        Ok(())
+    }
+
     /// The container's directory, where its shim's attach socket lives.
     pub fn attach_dir(&self, name: &str) -> Result<PathBuf, ContainerError> {
         Ok(self.container_dir(&self.resolve(name)?))
@@ -582,6 +631,9 @@ impl ContainerService {
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
                     rec.name
                 )));
+            }
+            if rec.state.paused {
+                let _ = self.set_paused(&id, false).await;
             }
             let mut rx = self.life(&id)?;
             let exits = rx.borrow().exits;
@@ -698,6 +750,7 @@ fn resolve_in(map: &HashMap<String, Entry>, name: &str) -> Result<String, Contai
 
 fn apply_exit(r: &mut ContainerRecord, code: i64, error: &str, finished: &str) {
     r.state.status = Status::Exited;
+    r.state.paused = false;
     r.state.pid = 0;
     r.state.shim_pid = 0;
     r.state.exit_code = code;

@@ -85,8 +85,9 @@ fn status_text(r: &ContainerRecord) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
         Status::Running => format!(
-            "Up {}",
-            human_duration(now - unix(r.state.started_at.as_deref().unwrap_or("")))
+            "Up {}{}",
+            human_duration(now - unix(r.state.started_at.as_deref().unwrap_or(""))),
+            if r.state.paused { " (Paused)" } else { "" }
         ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -108,7 +109,12 @@ fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
     if !f.all && !r.running() && f.status.is_empty() && f.exited.is_empty() {
         return false;
     }
-    if !f.status.is_empty() && !f.status.iter().any(|s| s == r.state.status.as_str()) {
+    let status = if r.state.paused {
+        "paused"
+    } else {
+        r.state.status.as_str()
+    };
+    if !f.status.is_empty() && !f.status.iter().any(|s| s == status) {
         return false;
     }
     let exited_ok = r.state.status == Status::Exited && f.exited.contains(&r.state.exit_code);
@@ -151,6 +157,7 @@ pub fn list(recs: &[&ContainerRecord], f: &ListFilters) -> Vec<ContainerSummary>
             labels: Some(r.config.labels.clone().unwrap_or_default()),
             state: Some(match r.state.status {
                 Status::Created => ContainerSummaryStateEnum::CREATED,
+                Status::Running if r.state.paused => ContainerSummaryStateEnum::PAUSED,
                 Status::Running => ContainerSummaryStateEnum::RUNNING,
                 Status::Exited => ContainerSummaryStateEnum::EXITED,
                 Status::Dead => ContainerSummaryStateEnum::DEAD,
@@ -194,12 +201,13 @@ pub fn inspect(r: &ContainerRecord, dir: &Path) -> ContainerInspectResponse {
         state: Some(ContainerState {
             status: Some(match r.state.status {
                 Status::Created => ContainerStateStatusEnum::CREATED,
+                Status::Running if r.state.paused => ContainerStateStatusEnum::PAUSED,
                 Status::Running => ContainerStateStatusEnum::RUNNING,
                 Status::Exited => ContainerStateStatusEnum::EXITED,
                 Status::Dead => ContainerStateStatusEnum::DEAD,
             }),
             running: Some(r.running()),
-            paused: Some(false),
+            paused: Some(r.state.paused),
             restarting: Some(false),
             oom_killed: Some(false),
             dead: Some(r.state.status == Status::Dead),
