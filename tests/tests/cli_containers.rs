@@ -461,3 +461,81 @@ fn pause_freezes_and_unpause_thaws() {
     engine.docker_ok(&["pause", "frozen"]);
     engine.docker_ok(&["rm", "-f", "frozen"]);
 }
+
+fn wait_for(engine: &Engine, name: &str, format: &str, want: &str) -> String {
+    let mut got = String::new();
+    for _ in 0..200 {
+        got = engine
+            .docker_ok(&["inspect", "-f", format, name])
+            .trim()
+            .to_string();
+        if got == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    got
+}
+
+#[test]
+fn restart_policies() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        &img,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    let got = wait_for(
+        &engine,
+        "flaky",
+        "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+        "2 exited 1",
+    );
+    assert_eq!(got, "2 exited 1");
+    // It stays down after the retries are used up.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        engine
+            .docker_ok(&["inspect", "-f", "{{.RestartCount}}", "flaky"])
+            .trim(),
+        "2"
+    );
+
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "phoenix",
+        "--restart",
+        "always",
+        &img,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    let n = wait_for(&engine, "phoenix", "{{ge .RestartCount 2}}", "true");
+    assert_eq!(n, "true");
+    // docker stop is final for `always`.
+    engine.docker_ok(&["stop", "-t", "1", "phoenix"]);
+    let count = engine.docker_ok(&["inspect", "-f", "{{.RestartCount}}", "phoenix"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        engine
+            .docker_ok(&[
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.Running}}",
+                "phoenix"
+            ])
+            .trim(),
+        format!("{} false", count.trim())
+    );
+    engine.docker_ok(&["rm", "-f", "flaky", "phoenix"]);
+}

@@ -66,7 +66,7 @@ pub async fn create(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
 }
 
 pub async fn start(engine: &Engine, name: &str) -> ApiResult {
-    match engine.containers.start(&engine.images, name).await {
+    match engine.containers.start(name).await {
         Ok(()) => empty(StatusCode::NO_CONTENT),
         Err(ContainerError::NotModified) => empty(StatusCode::NOT_MODIFIED),
         Err(e) => Err(e.into()),
@@ -88,7 +88,7 @@ pub async fn restart(engine: &Engine, name: &str, q: &Query) -> ApiResult {
         Ok(()) | Err(ContainerError::NotModified) => {}
         Err(e) => return Err(e.into()),
     }
-    match engine.containers.start(&engine.images, name).await {
+    match engine.containers.start(name).await {
         Ok(()) | Err(ContainerError::NotModified) => empty(StatusCode::NO_CONTENT),
         Err(e) => Err(e.into()),
     }

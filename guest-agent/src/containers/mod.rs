@@ -95,6 +95,7 @@ pub struct ContainerService {
     trash: PathBuf,
     entries: Mutex<HashMap<String, Entry>>,
     execs: Mutex<HashMap<String, exec::ExecEntry>>,
+    restarts: tokio::sync::mpsc::UnboundedSender<(String, Duration)>,
 }
 
 fn now() -> String {
@@ -108,12 +109,15 @@ impl ContainerService {
         let trash = dir.join(".trash");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         crate::fsutil::reset_dir(&trash).map_err(io_err("cleaning container trash"))?;
+        let (restarts, restart_rx) = tokio::sync::mpsc::unbounded_channel();
         let svc = Arc::new(ContainerService {
             dir,
             trash,
             entries: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            restarts,
         });
+        tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
         let rd = std::fs::read_dir(&svc.dir).map_err(io_err("listing containers"))?;
         for e in rd.flatten() {
@@ -159,6 +163,29 @@ impl ContainerService {
         for id in adopt {
             let s = svc.clone();
             tokio::spawn(async move { s.watch_adopted(id).await });
+        }
+        // `always` and `unless-stopped` containers come back with the engine.
+        let revive: Vec<String> = svc
+            .lock()
+            .values()
+            .filter(|e| {
+                !e.rec.running() && !e.rec.manually_stopped && e.rec.state.started_at.is_some()
+            })
+            .filter(|e| {
+                use bollard_stubs::models::RestartPolicyNameEnum as P;
+                matches!(
+                    e.rec
+                        .host_config
+                        .restart_policy
+                        .as_ref()
+                        .and_then(|p| p.name.as_ref()),
+                    Some(P::ALWAYS) | Some(P::UNLESS_STOPPED)
+                )
+            })
+            .map(|e| e.rec.id.clone())
+            .collect();
+        for id in revive {
+            let _ = svc.restarts.send((id, Duration::from_millis(0)));
         }
         Ok(svc)
     }
@@ -232,6 +259,7 @@ impl ContainerService {
                 )
             })?;
         let (image_id, image_cfg) = images.config(&image)?;
+        let layers = images.layer_paths(&image_id)?;
         let req = views::create_config(&body);
         let merged = config::merge(&req, &image_cfg);
         if config::command(&merged).is_empty() {
@@ -301,6 +329,8 @@ impl ContainerService {
                 paused: false,
             },
             restart_count: 0,
+            layers,
+            manually_stopped: false,
         };
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io_err("creating container directory"))?;
@@ -316,18 +346,21 @@ impl ContainerService {
     }
 
     /// Starts the container through a new shim and returns once its process runs.
-    pub async fn start(
-        self: &Arc<Self>,
-        images: &ImageService,
-        name: &str,
-    ) -> Result<(), ContainerError> {
+    pub async fn start(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
         if rec.running() {
             return Err(ContainerError::NotModified);
         }
         let id = rec.id.clone();
         let dir = self.container_dir(&id);
-        let layers = images.layer_paths(&rec.image_id)?;
+        let layers = rec.layers.clone();
+        if layers.is_empty() {
+            return Err(ContainerError::Conflict(format!(
+                "container {} has no image layers recorded",
+                rec.id
+            )));
+        }
+        self.update(&id, |r| r.manually_stopped = false)?;
         let dirs = RootfsDirs::under(&dir);
         let _ = std::fs::remove_file(dir.join(crate::runtime::shim::EXIT_FILE));
         let prepared = {
@@ -411,7 +444,32 @@ impl ContainerService {
                 if let Err(e) = self.remove(id, true).await {
                     tracing::warn!(container = id, error = %e, "auto-remove failed");
                 }
+            } else if let Some(delay) = restart_delay(&rec, code) {
+                let _ = self.restarts.send((id.to_string(), delay));
             }
+        }
+    }
+
+    /// Carries out restart-policy restarts. A channel rather than a direct call keeps
+    /// `start` → exit watcher → `start` from being one recursive future.
+    async fn restarter(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<(String, Duration)>,
+    ) {
+        while let Some((id, delay)) = rx.recv().await {
+            let svc = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                // The user may have stopped or removed it meanwhile.
+                let Ok(rec) = svc.record(&id) else { return };
+                if rec.manually_stopped || rec.running() {
+                    return;
+                }
+                let _ = svc.update(&id, |r| r.restart_count += 1);
+                if let Err(e) = svc.start(&id).await {
+                    tracing::warn!(container = %id, error = %e, "restart failed");
+                }
+            });
         }
     }
 
@@ -443,6 +501,12 @@ impl ContainerService {
             )));
         }
         let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
+        if matches!(
+            sig,
+            nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGTERM
+        ) {
+            self.update(&rec.id, |r| r.manually_stopped = true)?;
+        }
         send_signal(rec.state.pid, sig)
     }
 
@@ -454,6 +518,8 @@ impl ContainerService {
         signal: Option<&str>,
     ) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
+        // Even when it is not running right now: a restart may be pending.
+        self.update(&rec.id, |r| r.manually_stopped = true)?;
         if !rec.running() {
             return Err(ContainerError::NotModified);
         }
@@ -717,6 +783,29 @@ impl ContainerService {
         let rec = self.record(name)?;
         Ok(views::inspect(&rec, &self.container_dir(&rec.id)))
     }
+}
+
+/// Whether (and after how long) a container that exited with `code` is restarted by
+/// its policy. The delay doubles from 100 ms per restart, capped at 10 s, as dockerd's
+/// backoff does.
+fn restart_delay(rec: &ContainerRecord, code: i64) -> Option<Duration> {
+    use bollard_stubs::models::RestartPolicyNameEnum as P;
+    if rec.manually_stopped {
+        return None;
+    }
+    let policy = rec.host_config.restart_policy.as_ref()?;
+    let restart = match policy.name.as_ref()? {
+        P::ALWAYS | P::UNLESS_STOPPED => true,
+        P::ON_FAILURE => {
+            let max = policy.maximum_retry_count.unwrap_or(0);
+            code != 0 && (max <= 0 || rec.restart_count < max)
+        }
+        P::NO | P::EMPTY => false,
+    };
+    restart.then(|| {
+        let shift = rec.restart_count.clamp(0, 7) as u32;
+        Duration::from_millis((100u64 << shift).min(10_000))
+    })
 }
 
 /// Connects to the shim's attach socket in `dir`.

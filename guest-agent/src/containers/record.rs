@@ -64,6 +64,13 @@ pub struct ContainerRecord {
     pub state: RunState,
     #[serde(default)]
     pub restart_count: i64,
+    /// The image's layer directories, lowest first (the image cannot be removed while
+    /// the container exists, so these stay valid).
+    #[serde(default)]
+    pub layers: Vec<std::path::PathBuf>,
+    /// Set by `docker stop`/`kill`: restart policies leave the container alone.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 impl ContainerRecord {
