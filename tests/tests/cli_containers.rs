@@ -539,3 +539,56 @@ fn restart_policies() {
     );
     engine.docker_ok(&["rm", "-f", "flaky", "phoenix"]);
 }
+
+#[test]
+fn stats_top_and_logs_follow() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "32m",
+        &img,
+        "sh",
+        "-c",
+        "while true; do sleep 1; done",
+    ]);
+    let stats = engine.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.MemUsage}}|{{.PIDs}}",
+        "busy",
+    ]);
+    let fields: Vec<&str> = stats.trim().split('|').collect();
+    assert_eq!(fields[0], "busy", "{stats}");
+    assert!(fields[1].ends_with("/ 32MiB"), "{stats}");
+    assert!(fields[2].parse::<u32>().unwrap() >= 1, "{stats}");
+    let top = engine.docker_ok(&["top", "busy"]);
+    assert!(top.contains("while true"), "{top}");
+    engine.docker_ok(&["rm", "-f", "busy"]);
+
+    // logs -f follows a live container to its end.
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        &img,
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; sleep 0.2; done",
+    ]);
+    let followed = engine.docker_ok(&["logs", "-f", "talker"]);
+    assert_eq!(followed, "line1\nline2\nline3\nline4\nline5\n");
+    let tail = engine.docker_ok(&["logs", "--tail", "2", "talker"]);
+    assert_eq!(tail, "line4\nline5\n");
+    let stamped = engine.docker_ok(&["logs", "-t", "--tail", "1", "talker"]);
+    assert!(
+        stamped.starts_with("20") && stamped.trim_end().ends_with(" line5"),
+        "{stamped}"
+    );
+    engine.docker_ok(&["rm", "talker"]);
+}

@@ -99,6 +99,44 @@ pub async fn pause(engine: &Engine, name: &str, pause: bool) -> ApiResult {
     empty(StatusCode::NO_CONTENT)
 }
 
+/// `GET /containers/{id}/stats`: one sample (`stream=false`) or one per second.
+pub async fn stats(engine: Arc<Engine>, name: &str, q: &Query) -> ApiResult {
+    let first = engine.containers.stats(name).await?;
+    let stream = q
+        .get("stream")
+        .is_none_or(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    if !stream || q.flag("one-shot") {
+        return json(StatusCode::OK, &first);
+    }
+    let name = name.to_string();
+    let body = futures_util::stream::unfold(
+        (Some(first), engine, name),
+        |(first, engine, name)| async move {
+            let sample = match first {
+                Some(s) => s,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(900)).await;
+                    engine.containers.stats(&name).await.ok()?
+                }
+            };
+            let mut line = serde_json::to_vec(&sample).ok()?;
+            line.push(b'\n');
+            Some((
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from(line))),
+                (None, engine, name),
+            ))
+        },
+    );
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+pub fn top(engine: &Engine, name: &str) -> ApiResult {
+    json(StatusCode::OK, &engine.containers.top(name)?)
+}
+
 pub fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     engine.containers.kill(name, q.get("signal"))?;
     empty(StatusCode::NO_CONTENT)

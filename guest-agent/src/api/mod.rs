@@ -125,6 +125,11 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::resize(&engine, id, &query).await
         }
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(&engine, id, &query),
+        (&Method::GET, ["containers", id, "stats"]) => {
+            let id = id.to_string();
+            containers::stats(engine.clone(), &id, &query).await
+        }
+        (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id),
         (&Method::POST, ["containers", id, "attach"]) => {
             let id = id.to_string();
             containers::attach(engine.clone(), &id, &query, req).await

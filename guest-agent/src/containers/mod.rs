@@ -7,6 +7,7 @@ pub mod exec;
 pub mod logs;
 mod names;
 mod record;
+pub mod stats;
 pub mod views;
 
 use std::collections::HashMap;
@@ -649,6 +650,69 @@ impl ContainerService {
         })?;
         self.update(&rec.id, |r| r.state.paused = pause)?;
         Ok(())
+    }
+
+    /// One `docker stats` sample: CPU now and 100 ms earlier, memory, pids.
+    pub async fn stats(
+        &self,
+        name: &str,
+    ) -> Result<bollard_stubs::models::ContainerStatsResponse, ContainerError> {
+        let rec = self.record(name)?;
+        let cg = stats::CgroupFiles::new(format!("berth/{}", rec.id));
+        let read_at = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let (pre, preread) = if rec.running() {
+            let p = stats::cpu_stats(&cg);
+            let t = read_at();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            (Some(p), Some(t))
+        } else {
+            (None, None)
+        };
+        let running = rec.running();
+        Ok(bollard_stubs::models::ContainerStatsResponse {
+            id: Some(rec.id.clone()),
+            name: Some(format!("/{}", rec.name)),
+            os_type: Some("linux".into()),
+            read: Some(read_at()),
+            preread,
+            cpu_stats: Some(if running {
+                stats::cpu_stats(&cg)
+            } else {
+                Default::default()
+            }),
+            precpu_stats: Some(pre.unwrap_or_default()),
+            memory_stats: Some(if running {
+                cg.memory()
+            } else {
+                Default::default()
+            }),
+            pids_stats: Some(if running {
+                cg.pids()
+            } else {
+                Default::default()
+            }),
+            num_procs: Some(0),
+            networks: Some(Default::default()),
+            ..Default::default()
+        })
+    }
+
+    /// `docker top`.
+    pub fn top(
+        &self,
+        name: &str,
+    ) -> Result<bollard_stubs::models::ContainerTopResponse, ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.running() {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        Ok(stats::top(&stats::CgroupFiles::new(format!(
+            "berth/{}",
+            rec.id
+        ))))
     }
 
     /// The container's directory, where its shim's attach socket lives.

@@ -1,0 +1,195 @@
+//! Resource usage for `docker stats` and processes for `docker top`, read from the
+//! container's cgroup (v1 controllers or the v2 unified tree) and from /proc.
+
+use std::path::{Path, PathBuf};
+
+use bollard_stubs::models::{
+    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats,
+    ContainerTopResponse,
+};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Where a container's cgroup files live, for cgroup v2 or per v1 controller.
+pub struct CgroupFiles {
+    v2: bool,
+    rel: PathBuf,
+}
+
+impl CgroupFiles {
+    /// `rel` is the spec's cgroupsPath without its leading '/'.
+    pub fn new(rel: impl Into<PathBuf>) -> CgroupFiles {
+        CgroupFiles {
+            v2: Path::new(CGROUP_ROOT).join("cgroup.controllers").exists(),
+            rel: rel.into(),
+        }
+    }
+
+    fn read(&self, controller: &str, file: &str) -> Option<String> {
+        let path = if self.v2 {
+            Path::new(CGROUP_ROOT).join(&self.rel).join(file)
+        } else {
+            Path::new(CGROUP_ROOT)
+                .join(controller)
+                .join(&self.rel)
+                .join(file)
+        };
+        std::fs::read_to_string(path).ok()
+    }
+
+    fn num(&self, controller: &str, file: &str) -> Option<u64> {
+        self.read(controller, file)?.trim().parse().ok()
+    }
+
+    /// Total CPU time used, in nanoseconds.
+    pub fn cpu_ns(&self) -> u64 {
+        if self.v2 {
+            self.read("", "cpu.stat")
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("usage_usec "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .map(|us| us * 1000)
+                .unwrap_or(0)
+        } else {
+            self.num("cpuacct", "cpuacct.usage").unwrap_or(0)
+        }
+    }
+
+    pub fn memory(&self) -> ContainerMemoryStats {
+        let (usage, limit, stat_file) = if self.v2 {
+            (
+                self.num("", "memory.current"),
+                self.read("", "memory.max")
+                    .and_then(|s| s.trim().parse().ok()),
+                "memory.stat",
+            )
+        } else {
+            (
+                self.num("memory", "memory.usage_in_bytes"),
+                self.num("memory", "memory.limit_in_bytes"),
+                "memory.stat",
+            )
+        };
+        let stats = self
+            .read("memory", stat_file)
+            .map(|s| {
+                s.lines()
+                    .filter_map(|l| {
+                        let (k, v) = l.split_once(' ')?;
+                        Some((k.to_string(), v.trim().parse().ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // An unlimited v1 cgroup reports a huge number: show the machine's memory.
+        let host = host_memory();
+        ContainerMemoryStats {
+            usage,
+            limit: Some(limit.filter(|l| *l < host).unwrap_or(host)),
+            stats: Some(stats),
+            ..Default::default()
+        }
+    }
+
+    pub fn pids(&self) -> ContainerPidsStats {
+        ContainerPidsStats {
+            current: self.num("pids", "pids.current"),
+            limit: self
+                .read("pids", "pids.max")
+                .and_then(|s| s.trim().parse().ok()),
+        }
+    }
+
+    /// PIDs (in the engine's namespace) of every process in the container.
+    pub fn procs(&self) -> Vec<u32> {
+        self.read("pids", "cgroup.procs")
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// The machine's CPU time so far in nanoseconds, as dockerd's `system_cpu_usage`.
+pub fn system_cpu_ns() -> u64 {
+    let ticks: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines().next().map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum()
+            })
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * (1_000_000_000 / hz)
+}
+
+pub fn cpu_stats(cg: &CgroupFiles) -> ContainerCpuStats {
+    ContainerCpuStats {
+        cpu_usage: Some(ContainerCpuUsage {
+            total_usage: Some(cg.cpu_ns()),
+            ..Default::default()
+        }),
+        system_cpu_usage: Some(system_cpu_ns()),
+        online_cpus: std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as u32),
+        throttling_data: None,
+    }
+}
+
+/// `docker top`: `ps -ef`-like rows for the container's processes, from /proc.
+pub fn top(cg: &CgroupFiles) -> ContainerTopResponse {
+    let mut rows = Vec::new();
+    for pid in cg.procs() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .unwrap_or("0")
+            .to_string();
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|v| v.split_whitespace().next().map(str::to_string))
+            })
+            .unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                b.split(|c| *c == 0)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        rows.push(vec![uid, pid.to_string(), ppid, cmd]);
+    }
+    ContainerTopResponse {
+        titles: Some(vec![
+            "UID".into(),
+            "PID".into(),
+            "PPID".into(),
+            "CMD".into(),
+        ]),
+        processes: Some(rows),
+    }
+}
