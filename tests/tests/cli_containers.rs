@@ -172,6 +172,44 @@ fn default_security_matches_docker_and_privileged_lifts_it() {
     let (_r, engine, img) = setup();
     let status = engine.docker_ok(&["run", "--rm", &img, "cat", "/proc/self/status"]);
     assert!(status.contains("CapBnd:\t00000000a80425fb"), "{status}");
+    // Docker's defaults: a seccomp filter, no_new_privs off unless asked for.
+    assert!(
+        status.contains("Seccomp:\t2\n") && status.contains("NoNewPrivs:\t0\n"),
+        "{status}"
+    );
+    let nnp = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        &img,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(nnp.contains("NoNewPrivs:\t1\n"), "{nnp}");
+    let unconfined = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        &img,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(unconfined.contains("Seccomp:\t0\n"), "{unconfined}");
+    // The filter refuses what Docker's profile refuses even when a capability would
+    // allow it: swapon with CAP_SYS_ADMIN gets EPERM from seccomp, and reaches the
+    // kernel's own check (ETXTBSY: the file is a running executable) without the filter.
+    let swapon = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--cap-add", "SYS_ADMIN"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&img, "/bin/busybox", "swapon", "/bin/busybox"]);
+        stderr(&engine.docker(&args))
+    };
+    let filtered = swapon(&[]);
+    assert!(filtered.contains("Operation not permitted"), "{filtered}");
+    let unfiltered = swapon(&["--security-opt", "seccomp=unconfined"]);
+    assert!(unfiltered.contains("Text file busy"), "{unfiltered}");
     // Masked paths read empty (/proc/kcore does not exist on every kernel; these do).
     let masked = engine.docker_ok(&[
         "run",
@@ -221,6 +259,7 @@ fn default_security_matches_docker_and_privileged_lifts_it() {
             .to_string()
     };
     assert_eq!(bnd(&privileged), bnd(&host));
+    assert!(privileged.contains("Seccomp:\t0\n"), "{privileged}");
 }
 
 #[test]

@@ -1069,6 +1069,10 @@ fn runtime_configs(
                 .any(|s| s.starts_with("no-new-privileges") && !s.ends_with("false"))
         }),
         cgroups_path: PathBuf::from(format!("/berth/{}", rec.id)),
+        seccomp_unconfined: hc.security_opt.as_ref().is_some_and(|o| {
+            o.iter()
+                .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined")
+        }),
         resources: spec::Resources::from_host_config(hc),
     };
     Ok((p, c))

@@ -9,5 +9,6 @@
 pub mod attach_proto;
 mod pump;
 pub mod rootfs;
+pub mod seccomp;
 pub mod shim;
 pub mod spec;

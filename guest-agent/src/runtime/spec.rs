@@ -79,6 +79,8 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// `cgroupsPath`, e.g. `/berth/<id>`.
     pub cgroups_path: PathBuf,
+    /// `--security-opt seccomp=unconfined`.
+    pub seccomp_unconfined: bool,
     pub resources: Resources,
 }
 
@@ -296,7 +298,7 @@ pub fn process(
         .additional_gids(p.additional_gids.clone())
         .build()
         .map_err(err)?;
-    ProcessBuilder::default()
+    let b = ProcessBuilder::default()
         .terminal(p.terminal)
         .user(user)
         .args(p.args.clone())
@@ -306,10 +308,14 @@ pub fn process(
         } else {
             p.cwd.as_str()
         })
-        .capabilities(capabilities)
-        .no_new_privileges(c.no_new_privileges)
-        .build()
-        .map_err(err)
+        .capabilities(capabilities);
+    let mut process = b.build().map_err(err)?;
+    // `Some(true)` or absent, never `Some(false)`: libcontainer loads the seccomp filter
+    // before dropping capabilities only when the field is absent, and later, without
+    // CAP_SYS_ADMIN, the load fails. (oci-spec's default is `Some(true)`, stricter than
+    // Docker, so it is cleared explicitly.)
+    process.set_no_new_privileges(c.no_new_privileges.then_some(true));
+    Ok(process)
 }
 
 /// Builds the whole spec.
@@ -392,6 +398,11 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
     linux = linux
         .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    if !c.privileged && !c.seccomp_unconfined {
+        if let Some(profile) = super::seccomp::default_profile(&capabilities(c)) {
+            linux = linux.seccomp(profile);
+        }
+    }
     let linux = linux.build().map_err(err)?;
     let root = RootBuilder::default()
         .path(c.rootfs.clone())
