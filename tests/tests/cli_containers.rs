@@ -631,3 +631,54 @@ fn stats_top_and_logs_follow() {
     );
     engine.docker_ok(&["rm", "talker"]);
 }
+
+#[test]
+fn cp_both_ways_running_and_stopped() {
+    let (_r, engine, img) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), "hello\n").unwrap();
+    std::fs::write(src.join("sub/b.txt"), "deep\n").unwrap();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        &img,
+        "sh",
+        "-c",
+        "while true; do sleep 1; done",
+    ]);
+    engine.docker_ok(&["cp", src.join("a.txt").to_str().unwrap(), "box:/tmp/a.txt"]);
+    engine.docker_ok(&["cp", src.to_str().unwrap(), "box:/tmp/srcdir"]);
+    assert_eq!(
+        engine.docker_ok(&["exec", "box", "cat", "/tmp/a.txt", "/tmp/srcdir/sub/b.txt"]),
+        "hello\ndeep\n"
+    );
+    let back = tmp.path().join("back");
+    engine.docker_ok(&["cp", "box:/tmp/srcdir", back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("sub/b.txt")).unwrap(),
+        "deep\n"
+    );
+    // A symlink comes out as a symlink.
+    let link = tmp.path().join("sh");
+    engine.docker_ok(&["cp", "box:/bin/sh", link.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::path::PathBuf::from("busybox")
+    );
+    // Works on a stopped container too.
+    engine.docker_ok(&["stop", "-t", "0", "box"]);
+    let out = tmp.path().join("a-again");
+    engine.docker_ok(&["cp", "box:/tmp/a.txt", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\n");
+    let missing = engine.docker(&["cp", "box:/nope", tmp.path().join("x").to_str().unwrap()]);
+    assert!(
+        stderr(&missing).contains("Could not find the file /nope"),
+        "{}",
+        stderr(&missing)
+    );
+    engine.docker_ok(&["rm", "box"]);
+}

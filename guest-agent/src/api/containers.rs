@@ -34,7 +34,7 @@ impl From<ContainerError> for ApiError {
             other => other,
         };
         let status = match &e {
-            ContainerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ContainerError::NotFound(_) | ContainerError::PathNotFound(_) => StatusCode::NOT_FOUND,
             ContainerError::Conflict(_) => StatusCode::CONFLICT,
             ContainerError::InvalidArgument(_) | ContainerError::Start { .. } => {
                 StatusCode::BAD_REQUEST
@@ -131,6 +131,53 @@ pub async fn stats(engine: Arc<Engine>, name: &str, q: &Query) -> ApiResult {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+fn stat_header(stat: &crate::containers::archive::PathStat) -> Result<HeaderValue, ApiError> {
+    use base64::Engine as _;
+    let json = serde_json::to_vec(stat)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(json))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// `HEAD`/`GET /containers/{id}/archive?path=`: stat, and a tar of the path.
+pub async fn archive_get(engine: &Engine, name: &str, q: &Query, head: bool) -> ApiResult {
+    use crate::containers::archive;
+    let path = q
+        .get("path")
+        .ok_or_else(|| ApiError::bad_request("path must be specified"))?
+        .to_string();
+    let (stat, tar) = engine
+        .containers
+        .with_rootfs(name, move |root| {
+            let stat = archive::stat(root, &path)?;
+            let mut tar = Vec::new();
+            if !head {
+                archive::write_tar(root, &path, &mut tar)?;
+            }
+            Ok((stat, tar))
+        })
+        .await?;
+    let mut resp = Response::new(super::full(tar));
+    let h = resp.headers_mut();
+    h.insert("X-Docker-Container-Path-Stat", stat_header(&stat)?);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    Ok(resp)
+}
+
+/// `PUT /containers/{id}/archive?path=`: extracts the uploaded tar there.
+pub async fn archive_put(engine: &Engine, name: &str, q: &Query, body: Bytes) -> ApiResult {
+    use crate::containers::archive;
+    let path = q
+        .get("path")
+        .ok_or_else(|| ApiError::bad_request("path must be specified"))?
+        .to_string();
+    engine
+        .containers
+        .with_rootfs(name, move |root| archive::extract(root, &path, &body))
+        .await?;
+    empty(StatusCode::OK)
 }
 
 pub fn top(engine: &Engine, name: &str) -> ApiResult {

@@ -130,6 +130,17 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::stats(engine.clone(), &id, &query).await
         }
         (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id),
+        (&Method::HEAD, ["containers", id, "archive"]) => {
+            containers::archive_get(&engine, id, &query, true).await
+        }
+        (&Method::GET, ["containers", id, "archive"]) => {
+            containers::archive_get(&engine, id, &query, false).await
+        }
+        (&Method::PUT, ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            let body = collect_upload(req.into_body()).await?;
+            containers::archive_put(&engine, &id, &query, body).await
+        }
         (&Method::POST, ["containers", id, "attach"]) => {
             let id = id.to_string();
             containers::attach(engine.clone(), &id, &query, req).await
@@ -175,6 +186,17 @@ const MAX_JSON_BODY: usize = 4 << 20;
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     collect_limited(req.into_body()).await
+}
+
+/// Uploads (`docker cp` into a container) may be large; they still have a ceiling.
+const MAX_UPLOAD: usize = 4 << 30;
+
+async fn collect_upload(body: Incoming) -> Result<Bytes, ApiError> {
+    http_body_util::Limited::new(body, MAX_UPLOAD)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))
 }
 
 async fn collect_limited(body: Incoming) -> Result<Bytes, ApiError> {

@@ -2,6 +2,7 @@
 //! list, inspect, rename, prune, and re-adoption after an engine restart. Nothing here
 //! knows about HTTP; views are the API's JSON models from `bollard-stubs`.
 
+pub mod archive;
 pub mod config;
 pub mod exec;
 pub mod logs;
@@ -31,6 +32,9 @@ pub use record::{ContainerRecord, Status};
 pub enum ContainerError {
     #[error("No such container: {0}")]
     NotFound(String),
+    /// A path inside a container (`docker cp`).
+    #[error("{0}")]
+    PathNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -695,6 +699,35 @@ impl ContainerService {
             networks: Some(Default::default()),
             ..Default::default()
         })
+    }
+
+    /// Runs `f` with the container's root filesystem mounted (temporarily, if the
+    /// container is not running), on the blocking pool.
+    pub async fn with_rootfs<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        let rec = self.record(name)?;
+        let dir = self.container_dir(&rec.id);
+        tokio::task::spawn_blocking(move || {
+            let dirs = RootfsDirs::under(&dir);
+            let temporary = !rec.running();
+            if temporary {
+                mount_overlay(&rec.layers, &dirs)
+                    .map_err(io_err("mounting the container's root filesystem"))?;
+            }
+            let result = f(&dirs.merged);
+            if temporary {
+                let _ = unmount(&dirs);
+            }
+            result
+        })
+        .await
+        .map_err(|e| ContainerError::Io {
+            context: "container filesystem access".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
     }
 
     /// `docker top`.

@@ -149,6 +149,16 @@ fn clear_target(path: &Path, keep_dir: bool) -> Result<(), UnpackError> {
 
 /// Unpacks the tar stream `reader` into `dest` (an existing, empty directory).
 pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    unpack(reader, dest, true)
+}
+
+/// Unpacks an ordinary tar (e.g. `docker cp` into a container): the same escape rules,
+/// but `.wh.` names are just files.
+pub fn unpack_plain<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    unpack(reader, dest, false)
+}
+
+fn unpack<R: Read>(reader: R, dest: &Path, whiteouts: bool) -> Result<UnpackStats, UnpackError> {
     let mut archive = tar::Archive::new(reader);
     let mut stats = UnpackStats::default();
     // Directory times are set last: creating children changes them.
@@ -165,12 +175,15 @@ pub fn unpack_layer<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, Unpa
         let target = dest.join(&rel);
         let name = rel.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
 
-        if name == OPAQUE_WHITEOUT.as_bytes() {
+        if whiteouts && name == OPAQUE_WHITEOUT.as_bytes() {
             let dir = target.parent().unwrap_or(dest);
             wr(dir, xattr::set(dir, "trusted.overlay.opaque", b"y"))?;
             continue;
         }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if let Some(hidden) = name
+            .strip_prefix(WHITEOUT_PREFIX.as_bytes())
+            .filter(|_| whiteouts)
+        {
             let victim = target.with_file_name(OsStr::from_bytes(hidden));
             clear_target(&victim, false)?;
             wr(

@@ -1,0 +1,202 @@
+//! `docker cp`: stat, read and write paths inside a container's root filesystem.
+//! Paths are resolved the way the container sees them: symlinks are followed inside
+//! the rootfs (an absolute link target means the container's `/`), never out of it.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use super::ContainerError;
+
+/// `X-Docker-Container-Path-Stat`, base64 JSON of this.
+#[derive(Debug, Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits, which the CLI decodes.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+fn not_found(path: &str) -> ContainerError {
+    ContainerError::PathNotFound(format!("Could not find the file {path} in container"))
+}
+
+/// Resolves `path` (as the container sees it) to a host path under `root`, following
+/// symlinks within the root. The last component is not followed when `follow_last` is
+/// false (stat of a symlink itself).
+pub fn resolve(root: &Path, path: &str, follow_last: bool) -> Result<PathBuf, ContainerError> {
+    let mut stack: Vec<std::ffi::OsString> = Vec::new();
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            stack.pop();
+            continue;
+        }
+        let candidate: PathBuf = root.join(stack.iter().collect::<PathBuf>()).join(&part);
+        let is_last = pending.is_empty();
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() && (follow_last || !is_last) => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "too many levels of symbolic links in {path}"
+                    )));
+                }
+                let target = std::fs::read_link(&candidate).map_err(|_| not_found(path))?;
+                if target.is_absolute() {
+                    stack.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => stack.push(part),
+        }
+    }
+    Ok(root.join(stack.iter().collect::<PathBuf>()))
+}
+
+/// Go's FileMode for a host file.
+fn go_mode(m: &std::fs::Metadata) -> u32 {
+    let ft = m.file_type();
+    use std::os::unix::fs::FileTypeExt;
+    let mut mode = m.mode() & 0o777;
+    if ft.is_dir() {
+        mode |= 1 << 31;
+    }
+    if ft.is_symlink() {
+        mode |= 1 << 27;
+    }
+    if ft.is_block_device() {
+        mode |= 1 << 26;
+    }
+    if ft.is_char_device() {
+        mode |= (1 << 26) | (1 << 21);
+    }
+    if ft.is_fifo() {
+        mode |= 1 << 25;
+    }
+    if ft.is_socket() {
+        mode |= 1 << 24;
+    }
+    if m.mode() & 0o4000 != 0 {
+        mode |= 1 << 23;
+    }
+    if m.mode() & 0o2000 != 0 {
+        mode |= 1 << 22;
+    }
+    if m.mode() & 0o1000 != 0 {
+        mode |= 1 << 20;
+    }
+    mode
+}
+
+pub fn stat(root: &Path, path: &str) -> Result<PathStat, ContainerError> {
+    let host = resolve(root, path, false)?;
+    let m = std::fs::symlink_metadata(&host).map_err(|_| not_found(path))?;
+    let link_target = if m.file_type().is_symlink() {
+        std::fs::read_link(&host)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    Ok(PathStat {
+        name,
+        size: m.len() as i64,
+        mode: go_mode(&m),
+        mtime: chrono::DateTime::from_timestamp(m.mtime(), m.mtime_nsec() as u32)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        link_target,
+    })
+}
+
+/// Writes a tar of `path` (named by its base name, as `docker cp` expects) to `out`.
+pub fn write_tar(root: &Path, path: &str, out: impl Write) -> Result<(), ContainerError> {
+    // A symlink is copied as a link, as docker cp does without -L (with -L the CLI asks
+    // for the link's target itself).
+    let host = resolve(root, path, false)?;
+    let m = std::fs::symlink_metadata(&host).map_err(|_| not_found(path))?;
+    let base = Path::new(path)
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let io = |e: std::io::Error| ContainerError::Io {
+        context: format!("archiving {path}"),
+        source: e,
+    };
+    if m.is_dir() {
+        b.append_dir_all(&base, &host).map_err(io)?;
+    } else {
+        b.append_path_with_name(&host, &base).map_err(io)?;
+    }
+    b.finish().map_err(io)
+}
+
+/// Unpacks `tar` into the directory `path` of the container.
+pub fn extract(root: &Path, path: &str, tar: &[u8]) -> Result<(), ContainerError> {
+    let host = resolve(root, path, true)?;
+    let m = std::fs::metadata(&host).map_err(|_| not_found(path))?;
+    if !m.is_dir() {
+        return Err(ContainerError::InvalidArgument(format!(
+            "extraction point is not a directory: {path}"
+        )));
+    }
+    crate::images::unpack::unpack_plain(tar, &host)
+        .map_err(|e| ContainerError::InvalidArgument(format!("copying into the container: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_stay_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/passwd"), "inside").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc/passwd", root.join("escape")).unwrap();
+        assert_eq!(
+            resolve(root, "/link/passwd", true).unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve(root, "/escape", true).unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(resolve(root, "/../../etc", true).unwrap(), root.join("etc"));
+        assert_eq!(resolve(root, "/link", false).unwrap(), root.join("link"));
+        let s = stat(root, "/link").unwrap();
+        assert_eq!(s.link_target, "/etc");
+        assert!(s.mode & (1 << 27) != 0);
+        assert!(stat(root, "/etc").unwrap().mode & (1 << 31) != 0);
+    }
+}
