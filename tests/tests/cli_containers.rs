@@ -682,3 +682,42 @@ fn cp_both_ways_running_and_stopped() {
     );
     engine.docker_ok(&["rm", "box"]);
 }
+
+#[test]
+fn parallel_runs_leave_nothing_behind() {
+    let (_r, engine, img) = setup();
+    let runs: Vec<_> = (0..100)
+        .map(|_| {
+            engine
+                .docker_cmd(&["run", "--rm", &img, "true"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+    let root = engine.root().display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&root), "leaked mounts under {root}");
+    let containers = std::fs::read_dir(engine.root().join("containers"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        })
+        .count();
+    assert_eq!(containers, 0, "leaked container directories");
+    let shims = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(&root))
+        .filter(|c| String::from_utf8_lossy(c).contains("shim"))
+        .count();
+    assert_eq!(shims, 0, "leaked shims");
+}
