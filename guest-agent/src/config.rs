@@ -10,6 +10,22 @@ pub struct Config {
     pub socket: PathBuf,
     /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback.
     pub insecure_registries: Vec<String>,
+    /// The static init `--init` runs (tini); found at start when not given.
+    pub init_binary: Option<PathBuf>,
+}
+
+/// Where Debian and Docker packages put a static tini.
+const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/docker-init",
+];
+
+pub fn find_init() -> Option<PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +46,7 @@ impl Config {
             root: PathBuf::from("/var/lib/berth"),
             socket: PathBuf::from("/run/berth/docker.sock"),
             insecure_registries: Vec::new(),
+            init_binary: None,
         };
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
@@ -51,8 +68,12 @@ impl Config {
                     cfg.socket = PathBuf::from(v.strip_prefix("unix://").unwrap_or(&v));
                 }
                 "--insecure-registry" => cfg.insecure_registries.push(value()?),
+                "--init-path" => cfg.init_binary = Some(PathBuf::from(value()?)),
                 _ => return Err(ConfigError::Unknown(a)),
             }
+        }
+        if cfg.init_binary.is_none() {
+            cfg.init_binary = find_init();
         }
         Ok(cfg)
     }

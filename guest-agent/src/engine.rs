@@ -86,7 +86,8 @@ impl Engine {
             config.insecure_registries.clone(),
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
-        let containers = ContainerService::open(config.root.join("containers"))?;
+        let containers =
+            ContainerService::open(config.root.join("containers"), config.init_binary.clone())?;
         Ok(Engine {
             images,
             containers,

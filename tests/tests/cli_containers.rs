@@ -721,3 +721,43 @@ fn parallel_runs_leave_nothing_behind() {
         .count();
     assert_eq!(shims, 0, "leaked shims");
 }
+
+#[test]
+fn init_tmpfs_and_read_only() {
+    let (_r, engine, img) = setup();
+    let out = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--init",
+        &img,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; echo; echo $$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("/sbin/docker-init\0--\0sh"), "{out:?}");
+    assert_ne!(lines[1], "1", "the command is not PID 1 under --init");
+    let out = engine.docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        &img,
+        "sh",
+        "-c",
+        "echo x > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts; echo y > /f",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("x\ntmpfs /scratch tmpfs rw,nosuid,nodev,noexec"),
+        "{text}"
+    );
+    assert!(text.contains("size=1024k"), "{text}");
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(out.status.code(), Some(0));
+}

@@ -19,6 +19,7 @@ pub const PACKAGES: &[&str] = &[
     "ca-certificates", // TLS to real registries
     "libseccomp-dev",  // libcontainer links libseccomp
     "pkg-config",      // … and finds it with pkg-config
+    "tini",            // its static build is what `docker run --init` runs
 ];
 
 /// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the

@@ -101,6 +101,7 @@ pub struct ContainerService {
     entries: Mutex<HashMap<String, Entry>>,
     execs: Mutex<HashMap<String, exec::ExecEntry>>,
     restarts: tokio::sync::mpsc::UnboundedSender<(String, Duration)>,
+    init_binary: Option<PathBuf>,
 }
 
 fn now() -> String {
@@ -110,7 +111,10 @@ fn now() -> String {
 impl ContainerService {
     /// Loads every container record under `dir`; containers whose shim is gone are
     /// marked exited, live ones are watched again.
-    pub fn open(dir: PathBuf) -> Result<Arc<ContainerService>, ContainerError> {
+    pub fn open(
+        dir: PathBuf,
+        init_binary: Option<PathBuf>,
+    ) -> Result<Arc<ContainerService>, ContainerError> {
         let trash = dir.join(".trash");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         crate::fsutil::reset_dir(&trash).map_err(io_err("cleaning container trash"))?;
@@ -121,6 +125,7 @@ impl ContainerService {
             entries: Mutex::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             restarts,
+            init_binary,
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -371,7 +376,8 @@ impl ContainerService {
         let prepared = {
             let dir = dir.clone();
             let rec = rec.clone();
-            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rec, &layers))
+            let init = self.init_binary.clone();
+            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rec, &layers, init))
                 .await
                 .map_err(|e| ContainerError::Io {
                     context: "preparing the container".into(),
@@ -1001,11 +1007,18 @@ fn prepare_bundle(
     dir: &Path,
     rec: &ContainerRecord,
     layers: &[PathBuf],
+    init_binary: Option<PathBuf>,
 ) -> Result<(), ContainerError> {
     let dirs = RootfsDirs::under(dir);
     let _ = unmount(&dirs);
     mount_overlay(layers, &dirs).map_err(io_err("mounting the container's root filesystem"))?;
-    let (p, c) = runtime_configs(rec, &dirs.merged, None)?;
+    let (p, mut c) = runtime_configs(rec, &dirs.merged, None)?;
+    if rec.host_config.init == Some(true) {
+        c.init = Some(init_binary.ok_or_else(|| ContainerError::Start {
+            message: "--init needs a static tini (apt-get install tini, or --init-path)".into(),
+            exit_code: 126,
+        })?);
+    }
     if !c.rootfs.join(p.cwd.trim_start_matches('/')).exists() {
         let _ = std::fs::create_dir_all(c.rootfs.join(p.cwd.trim_start_matches('/')));
     }
@@ -1107,6 +1120,8 @@ fn runtime_configs(
                 .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined")
         }),
         resources: spec::Resources::from_host_config(hc),
+        tmpfs: hc.tmpfs.clone().unwrap_or_default().into_iter().collect(),
+        init: None,
     };
     Ok((p, c))
 }

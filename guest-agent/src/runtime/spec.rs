@@ -3,7 +3,7 @@
 //! asks for. Pure: no syscalls, so every rule is unit-tested.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
@@ -81,6 +81,10 @@ pub struct ContainerConfig {
     pub cgroups_path: PathBuf,
     /// `--security-opt seccomp=unconfined`.
     pub seccomp_unconfined: bool,
+    /// `--tmpfs PATH[:OPTIONS]`.
+    pub tmpfs: Vec<(String, String)>,
+    /// `--init`: this binary is mounted at /sbin/docker-init and runs the command.
+    pub init: Option<PathBuf>,
     pub resources: Resources,
 }
 
@@ -189,6 +193,30 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
         )?,
     ])
 }
+
+/// Docker's mounts plus `--tmpfs` and the `--init` binary.
+fn mounts(c: &ContainerConfig) -> Result<Vec<Mount>, SpecError> {
+    let mut all = default_mounts(c.privileged)?;
+    for (path, opts) in &c.tmpfs {
+        // Docker's defaults for --tmpfs, then the user's options (later ones win).
+        let mut o: Vec<&str> = vec!["noexec", "nosuid", "nodev"];
+        o.extend(opts.split(',').filter(|x| !x.is_empty()));
+        all.retain(|m| m.destination() != Path::new(path));
+        all.push(mount(path, "tmpfs", "tmpfs", &o)?);
+    }
+    if let Some(init) = &c.init {
+        all.push(mount(
+            INIT_PATH,
+            "bind",
+            &init.display().to_string(),
+            &["bind", "ro", "nosuid", "nodev"],
+        )?);
+    }
+    Ok(all)
+}
+
+/// Where `--init`'s binary appears in the container, as with Docker.
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// The effective capability set: Docker's defaults, `--cap-add`, `--cap-drop`
 /// (`ALL` is expressed by the caller expanding it), or everything when privileged.
@@ -320,7 +348,16 @@ pub fn process(
 
 /// Builds the whole spec.
 pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> {
-    let process = process(p, c)?;
+    let process = if c.init.is_some() {
+        let mut wrapped = p.clone();
+        wrapped.args = [INIT_PATH.to_string(), "--".to_string()]
+            .into_iter()
+            .chain(p.args.iter().cloned())
+            .collect();
+        process(&wrapped, c)?
+    } else {
+        process(p, c)?
+    };
     let namespaces = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Network,
@@ -414,7 +451,7 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
         .process(process)
         .root(root)
         .hostname(c.hostname.clone())
-        .mounts(default_mounts(c.privileged)?)
+        .mounts(mounts(c)?)
         .linux(linux)
         .build()
         .map_err(err)
