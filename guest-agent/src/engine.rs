@@ -70,6 +70,7 @@ pub struct Engine {
     pub config: Config,
     pub images: ImageService,
     pub containers: std::sync::Arc<ContainerService>,
+    pub events: std::sync::Arc<crate::events::Events>,
     pub id: String,
     pub started: Instant,
     host: HostFacts,
@@ -86,11 +87,17 @@ impl Engine {
             config.insecure_registries.clone(),
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
-        let containers =
-            ContainerService::open(config.root.join("containers"), config.init_binary.clone())?;
+        let events = std::sync::Arc::new(crate::events::Events::default());
+        let containers = ContainerService::open(
+            config.root.join("containers"),
+            config.init_binary.clone(),
+            events.clone(),
+        )?;
+        images.set_events(events.clone());
         Ok(Engine {
             images,
             containers,
+            events,
             id,
             started: Instant::now(),
             host: HostFacts::read(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod containers;
 pub mod daemon;
 pub mod engine;
+pub mod events;
 pub mod fsutil;
 pub mod images;
 pub mod memory;

@@ -761,3 +761,51 @@ fn init_tmpfs_and_read_only() {
     );
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn events_record_the_lifecycle() {
+    let (_r, engine, img) = setup();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let run = engine.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "evt",
+        "--label",
+        "team=berth",
+        &img,
+        "sh",
+        "-c",
+        "exit 2",
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    let _ = engine.docker(&["run", "--rm", "--name", "other", &img, "true"]);
+    // A window that closes a moment from now: past events, then the stream ends.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let out = engine.docker_ok(&[
+        "events", "--since", &since.to_string(), "--until", &until.to_string(),
+        "--filter", "container=evt", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.team}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| l.replace(" <no value>", "").trim_end().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "container create evt berth",
+            "container start evt berth",
+            "container die evt berth 2",
+            "container destroy evt berth",
+        ],
+        "{out}"
+    );
+}

@@ -5,6 +5,7 @@
 mod auth;
 mod containers;
 mod error;
+mod events;
 mod exec;
 mod images;
 mod progress;
@@ -101,6 +102,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&method),
         (&Method::GET, ["version"]) => system::version(&engine),
         (&Method::GET, ["info"]) => system::info(&engine),
+        (&Method::GET, ["events"]) => events::events(&engine, &query),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),
         (&Method::POST, ["containers", "create"]) => {

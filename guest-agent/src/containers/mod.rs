@@ -102,6 +102,7 @@ pub struct ContainerService {
     execs: Mutex<HashMap<String, exec::ExecEntry>>,
     restarts: tokio::sync::mpsc::UnboundedSender<(String, Duration)>,
     init_binary: Option<PathBuf>,
+    events: Arc<crate::events::Events>,
 }
 
 fn now() -> String {
@@ -114,6 +115,7 @@ impl ContainerService {
     pub fn open(
         dir: PathBuf,
         init_binary: Option<PathBuf>,
+        events: Arc<crate::events::Events>,
     ) -> Result<Arc<ContainerService>, ContainerError> {
         let trash = dir.join(".trash");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -126,6 +128,7 @@ impl ContainerService {
             execs: Mutex::new(HashMap::new()),
             restarts,
             init_binary,
+            events,
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -198,6 +201,26 @@ impl ContainerService {
             let _ = svc.restarts.send((id, Duration::from_millis(0)));
         }
         Ok(svc)
+    }
+
+    /// Publishes a container event with dockerd's attributes (name, image, labels).
+    fn emit(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: Vec<(String, String)> = rec
+            .config
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        attrs.push(("name".into(), rec.name.clone()));
+        attrs.push(("image".into(), rec.image.clone()));
+        attrs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self.events.emit(
+            bollard_stubs::models::EventMessageTypeEnum::CONTAINER,
+            action,
+            &rec.id,
+            attrs,
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -345,6 +368,7 @@ impl ContainerService {
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io_err("creating container directory"))?;
         rec.save(&dir).map_err(io_err("saving container"))?;
+        self.emit(&rec, "create", &[]);
         map.insert(
             id.clone(),
             Entry {
@@ -401,6 +425,9 @@ impl ContainerService {
                     r.state.finished_at = None;
                 })?;
                 self.notify(&id, |l| l.running = true);
+                if let Ok(r) = self.record(&id) {
+                    self.emit(&r, "start", &[]);
+                }
                 let svc = self.clone();
                 tokio::spawn(async move {
                     let mut child = child;
@@ -450,6 +477,9 @@ impl ContainerService {
             l.exit_code = code;
             l.error = error.clone();
         });
+        if let Ok(rec) = &rec {
+            self.emit(rec, "die", &[("exitCode", code.to_string())]);
+        }
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove == Some(true) {
                 if let Err(e) = self.remove(id, true).await {
@@ -558,6 +588,7 @@ impl ContainerService {
             let _ = send_signal(rec.state.pid, nix::sys::signal::Signal::SIGKILL);
             let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(exited)).await;
         }
+        self.emit(&rec, "stop", &[]);
         Ok(())
     }
 
@@ -659,6 +690,7 @@ impl ContainerService {
             source: std::io::Error::other(e),
         })?;
         self.update(&rec.id, |r| r.state.paused = pause)?;
+        self.emit(&rec, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
 
@@ -825,6 +857,7 @@ impl ContainerService {
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|r| r);
         entry.life.send_modify(|l| l.removed = true);
+        self.emit(&entry.rec, "destroy", &[]);
         result.map_err(io_err(format!("removing container {id}")))
     }
 
@@ -845,7 +878,9 @@ impl ContainerService {
                 )));
             }
         }
-        self.update(&id, |r| r.name = new_name)?;
+        let old = self.record(&id)?.name;
+        let rec = self.update(&id, |r| r.name = new_name)?;
+        self.emit(&rec, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 

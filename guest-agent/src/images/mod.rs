@@ -50,6 +50,7 @@ pub struct ImageService {
     configs: Mutex<HashMap<String, Arc<ConfigFile>>>,
     insecure_registries: Vec<String>,
     platform: Platform,
+    events: std::sync::OnceLock<Arc<crate::events::Events>>,
 }
 
 impl ImageService {
@@ -66,7 +67,25 @@ impl ImageService {
             configs: Mutex::new(HashMap::new()),
             insecure_registries,
             platform: Platform::host(),
+            events: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where image events (pull, tag, untag, delete) go.
+    pub fn set_events(&self, events: Arc<crate::events::Events>) {
+        let _ = self.events.set(events);
+    }
+
+    fn emit(&self, action: &str, id: &str, name: Option<&str>) {
+        if let Some(ev) = self.events.get() {
+            let attrs = name.map(|n| ("name".to_string(), n.to_string()));
+            ev.emit(
+                bollard_stubs::models::EventMessageTypeEnum::IMAGE,
+                action,
+                id,
+                attrs,
+            );
+        }
     }
 
     pub fn platform(&self) -> &Platform {
@@ -293,11 +312,36 @@ impl ImageService {
         if let Some(rec) = cat.data.images.get_mut(&id) {
             rec.last_tag_time = Some(now_rfc3339());
         }
-        cat.save()
+        cat.save()?;
+        self.emit("tag", &id, Some(&target.to_string()));
+        Ok(())
+    }
+
+    fn emit_removals(&self, items: &[ImageDeleteResponseItem], id: &str) {
+        for it in items {
+            if let Some(name) = &it.untagged {
+                self.emit("untag", id, Some(name));
+            }
+            if it.deleted.as_deref() == Some(id) {
+                self.emit("delete", id, None);
+            }
+        }
     }
 
     /// `docker rmi`: untags, and deletes the image once nothing names it.
     pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>, ImageError> {
+        let id = self.resolve(name)?;
+        let items = self.remove_inner(name, force, in_use)?;
+        self.emit_removals(&items, &id);
+        Ok(items)
+    }
+
+    fn remove_inner(
         &self,
         name: &str,
         force: bool,
@@ -511,6 +555,8 @@ impl ImageService {
             .digests
             .insert(full_digested(&name.with_digest(top_digest)), id);
         cat.save()?;
+        drop(cat);
+        self.emit("pull", &name.to_string(), Some(&name.familiar_name()));
         Ok(changed)
     }
 }

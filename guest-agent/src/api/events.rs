@@ -1,0 +1,118 @@
+//! `GET /events`: past events from `since`, then live ones until `until` (or forever).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+
+use super::{ApiError, ApiResult, Query};
+use crate::engine::Engine;
+use crate::events::EventFilters;
+
+const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
+
+/// `1700000000`, `1700000000.123456789`, an RFC 3339 time, or a Go duration like `10m`
+/// (that long ago) → Unix nanoseconds.
+fn parse_time(v: &str) -> Result<i64, ApiError> {
+    let bad = || ApiError::bad_request(format!("invalid timestamp: {v}"));
+    if let Some((s, frac)) = v.split_once('.') {
+        let secs: i64 = s.parse().map_err(|_| bad())?;
+        let mut f = frac.to_string();
+        f.truncate(9);
+        while f.len() < 9 {
+            f.push('0');
+        }
+        return Ok(secs * 1_000_000_000 + f.parse::<i64>().map_err(|_| bad())?);
+    }
+    if let Ok(s) = v.parse::<i64>() {
+        return Ok(s * 1_000_000_000);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return t.timestamp_nanos_opt().ok_or_else(bad);
+    }
+    let (num, unit) = v.split_at(v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    Ok(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) - secs * 1_000_000_000)
+}
+
+pub fn events(engine: &Engine, q: &Query) -> ApiResult {
+    let raw = q.filters(FILTERS)?;
+    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
+    let filters = EventFilters {
+        typ: get("type"),
+        event: get("event"),
+        container: get("container"),
+        image: get("image"),
+        label: get("label"),
+    };
+    let since = q.get("since").map(parse_time).transpose()?;
+    let until = q.get("until").map(parse_time).transpose()?;
+    let (past, rx) = engine.events.subscribe(since);
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    let f = filters.clone();
+    let past = futures_util::stream::iter(
+        past.into_iter()
+            .filter(move |m| f.matches(m) && until.is_none_or(|u| m.time_nano.unwrap_or(0) <= u)),
+    );
+    let live_until = until.map(|u| Duration::from_nanos((u - now).max(0) as u64));
+    let live = tokio_stream_from(rx)
+        .filter(move |m| {
+            let ok = filters.matches(m) && until.is_none_or(|u| m.time_nano.unwrap_or(0) <= u);
+            async move { ok }
+        })
+        .take_until(async move {
+            match live_until {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        });
+    let body = past.chain(live).map(|m| {
+        let mut line = serde_json::to_vec(&m).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::io::Error>(Frame::data(Bytes::from(line)))
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// A broadcast receiver as a stream; lagging listeners skip what they missed.
+fn tokio_stream_from(
+    rx: tokio::sync::broadcast::Receiver<bollard_stubs::models::EventMessage>,
+) -> impl futures_util::Stream<Item = bollard_stubs::models::EventMessage> + Send + Sync {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(m) => return Some((m, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("12").unwrap(), 12_000_000_000);
+        assert_eq!(parse_time("12.5").unwrap(), 12_500_000_000);
+        assert!(parse_time("2024-01-01T00:00:00Z").unwrap() > 0);
+        assert!(parse_time("10m").unwrap() > 0);
+        assert!(parse_time("soon").is_err());
+    }
+}
