@@ -809,3 +809,44 @@ fn events_record_the_lifecycle() {
         "{out}"
     );
 }
+
+#[test]
+fn diff_and_export() {
+    let (_r, engine, img) = setup();
+    let run = engine.docker(&[
+        "run",
+        "--name",
+        "changed",
+        &img,
+        "sh",
+        "-c",
+        "mkdir -p /new/dir && echo x > /new/dir/f && rm /bin/ls",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let diff = engine.docker_ok(&["diff", "changed"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "C /bin",
+        "D /bin/ls",
+        "A /new",
+        "A /new/dir",
+        "A /new/dir/f",
+    ] {
+        assert!(lines.contains(&want), "{want} missing from {diff}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("fs.tar");
+    engine.docker_ok(&["export", "-o", tar.to_str().unwrap(), "changed"]);
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&tar).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "new/dir/f"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"));
+    assert!(
+        !names.iter().any(|n| n == "bin/ls"),
+        "deleted files are not exported"
+    );
+    engine.docker_ok(&["rm", "changed"]);
+}

@@ -180,6 +180,40 @@ pub async fn archive_put(engine: &Engine, name: &str, q: &Query, body: Bytes) ->
     empty(StatusCode::OK)
 }
 
+/// `GET /containers/{id}/export`.
+pub async fn export(engine: &Engine, name: &str) -> ApiResult {
+    let tar = engine
+        .containers
+        .with_rootfs(name, |root| {
+            let mut tar = Vec::new();
+            crate::containers::archive::export(root, &mut tar)?;
+            Ok(tar)
+        })
+        .await?;
+    let mut resp = Response::new(super::full(tar));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    Ok(resp)
+}
+
+/// `GET /containers/{id}/changes`.
+pub fn changes(engine: &Engine, name: &str) -> ApiResult {
+    let items: Vec<bollard_stubs::models::FilesystemChange> = engine
+        .containers
+        .diff(name)?
+        .into_iter()
+        .map(|(path, kind)| bollard_stubs::models::FilesystemChange {
+            path,
+            kind: match kind {
+                0 => bollard_stubs::models::ChangeType::_0,
+                1 => bollard_stubs::models::ChangeType::_1,
+                _ => bollard_stubs::models::ChangeType::_2,
+            },
+        })
+        .collect();
+    json(StatusCode::OK, &items)
+}
+
 pub fn top(engine: &Engine, name: &str) -> ApiResult {
     json(StatusCode::OK, &engine.containers.top(name)?)
 }

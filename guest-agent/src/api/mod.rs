@@ -132,6 +132,8 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::stats(engine.clone(), &id, &query).await
         }
         (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id),
+        (&Method::GET, ["containers", id, "export"]) => containers::export(&engine, id).await,
+        (&Method::GET, ["containers", id, "changes"]) => containers::changes(&engine, id),
         (&Method::HEAD, ["containers", id, "archive"]) => {
             containers::archive_get(&engine, id, &query, true).await
         }

@@ -158,6 +158,68 @@ pub fn write_tar(root: &Path, path: &str, out: impl Write) -> Result<(), Contain
     b.finish().map_err(io)
 }
 
+/// `docker export`: the whole filesystem as one tar, paths relative to `/`.
+pub fn export(root: &Path, out: impl Write) -> Result<(), ContainerError> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    let io = |e: std::io::Error| ContainerError::Io {
+        context: "exporting the container".into(),
+        source: e,
+    };
+    for entry in std::fs::read_dir(root).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let path = entry.path();
+        // Kernel filesystems are empty mount points in the image; keep them empty.
+        let m = std::fs::symlink_metadata(&path).map_err(io)?;
+        if m.is_dir() {
+            b.append_dir_all(&name, &path).map_err(io)?;
+        } else {
+            b.append_path_with_name(&path, &name).map_err(io)?;
+        }
+    }
+    b.finish().map_err(io)
+}
+
+/// `docker diff`: what the container changed relative to its image, from its upper
+/// directory: whiteouts (0:0 char devices) are deletions, paths that exist in a lower
+/// layer are changes, the rest additions. Kind 0 = changed, 1 = added, 2 = deleted.
+pub fn diff(upper: &Path, layers: &[PathBuf]) -> Vec<(String, u8)> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(upper.join(&rel)) else {
+            continue;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let child = rel.join(e.file_name());
+            let shown = format!("/{}", child.display());
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                out.push((shown, 2));
+                continue;
+            }
+            let in_lower = layers
+                .iter()
+                .any(|l| l.join(&child).symlink_metadata().is_ok());
+            out.push((shown, if in_lower { 0 } else { 1 }));
+            if m.is_dir() {
+                stack.push(child);
+            }
+        }
+    }
+    // Mount points the runtime creates are not the user's changes (dockerd hides its
+    // init layer the same way).
+    out.retain(|(p, kind)| !(*kind == 1 && matches!(p.as_str(), "/dev" | "/proc" | "/sys")));
+    out.sort();
+    out
+}
+
 /// Unpacks `tar` into the directory `path` of the container.
 pub fn extract(root: &Path, path: &str, tar: &[u8]) -> Result<(), ContainerError> {
     let host = resolve(root, path, true)?;

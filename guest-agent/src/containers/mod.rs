@@ -768,6 +768,13 @@ impl ContainerService {
         })?
     }
 
+    /// `docker diff`.
+    pub fn diff(&self, name: &str) -> Result<Vec<(String, u8)>, ContainerError> {
+        let rec = self.record(name)?;
+        let upper = RootfsDirs::under(&self.container_dir(&rec.id)).upper;
+        Ok(archive::diff(&upper, &rec.layers))
+    }
+
     /// `docker top`.
     pub fn top(
         &self,
