@@ -850,3 +850,51 @@ fn diff_and_export() {
     );
     engine.docker_ok(&["rm", "changed"]);
 }
+
+#[test]
+fn log_rotation_caps_the_json_file() {
+    let (_r, engine, img) = setup();
+    let out = engine.docker(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        &img,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log_path = engine.docker_ok(&["inspect", "-f", "{{.LogPath}}", "chatty"]);
+    let log_path = std::path::Path::new(log_path.trim());
+    let mut files = vec![log_path.to_path_buf()];
+    for n in 1..=5 {
+        let p = std::path::PathBuf::from(format!("{}.{n}", log_path.display()));
+        if p.exists() {
+            files.push(p);
+        }
+    }
+    assert_eq!(files.len(), 3, "live file plus two rotated: {files:?}");
+    for f in &files {
+        assert!(
+            std::fs::metadata(f).unwrap().len() <= 2048,
+            "{f:?} over the cap"
+        );
+    }
+    // docker logs reads across the rotated files, in order, ending with the last line.
+    let logs = engine.docker_ok(&["logs", "chatty"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line-299"));
+    let nums: Vec<u32> = lines
+        .iter()
+        .map(|l| l["line-".len()..].parse().unwrap())
+        .collect();
+    assert!(
+        nums.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap or disorder in {nums:?}"
+    );
+    engine.docker_ok(&["rm", "chatty"]);
+}

@@ -319,6 +319,7 @@ pub(super) fn output_stream(
         life: watch::Receiver<Life>,
         until: Until,
         first: bool,
+        with_rotated: bool,
         done: bool,
     }
     let st = St {
@@ -329,6 +330,7 @@ pub(super) fn output_stream(
         life,
         until,
         first: first_tail,
+        with_rotated: first_tail && offset == 0,
         done: false,
     };
     Box::pin(futures_util::stream::unfold(st, |mut st| async move {
@@ -345,6 +347,10 @@ pub(super) fn output_stream(
                     l.exits > n || l.removed
                 }
             };
+            // The shim rotated the file under us: continue from the new file's start.
+            if logs::live_len(&st.path) < st.offset {
+                st.offset = 0;
+            }
             let (entries, next) = match logs::read_from(&st.path, st.offset) {
                 Ok(r) => r,
                 Err(_) => (Vec::new(), st.offset),
@@ -352,7 +358,13 @@ pub(super) fn output_stream(
             st.offset = next;
             let entries = if st.first {
                 st.first = false;
-                logs::select(entries, &st.opts)
+                let mut all = if st.with_rotated {
+                    logs::read_rotated(&st.path)
+                } else {
+                    Vec::new()
+                };
+                all.extend(entries);
+                logs::select(all, &st.opts)
             } else {
                 entries
                     .into_iter()

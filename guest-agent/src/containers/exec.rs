@@ -126,7 +126,16 @@ impl ContainerService {
             .map_err(io_err("encoding process.json"))?;
         std::fs::write(dir.join("process.json"), json).map_err(io_err("writing process.json"))?;
         self.exec_entry(id, |e| e.started = true)?;
-        match spawn_shim(&container_id, &cdir, req.attach_stdin, Some(&dir)).await {
+        // An exec's own output is not rotated: it lives as long as the exec.
+        match spawn_shim(
+            &container_id,
+            &cdir,
+            req.attach_stdin,
+            Some(&dir),
+            (u64::MAX, 1),
+        )
+        .await
+        {
             Ok((child, pid)) => {
                 self.exec_entry(id, |e| {
                     e.pid = pid;

@@ -97,6 +97,19 @@ pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Entry>, u64)>
     Ok((out, pos))
 }
 
+/// Entries of the rotated files (oldest first), which precede the live file's.
+pub fn read_rotated(path: &Path) -> Vec<Entry> {
+    crate::runtime::logfile::rotated_files(path)
+        .iter()
+        .flat_map(|p| read_from(p, 0).map(|(e, _)| e).unwrap_or_default())
+        .collect()
+}
+
+/// The live file's length, to notice a rotation under a follower.
+pub fn live_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
 /// The entries `opts` selects from what the log holds now, honouring `tail`.
 pub fn select(entries: Vec<Entry>, opts: &LogOptions) -> Vec<Entry> {
     let mut v: Vec<Entry> = entries.into_iter().filter(|e| opts.wants(e)).collect();

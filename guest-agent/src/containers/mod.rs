@@ -309,15 +309,12 @@ impl ContainerService {
             host_config.network_mode = Some("bridge".into());
         }
         // dockerd fills the log driver in; clients (docker-py's run) read it back.
-        if host_config
-            .log_config
-            .as_ref()
-            .is_none_or(|l| l.typ.as_deref().is_none_or(str::is_empty))
-        {
-            host_config.log_config = Some(bollard_stubs::models::HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(Default::default()),
-            });
+        let log = host_config.log_config.get_or_insert_with(Default::default);
+        if log.typ.as_deref().is_none_or(str::is_empty) {
+            log.typ = Some("json-file".into());
+        }
+        if log.config.is_none() {
+            log.config = Some(Default::default());
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
         let mut map = self.lock();
@@ -412,7 +409,15 @@ impl ContainerService {
             let _ = unmount(&dirs);
             return Err(e);
         }
-        match spawn_shim(&id, &dir, rec.config.open_stdin == Some(true), None).await {
+        match spawn_shim(
+            &id,
+            &dir,
+            rec.config.open_stdin == Some(true),
+            None,
+            log_rotation(&rec.host_config),
+        )
+        .await
+        {
             Ok((child, pid)) => {
                 let shim_pid = child.id().unwrap_or(0) as i64;
                 self.update(&id, |r| {
@@ -953,6 +958,30 @@ fn restart_delay(rec: &ContainerRecord, code: i64) -> Option<Duration> {
     })
 }
 
+/// Berth caps every json-file log unless told otherwise (dockerd's default is
+/// unbounded, which fills a VM's disk): 100 MiB in up to 3 files.
+const DEFAULT_LOG_MAX_SIZE: u64 = 100 << 20;
+const DEFAULT_LOG_MAX_FILES: u32 = 3;
+
+/// `--log-opt max-size=…,max-file=…` → (bytes per file, files kept).
+fn log_rotation(hc: &HostConfig) -> (u64, u32) {
+    let opts = hc
+        .log_config
+        .as_ref()
+        .and_then(|l| l.config.clone())
+        .unwrap_or_default();
+    let size = opts
+        .get("max-size")
+        .and_then(|s| crate::runtime::logfile::parse_size(s))
+        .unwrap_or(DEFAULT_LOG_MAX_SIZE);
+    let files = opts
+        .get("max-file")
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_LOG_MAX_FILES);
+    (size, files)
+}
+
 /// Connects to the shim's attach socket in `dir`.
 pub async fn connect_attach(dir: &Path) -> std::io::Result<tokio::net::UnixStream> {
     let (_handle, path) =
@@ -1175,6 +1204,7 @@ async fn spawn_shim(
     dir: &Path,
     open_stdin: bool,
     exec_dir: Option<&Path>,
+    rotation: (u64, u32),
 ) -> Result<(tokio::process::Child, i64), (i64, String)> {
     let (rd, wr): (OwnedFd, OwnedFd) =
         nix::unistd::pipe().map_err(|e| (255, format!("creating the sync pipe: {e}")))?;
@@ -1190,6 +1220,10 @@ async fn spawn_shim(
         .arg("--sync-fd")
         .arg("3")
         .args(open_stdin.then_some("--stdin"))
+        .arg("--log-max-size")
+        .arg(rotation.0.to_string())
+        .arg("--log-max-files")
+        .arg(rotation.1.to_string())
         .args(
             exec_dir
                 .map(|d| ["--exec".as_ref(), d.as_os_str()])

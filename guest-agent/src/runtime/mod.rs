@@ -7,6 +7,7 @@
 //! writes its log, reaps it and records the exit.
 
 pub mod attach_proto;
+pub mod logfile;
 mod pump;
 pub mod rootfs;
 pub mod seccomp;

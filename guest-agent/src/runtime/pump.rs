@@ -10,6 +10,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::attach_proto::{Decoder, Frame};
+use super::logfile::RotatingLog;
 use super::shim::log_line;
 
 struct Output {
@@ -31,7 +32,7 @@ pub struct Pump {
     master: Option<std::os::fd::RawFd>,
     listener: UnixListener,
     clients: Vec<Client>,
-    log: File,
+    log: RotatingLog,
 }
 
 impl Pump {
@@ -41,7 +42,7 @@ impl Pump {
         err: OwnedFd,
         stdin: Option<File>,
         listener: UnixListener,
-        log: File,
+        log: RotatingLog,
     ) -> Pump {
         Pump {
             outputs: vec![
@@ -65,7 +66,7 @@ impl Pump {
     }
 
     /// Output and input through a PTY master (TTY: one stream, logged as stdout).
-    pub fn pty(master: OwnedFd, listener: UnixListener, log: File) -> io::Result<Pump> {
+    pub fn pty(master: OwnedFd, listener: UnixListener, log: RotatingLog) -> io::Result<Pump> {
         let master = File::from(master);
         let raw = master.as_raw_fd();
         let input = master.try_clone()?;
@@ -93,7 +94,7 @@ impl Pump {
                 .position(|b| *b == b'\n')
                 .map(|i| i + 1)
                 .unwrap_or(rest.len());
-            self.log.write_all(&log_line(stream, &rest[..end]))?;
+            self.log.write_entry(&log_line(stream, &rest[..end]))?;
             rest = &rest[end..];
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! `<bundle>/exit.json` atomically. The daemon reads those files; the shim outlives a
 //! daemon restart.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
@@ -83,6 +83,9 @@ pub struct ShimArgs {
     /// Run an extra process in the running container (`docker exec`) described by
     /// `<dir>/process.json`, with its log, exit record and attach socket in `<dir>`.
     pub exec_dir: Option<PathBuf>,
+    /// json-file rotation (`--log-opt max-size`, `max-file`).
+    pub log_max_size: Option<u64>,
+    pub log_max_files: u32,
 }
 
 impl ShimArgs {
@@ -90,6 +93,8 @@ impl ShimArgs {
         let (mut id, mut bundle, mut state, mut sync_fd) = (None, None, None, None);
         let mut open_stdin = false;
         let mut exec_dir = None;
+        let mut log_max_size = None;
+        let mut log_max_files = 1;
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
             if a == "--stdin" {
@@ -103,6 +108,8 @@ impl ShimArgs {
                 "--state" => state = Some(PathBuf::from(v)),
                 "--sync-fd" => sync_fd = Some(v.parse().map_err(|_| ShimError::Usage)?),
                 "--exec" => exec_dir = Some(PathBuf::from(v)),
+                "--log-max-size" => log_max_size = Some(v.parse().map_err(|_| ShimError::Usage)?),
+                "--log-max-files" => log_max_files = v.parse().map_err(|_| ShimError::Usage)?,
                 _ => return Err(ShimError::Usage),
             }
         }
@@ -113,6 +120,8 @@ impl ShimArgs {
             sync_fd,
             open_stdin,
             exec_dir,
+            log_max_size,
+            log_max_files,
         })
     }
 }
@@ -244,7 +253,7 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
                 return Err(ShimError::Create(msg));
             }
         };
-        return supervise(pid, None, &io_dir, io, attach, sync);
+        return supervise(pid, None, &io_dir, io, attach, sync, (None, 1));
     }
     let container = builder
         .as_init(&args.bundle)
@@ -272,7 +281,15 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
     let pid = container
         .pid()
         .ok_or_else(|| ShimError::Start("container has no pid".into()))?;
-    supervise(pid, Some(container), &io_dir, io, attach, sync)
+    supervise(
+        pid,
+        Some(container),
+        &io_dir,
+        io,
+        attach,
+        sync,
+        (args.log_max_size, args.log_max_files),
+    )
 }
 
 /// Reports the process started, pumps its I/O until its output closes, reaps it,
@@ -284,14 +301,12 @@ fn supervise(
     io: Stdio,
     attach: UnixListener,
     sync: &mut Option<File>,
+    rotation: (Option<u64>, u32),
 ) -> Result<i32, ShimError> {
     if let Some(mut s) = sync.take() {
         let _ = writeln!(s, "ok {pid}");
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(io_dir.join(LOG_FILE))
+    let log = super::logfile::RotatingLog::open(&io_dir.join(LOG_FILE), rotation.0, rotation.1)
         .map_err(io_err("opening the container log"))?;
     let pump = match io {
         Stdio::Pipes { out, err, stdin } => Pump::pipes(out, err, stdin, attach, log),
