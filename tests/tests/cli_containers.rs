@@ -898,3 +898,54 @@ fn log_rotation_caps_the_json_file() {
     );
     engine.docker_ok(&["rm", "chatty"]);
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "grow",
+        "-m",
+        "32m",
+        "--pids-limit",
+        "20",
+        &img,
+        "sh",
+        "-c",
+        "while true; do sleep 1; done",
+    ]);
+    engine.docker_ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "40",
+        "grow",
+    ]);
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let script = if v2 {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+    };
+    assert_eq!(
+        engine.docker_ok(&["exec", "grow", "sh", "-c", script]),
+        "67108864\n40\n"
+    );
+    assert_eq!(
+        engine
+            .docker_ok(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+                "grow"
+            ])
+            .trim(),
+        "67108864 40"
+    );
+    engine.docker_ok(&["rm", "-f", "grow"]);
+}

@@ -214,6 +214,19 @@ pub fn changes(engine: &Engine, name: &str) -> ApiResult {
     json(StatusCode::OK, &items)
 }
 
+/// `POST /containers/{id}/update`.
+pub async fn update(engine: &Engine, name: &str, body: Bytes) -> ApiResult {
+    let body: bollard_stubs::models::ContainerUpdateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    engine.containers.update_limits(name, body).await?;
+    json(
+        StatusCode::OK,
+        &bollard_stubs::models::ContainerUpdateResponse {
+            warnings: Some(vec![]),
+        },
+    )
+}
+
 pub fn top(engine: &Engine, name: &str) -> ApiResult {
     json(StatusCode::OK, &engine.containers.top(name)?)
 }

@@ -134,6 +134,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id),
         (&Method::GET, ["containers", id, "export"]) => containers::export(&engine, id).await,
         (&Method::GET, ["containers", id, "changes"]) => containers::changes(&engine, id),
+        (&Method::POST, ["containers", id, "update"]) => {
+            let id = id.to_string();
+            containers::update(&engine, &id, read_body(req).await?).await
+        }
         (&Method::HEAD, ["containers", id, "archive"]) => {
             containers::archive_get(&engine, id, &query, true).await
         }

@@ -780,6 +780,68 @@ impl ContainerService {
         Ok(archive::diff(&upper, &rec.layers))
     }
 
+    /// `docker update`: new limits (applied to the running cgroup through libcgroups)
+    /// and restart policy; persisted for the next start either way.
+    pub async fn update_limits(
+        &self,
+        name: &str,
+        body: bollard_stubs::models::ContainerUpdateBody,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        let rec = self.update(&rec.id, |r| {
+            let hc = &mut r.host_config;
+            macro_rules! take {
+                ($($f:ident),*) => { $( if body.$f.is_some() { hc.$f = body.$f.clone(); } )* };
+            }
+            take!(
+                memory,
+                memory_swap,
+                cpu_shares,
+                nano_cpus,
+                cpu_quota,
+                cpu_period,
+                cpuset_cpus,
+                cpuset_mems,
+                pids_limit,
+                restart_policy
+            );
+        })?;
+        if !rec.running() {
+            return Ok(());
+        }
+        let res = spec::Resources::from_host_config(&rec.host_config);
+        let id = rec.id.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            use libcgroups::common::{
+                create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt,
+            };
+            let linux = spec::linux_resources(&res, Vec::new()).map_err(|e| e.to_string())?;
+            let manager = create_cgroup_manager(CgroupConfig {
+                cgroup_path: PathBuf::from(format!("/berth/{id}")),
+                systemd_cgroup: false,
+                container_name: id.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+            manager
+                .apply(&ControllerOpt {
+                    resources: &linux,
+                    disable_oom_killer: false,
+                    oom_score_adj: None,
+                    freezer_state: None,
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ContainerError::Io {
+            context: "updating limits".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|e| {
+            ContainerError::InvalidArgument(format!("Cannot update container {}: {e}", rec.id))
+        })?;
+        Ok(())
+    }
+
     /// `docker top`.
     pub fn top(
         &self,

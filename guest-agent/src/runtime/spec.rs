@@ -194,6 +194,55 @@ fn default_mounts(privileged: bool) -> Result<Vec<Mount>, SpecError> {
     ])
 }
 
+/// The cgroup part of the spec; also what `docker update` applies to a running
+/// container.
+pub fn linux_resources(
+    r: &Resources,
+    devices: Vec<oci_spec::runtime::LinuxDeviceCgroup>,
+) -> Result<oci_spec::runtime::LinuxResources, SpecError> {
+    let mut resources = LinuxResourcesBuilder::default().devices(devices);
+    if r.memory.is_some() || r.memory_swap.is_some() {
+        let mut m = LinuxMemoryBuilder::default();
+        if let Some(l) = r.memory {
+            m = m.limit(l);
+        }
+        if let Some(s) = r.memory_swap {
+            m = m.swap(s);
+        } else if let Some(l) = r.memory {
+            // Docker's default: as much swap as memory.
+            m = m.swap(l * 2);
+        }
+        resources = resources.memory(m.build().map_err(err)?);
+    }
+    if r.cpu_shares.is_some()
+        || r.cpu_quota.is_some()
+        || r.cpuset_cpus.is_some()
+        || r.cpuset_mems.is_some()
+    {
+        let mut cpu = LinuxCpuBuilder::default();
+        if let Some(v) = r.cpu_shares {
+            cpu = cpu.shares(v);
+        }
+        if let Some(v) = r.cpu_quota {
+            cpu = cpu.quota(v);
+        }
+        if let Some(v) = r.cpu_period {
+            cpu = cpu.period(v);
+        }
+        if let Some(v) = &r.cpuset_cpus {
+            cpu = cpu.cpus(v.clone());
+        }
+        if let Some(v) = &r.cpuset_mems {
+            cpu = cpu.mems(v.clone());
+        }
+        resources = resources.cpu(cpu.build().map_err(err)?);
+    }
+    if let Some(p) = r.pids_limit {
+        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
+    }
+    resources.build().map_err(err)
+}
+
 /// Docker's mounts plus `--tmpfs` and the `--init` binary.
 fn mounts(c: &ContainerConfig) -> Result<Vec<Mount>, SpecError> {
     let mut all = default_mounts(c.privileged)?;
@@ -381,48 +430,7 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
             .build()
             .map_err(err)?]
     };
-    let r = &c.resources;
-    let mut resources = LinuxResourcesBuilder::default().devices(devices);
-    if r.memory.is_some() || r.memory_swap.is_some() {
-        let mut m = LinuxMemoryBuilder::default();
-        if let Some(l) = r.memory {
-            m = m.limit(l);
-        }
-        if let Some(s) = r.memory_swap {
-            m = m.swap(s);
-        } else if let Some(l) = r.memory {
-            // Docker's default: as much swap as memory.
-            m = m.swap(l * 2);
-        }
-        resources = resources.memory(m.build().map_err(err)?);
-    }
-    if r.cpu_shares.is_some()
-        || r.cpu_quota.is_some()
-        || r.cpuset_cpus.is_some()
-        || r.cpuset_mems.is_some()
-    {
-        let mut cpu = LinuxCpuBuilder::default();
-        if let Some(v) = r.cpu_shares {
-            cpu = cpu.shares(v);
-        }
-        if let Some(v) = r.cpu_quota {
-            cpu = cpu.quota(v);
-        }
-        if let Some(v) = r.cpu_period {
-            cpu = cpu.period(v);
-        }
-        if let Some(v) = &r.cpuset_cpus {
-            cpu = cpu.cpus(v.clone());
-        }
-        if let Some(v) = &r.cpuset_mems {
-            cpu = cpu.mems(v.clone());
-        }
-        resources = resources.cpu(cpu.build().map_err(err)?);
-    }
-    if let Some(p) = r.pids_limit {
-        resources = resources.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
-    }
-    let resources = resources.build().map_err(err)?;
+    let resources = linux_resources(&c.resources, devices)?;
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources)
