@@ -38,15 +38,7 @@ impl HostFacts {
                     .map(|v| v.trim_matches('"').to_string())
             })
             .unwrap_or_else(|| "Linux".into());
-        let mem_total = fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("MemTotal:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0);
+        let mem_total = crate::containers::stats::host_memory() as i64;
         let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
             "2"
         } else {

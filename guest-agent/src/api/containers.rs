@@ -65,21 +65,22 @@ pub async fn create(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
     )
 }
 
-pub async fn start(engine: &Engine, name: &str) -> ApiResult {
-    match engine.containers.start(name).await {
+/// 204, or dockerd's 304 when the container was already in that state.
+fn done_or_not_modified(r: Result<(), ContainerError>) -> ApiResult {
+    match r {
         Ok(()) => empty(StatusCode::NO_CONTENT),
         Err(ContainerError::NotModified) => empty(StatusCode::NOT_MODIFIED),
         Err(e) => Err(e.into()),
     }
 }
 
+pub async fn start(engine: &Engine, name: &str) -> ApiResult {
+    done_or_not_modified(engine.containers.start(name).await)
+}
+
 pub async fn stop(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     let timeout = q.get("t").and_then(|t| t.parse().ok());
-    match engine.containers.stop(name, timeout, q.get("signal")).await {
-        Ok(()) => empty(StatusCode::NO_CONTENT),
-        Err(ContainerError::NotModified) => empty(StatusCode::NOT_MODIFIED),
-        Err(e) => Err(e.into()),
-    }
+    done_or_not_modified(engine.containers.stop(name, timeout, q.get("signal")).await)
 }
 
 pub async fn restart(engine: &Engine, name: &str, q: &Query) -> ApiResult {
@@ -579,24 +580,36 @@ pub async fn attach(
                 return;
             }
         };
-        let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
         if forward_stdin {
             tokio::spawn(forward_input(reader, socket, stdin_life, stdin_once));
         }
-        let mut stream = stream;
-        while let Some(chunk) = stream.next().await {
-            if writer.write_all(&chunk).await.is_err() {
-                return;
-            }
-            let _ = writer.flush().await;
-        }
-        let _ = writer.shutdown().await;
+        write_all_and_close(writer, stream).await;
     });
+    Ok(upgraded_response(tty))
+}
+
+/// Writes every chunk of `stream` to a hijacked connection, then closes our side.
+pub(super) async fn write_all_and_close(
+    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    mut stream: ByteStream,
+) {
+    while let Some(chunk) = stream.next().await {
+        if writer.write_all(&chunk).await.is_err() {
+            return;
+        }
+        let _ = writer.flush().await;
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// `101 UPGRADED` with the stream's content type, as dockerd answers a hijack.
+pub(super) fn upgraded_response(tty: bool) -> Response<Body> {
     let mut resp = Response::new(super::full(Bytes::new()));
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
     h.insert(CONTENT_TYPE, content_type(tty));
-    Ok(resp)
+    resp
 }

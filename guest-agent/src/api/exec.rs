@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::UPGRADE;
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use bollard_stubs::models::{ExecConfig, ExecStartConfig, IdResponse};
 
-use super::containers::{content_type, forward_input, output_stream, stream_response, Until};
+use super::containers::{
+    forward_input, output_stream, stream_response, upgraded_response, write_all_and_close, Until,
+};
 use super::{empty, json, ApiError, ApiResult, Query};
 use crate::containers::exec::ExecRequest;
 use crate::containers::logs::LogOptions;
@@ -117,20 +118,7 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
         if stdin {
             tokio::spawn(forward_input(reader, dir, stdin_life, true));
         }
-        let mut stream = stream;
-        while let Some(chunk) = stream.next().await {
-            if writer.write_all(&chunk).await.is_err() {
-                return;
-            }
-            let _ = writer.flush().await;
-        }
-        let _ = writer.shutdown().await;
+        write_all_and_close(writer, stream).await;
     });
-    let mut resp = Response::new(super::full(Bytes::new()));
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(CONTENT_TYPE, content_type(out.tty));
-    Ok(resp)
+    Ok(upgraded_response(out.tty))
 }

@@ -110,7 +110,8 @@ impl CgroupFiles {
     }
 }
 
-fn host_memory() -> u64 {
+/// The machine's memory in bytes (MemTotal).
+pub fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {

@@ -12,6 +12,7 @@ use bollard_stubs::models::{
 
 use super::config::command;
 use super::record::{ContainerRecord, Status};
+use crate::images::labels_match;
 
 /// The container part of a create body.
 pub fn create_config(b: &ContainerCreateBody) -> ContainerConfig {
@@ -96,13 +97,6 @@ fn status_text(r: &ContainerRecord) -> String {
         ),
         Status::Dead => "Dead".into(),
     }
-}
-
-fn labels_match(wanted: &[String], labels: &HashMap<String, String>) -> bool {
-    wanted.iter().all(|w| match w.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(w.as_str()),
-    })
 }
 
 fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {

@@ -661,7 +661,9 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn labels_match(wanted: &[String], labels: &HashMap<String, String>) -> bool {
+/// Docker's `label` filter: every `key` or `key=value` must match. Shared by image,
+/// container and event filters.
+pub fn labels_match(wanted: &[String], labels: &HashMap<String, String>) -> bool {
     wanted.iter().all(|w| match w.split_once('=') {
         Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
         None => labels.contains_key(w.as_str()),
