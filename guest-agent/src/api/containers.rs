@@ -413,7 +413,8 @@ pub(super) async fn forward_input(
     dir: std::path::PathBuf,
     mut life: watch::Receiver<Life>,
     stdin_once: bool,
-) {
+    detach_keys: Vec<u8>,
+) -> bool {
     use crate::runtime::attach_proto::{encode, Frame};
     use tokio::io::AsyncReadExt;
     let exits = life.borrow().exits;
@@ -424,7 +425,7 @@ pub(super) async fn forward_input(
         .map(|l| l.running)
         .unwrap_or(false);
     if !started {
-        return;
+        return false;
     }
     let mut shim = None;
     for _ in 0..100 {
@@ -437,19 +438,21 @@ pub(super) async fn forward_input(
         }
     }
     let Some(mut shim) = shim else {
-        return;
+        return false;
     };
+    let mut scanner = DetachScanner::new(detach_keys);
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match client.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if shim
-                    .write_all(&encode(&Frame::Stdin(buf[..n].to_vec())))
-                    .await
-                    .is_err()
-                {
-                    return;
+                let (data, detached) = scanner.feed(&buf[..n]);
+                if !data.is_empty() && shim.write_all(&encode(&Frame::Stdin(data))).await.is_err() {
+                    return false;
+                }
+                if detached {
+                    // The client leaves; the container keeps running with stdin open.
+                    return true;
                 }
             }
         }
@@ -457,6 +460,77 @@ pub(super) async fn forward_input(
     if stdin_once {
         let _ = shim.write_all(&encode(&Frame::CloseStdin)).await;
     }
+    false
+}
+
+/// Finds the detach sequence (default ctrl-p ctrl-q) in what the client types, holding
+/// back a partial match until it is confirmed or broken.
+pub(super) struct DetachScanner {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachScanner {
+    pub(super) fn new(keys: Vec<u8>) -> Self {
+        DetachScanner { keys, matched: 0 }
+    }
+
+    /// Returns the bytes to forward and whether the sequence completed.
+    pub(super) fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        if self.keys.is_empty() {
+            out.extend_from_slice(input);
+            return (out, false);
+        }
+        for &b in input {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+            } else {
+                out.extend_from_slice(&self.keys[..self.matched]);
+                self.matched = 0;
+                if b == self.keys[0] {
+                    self.matched = 1;
+                } else {
+                    out.push(b);
+                }
+            }
+        }
+        (out, false)
+    }
+}
+
+/// `detachKeys=ctrl-p,ctrl-q` (also single characters like `a`) → bytes. Empty keeps
+/// Docker's default.
+pub(super) fn parse_detach_keys(spec: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let spec = spec.unwrap_or("ctrl-p,ctrl-q");
+    spec.split(',')
+        .map(|k| {
+            let k = k.trim();
+            if let Some(c) = k.strip_prefix("ctrl-") {
+                match c.as_bytes() {
+                    [b @ b'a'..=b'z'] => Ok(b - b'a' + 1),
+                    [b'@'] => Ok(0),
+                    [b'['] => Ok(27),
+                    [b'\\'] => Ok(28),
+                    [b']'] => Ok(29),
+                    [b'^'] => Ok(30),
+                    [b'_'] => Ok(31),
+                    _ => Err(ApiError::bad_request(format!(
+                        "Invalid detach keys ({spec}) provided"
+                    ))),
+                }
+            } else if k.len() == 1 {
+                Ok(k.as_bytes()[0])
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "Invalid detach keys ({spec}) provided"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// `POST /containers/{id}/resize?h=&w=`.
@@ -570,6 +644,7 @@ pub async fn attach(
     }
     let (open_stdin, stdin_once) = engine.containers.stdin_mode(name)?;
     let forward_stdin = q.flag("stdin") && open_stdin;
+    let detach_keys = parse_detach_keys(q.get("detachKeys"))?;
     let socket = engine.containers.attach_dir(name)?;
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -581,10 +656,29 @@ pub async fn attach(
             }
         };
         let (reader, writer) = tokio::io::split(TokioIo::new(upgraded));
-        if forward_stdin {
-            tokio::spawn(forward_input(reader, socket, stdin_life, stdin_once));
+        if !forward_stdin {
+            write_all_and_close(writer, stream).await;
+            return;
         }
-        write_all_and_close(writer, stream).await;
+        let input = tokio::spawn(forward_input(
+            reader,
+            socket,
+            stdin_life,
+            stdin_once,
+            detach_keys,
+        ));
+        let output = write_all_and_close(writer, stream);
+        tokio::pin!(output);
+        tokio::select! {
+            _ = &mut output => {}
+            detached = input => {
+                // Detaching drops the output side too, which closes the connection;
+                // otherwise keep streaming until the container exits.
+                if !matches!(detached, Ok(true)) {
+                    output.await;
+                }
+            }
+        }
     });
     Ok(upgraded_response(tty))
 }
@@ -612,4 +706,23 @@ pub(super) fn upgraded_response(tty: bool) -> Response<Body> {
     h.insert(UPGRADE, HeaderValue::from_static("tcp"));
     h.insert(CONTENT_TYPE, content_type(tty));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_are_found_across_chunks() {
+        let keys = parse_detach_keys(None).unwrap();
+        assert_eq!(keys, vec![0x10, 0x11]);
+        let mut s = DetachScanner::new(keys.clone());
+        assert_eq!(s.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(s.feed(b"\x11rest"), (Vec::new(), true));
+        let mut s = DetachScanner::new(keys);
+        // A broken sequence is forwarded as typed.
+        assert_eq!(s.feed(b"\x10x\x10\x10\x11"), (b"\x10x\x10".to_vec(), true));
+        assert_eq!(parse_detach_keys(Some("ctrl-a,x")).unwrap(), vec![1, b'x']);
+        assert!(parse_detach_keys(Some("ctrl-99")).is_err());
+    }
 }

@@ -116,7 +116,7 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
             return;
         }
         if stdin {
-            tokio::spawn(forward_input(reader, dir, stdin_life, true));
+            tokio::spawn(forward_input(reader, dir, stdin_life, true, Vec::new()));
         }
         write_all_and_close(writer, stream).await;
     });
