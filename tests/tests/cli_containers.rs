@@ -459,7 +459,8 @@ fn pause_freezes_and_unpause_thaws() {
         &img,
         "sh",
         "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+        // Write then rename, so a reader never sees the truncated file.
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.05; done",
     ]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     engine.docker_ok(&["pause", "frozen"]);

@@ -145,6 +145,11 @@ impl Engine {
 
     /// `docker -H unix://<socket> ARGS…` with a private CLI config; stderr on failure.
     pub fn docker(&self, args: &[&str]) -> Result<(), String> {
+        self.docker_stdout(args).map(drop)
+    }
+
+    /// Like [`Engine::docker`], returning what the CLI printed on stdout.
+    pub fn docker_stdout(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new("docker")
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
@@ -161,7 +166,7 @@ impl Engine {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The last lines of the engine's log, for error messages.

@@ -7,6 +7,7 @@ mod oci;
 mod pull;
 mod registry;
 mod report;
+mod run;
 mod scratch;
 
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ use report::Report;
 
 pub struct Options {
     pub iterations: usize,
+    /// `--quick`: groups that size their own inputs pick the smaller ones.
+    pub quick: bool,
     pub berth_bin: PathBuf,
 }
 
@@ -31,11 +34,18 @@ struct Group {
 }
 
 /// Every bench group, in the order `cargo xtask bench` runs them.
-const GROUPS: &[Group] = &[Group {
-    name: "pull",
-    about: "`docker pull` of fresh 56 MB images from a local registry; idle RSS",
-    run: pull::bench,
-}];
+const GROUPS: &[Group] = &[
+    Group {
+        name: "pull",
+        about: "`docker pull` of fresh 56 MB images from a local registry; idle RSS",
+        run: pull::bench,
+    },
+    Group {
+        name: "run",
+        about: "`docker run --rm` of a busybox `true`; `docker ps` with 100 created containers",
+        run: run::bench,
+    },
+];
 
 const ITERATIONS: usize = 10;
 const QUICK_ITERATIONS: usize = 3;
@@ -46,7 +56,8 @@ fn usage() -> String {
         s.push_str(&format!("  {:<8} {}\n", g.name, g.about));
     }
     s.push_str(&format!(
-        "\n--quick runs {QUICK_ITERATIONS} iterations instead of {ITERATIONS}."
+        "\n--quick runs {QUICK_ITERATIONS} iterations instead of {ITERATIONS}, and groups \
+         with their own counts use smaller ones (see the notes in the report)."
     ));
     s
 }
@@ -114,6 +125,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     catch_interrupts();
     let opts = Options {
         iterations: if quick { QUICK_ITERATIONS } else { ITERATIONS },
+        quick,
         berth_bin: target_dir().join("release/berth-agent"),
     };
     let mut report = Report::default();

@@ -1,5 +1,6 @@
 //! Bench images: OCI image layouts of incompressible pseudo-random layers (gzip), written
-//! from a seed so every image has fresh content, and pushed to a registry with skopeo.
+//! from a seed so every image has fresh content, or of one small busybox layer; pushed to
+//! a registry with skopeo.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -95,32 +96,21 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> anyhow::Result<Blob> {
     })
 }
 
-/// One gzip layer holding `bench/layer-<seed>.bin` of `size` random bytes.
-/// Returns the blob and the layer's diff_id.
-fn write_layer(layout: &Path, size: u64, seed: u64) -> anyhow::Result<(Blob, String)> {
+type LayerTar = tar::Builder<Hashing<flate2::write::GzEncoder<Hashing<BufWriter<File>>>>>;
+
+/// One gzip layer whose tar `fill` writes (deterministic headers). Returns the blob and
+/// the layer's diff_id.
+fn write_tar_layer(
+    layout: &Path,
+    level: flate2::Compression,
+    fill: impl FnOnce(&mut LayerTar) -> std::io::Result<()>,
+) -> anyhow::Result<(Blob, String)> {
     let tmp = layout.join("blobs/sha256/.layer.tmp");
     let file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-    let gz = flate2::write::GzEncoder::new(Hashing::new(file), flate2::Compression::fast());
+    let gz = flate2::write::GzEncoder::new(Hashing::new(file), level);
     let mut tar = tar::Builder::new(Hashing::new(gz));
     tar.mode(tar::HeaderMode::Deterministic);
-
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_mtime(MTIME);
-    dir.set_size(0);
-    tar.append_data(&mut dir, "bench/", std::io::empty())?;
-
-    let mut file = tar::Header::new_gnu();
-    file.set_mode(0o644);
-    file.set_mtime(MTIME);
-    file.set_size(size);
-    let noise = Noise {
-        state: seed,
-        left: size,
-    };
-    tar.append_data(&mut file, format!("bench/layer-{seed}.bin"), noise)?;
-
+    fill(&mut tar)?;
     let (gz, diff_id, _) = tar.into_inner()?.finish();
     let (file, digest, compressed) = gz.finish()?.finish();
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -132,6 +122,58 @@ fn write_layer(layout: &Path, size: u64, seed: u64) -> anyhow::Result<(Blob, Str
         },
         diff_id,
     ))
+}
+
+fn dir_header() -> tar::Header {
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_mtime(MTIME);
+    dir.set_size(0);
+    dir
+}
+
+/// One gzip layer holding `bench/layer-<seed>.bin` of `size` random bytes.
+/// Returns the blob and the layer's diff_id.
+fn write_layer(layout: &Path, size: u64, seed: u64) -> anyhow::Result<(Blob, String)> {
+    write_tar_layer(layout, flate2::Compression::fast(), |tar| {
+        tar.append_data(&mut dir_header(), "bench/", std::io::empty())?;
+        let mut file = tar::Header::new_gnu();
+        file.set_mode(0o644);
+        file.set_mtime(MTIME);
+        file.set_size(size);
+        let noise = Noise {
+            state: seed,
+            left: size,
+        };
+        tar.append_data(&mut file, format!("bench/layer-{seed}.bin"), noise)
+    })
+}
+
+/// Commands of the busybox image, each a symlink to `bin/busybox`.
+const BUSYBOX_APPLETS: [&str; 2] = ["sh", "true"];
+
+/// One gzip layer holding `bin/busybox` (a copy of `busybox`) and the
+/// `BUSYBOX_APPLETS` symlinks to it.
+fn write_busybox_layer(layout: &Path, busybox: &Path) -> anyhow::Result<(Blob, String)> {
+    let bytes = std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    write_tar_layer(layout, flate2::Compression::default(), |tar| {
+        tar.append_data(&mut dir_header(), "bin/", std::io::empty())?;
+        let mut file = tar::Header::new_gnu();
+        file.set_mode(0o755);
+        file.set_mtime(MTIME);
+        file.set_size(bytes.len() as u64);
+        tar.append_data(&mut file, "bin/busybox", bytes.as_slice())?;
+        for applet in BUSYBOX_APPLETS {
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_mode(0o777);
+            link.set_mtime(MTIME);
+            link.set_size(0);
+            tar.append_link(&mut link, format!("bin/{applet}"), "busybox")?;
+        }
+        Ok(())
+    })
 }
 
 fn goarch() -> &'static str {
@@ -152,8 +194,7 @@ pub fn write_layout(
     seed: u64,
     layer_sizes: &[u64],
 ) -> anyhow::Result<u64> {
-    std::fs::create_dir_all(layout.join("blobs/sha256"))
-        .with_context(|| format!("creating {}", layout.display()))?;
+    create_layout_dirs(layout)?;
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for (i, size) in layer_sizes.iter().enumerate() {
@@ -172,7 +213,47 @@ pub fn write_layout(
             "created_by": format!("cargo xtask bench: {s} random bytes"),
         })).collect::<Vec<_>>(),
     });
-    let config = write_blob(layout, &serde_json::to_vec(&config)?)?;
+    finish_layout(layout, tag, &layers, &config)
+}
+
+/// Writes a tiny OCI image layout at `layout` tagged `tag`: one gzip layer with
+/// `bin/busybox` (copied from the static `busybox`) and `bin/sh`, `bin/true` symlinks to
+/// it; Cmd `["sh"]`, `PATH=/bin`. Returns the compressed size.
+pub fn write_busybox_layout(layout: &Path, tag: &str, busybox: &Path) -> anyhow::Result<u64> {
+    create_layout_dirs(layout)?;
+    let (layer, diff_id) = write_busybox_layer(layout, busybox)?;
+    let config = json!({
+        "created": CREATED,
+        "architecture": goarch(),
+        "os": "linux",
+        "config": { "Cmd": ["sh"], "Env": ["PATH=/bin"] },
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        "history": [{
+            "created": CREATED,
+            "created_by": format!(
+                "cargo xtask bench: {} + {} -> busybox",
+                busybox.display(),
+                BUSYBOX_APPLETS.join(", ")
+            ),
+        }],
+    });
+    finish_layout(layout, tag, &[layer], &config)
+}
+
+fn create_layout_dirs(layout: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(layout.join("blobs/sha256"))
+        .with_context(|| format!("creating {}", layout.display()))
+}
+
+/// Writes the config, manifest, index and `oci-layout` for `layers` (already written).
+/// Returns the layers' compressed size.
+fn finish_layout(
+    layout: &Path,
+    tag: &str,
+    layers: &[Blob],
+    config: &serde_json::Value,
+) -> anyhow::Result<u64> {
+    let config = write_blob(layout, &serde_json::to_vec(config)?)?;
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST,
@@ -267,6 +348,47 @@ mod tests {
             assert_eq!(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))), d);
             assert_eq!(Some(bytes.len() as u64), l["size"].as_u64());
         }
+        Ok(())
+    }
+
+    #[test]
+    fn busybox_layout_has_busybox_and_applet_links() -> anyhow::Result<()> {
+        let dir = super::super::scratch::Scratch::new("oci-test")?;
+        // Any regular file stands in for busybox here.
+        let fake = dir.join("busybox");
+        std::fs::write(&fake, b"\x7fELF not really")?;
+        let layout = dir.join("img");
+        write_busybox_layout(&layout, "1", &fake)?;
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json"))?)?;
+        let digest = index["manifests"][0]["digest"]
+            .as_str()
+            .context("manifest digest")?;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob_path(&layout, digest))?)?;
+        let config_digest = manifest["config"]["digest"].as_str().context("config")?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob_path(&layout, config_digest))?)?;
+        assert_eq!(config["config"]["Cmd"], json!(["sh"]));
+        assert_eq!(config["config"]["Env"], json!(["PATH=/bin"]));
+        assert_eq!(config["os"], "linux");
+        let layer = manifest["layers"][0]["digest"].as_str().context("layer")?;
+        let gz = flate2::read::GzDecoder::new(File::open(blob_path(&layout, layer))?);
+        let mut entries = Vec::new();
+        for e in tar::Archive::new(gz).entries()? {
+            let e = e?;
+            let link = e.link_name()?.map(|l| l.display().to_string());
+            entries.push((e.path()?.display().to_string(), e.header().mode()?, link));
+        }
+        assert_eq!(
+            entries,
+            vec![
+                ("bin/".to_string(), 0o755, None),
+                ("bin/busybox".to_string(), 0o755, None),
+                ("bin/sh".to_string(), 0o777, Some("busybox".to_string())),
+                ("bin/true".to_string(), 0o777, Some("busybox".to_string())),
+            ]
+        );
         Ok(())
     }
 }
