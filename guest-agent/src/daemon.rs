@@ -73,6 +73,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Ok(n) => tracing::info!(layers = n, "removed layers left by interrupted pulls"),
         Err(e) => tracing::warn!(error = %e, "layer garbage collection failed"),
     }
+    match crate::reaper::become_subreaper() {
+        Ok(()) => {
+            tokio::spawn(crate::reaper::run());
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot become a child subreaper"),
+    }
     let listener = bind_socket(&socket)?;
     tracing::info!(socket = %socket.display(), root = %engine.config.root.display(), "berth engine listening");
 

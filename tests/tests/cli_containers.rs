@@ -293,6 +293,52 @@ fn running_containers_survive_an_engine_sigkill() {
     engine.docker_ok(&["rm", "survivor"]);
 }
 
+/// The parent pid and state of a process, from `/proc/<pid>/stat`.
+fn ppid_and_state(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: split after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    Some((f.next()?.parse().ok()?, state))
+}
+
+#[test]
+fn a_dead_shim_takes_its_container_down_and_leaves_no_zombie() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["run", "-d", "--name", "orphan", &img, "sleep", "1000"]);
+    let pid: u32 = engine
+        .docker_ok(&["inspect", "-f", "{{.State.Pid}}", "orphan"])
+        .trim()
+        .parse()
+        .unwrap();
+    let (shim, _) = ppid_and_state(pid).expect("container process");
+    assert_ne!(
+        Some(shim),
+        engine.pid(),
+        "the container's parent is its shim"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &shim.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let state = wait_for(&engine, "orphan", "{{.State.Status}}", "exited");
+    assert_eq!(state, "exited");
+    // The container's init was re-parented to the engine (a child subreaper), killed,
+    // and reaped: neither running nor a zombie.
+    let mut left = ppid_and_state(pid);
+    for _ in 0..100 {
+        if left.is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left = ppid_and_state(pid);
+    }
+    assert_eq!(left, None, "container process left behind");
+    engine.docker_ok(&["rm", "orphan"]);
+}
+
 #[test]
 fn cgroup_limits_from_host_config() {
     let (_r, engine, img) = setup();

@@ -468,11 +468,14 @@ impl ContainerService {
         let exit = read_exit(&dir);
         let (code, error, finished) = match exit {
             Some(e) => (e.exit_code as i64, e.error, e.finished_at),
-            None => (
-                255,
-                "the container's shim exited without a status".to_string(),
-                now(),
-            ),
+            None => {
+                self.kill_orphaned(id).await;
+                (
+                    255,
+                    "the container's shim exited without a status".to_string(),
+                    now(),
+                )
+            }
         };
         let _ = unmount(&RootfsDirs::under(&dir));
         let rec = self.update(id, |r| apply_exit(r, code, &error, &finished));
@@ -494,6 +497,40 @@ impl ContainerService {
                 let _ = self.restarts.send((id.to_string(), delay));
             }
         }
+    }
+
+    /// The shim died without recording an exit (killed or crashed), so nothing holds
+    /// the container's stdio or writes its log any more: kill what it left running, as
+    /// containerd does with a dead shim's task. Its init is in its own PID namespace, so
+    /// killing it ends every process in the container; the reaper reaps it.
+    async fn kill_orphaned(&self, id: &str) {
+        let Ok(rec) = self.record(id) else { return };
+        let pid = rec.state.pid;
+        // Only a process still in this container's cgroup: the pid may have been reused.
+        let ours = |pid: i64| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.contains(&rec.id))
+        };
+        if pid <= 0 || !ours(pid) {
+            return;
+        }
+        tracing::warn!(
+            container = id,
+            pid,
+            "the shim died; killing the container it left running"
+        );
+        let _ = send_signal(pid, nix::sys::signal::Signal::SIGKILL);
+        for _ in 0..100 {
+            if !process_alive(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!(
+            container = id,
+            pid,
+            "the orphaned container process did not go away"
+        );
     }
 
     /// Carries out restart-policy restarts. A channel rather than a direct call keeps
@@ -1267,7 +1304,7 @@ async fn spawn_shim(
     open_stdin: bool,
     exec_dir: Option<&Path>,
     rotation: (u64, u32),
-) -> Result<(tokio::process::Child, i64), (i64, String)> {
+) -> Result<(crate::reaper::Child, i64), (i64, String)> {
     let (rd, wr): (OwnedFd, OwnedFd) =
         nix::unistd::pipe().map_err(|e| (255, format!("creating the sync pipe: {e}")))?;
     let wr_raw = wr.as_raw_fd();
@@ -1305,9 +1342,8 @@ async fn spawn_shim(
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| (255, format!("starting the shim: {e}")))?;
+    let child =
+        crate::reaper::spawn(&mut cmd).map_err(|e| (255, format!("starting the shim: {e}")))?;
     drop(wr);
     let file = tokio::fs::File::from_std(std::fs::File::from(rd));
     let mut line = String::new();
