@@ -73,3 +73,46 @@ mod tests {
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }
+
+/// Bytes held by the files under `root`, as dockerd's `directory.Size` counts them:
+/// `lstat` sizes of everything but directories, each hardlinked inode once.
+pub fn tree_size(root: &Path) -> u64 {
+    use std::collections::HashSet;
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.nlink() <= 1 || seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_size_counts_files_and_links_once() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        fs::write(d.path().join("a"), b"12345").unwrap();
+        fs::write(d.path().join("sub/b"), b"123").unwrap();
+        fs::hard_link(d.path().join("a"), d.path().join("sub/a2")).unwrap();
+        std::os::unix::fs::symlink("a", d.path().join("l")).unwrap();
+        assert_eq!(tree_size(d.path()), 5 + 3 + 1);
+        assert_eq!(tree_size(&d.path().join("missing")), 0);
+    }
+}

@@ -881,6 +881,22 @@ fn diff_and_export() {
     ] {
         assert!(lines.contains(&want), "{want} missing from {diff}");
     }
+    // Sizes: the layer holds "x\n" and a whiteout; SizeRootFs adds the image.
+    let sizes = engine.docker_ok(&[
+        "inspect",
+        "--size",
+        "-f",
+        "{{.SizeRw}} {{.SizeRootFs}}",
+        "changed",
+    ]);
+    let image_size: i64 = engine
+        .docker_ok(&["image", "inspect", "-f", "{{.Size}}", &img])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(sizes.trim(), format!("2 {}", 2 + image_size));
+    let ps = engine.docker_ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(ps.starts_with("changed 2B (virtual "), "{ps}");
     let tmp = tempfile::tempdir().unwrap();
     let tar = tmp.path().join("fs.tar");
     engine.docker_ok(&["export", "-o", tar.to_str().unwrap(), "changed"]);

@@ -274,11 +274,35 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
         ancestor: get("ancestor"),
         exited,
     };
-    json(StatusCode::OK, &engine.containers.list(&filters))
+    let mut rows = engine.containers.list(&filters);
+    if q.flag("size") {
+        for row in &mut rows {
+            let (rw, root) = sizes(engine, row.id.as_deref(), row.image_id.as_deref());
+            row.size_rw = Some(rw);
+            row.size_root_fs = Some(root);
+        }
+    }
+    json(StatusCode::OK, &rows)
 }
 
-pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
-    json(StatusCode::OK, &engine.containers.inspect(name)?)
+/// `SizeRw` and `SizeRootFs` (the container's layer plus its image's).
+fn sizes(engine: &Engine, id: Option<&str>, image: Option<&str>) -> (i64, i64) {
+    // Walking the upper directory is blocking file-system work.
+    tokio::task::block_in_place(|| {
+        let rw = id.map(|id| engine.containers.size_rw(id)).unwrap_or(0);
+        let img = image.and_then(|i| engine.images.size_of(i)).unwrap_or(0);
+        (rw as i64, (rw + img) as i64)
+    })
+}
+
+pub fn inspect(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let mut doc = engine.containers.inspect(name)?;
+    if q.flag("size") {
+        let (rw, root) = sizes(engine, doc.id.as_deref(), doc.image.as_deref());
+        doc.size_rw = Some(rw);
+        doc.size_root_fs = Some(root);
+    }
+    json(StatusCode::OK, &doc)
 }
 
 /// `POST /containers/{id}/wait`: the 200 header goes out at once, the body when the

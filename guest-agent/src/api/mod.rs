@@ -110,7 +110,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         }
         (&Method::GET, ["containers", "json"]) => containers::list(&engine, &query),
         (&Method::POST, ["containers", "prune"]) => containers::prune(&engine).await,
-        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&engine, id),
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&engine, id, &query),
         (&Method::POST, ["containers", id, "start"]) => containers::start(&engine, id).await,
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(&engine, id, &query).await,
         (&Method::POST, ["containers", id, "restart"]) => {

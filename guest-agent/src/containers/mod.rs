@@ -1025,6 +1025,11 @@ impl ContainerService {
         views::list(&recs, filters)
     }
 
+    /// Bytes the container wrote into its own layer (`SizeRw`).
+    pub fn size_rw(&self, id: &str) -> u64 {
+        crate::fsutil::tree_size(&RootfsDirs::under(&self.container_dir(id)).upper)
+    }
+
     pub fn inspect(
         &self,
         name: &str,

@@ -205,6 +205,11 @@ impl ImageService {
         Ok(self.config_of(&id)?.created_unix())
     }
 
+    /// The size of image `id` (the sum of its layers), if it is in the store.
+    pub fn size_of(&self, id: &str) -> Option<u64> {
+        self.catalog().data.images.get(id).map(|r| r.size)
+    }
+
     pub fn inspect(&self, name: &str) -> Result<ImageInspect, ImageError> {
         let cat = self.catalog();
         let id = resolve_in(&cat, name)?;
