@@ -400,6 +400,89 @@ fn docker_in_pty(engine: &Engine, docker_args: &str, input: &str) -> std::proces
     child.wait_with_output().unwrap()
 }
 
+/// `docker attach` in a pty: types `line`, waits until the container has logged
+/// `marker` (so the CLI is attached and its terminal raw: a cooked pty would eat
+/// ctrl-q as flow control), then types `keys`. Killed if it has not ended in 30 s.
+fn attach_and_detach(
+    engine: &Engine,
+    args: &str,
+    line: &str,
+    marker: &str,
+    keys: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("docker attach {args}"), "/dev/null"])
+        .env("DOCKER_HOST", engine.docker_host())
+        .env("DOCKER_CONFIG", engine.docker_config())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(line.as_bytes()).unwrap();
+    let name = args.rsplit(' ').next().unwrap();
+    let attached = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        engine.docker_ok(&["logs", name]).contains(marker)
+    });
+    stdin.write_all(keys).unwrap();
+    // Output is a few lines, well under a pipe's buffer: poll, then collect.
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        attached,
+        "{marker:?} never reached the log: {}",
+        stdout(&out)
+    );
+    out
+}
+
+#[test]
+fn attach_detaches_with_ctrl_p_ctrl_q_and_reattaches() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["run", "-dit", "--name", "det", &img, "sh"]);
+    let first = attach_and_detach(&engine, "det", "echo o\\ne\n", "one", b"\x10\x11");
+    let out = stdout(&first);
+    // The CLI exits 1 after a detach, with dockerd too.
+    assert_eq!(first.status.code(), Some(1), "{out} {}", stderr(&first));
+
+    assert!(out.contains("read escape sequence"), "{out}");
+    assert_eq!(
+        engine
+            .docker_ok(&["inspect", "-f", "{{.State.Status}}", "det"])
+            .trim(),
+        "running"
+    );
+    // A custom sequence, on a second attach to the same shell.
+    let second = attach_and_detach(
+        &engine,
+        "--detach-keys ctrl-x,x det",
+        "echo t\\wo\n",
+        "two",
+        b"\x18x",
+    );
+    assert!(
+        stdout(&second).contains("read escape sequence"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(
+        engine
+            .docker_ok(&["inspect", "-f", "{{.State.Status}}", "det"])
+            .trim(),
+        "running"
+    );
+    engine.docker_ok(&["rm", "-f", "det"]);
+}
+
 #[test]
 fn tty_and_interactive_shell_with_dash_it() {
     let (_r, engine, img) = setup();
