@@ -54,7 +54,24 @@ fn missing_executable_exits_127_and_rm_cleans_up() {
         "{}",
         stderr(&out)
     );
+    // dockerd's wait(removed) carries no error, so the CLI logs nothing more.
+    assert!(!stderr(&out).contains("Error waiting"), "{}", stderr(&out));
     assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+    // Without --rm the container stays `created`, with the code and the message.
+    let out = engine.docker(&["run", "--name", "never", &img, "/no/such/thing"]);
+    assert_eq!(out.status.code(), Some(127));
+    let state = engine.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+        "never",
+    ]);
+    assert!(
+        state.starts_with("created 127 failed to create task for container")
+            && state.contains("executable file not found"),
+        "{state}"
+    );
+    engine.docker_ok(&["rm", "never"]);
 }
 
 #[test]

@@ -441,10 +441,15 @@ impl ContainerService {
                 });
                 Ok(())
             }
-            Err((code, message)) => {
+            Err((code, detail)) => {
                 let _ = unmount(&dirs);
-                let finished = now();
-                self.update(&id, |r| apply_exit(r, code, &message, &finished))?;
+                // As dockerd: the status stays what it was (a never-started container
+                // stays `created`); the exit code and the API's message are recorded.
+                let message = start_error_message(&rec, code, &detail);
+                self.update(&id, |r| {
+                    r.state.exit_code = code;
+                    r.state.error = message.clone();
+                })?;
                 self.notify(&id, |l| {
                     l.exit_code = code;
                     l.error = message.clone();
@@ -454,7 +459,7 @@ impl ContainerService {
                     let _ = self.remove(&id, true).await;
                 }
                 Err(ContainerError::Start {
-                    message: start_error_message(&rec, code, &message),
+                    message,
                     exit_code: code,
                 })
             }
@@ -668,10 +673,16 @@ impl ContainerService {
                 Ok(l) => Some((l.exit_code, l.error.clone())),
                 Err(_) => None,
             };
-            result.unwrap_or_else(|| {
+            let (code, error) = result.unwrap_or_else(|| {
                 let l = rx.borrow();
                 (l.exit_code, l.error.clone())
-            })
+            });
+            // dockerd reports a removal without the error (the CLI would log it as
+            // "Error waiting for container" after a failed `run --rm`).
+            match condition {
+                WaitCondition::Removed => (code, String::new()),
+                _ => (code, error),
+            }
         })
     }
 
