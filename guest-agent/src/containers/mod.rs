@@ -1308,6 +1308,8 @@ fn runtime_configs(
         resources: spec::Resources::from_host_config(hc),
         tmpfs: hc.tmpfs.clone().unwrap_or_default().into_iter().collect(),
         init: None,
+        mounts: vec![],
+        network: spec::NetworkNamespace::New,
     };
     Ok((p, c))
 }

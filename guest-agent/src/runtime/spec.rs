@@ -86,6 +86,37 @@ pub struct ContainerConfig {
     /// `--init`: this binary is mounted at /sbin/docker-init and runs the command.
     pub init: Option<PathBuf>,
     pub resources: Resources,
+    /// Mounts beyond Docker's defaults, in order: volumes, bind mounts and the
+    /// container's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`. A mount on a
+    /// path replaces a default mount there.
+    pub mounts: Vec<UserMount>,
+    /// Which network namespace the container gets.
+    pub network: NetworkNamespace,
+}
+
+/// A mount the user (or the engine, for `/etc` files) asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserMount {
+    /// A host path (a volume's data directory or a bind source) at `target`.
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    /// A fresh tmpfs at `target` with mount options such as `size=64m,mode=1777`.
+    Tmpfs { target: String, options: String },
+}
+
+/// The container's network namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NetworkNamespace {
+    /// A new, empty one (loopback only): `--network none`.
+    #[default]
+    New,
+    /// The engine's own (`--network host`).
+    Host,
+    /// One the engine prepared (bind-mounted at this path) and wired to networks.
+    Path(PathBuf),
 }
 
 /// cgroup limits from HostConfig (`-m`, `--memory-swap`, `--cpus`, `--cpu-shares`,
@@ -253,6 +284,29 @@ fn mounts(c: &ContainerConfig) -> Result<Vec<Mount>, SpecError> {
         all.retain(|m| m.destination() != Path::new(path));
         all.push(mount(path, "tmpfs", "tmpfs", &o)?);
     }
+    for m in &c.mounts {
+        let (target, built) = match m {
+            UserMount::Bind {
+                source,
+                target,
+                readonly,
+            } => {
+                let mut o = vec!["rbind"];
+                o.push(if *readonly { "ro" } else { "rw" });
+                (
+                    target,
+                    mount(target, "bind", &source.display().to_string(), &o)?,
+                )
+            }
+            UserMount::Tmpfs { target, options } => {
+                let mut o: Vec<&str> = vec!["nosuid", "nodev", "noexec"];
+                o.extend(options.split(',').filter(|x| !x.is_empty()));
+                (target, mount(target, "tmpfs", "tmpfs", &o)?)
+            }
+        };
+        all.retain(|x| x.destination() != Path::new(target));
+        all.push(built);
+    }
     if let Some(init) = &c.init {
         all.push(mount(
             INIT_PATH,
@@ -407,9 +461,8 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
     } else {
         process(p, c)?
     };
-    let namespaces = [
+    let mut namespaces = [
         LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Network,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
@@ -417,6 +470,12 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
     .into_iter()
     .map(|t| LinuxNamespaceBuilder::default().typ(t).build().map_err(err))
     .collect::<Result<Vec<_>, _>>()?;
+    let net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
+    match &c.network {
+        NetworkNamespace::New => namespaces.push(net.build().map_err(err)?),
+        NetworkNamespace::Host => {}
+        NetworkNamespace::Path(p) => namespaces.push(net.path(p.clone()).build().map_err(err)?),
+    }
     let devices = if c.privileged {
         vec![LinuxDeviceCgroupBuilder::default()
             .allow(true)
@@ -482,6 +541,63 @@ mod tests {
                 ..Default::default()
             },
         )
+    }
+
+    #[test]
+    fn user_mounts_and_network_namespace() {
+        let (p, mut c) = base();
+        c.mounts = vec![
+            UserMount::Bind {
+                source: "/v/data".into(),
+                target: "/data".into(),
+                readonly: true,
+            },
+            UserMount::Tmpfs {
+                target: "/dev/shm".into(),
+                options: "size=1m".into(),
+            },
+        ];
+        c.network = NetworkNamespace::Path("/run/netns/x".into());
+        let spec = build(&p, &c).unwrap();
+        let mounts = spec.mounts().as_ref().unwrap();
+        let data = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/data"))
+            .unwrap();
+        assert_eq!(data.source().as_deref(), Some(Path::new("/v/data")));
+        assert!(data.options().as_ref().unwrap().contains(&"ro".to_string()));
+        let shm: Vec<_> = mounts
+            .iter()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+            .collect();
+        assert_eq!(shm.len(), 1, "the user's /dev/shm replaces the default");
+        assert!(shm[0]
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=1m".to_string()));
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
+        assert_eq!(net.path().as_deref(), Some(Path::new("/run/netns/x")));
+        c.network = NetworkNamespace::Host;
+        let spec = build(&p, &c).unwrap();
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        assert!(ns.iter().all(|n| n.typ() != LinuxNamespaceType::Network));
     }
 
     #[test]
