@@ -11,6 +11,7 @@ pub mod events;
 pub mod fsutil;
 pub mod images;
 pub mod memory;
+pub mod network;
 pub mod reaper;
 pub mod runtime;
 

@@ -1,0 +1,232 @@
+//! The embedded DNS of a user-defined network: a UDP server on the network's gateway
+//! address (in the engine's namespace, reachable from every container on the bridge)
+//! that answers container names, aliases and short ids on that network, and forwards
+//! everything else to the host's nameservers. Docker's resolver lives at 127.0.0.11
+//! inside each container; the gateway address serves the same purpose without a
+//! listener per container. Messages are parsed and built with hickory-proto.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// Names by network id → (lower-case name, address).
+pub type Table = Arc<Mutex<HashMap<String, Vec<(String, Ipv4Addr)>>>>;
+
+#[derive(Clone)]
+pub struct Lookup {
+    pub table: Table,
+}
+
+impl Lookup {
+    pub fn new(table: Table) -> Lookup {
+        Lookup { table }
+    }
+
+    fn find(&self, network: &str, name: &str) -> Vec<Ipv4Addr> {
+        let name = name.trim_end_matches('.').to_lowercase();
+        let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        t.get(network)
+            .map(|v| {
+                v.iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, ip)| *ip)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub struct Server {
+    pub lookup: Lookup,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    /// Binds `gateway:53/udp` and serves names of network `network`.
+    pub fn start(gateway: Ipv4Addr, network: String, lookup: Lookup) -> std::io::Result<Server> {
+        let std_sock = std::net::UdpSocket::bind((gateway, 53))?;
+        std_sock.set_nonblocking(true)?;
+        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
+        let upstreams: Vec<SocketAddr> = std::fs::read_to_string("/etc/resolv.conf")
+            .map(|s| super::etc::host_nameservers(&s))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|ns| ns.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect();
+        let l = lookup.clone();
+        let task = tokio::spawn(serve(sock, network, l, Arc::new(upstreams)));
+        Ok(Server { lookup, task })
+    }
+}
+
+async fn serve(
+    sock: Arc<UdpSocket>,
+    network: String,
+    lookup: Lookup,
+    upstreams: Arc<Vec<SocketAddr>>,
+) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let query = buf[..n].to_vec();
+        let (sock, network, lookup, upstreams) = (
+            sock.clone(),
+            network.clone(),
+            lookup.clone(),
+            upstreams.clone(),
+        );
+        tokio::spawn(async move {
+            if let Some(reply) = answer(&query, &network, &lookup, &upstreams).await {
+                let _ = sock.send_to(&reply, from).await;
+            }
+        });
+    }
+}
+
+/// The reply to one query: local names first, then the host's resolvers.
+pub async fn answer(
+    query: &[u8],
+    network: &str,
+    lookup: &Lookup,
+    upstreams: &[SocketAddr],
+) -> Option<Vec<u8>> {
+    let msg = Message::from_vec(query).ok()?;
+    if msg.metadata.message_type != MessageType::Query {
+        return None;
+    }
+    let q = msg.queries.first()?.clone();
+    let name = q.name().to_ascii();
+    let local = lookup.find(network, &name);
+    if !local.is_empty() {
+        let mut reply = Message::response(msg.metadata.id, msg.metadata.op_code);
+        reply.metadata.recursion_desired = msg.metadata.recursion_desired;
+        reply.metadata.recursion_available = true;
+        reply.add_query(q.clone());
+        if q.query_type() == RecordType::A {
+            for ip in local {
+                reply.add_answer(Record::from_rdata(q.name().clone(), 600, RData::A(A(ip))));
+            }
+        }
+        // Other types of a known name: an empty NOERROR, so clients stop asking.
+        return reply.to_vec().ok();
+    }
+    for up in upstreams {
+        if let Some(r) = forward(query, *up).await {
+            return Some(r);
+        }
+    }
+    let mut fail = Message::error_msg(
+        msg.metadata.id,
+        msg.metadata.op_code,
+        ResponseCode::ServFail,
+    );
+    fail.add_query(q);
+    fail.to_vec().ok()
+}
+
+async fn forward(query: &[u8], to: SocketAddr) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if to.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(bind).await.ok()?;
+    s.connect(to).await.ok()?;
+    s.send(query).await.ok()?;
+    let mut b = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.recv(&mut b))
+        .await
+        .ok()?
+        .ok()?;
+    b.truncate(n);
+    Some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+
+    fn query(name: &str, t: RecordType) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        m.to_vec().unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_names_on_its_network_only() {
+        let table: Table = Arc::default();
+        table.lock().unwrap().insert(
+            "net1".into(),
+            vec![("web".into(), Ipv4Addr::new(172, 18, 0, 2))],
+        );
+        let l = Lookup::new(table);
+        let r = answer(&query("WEB.", RecordType::A), "net1", &l, &[])
+            .await
+            .unwrap();
+        let m = Message::from_vec(&r).unwrap();
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.answers[0].data, RData::A(A(Ipv4Addr::new(172, 18, 0, 2))));
+        let aaaa = Message::from_vec(
+            &answer(&query("web.", RecordType::AAAA), "net1", &l, &[])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
+        assert!(aaaa.answers.is_empty());
+        // Another network's name, with no upstream: SERVFAIL.
+        let other = Message::from_vec(
+            &answer(&query("web.", RecordType::A), "net2", &l, &[])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(other.metadata.response_code, ResponseCode::ServFail);
+    }
+
+    #[tokio::test]
+    async fn forwards_unknown_names_upstream() {
+        // A fake upstream on loopback that answers everything with 10.0.0.9.
+        let up = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = up.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut b = [0u8; 512];
+            let (n, from) = up.recv_from(&mut b).await.unwrap();
+            let q = Message::from_vec(&b[..n]).unwrap();
+            let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+            let qq = q.queries[0].clone();
+            r.add_answer(Record::from_rdata(
+                qq.name().clone(),
+                5,
+                RData::A(A(Ipv4Addr::new(10, 0, 0, 9))),
+            ));
+            r.add_query(qq);
+            up.send_to(&r.to_vec().unwrap(), from).await.unwrap();
+        });
+        let l = Lookup::new(Arc::default());
+        let r = answer(&query("example.test.", RecordType::A), "n", &l, &[addr])
+            .await
+            .unwrap();
+        let m = Message::from_vec(&r).unwrap();
+        assert_eq!(m.answers[0].data, RData::A(A(Ipv4Addr::new(10, 0, 0, 9))));
+    }
+}

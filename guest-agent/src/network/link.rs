@@ -1,0 +1,246 @@
+//! Links through rtnetlink: the bridges, the veth pairs, and the container end's
+//! address and routes (configured from a thread inside the container's namespace).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use super::ipam::Subnet;
+use super::NetworkError;
+
+fn nl(context: &str) -> impl FnOnce(rtnetlink::Error) -> NetworkError + '_ {
+    move |e| NetworkError::Netlink(format!("{context}: {e}"))
+}
+
+fn connect() -> Result<Handle, NetworkError> {
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| NetworkError::Netlink(e.to_string()))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, NetworkError> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(Some(l.header.index)),
+        Ok(None) => Ok(None),
+        // The kernel answers ENODEV for an unknown name.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl("looking up a link")(e)),
+    }
+}
+
+/// Creates bridge `name` with `gateway/prefix` on it (if missing) and brings it up.
+pub async fn ensure_bridge(
+    name: &str,
+    gateway: Ipv4Addr,
+    subnet: &Subnet,
+) -> Result<(), NetworkError> {
+    let h = connect()?;
+    let idx = match index_of(&h, name).await? {
+        Some(i) => i,
+        None => {
+            h.link()
+                .add(LinkBridge::new(name).build())
+                .execute()
+                .await
+                .map_err(nl("creating the bridge"))?;
+            index_of(&h, name)
+                .await?
+                .ok_or_else(|| NetworkError::Netlink(format!("bridge {name} vanished")))?
+        }
+    };
+    let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+    let mut present = false;
+    while let Some(a) = addrs.try_next().await.map_err(nl("reading addresses"))? {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        present |= a
+            .attributes
+            .iter()
+            .any(|at| matches!(at, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == gateway));
+    }
+    if !present {
+        h.address()
+            .add(idx, IpAddr::V4(gateway), subnet.prefix)
+            .execute()
+            .await
+            .map_err(nl("addressing the bridge"))?;
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(nl("bringing the bridge up"))
+}
+
+/// Deletes link `name` if it exists (a bridge, or a veth with its peer).
+pub async fn delete(name: &str) -> Result<(), NetworkError> {
+    let h = connect()?;
+    if let Some(idx) = index_of(&h, name).await? {
+        h.link()
+            .del(idx)
+            .execute()
+            .await
+            .map_err(nl("deleting a link"))?;
+    }
+    Ok(())
+}
+
+/// What the container's end of a veth gets.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub ip: Ipv4Addr,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    pub mac: [u8; 6],
+    /// The interface's name inside the container: eth0, eth1, …
+    pub ifname: String,
+}
+
+/// A veth pair: `host` on `bridge`, its peer moved into the namespace at `netns` and
+/// configured there as `ep.ifname` with the address, MAC and default route.
+pub async fn plug(
+    bridge: &str,
+    host: &str,
+    netns: &Path,
+    ep: &Endpoint,
+    default_route: bool,
+) -> Result<(), NetworkError> {
+    let h = connect()?;
+    let peer = format!("{host}p");
+    h.link()
+        .add(LinkVeth::new(host, &peer).build())
+        .execute()
+        .await
+        .map_err(nl("creating the veth pair"))?;
+    let result = async {
+        let br = index_of(&h, bridge)
+            .await?
+            .ok_or_else(|| NetworkError::Netlink(format!("bridge {bridge} is missing")))?;
+        let hidx = index_of(&h, host)
+            .await?
+            .ok_or_else(|| NetworkError::Netlink("the veth vanished".into()))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(hidx).controller(br).up().build())
+            .execute()
+            .await
+            .map_err(nl("attaching the veth to the bridge"))?;
+        let ns = std::fs::File::open(netns).map_err(|e| NetworkError::Io {
+            context: "opening the container's namespace".into(),
+            source: e,
+        })?;
+        let pidx = index_of(&h, &peer)
+            .await?
+            .ok_or_else(|| NetworkError::Netlink("the veth peer vanished".into()))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(pidx)
+                    .setns_by_fd(ns.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl("moving the veth into the container"))?;
+        Ok::<_, NetworkError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = delete(host).await;
+        return Err(e);
+    }
+    let ep = ep.clone();
+    let path = netns.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        super::netns::run_in(&path, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(configure_inside(&peer, &ep, default_route))
+                .map_err(std::io::Error::other)
+        })
+    })
+    .await
+    .map_err(|e| NetworkError::Netlink(e.to_string()))?
+    .map_err(|e| NetworkError::Netlink(format!("configuring the container's interface: {e}")))
+}
+
+/// Inside the container's namespace: rename, address, MAC, up, loopback up, route.
+async fn configure_inside(
+    peer: &str,
+    ep: &Endpoint,
+    default_route: bool,
+) -> Result<(), NetworkError> {
+    let h = connect()?;
+    let idx = index_of(&h, peer)
+        .await?
+        .ok_or_else(|| NetworkError::Netlink("the veth peer is not in the namespace".into()))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .name(ep.ifname.clone())
+                .address(ep.mac.to_vec())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("naming the interface"))?;
+    h.address()
+        .add(idx, IpAddr::V4(ep.ip), ep.subnet.prefix)
+        .execute()
+        .await
+        .map_err(nl("addressing the interface"))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(nl("bringing the interface up"))?;
+    if let Some(lo) = index_of(&h, "lo").await? {
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(nl("bringing loopback up"))?;
+    }
+    if default_route {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(ep.gateway)
+            .output_interface(idx)
+            .build();
+        h.route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(nl("adding the default route"))?;
+    }
+    Ok(())
+}
+
+/// Brings loopback up in a namespace that gets no other interface (`--network none`).
+pub async fn loopback_only(netns: &Path) -> Result<(), NetworkError> {
+    let path = netns.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        super::netns::run_in(&path, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let h = connect()?;
+                if let Some(lo) = index_of(&h, "lo").await? {
+                    h.link()
+                        .set(LinkUnspec::new_with_index(lo).up().build())
+                        .execute()
+                        .await
+                        .map_err(nl("bringing loopback up"))?;
+                }
+                Ok::<_, NetworkError>(())
+            })
+            .map_err(std::io::Error::other)
+        })
+    })
+    .await
+    .map_err(|e| NetworkError::Netlink(e.to_string()))?
+    .map_err(|e| NetworkError::Netlink(e.to_string()))
+}
