@@ -12,6 +12,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// The static init `--init` runs (tini); found at start when not given.
     pub init_binary: Option<PathBuf>,
+    /// The Linux bridge behind the default `bridge` network.
+    pub bridge: String,
 }
 
 /// Where Debian and Docker packages put a static tini.
@@ -34,10 +36,12 @@ pub enum ConfigError {
     MissingValue(String),
     #[error("unknown argument {0:?} (try --help)")]
     Unknown(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub const USAGE: &str =
-    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]...";
+    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME]";
 
 impl Config {
     /// Parses the arguments after `daemon`.
@@ -47,6 +51,7 @@ impl Config {
             socket: PathBuf::from("/run/berth/docker.sock"),
             insecure_registries: Vec::new(),
             init_binary: None,
+            bridge: "berth0".into(),
         };
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
@@ -69,6 +74,15 @@ impl Config {
                 }
                 "--insecure-registry" => cfg.insecure_registries.push(value()?),
                 "--init-path" => cfg.init_binary = Some(PathBuf::from(value()?)),
+                "--bridge" | "-b" => {
+                    let b = value()?;
+                    if b.is_empty() || b.len() > 15 {
+                        return Err(ConfigError::Invalid(format!(
+                            "--bridge: {b:?} is not a valid interface name"
+                        )));
+                    }
+                    cfg.bridge = b;
+                }
                 _ => return Err(ConfigError::Unknown(a)),
             }
         }

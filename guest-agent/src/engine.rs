@@ -62,6 +62,7 @@ pub struct Engine {
     pub config: Config,
     pub images: ImageService,
     pub containers: std::sync::Arc<ContainerService>,
+    pub network: std::sync::Arc<crate::network::NetworkService>,
     pub events: std::sync::Arc<crate::events::Events>,
     pub id: String,
     pub started: Instant,
@@ -80,15 +81,26 @@ impl Engine {
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
         let events = std::sync::Arc::new(crate::events::Events::default());
+        let network = tokio::runtime::Handle::current()
+            .block_on(crate::network::NetworkService::open(
+                &config.root,
+                &config.bridge,
+            ))
+            .map_err(|e| ContainerError::Io {
+                context: "setting up networks".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         let containers = ContainerService::open(
             config.root.join("containers"),
             config.init_binary.clone(),
             events.clone(),
+            network.clone(),
         )?;
         images.set_events(events.clone());
         Ok(Engine {
             images,
             containers,
+            network,
             events,
             id,
             started: Instant::now(),

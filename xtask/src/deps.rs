@@ -15,6 +15,7 @@ pub const PACKAGES: &[&str] = &[
     "busybox-static",  // the static binary test images are made of
     "zstd",            // zstd-compressed test layers
     "iproute2",        // `ip`, for container networking
+    "nftables",        // `nft`: the NAT and forwarding rules of bridge networks
     "openssl",         // the token-auth registry fixture signs JWTs with it
     "ca-certificates", // TLS to real registries
     "libseccomp-dev",  // libcontainer links libseccomp

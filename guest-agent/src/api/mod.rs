@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod exec;
 mod images;
+mod networks;
 mod progress;
 mod request;
 mod system;
@@ -105,6 +106,21 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["events"]) => events::events(&engine, &query),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),
+        (&Method::GET, ["networks"]) => networks::list(&engine, &query),
+        (&Method::POST, ["networks", "create"]) => {
+            networks::create(&engine, read_body(req).await?).await
+        }
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&engine, &query).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(&engine, id),
+        (&Method::DELETE, ["networks", id]) => networks::remove(&engine, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => {
+            let id = id.to_string();
+            networks::connect(&engine, &id, read_body(req).await?).await
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            let id = id.to_string();
+            networks::disconnect(&engine, &id, read_body(req).await?).await
+        }
         (&Method::POST, ["containers", "create"]) => {
             containers::create(&engine, &query, read_body(req).await?).await
         }

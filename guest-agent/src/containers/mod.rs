@@ -7,6 +7,7 @@ pub mod config;
 pub mod exec;
 pub mod logs;
 mod names;
+mod net;
 mod record;
 pub mod stats;
 pub mod views;
@@ -59,6 +60,20 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Containe
     move |source| ContainerError::Io { context, source }
 }
 
+/// Network failures at create/start, with dockerd's statuses.
+fn net_err(e: crate::network::NetworkError) -> ContainerError {
+    use crate::network::NetworkError as N;
+    match e {
+        N::NotFound(n) => ContainerError::NotFound(format!("network {n} not found")),
+        N::InvalidArgument(m) => ContainerError::InvalidArgument(m),
+        N::Conflict(m) | N::Forbidden(m) => ContainerError::Conflict(m),
+        other => ContainerError::Start {
+            message: other.to_string(),
+            exit_code: 128,
+        },
+    }
+}
+
 /// What waiters watch: changes whenever the container starts, exits or is removed.
 #[derive(Debug, Clone, Default)]
 pub struct Life {
@@ -103,6 +118,7 @@ pub struct ContainerService {
     restarts: tokio::sync::mpsc::UnboundedSender<(String, Duration)>,
     init_binary: Option<PathBuf>,
     events: Arc<crate::events::Events>,
+    network: Arc<crate::network::NetworkService>,
 }
 
 fn now() -> String {
@@ -116,6 +132,7 @@ impl ContainerService {
         dir: PathBuf,
         init_binary: Option<PathBuf>,
         events: Arc<crate::events::Events>,
+        network: Arc<crate::network::NetworkService>,
     ) -> Result<Arc<ContainerService>, ContainerError> {
         let trash = dir.join(".trash");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -129,6 +146,7 @@ impl ContainerService {
             restarts,
             init_binary,
             events,
+            network,
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -172,6 +190,26 @@ impl ContainerService {
                     life: watch::Sender::new(life),
                 },
             );
+        }
+        let running: std::collections::BTreeSet<String> = svc
+            .lock()
+            .values()
+            .filter(|e| e.rec.running())
+            .map(|e| e.rec.id.clone())
+            .collect();
+        {
+            let s = svc.clone();
+            tokio::spawn(async move {
+                s.network.reconcile(&running).await;
+                // The port proxies lived in the engine that died: bind them again.
+                for id in running {
+                    if let Ok(rec) = s.record(&id) {
+                        if let Err(e) = s.publish_ports(&rec).await {
+                            tracing::warn!(container = %id, error = %e, "re-publishing ports failed");
+                        }
+                    }
+                }
+            });
         }
         for id in adopt {
             let s = svc.clone();
@@ -304,10 +342,12 @@ impl ContainerService {
         if host_config
             .network_mode
             .as_deref()
-            .is_none_or(str::is_empty)
+            .is_none_or(|m| m.is_empty() || m == "default")
         {
             host_config.network_mode = Some("bridge".into());
         }
+        let mode = host_config.network_mode.clone().unwrap_or_default();
+        let networks = net::requested(&body, &mode, &self.network)?;
         // dockerd fills the log driver in; clients (docker-py's run) read it back.
         let log = host_config.log_config.get_or_insert_with(Default::default);
         if log.typ.as_deref().is_none_or(str::is_empty) {
@@ -361,6 +401,7 @@ impl ContainerService {
             restart_count: 0,
             layers,
             manually_stopped: false,
+            networks,
         };
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir).map_err(io_err("creating container directory"))?;
@@ -394,11 +435,18 @@ impl ContainerService {
         self.update(&id, |r| r.manually_stopped = false)?;
         let dirs = RootfsDirs::under(&dir);
         let _ = std::fs::remove_file(dir.join(crate::runtime::shim::EXIT_FILE));
+        let (rec, setup) = match self.wire_network(&rec).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.network.detach(&id).await;
+                return Err(e);
+            }
+        };
         let prepared = {
             let dir = dir.clone();
             let rec = rec.clone();
             let init = self.init_binary.clone();
-            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rec, &layers, init))
+            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rec, &layers, init, setup))
                 .await
                 .map_err(|e| ContainerError::Io {
                     context: "preparing the container".into(),
@@ -407,6 +455,8 @@ impl ContainerService {
         };
         if let Err(e) = prepared {
             let _ = unmount(&dirs);
+            self.network.detach(&id).await;
+            let _ = self.update(&id, net::clear_wiring);
             return Err(e);
         }
         match spawn_shim(
@@ -443,6 +493,8 @@ impl ContainerService {
             }
             Err((code, detail)) => {
                 let _ = unmount(&dirs);
+                self.network.detach(&id).await;
+                let _ = self.update(&id, net::clear_wiring);
                 // As dockerd: the status stays what it was (a never-started container
                 // stays `created`); the exit code and the API's message are recorded.
                 let message = start_error_message(&rec, code, &detail);
@@ -483,7 +535,11 @@ impl ContainerService {
             }
         };
         let _ = unmount(&RootfsDirs::under(&dir));
-        let rec = self.update(id, |r| apply_exit(r, code, &error, &finished));
+        self.network.detach(id).await;
+        let rec = self.update(id, |r| {
+            apply_exit(r, code, &error, &finished);
+            net::clear_wiring(r);
+        });
         self.notify(id, |l| {
             l.running = false;
             l.exits += 1;
@@ -502,6 +558,139 @@ impl ContainerService {
                 let _ = self.restarts.send((id.to_string(), delay));
             }
         }
+    }
+
+    /// Connects the container to its networks, writes its `/etc` files and publishes its
+    /// ports; returns the updated record and what the bundle needs.
+    async fn wire_network(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<(ContainerRecord, BundleNet), ContainerError> {
+        let mode = net::mode(rec);
+        let requests = net::endpoint_requests(rec);
+        let wiring = self
+            .network
+            .attach(&rec.id, &rec.name, &mode, &requests, |other| {
+                let id = self.resolve(other).ok()?;
+                let running = self.record(&id).ok()?.running();
+                running.then(|| self.network.netns_of(&id)).flatten()
+            })
+            .await
+            .map_err(net_err)?;
+        let rec = self.update(&rec.id, |r| net::record_wiring(r, &wiring))?;
+        let dir = self.container_dir(&rec.id);
+        let mounts = net::write_etc(&dir, &rec, &wiring)?;
+        self.publish_ports(&rec).await?;
+        Ok((
+            rec,
+            BundleNet {
+                mounts,
+                namespace: net::namespace(&wiring),
+            },
+        ))
+    }
+
+    /// `docker network connect`: a created container gets the network at its next
+    /// start; a running one gets a new interface now.
+    pub async fn connect(
+        &self,
+        name: &str,
+        network: &str,
+        settings: bollard_stubs::models::EndpointSettings,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        let mode = net::mode(&rec);
+        if !net::is_network(&mode) {
+            return Err(ContainerError::InvalidArgument(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network ({mode})"
+            )));
+        }
+        if rec.networks.contains_key(network) {
+            return Err(ContainerError::Conflict(format!(
+                "endpoint with name {} already exists in network {network}",
+                rec.name
+            )));
+        }
+        if rec.running() {
+            let netns = self.network.netns_of(&rec.id).ok_or_else(|| {
+                ContainerError::Conflict("the container's network namespace is gone".into())
+            })?;
+            let req = crate::network::EndpointRequest {
+                network: network.to_string(),
+                aliases: settings.aliases.clone().unwrap_or_default(),
+                ipv4: settings
+                    .ipam_config
+                    .as_ref()
+                    .and_then(|c| c.ipv4_address.as_deref())
+                    .and_then(|ip| ip.parse().ok()),
+            };
+            let wiring = self
+                .network
+                .connect_running(&rec.id, &rec.name, &req, &netns, rec.networks.len())
+                .await
+                .map_err(net_err)?;
+            self.update(&rec.id, |r| {
+                r.networks.insert(network.to_string(), settings.clone());
+                net::record_wiring(r, &wiring);
+            })?;
+        } else {
+            self.update(&rec.id, |r| {
+                r.networks.insert(network.to_string(), settings.clone());
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `docker network disconnect` of a container that is not running.
+    pub async fn disconnect(
+        &self,
+        name: &str,
+        network: &str,
+        _force: bool,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.networks.contains_key(network) {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not connected to network {network}",
+                rec.id
+            )));
+        }
+        if rec.running() {
+            return Err(ContainerError::Conflict(
+                "disconnecting a running container is not supported yet: stop it first".into(),
+            ));
+        }
+        self.update(&rec.id, |r| {
+            r.networks.remove(network);
+            if r.host_config.network_mode.as_deref() == Some(network) {
+                r.host_config.network_mode = Some(
+                    r.networks.keys().next().cloned().unwrap_or_else(|| "none".into()),
+                );
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Binds the container's published ports to its first network address.
+    async fn publish_ports(&self, rec: &ContainerRecord) -> Result<(), ContainerError> {
+        let wanted = net::wanted_ports(rec)?;
+        if wanted.is_empty() || !net::is_network(&net::mode(rec)) {
+            return Ok(());
+        }
+        let target = rec
+            .networks
+            .values()
+            .filter_map(|s| s.ip_address.as_deref()?.parse().ok())
+            .next();
+        let Some(target) = target else {
+            return Ok(());
+        };
+        self.network
+            .ports
+            .publish(&rec.id, &rec.name, target, &wanted)
+            .await
+            .map(|_| ())
+            .map_err(net_err)
     }
 
     /// The shim died without recording an exit (killed or crashed), so nothing holds
@@ -1033,7 +1222,17 @@ impl ContainerService {
         let map = self.lock();
         let mut recs: Vec<&ContainerRecord> = map.values().map(|e| &e.rec).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
-        views::list(&recs, filters)
+        let mut rows = views::list(&recs, filters);
+        for row in &mut rows {
+            let Some(rec) = row.id.as_ref().and_then(|id| map.get(id)).map(|e| &e.rec) else {
+                continue;
+            };
+            row.ports = Some(net::summary_ports(rec, &self.network.ports.of(&rec.id)));
+            row.network_settings = Some(bollard_stubs::models::ContainerSummaryNetworkSettings {
+                networks: Some(rec.networks.clone().into_iter().collect()),
+            });
+        }
+        rows
     }
 
     /// Bytes the container wrote into its own layer (`SizeRw`).
@@ -1046,7 +1245,18 @@ impl ContainerService {
         name: &str,
     ) -> Result<bollard_stubs::models::ContainerInspectResponse, ContainerError> {
         let rec = self.record(name)?;
-        Ok(views::inspect(&rec, &self.container_dir(&rec.id)))
+        let mut doc = views::inspect(&rec, &self.container_dir(&rec.id));
+        let sandbox = if rec.running() {
+            self.network.netns_of(&rec.id)
+        } else {
+            None
+        };
+        doc.network_settings = Some(net::settings(
+            &rec,
+            &self.network.ports.of(&rec.id),
+            sandbox.as_deref(),
+        ));
+        Ok(doc)
     }
 }
 
@@ -1189,16 +1399,25 @@ fn send_signal(pid: i64, sig: nix::sys::signal::Signal) -> Result<(), ContainerE
 }
 
 /// Mounts the rootfs and writes `config.json` for the shim (blocking work).
+/// The network half of a bundle: `/etc` file mounts and the namespace to join.
+struct BundleNet {
+    mounts: Vec<spec::UserMount>,
+    namespace: spec::NetworkNamespace,
+}
+
 fn prepare_bundle(
     dir: &Path,
     rec: &ContainerRecord,
     layers: &[PathBuf],
     init_binary: Option<PathBuf>,
+    net: BundleNet,
 ) -> Result<(), ContainerError> {
     let dirs = RootfsDirs::under(dir);
     let _ = unmount(&dirs);
     mount_overlay(layers, &dirs).map_err(io_err("mounting the container's root filesystem"))?;
     let (p, mut c) = runtime_configs(rec, &dirs.merged, None)?;
+    c.mounts.extend(net.mounts);
+    c.network = net.namespace;
     if rec.host_config.init == Some(true) {
         c.init = Some(init_binary.ok_or_else(|| ContainerError::Start {
             message: "--init needs a static tini (apt-get install tini, or --init-path)".into(),

@@ -71,6 +71,9 @@ pub struct ContainerRecord {
     /// Set by `docker stop`/`kill`: restart policies leave the container alone.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The networks it is connected to, by name, with their addresses while it runs.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, bollard_stubs::models::EndpointSettings>,
 }
 
 impl ContainerRecord {

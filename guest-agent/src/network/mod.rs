@@ -103,6 +103,9 @@ impl NetworkRecord {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Store {
     networks: BTreeMap<String, NetworkRecord>,
+    /// The nftables table this engine owns (for tooling that cleans up after it).
+    #[serde(default)]
+    table: String,
 }
 
 /// What a network create request asks for.
@@ -255,6 +258,7 @@ impl NetworkService {
             }
         }
         let table = format!("berth_{}", &sha_hex(root.to_string_lossy().as_bytes())[..8]);
+        store.table = table.clone();
         let svc = Arc::new(NetworkService {
             dir,
             netns_dir,
@@ -634,6 +638,27 @@ impl NetworkService {
         }
         self.publish_names();
         Ok(wiring)
+    }
+
+    /// Connects a running container (namespace at `netns`) to one more network, as
+    /// interface `eth<index>`.
+    pub async fn connect_running(
+        &self,
+        id: &str,
+        name: &str,
+        req: &EndpointRequest,
+        netns: &Path,
+        index: usize,
+    ) -> Result<Wiring, NetworkError> {
+        let (net, ep) = self.connect_one(id, name, req, netns, index).await?;
+        self.publish_names();
+        let mut endpoints = BTreeMap::new();
+        endpoints.insert(net, ep);
+        Ok(Wiring {
+            netns: Some(netns.to_path_buf()),
+            host: false,
+            endpoints,
+        })
     }
 
     fn same(&self, a: &str, b: &str) -> bool {

@@ -1,0 +1,256 @@
+//! Network endpoints: list, inspect, create, remove, prune, connect and disconnect.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use hyper::StatusCode;
+
+use bollard_stubs::models::{
+    EndpointResource, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkCreateResponse, NetworkDisconnectRequest, NetworkInspect, NetworkPruneResponse,
+    NetworkSummary,
+};
+
+use super::{empty, json, ApiError, ApiResult, Query};
+use crate::engine::Engine;
+use crate::images::labels_match;
+use crate::network::{CreateRequest, NetworkError, NetworkRecord};
+
+const LIST_FILTERS: &[&str] = &["name", "id", "driver", "label", "type", "dangling", "scope"];
+
+impl From<NetworkError> for ApiError {
+    fn from(e: NetworkError) -> Self {
+        let status = match &e {
+            NetworkError::NotFound(_) => StatusCode::NOT_FOUND,
+            NetworkError::Conflict(_) => StatusCode::CONFLICT,
+            NetworkError::Forbidden(_) => StatusCode::FORBIDDEN,
+            NetworkError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "network request failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn ipam(n: &NetworkRecord) -> Ipam {
+    Ipam {
+        driver: Some("default".into()),
+        config: Some(
+            n.subnet
+                .map(|s| {
+                    vec![IpamConfig {
+                        subnet: Some(s.to_string()),
+                        gateway: n.gateway.map(|g| g.to_string()),
+                        ..Default::default()
+                    }]
+                })
+                .unwrap_or_default(),
+        ),
+        options: Some(HashMap::new()),
+    }
+}
+
+fn options(n: &NetworkRecord) -> HashMap<String, String> {
+    let mut o = n.options.clone();
+    if let Some(br) = &n.bridge {
+        o.entry("com.docker.network.bridge.name".into())
+            .or_insert_with(|| br.clone());
+    }
+    o
+}
+
+fn summary(n: &NetworkRecord) -> NetworkSummary {
+    NetworkSummary {
+        name: Some(n.name.clone()),
+        id: Some(n.id.clone()),
+        created: Some(n.created.clone()),
+        scope: Some("local".into()),
+        driver: Some(n.driver.clone()),
+        enable_ipv4: Some(true),
+        enable_ipv6: Some(false),
+        ipam: Some(ipam(n)),
+        internal: Some(n.internal),
+        attachable: Some(n.attachable),
+        ingress: Some(false),
+        config_only: Some(false),
+        options: Some(options(n)),
+        labels: Some(n.labels.clone()),
+        ..Default::default()
+    }
+}
+
+fn inspect_doc(engine: &Engine, n: &NetworkRecord) -> NetworkInspect {
+    let containers = n
+        .attachments
+        .values()
+        .map(|a| {
+            let name = engine
+                .containers
+                .inspect(&a.container)
+                .ok()
+                .and_then(|d| d.name)
+                .map(|s| s.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            (
+                a.container.clone(),
+                EndpointResource {
+                    name: Some(name),
+                    endpoint_id: Some(a.endpoint_id.clone()),
+                    mac_address: Some(a.mac.clone()),
+                    ipv4_address: Some(format!(
+                        "{}/{}",
+                        a.ip,
+                        n.subnet.map(|s| s.prefix).unwrap_or(32)
+                    )),
+                    ipv6_address: Some(String::new()),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    NetworkInspect {
+        name: Some(n.name.clone()),
+        id: Some(n.id.clone()),
+        created: Some(n.created.clone()),
+        scope: Some("local".into()),
+        driver: Some(n.driver.clone()),
+        enable_ipv4: Some(true),
+        enable_ipv6: Some(false),
+        ipam: Some(ipam(n)),
+        internal: Some(n.internal),
+        attachable: Some(n.attachable),
+        ingress: Some(false),
+        config_only: Some(false),
+        options: Some(options(n)),
+        labels: Some(n.labels.clone()),
+        containers: Some(containers),
+        ..Default::default()
+    }
+}
+
+pub fn list(engine: &Engine, q: &Query) -> ApiResult {
+    let f = q.filters(LIST_FILTERS)?;
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let (names, ids, drivers, labels, types) =
+        (get("name"), get("id"), get("driver"), get("label"), get("type"));
+    let dangling = get("dangling");
+    let rows: Vec<NetworkSummary> = engine
+        .network
+        .list()
+        .iter()
+        .filter(|n| names.is_empty() || names.iter().any(|x| n.name.contains(x.as_str())))
+        .filter(|n| ids.is_empty() || ids.iter().any(|x| n.id.starts_with(x.as_str())))
+        .filter(|n| drivers.is_empty() || drivers.contains(&n.driver))
+        .filter(|n| labels_match(&labels, &n.labels))
+        .filter(|n| {
+            types.is_empty()
+                || types.iter().any(|t| {
+                    (t == "builtin" && n.predefined) || (t == "custom" && !n.predefined)
+                })
+        })
+        .filter(|n| {
+            dangling.is_empty()
+                || dangling.iter().any(|d| {
+                    let unused = !n.predefined && n.attachments.is_empty();
+                    (d == "true" || d == "1") == unused
+                })
+        })
+        .map(summary)
+        .collect();
+    json(StatusCode::OK, &rows)
+}
+
+pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
+    let n = engine.network.get(name)?;
+    json(StatusCode::OK, &inspect_doc(engine, &n))
+}
+
+pub async fn create(engine: &Engine, body: Bytes) -> ApiResult {
+    let req: NetworkCreateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let cfg = req
+        .ipam
+        .as_ref()
+        .and_then(|i| i.config.as_ref())
+        .and_then(|c| c.first())
+        .cloned()
+        .unwrap_or_default();
+    let n = engine
+        .network
+        .create(CreateRequest {
+            name: req.name.clone(),
+            driver: req.driver.clone().filter(|d| !d.is_empty()),
+            subnet: cfg.subnet.clone().filter(|s| !s.is_empty()),
+            gateway: cfg.gateway.clone().filter(|s| !s.is_empty()),
+            internal: req.internal == Some(true),
+            attachable: req.attachable == Some(true),
+            labels: req.labels.clone().unwrap_or_default(),
+            options: req.options.clone().unwrap_or_default(),
+            check_duplicate: true,
+        })
+        .await?;
+    engine.events.emit(
+        bollard_stubs::models::EventMessageTypeEnum::NETWORK,
+        "create",
+        &n.id,
+        vec![("name".into(), n.name.clone()), ("type".into(), n.driver.clone())],
+    );
+    json(
+        StatusCode::CREATED,
+        &NetworkCreateResponse {
+            id: n.id,
+            warning: String::new(),
+        },
+    )
+}
+
+pub async fn remove(engine: &Engine, name: &str) -> ApiResult {
+    let n = engine.network.get(name)?;
+    engine.network.remove(&n.id).await?;
+    engine.events.emit(
+        bollard_stubs::models::EventMessageTypeEnum::NETWORK,
+        "destroy",
+        &n.id,
+        vec![("name".into(), n.name.clone()), ("type".into(), n.driver.clone())],
+    );
+    empty(StatusCode::NO_CONTENT)
+}
+
+pub async fn prune(engine: &Engine, q: &Query) -> ApiResult {
+    let f = q.filters(&["label", "until"])?;
+    let labels = f.get("label").cloned().unwrap_or_default();
+    let gone = engine
+        .network
+        .prune(|n| !labels_match(&labels, &n.labels))
+        .await;
+    json(
+        StatusCode::OK,
+        &NetworkPruneResponse {
+            networks_deleted: Some(gone),
+        },
+    )
+}
+
+pub async fn connect(engine: &Engine, name: &str, body: Bytes) -> ApiResult {
+    let req: NetworkConnectRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let n = engine.network.get(name)?;
+    engine
+        .containers
+        .connect(&req.container, &n.name, req.endpoint_config.unwrap_or_default())
+        .await?;
+    empty(StatusCode::OK)
+}
+
+pub async fn disconnect(engine: &Engine, name: &str, body: Bytes) -> ApiResult {
+    let req: NetworkDisconnectRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let n = engine.network.get(name)?;
+    engine
+        .containers
+        .disconnect(&req.container, &n.name, req.force == Some(true))
+        .await?;
+    empty(StatusCode::OK)
+}
