@@ -487,6 +487,76 @@ fn remove_tree(path: &Path, dev: u64, mounts: &[PathBuf]) {
     }
 }
 
+/// The default bridge's name for an engine on `root`: unique per root, so engines
+/// running side by side in the suite never share a bridge (at most 15 characters).
+pub fn bridge_name(root: &Path) -> String {
+    use sha2::Digest;
+    let h = hex::encode(sha2::Sha256::digest(root.as_os_str().as_encoded_bytes()));
+    format!("bt{}", &h[..10])
+}
+
+/// The bridges and the nftables table an engine on `root` made, from its store.
+pub fn network_state(root: &Path) -> (Vec<String>, Option<String>) {
+    let Ok(bytes) = std::fs::read(root.join("network/networks.json")) else {
+        return (Vec::new(), None);
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return (Vec::new(), None);
+    };
+    let bridges = v["networks"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter_map(|n| n["bridge"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = v["table"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    (bridges, table)
+}
+
+/// Deletes the bridges and the nftables table of the (stopped) engine on `root`.
+pub fn remove_network_state(root: &Path) {
+    let (bridges, table) = network_state(root);
+    for b in bridges {
+        let _ = Command::new("ip")
+            .args(["link", "del", &b])
+            .stderr(Stdio::null())
+            .status();
+    }
+    if let Some(t) = table {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &t])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// What of the engine's network state still exists on the machine: bridges and the
+/// nftables table (empty when everything is gone).
+pub fn network_leftovers(state: &(Vec<String>, Option<String>)) -> Vec<String> {
+    let (bridges, table) = state.clone();
+    let mut left: Vec<String> = bridges
+        .into_iter()
+        .filter(|b| Path::new("/sys/class/net").join(b).exists())
+        .map(|b| format!("bridge {b}"))
+        .collect();
+    if let Some(t) = table {
+        let listed = Command::new("nft")
+            .args(["list", "table", "ip", &t])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if listed.is_ok_and(|s| s.success()) {
+            left.push(format!("nft table {t}"));
+        }
+    }
+    left
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,71 +645,4 @@ mod tests {
         assert_eq!(unescape_mountinfo(r"/a\040b\134c"), r"/a b\c");
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
-}
-
-/// The default bridge's name for an engine on `root`: unique per root, so engines
-/// running side by side in the suite never share a bridge (at most 15 characters).
-pub fn bridge_name(root: &Path) -> String {
-    use sha2::Digest;
-    let h = hex::encode(sha2::Sha256::digest(root.as_os_str().as_encoded_bytes()));
-    format!("bt{}", &h[..10])
-}
-
-/// The bridges and the nftables table an engine on `root` made, from its store.
-pub fn network_state(root: &Path) -> (Vec<String>, Option<String>) {
-    let Ok(bytes) = std::fs::read(root.join("network/networks.json")) else {
-        return (Vec::new(), None);
-    };
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return (Vec::new(), None);
-    };
-    let bridges = v["networks"]
-        .as_object()
-        .map(|m| {
-            m.values()
-                .filter_map(|n| n["bridge"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let table = v["table"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
-    (bridges, table)
-}
-
-/// Deletes the bridges and the nftables table of the (stopped) engine on `root`.
-pub fn remove_network_state(root: &Path) {
-    let (bridges, table) = network_state(root);
-    for b in bridges {
-        let _ = Command::new("ip")
-            .args(["link", "del", &b])
-            .stderr(Stdio::null())
-            .status();
-    }
-    if let Some(t) = table {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &t])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// What of the engine's network state still exists on the machine: bridges and the
-/// nftables table (empty when everything is gone).
-pub fn network_leftovers(root: &Path) -> Vec<String> {
-    let (bridges, table) = network_state(root);
-    let mut left: Vec<String> = bridges
-        .into_iter()
-        .filter(|b| Path::new("/sys/class/net").join(b).exists())
-        .map(|b| format!("bridge {b}"))
-        .collect();
-    if let Some(t) = table {
-        let listed = Command::new("nft")
-            .args(["list", "table", "ip", &t])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if listed.is_ok_and(|s| s.success()) {
-            left.push(format!("nft table {t}"));
-        }
-    }
-    left
 }

@@ -105,7 +105,6 @@ fn inspect_doc(engine: &Engine, n: &NetworkRecord) -> NetworkInspect {
                         n.subnet.map(|s| s.prefix).unwrap_or(32)
                     )),
                     ipv6_address: Some(String::new()),
-                    ..Default::default()
                 },
             )
         })
@@ -133,8 +132,13 @@ fn inspect_doc(engine: &Engine, n: &NetworkRecord) -> NetworkInspect {
 pub fn list(engine: &Engine, q: &Query) -> ApiResult {
     let f = q.filters(LIST_FILTERS)?;
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    let (names, ids, drivers, labels, types) =
-        (get("name"), get("id"), get("driver"), get("label"), get("type"));
+    let (names, ids, drivers, labels, types) = (
+        get("name"),
+        get("id"),
+        get("driver"),
+        get("label"),
+        get("type"),
+    );
     let dangling = get("dangling");
     let rows: Vec<NetworkSummary> = engine
         .network
@@ -146,9 +150,9 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
         .filter(|n| labels_match(&labels, &n.labels))
         .filter(|n| {
             types.is_empty()
-                || types.iter().any(|t| {
-                    (t == "builtin" && n.predefined) || (t == "custom" && !n.predefined)
-                })
+                || types
+                    .iter()
+                    .any(|t| (t == "builtin" && n.predefined) || (t == "custom" && !n.predefined))
         })
         .filter(|n| {
             dangling.is_empty()
@@ -195,7 +199,10 @@ pub async fn create(engine: &Engine, body: Bytes) -> ApiResult {
         bollard_stubs::models::EventMessageTypeEnum::NETWORK,
         "create",
         &n.id,
-        vec![("name".into(), n.name.clone()), ("type".into(), n.driver.clone())],
+        vec![
+            ("name".into(), n.name.clone()),
+            ("type".into(), n.driver.clone()),
+        ],
     );
     json(
         StatusCode::CREATED,
@@ -213,7 +220,10 @@ pub async fn remove(engine: &Engine, name: &str) -> ApiResult {
         bollard_stubs::models::EventMessageTypeEnum::NETWORK,
         "destroy",
         &n.id,
-        vec![("name".into(), n.name.clone()), ("type".into(), n.driver.clone())],
+        vec![
+            ("name".into(), n.name.clone()),
+            ("type".into(), n.driver.clone()),
+        ],
     );
     empty(StatusCode::NO_CONTENT)
 }
@@ -239,7 +249,11 @@ pub async fn connect(engine: &Engine, name: &str, body: Bytes) -> ApiResult {
     let n = engine.network.get(name)?;
     engine
         .containers
-        .connect(&req.container, &n.name, req.endpoint_config.unwrap_or_default())
+        .connect(
+            &req.container,
+            &n.name,
+            req.endpoint_config.unwrap_or_default(),
+        )
         .await?;
     empty(StatusCode::OK)
 }

@@ -664,7 +664,11 @@ impl ContainerService {
             r.networks.remove(network);
             if r.host_config.network_mode.as_deref() == Some(network) {
                 r.host_config.network_mode = Some(
-                    r.networks.keys().next().cloned().unwrap_or_else(|| "none".into()),
+                    r.networks
+                        .keys()
+                        .next()
+                        .cloned()
+                        .unwrap_or_else(|| "none".into()),
                 );
             }
         })?;

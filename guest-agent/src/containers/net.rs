@@ -43,7 +43,11 @@ pub fn requested(
         .unwrap_or_default();
     for (name, cfg) in configs {
         // The CLI names the default network "default".
-        let name = if name == "default" { "bridge".to_string() } else { name };
+        let name = if name == "default" {
+            "bridge".to_string()
+        } else {
+            name
+        };
         let n = networks
             .get(&name)
             .map_err(|e| ContainerError::NotFound(e.to_string()))?;
@@ -55,9 +59,9 @@ pub fn requested(
         out.insert(n.name, cfg);
     }
     if is_network(mode) {
-        let n = networks.get(mode).map_err(|_| {
-            ContainerError::NotFound(format!("network {mode} not found"))
-        })?;
+        let n = networks
+            .get(mode)
+            .map_err(|_| ContainerError::NotFound(format!("network {mode} not found")))?;
         out.entry(n.name).or_default();
     }
     Ok(out)
@@ -195,7 +199,11 @@ pub fn wanted_ports(rec: &ContainerRecord) -> Result<Vec<ports::Wanted>, Contain
 }
 
 /// `NetworkSettings` as inspect shows it.
-pub fn settings(rec: &ContainerRecord, bindings: &[Binding], sandbox: Option<&Path>) -> NetworkSettings {
+pub fn settings(
+    rec: &ContainerRecord,
+    bindings: &[Binding],
+    sandbox: Option<&Path>,
+) -> NetworkSettings {
     let mut ports: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     if rec.running() {
         for key in exposed(rec) {
@@ -215,11 +223,7 @@ pub fn settings(rec: &ContainerRecord, bindings: &[Binding], sandbox: Option<&Pa
     }
     NetworkSettings {
         sandbox_id: Some(String::new()),
-        sandbox_key: Some(
-            sandbox
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
+        sandbox_key: Some(sandbox.map(|p| p.display().to_string()).unwrap_or_default()),
         ports: Some(ports),
         networks: Some(rec.networks.clone().into_iter().collect()),
     }
