@@ -70,6 +70,28 @@ pub fn spawn(cmd: &mut tokio::process::Command) -> std::io::Result<Child> {
     Ok(Child { inner, pid })
 }
 
+/// Runs a short-lived helper program (e.g. `nft`) to completion, registered like
+/// [`spawn`] so the reaper does not take its exit status from `wait`.
+pub fn output(
+    cmd: &mut std::process::Command,
+    input: &[u8],
+) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    let mut child = {
+        let mut set = owned();
+        let child = cmd.spawn()?;
+        set.insert(child.id() as i32);
+        child
+    };
+    let pid = child.id() as i32;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output();
+    owned().remove(&pid);
+    out
+}
+
 /// Reaps re-parented children whenever SIGCHLD arrives. Runs for the daemon's life.
 pub async fn run() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -363,3 +363,55 @@ fn nothing_is_left_behind() {
     // The harness removed the engine's default bridge and its nft table.
     assert_eq!(network_leftovers(&state), Vec::<String>::new());
 }
+
+#[test]
+fn networking_survives_an_engine_sigkill() {
+    let (_r, mut engine, img) = setup();
+    engine.docker_ok(&["network", "create", "keep"]);
+    let port = free_port();
+    httpd(
+        &engine,
+        &img,
+        &[
+            "--name",
+            "kept",
+            "--network",
+            "keep",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+        ],
+        "still-here",
+    );
+    assert!(http_get(port).contains("still-here"));
+    let ip_before = engine.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.keep.IPAddress}}",
+        "kept",
+    ]);
+    engine.kill9();
+    engine.respawn().unwrap();
+    // The proxy died with the engine; the new engine binds the port again.
+    assert!(http_get(port).contains("still-here"));
+    let ip_after = engine.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.keep.IPAddress}}",
+        "kept",
+    ]);
+    assert_eq!(ip_before, ip_after);
+    // A new container on the network does not get the survivor's address, and finds it.
+    let o = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        &img,
+        "wget",
+        "-qO-",
+        "http://kept/",
+    ]);
+    assert!(o.contains("still-here"), "{o}");
+    engine.docker_ok(&["rm", "-f", "kept"]);
+    engine.docker_ok(&["network", "rm", "keep"]);
+}

@@ -4,7 +4,6 @@
 //! loaded in one transaction by `nft -f -` (the `nftables` crate would shell out to
 //! the same binary with JSON, for no gain here).
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::ipam::Subnet;
@@ -72,21 +71,15 @@ pub fn script(table: &str, bridges: &[BridgeRule]) -> String {
 }
 
 fn run_nft(script: &str) -> Result<(), NetworkError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| NetworkError::Nft(format!("running nft: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| NetworkError::Nft(e.to_string()))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| NetworkError::Nft(e.to_string()))?;
+    let out = crate::reaper::output(
+        Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        script.as_bytes(),
+    )
+    .map_err(|e| NetworkError::Nft(format!("running nft: {e}")))?;
     if !out.status.success() {
         return Err(NetworkError::Nft(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
