@@ -21,6 +21,7 @@ pub const PACKAGES: &[&str] = &[
     "libseccomp-dev",  // libcontainer links libseccomp
     "pkg-config",      // … and finds it with pkg-config
     "tini",            // its static build is what `docker run --init` runs
+    "docker-compose",  // Compose 1.29 as an Engine API client in the suite
 ];
 
 /// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the

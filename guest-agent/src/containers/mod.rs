@@ -661,16 +661,9 @@ impl ContainerService {
             ));
         }
         self.update(&rec.id, |r| {
+            // As dockerd, the network mode stays: Compose disconnects a created
+            // container from its primary network and connects it again with aliases.
             r.networks.remove(network);
-            if r.host_config.network_mode.as_deref() == Some(network) {
-                r.host_config.network_mode = Some(
-                    r.networks
-                        .keys()
-                        .next()
-                        .cloned()
-                        .unwrap_or_else(|| "none".into()),
-                );
-            }
         })?;
         Ok(())
     }
