@@ -213,6 +213,21 @@ fn the_default_bridge_has_no_name_resolution_but_reaches_by_address() {
         "ls /sys/class/net",
     ]);
     assert_eq!(none.split_whitespace().collect::<Vec<_>>(), vec!["lo"]);
+    // --network host: the engine's own interfaces, its default bridge among them.
+    let host = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &img,
+        "ls",
+        "/sys/class/net",
+    ]);
+    let bridge = berth_tests::engine::bridge_name(engine.root());
+    assert!(
+        host.split_whitespace().any(|i| i == bridge),
+        "{bridge} not in {host}"
+    );
     engine.docker_ok(&["rm", "-f", "plain"]);
 }
 
