@@ -124,6 +124,7 @@ fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
         "-c",
         "cat /etc/resolv.conf /etc/hosts /etc/hostname",
     ]);
+    assert!(etc.contains("nameserver 127.0.0.11\n"), "{etc}");
     assert!(etc.contains("options ndots:0"), "{etc}");
     assert!(etc.contains("10.9.9.9\tdb"), "{etc}");
     assert!(etc.lines().any(|l| l == "probe"), "{etc}");

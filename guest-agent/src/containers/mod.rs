@@ -203,6 +203,11 @@ impl ContainerService {
                 s.network.reconcile(&running).await;
                 // The port proxies lived in the engine that died: bind them again.
                 for id in running {
+                    if s.network.wants_resolver(&id) {
+                        if let Err(e) = s.network.start_resolver(&id).await {
+                            tracing::warn!(container = %id, error = %e, "restarting the embedded DNS failed");
+                        }
+                    }
                     if let Ok(rec) = s.record(&id) {
                         if let Err(e) = s.publish_ports(&rec).await {
                             tracing::warn!(container = %id, error = %e, "re-publishing ports failed");

@@ -140,7 +140,11 @@ pub fn write_etc(
             search: hc.dns_search.clone().unwrap_or_default(),
             options: hc.dns_options.clone().unwrap_or_default(),
         };
-        let embedded = first.filter(|e| e.dns).map(|e| e.gateway);
+        let embedded = w
+            .endpoints
+            .values()
+            .any(|e| e.dns)
+            .then_some(crate::network::dns::RESOLVER);
         (
             etc::hosts(&hostname, first.map(|e| e.ip), &extra),
             etc::resolv_conf(&host_resolv, embedded, &dns),

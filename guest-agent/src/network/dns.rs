@@ -1,9 +1,10 @@
-//! The embedded DNS of a user-defined network: a UDP server on the network's gateway
-//! address (in the engine's namespace, reachable from every container on the bridge)
-//! that answers container names, aliases and short ids on that network, and forwards
-//! everything else to the host's nameservers. Docker's resolver lives at 127.0.0.11
-//! inside each container; the gateway address serves the same purpose without a
-//! listener per container. Messages are parsed and built with hickory-proto.
+//! The embedded DNS of containers on user-defined networks, where Docker has it: a UDP
+//! socket at 127.0.0.11:53 inside the container's own network namespace (opened from
+//! a thread that joined it, served by the engine's runtime). It answers the names,
+//! short ids and aliases of containers on the networks the asking container shares,
+//! and forwards everything else to the host's nameservers (reachable from the engine,
+//! which runs in the host's namespace). Messages are parsed and built with
+//! hickory-proto.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,8 +17,18 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-/// Names by network id → (lower-case name, address).
-pub type Table = Arc<Mutex<HashMap<String, Vec<(String, Ipv4Addr)>>>>;
+/// One network's names: (lower-case name, address), and its member containers.
+#[derive(Debug, Default, Clone)]
+pub struct NetNames {
+    pub names: Vec<(String, Ipv4Addr)>,
+    pub members: Vec<String>,
+}
+
+/// Name tables of the networks that have DNS, by network id.
+pub type Table = Arc<Mutex<HashMap<String, NetNames>>>;
+
+/// Where Docker's embedded resolver listens inside a container.
+pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
 #[derive(Clone)]
 pub struct Lookup {
@@ -29,17 +40,16 @@ impl Lookup {
         Lookup { table }
     }
 
-    fn find(&self, network: &str, name: &str) -> Vec<Ipv4Addr> {
+    /// Addresses of `name` on the networks container `asker` is on.
+    fn find(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
         let name = name.trim_end_matches('.').to_lowercase();
         let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        t.get(network)
-            .map(|v| {
-                v.iter()
-                    .filter(|(n, _)| *n == name)
-                    .map(|(_, ip)| *ip)
-                    .collect()
-            })
-            .unwrap_or_default()
+        t.values()
+            .filter(|n| n.members.iter().any(|m| m == asker))
+            .flat_map(|n| n.names.iter())
+            .filter(|(n, _)| *n == name)
+            .map(|(_, ip)| *ip)
+            .collect()
     }
 }
 
@@ -55,9 +65,12 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Binds `gateway:53/udp` and serves names of network `network`.
-    pub fn start(gateway: Ipv4Addr, network: String, lookup: Lookup) -> std::io::Result<Server> {
-        let std_sock = std::net::UdpSocket::bind((gateway, 53))?;
+    /// Serves container `asker`'s queries on `std_sock` (bound inside its namespace).
+    pub fn start(
+        std_sock: std::net::UdpSocket,
+        asker: String,
+        lookup: Lookup,
+    ) -> std::io::Result<Server> {
         std_sock.set_nonblocking(true)?;
         let sock = Arc::new(UdpSocket::from_std(std_sock)?);
         let upstreams: Vec<SocketAddr> = std::fs::read_to_string("/etc/resolv.conf")
@@ -68,14 +81,14 @@ impl Server {
             .map(|ip| SocketAddr::new(ip, 53))
             .collect();
         let l = lookup.clone();
-        let task = tokio::spawn(serve(sock, network, l, Arc::new(upstreams)));
+        let task = tokio::spawn(serve(sock, asker, l, Arc::new(upstreams)));
         Ok(Server { lookup, task })
     }
 }
 
 async fn serve(
     sock: Arc<UdpSocket>,
-    network: String,
+    asker: String,
     lookup: Lookup,
     upstreams: Arc<Vec<SocketAddr>>,
 ) {
@@ -85,24 +98,25 @@ async fn serve(
             continue;
         };
         let query = buf[..n].to_vec();
-        let (sock, network, lookup, upstreams) = (
+        let (sock, asker, lookup, upstreams) = (
             sock.clone(),
-            network.clone(),
+            asker.clone(),
             lookup.clone(),
             upstreams.clone(),
         );
         tokio::spawn(async move {
-            if let Some(reply) = answer(&query, &network, &lookup, &upstreams).await {
+            if let Some(reply) = answer(&query, &asker, &lookup, &upstreams).await {
                 let _ = sock.send_to(&reply, from).await;
             }
         });
     }
 }
 
-/// The reply to one query: local names first, then the host's resolvers.
+/// The reply to container `asker`'s query: local names first, then the host's
+/// resolvers.
 pub async fn answer(
     query: &[u8],
-    network: &str,
+    asker: &str,
     lookup: &Lookup,
     upstreams: &[SocketAddr],
 ) -> Option<Vec<u8>> {
@@ -112,7 +126,7 @@ pub async fn answer(
     }
     let q = msg.queries.first()?.clone();
     let name = q.name().to_ascii();
-    let local = lookup.find(network, &name);
+    let local = lookup.find(asker, &name);
     if !local.is_empty() {
         let mut reply = Message::response(msg.metadata.id, msg.metadata.op_code);
         reply.metadata.recursion_desired = msg.metadata.recursion_desired;
@@ -176,26 +190,29 @@ mod tests {
         let table: Table = Arc::default();
         table.lock().unwrap().insert(
             "net1".into(),
-            vec![("web".into(), Ipv4Addr::new(172, 18, 0, 2))],
+            NetNames {
+                names: vec![("web".into(), Ipv4Addr::new(172, 18, 0, 2))],
+                members: vec!["web-id".into(), "client-id".into()],
+            },
         );
         let l = Lookup::new(table);
-        let r = answer(&query("WEB.", RecordType::A), "net1", &l, &[])
+        let r = answer(&query("WEB.", RecordType::A), "client-id", &l, &[])
             .await
             .unwrap();
         let m = Message::from_vec(&r).unwrap();
         assert_eq!(m.answers.len(), 1);
         assert_eq!(m.answers[0].data, RData::A(A(Ipv4Addr::new(172, 18, 0, 2))));
         let aaaa = Message::from_vec(
-            &answer(&query("web.", RecordType::AAAA), "net1", &l, &[])
+            &answer(&query("web.", RecordType::AAAA), "client-id", &l, &[])
                 .await
                 .unwrap(),
         )
         .unwrap();
         assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
         assert!(aaaa.answers.is_empty());
-        // Another network's name, with no upstream: SERVFAIL.
+        // A container on another network does not see the name (no upstream: SERVFAIL).
         let other = Message::from_vec(
-            &answer(&query("web.", RecordType::A), "net2", &l, &[])
+            &answer(&query("web.", RecordType::A), "stranger", &l, &[])
                 .await
                 .unwrap(),
         )

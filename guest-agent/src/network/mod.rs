@@ -158,7 +158,10 @@ pub struct NetworkService {
     store: Mutex<Store>,
     /// The nftables table this engine owns (all its rules live there).
     nat: nat::Nat,
-    dns: Mutex<HashMap<String, dns::Server>>,
+    /// The names every embedded resolver answers from.
+    names: dns::Table,
+    /// Each container's resolver at 127.0.0.11, by container id.
+    resolvers: Mutex<HashMap<String, dns::Server>>,
     pub ports: ports::Ports,
 }
 
@@ -264,7 +267,8 @@ impl NetworkService {
             netns_dir,
             store: Mutex::new(store),
             nat: nat::Nat::new(table),
-            dns: Mutex::new(HashMap::new()),
+            names: Arc::default(),
+            resolvers: Mutex::new(HashMap::new()),
             ports: ports::Ports::default(),
         });
         svc.bring_up_all().await?;
@@ -300,16 +304,7 @@ impl NetworkService {
             }
         }
         self.apply_nat()?;
-        let user: Vec<NetworkRecord> = self
-            .lock()
-            .networks
-            .values()
-            .filter(|n| n.has_dns())
-            .cloned()
-            .collect();
-        for n in user {
-            self.start_dns(&n);
-        }
+        self.publish_names();
         let s = self.lock();
         self.save(&s)
     }
@@ -351,50 +346,49 @@ impl NetworkService {
         self.nat.apply(&rules)
     }
 
-    fn start_dns(&self, n: &NetworkRecord) {
-        let Some(gw) = n.gateway else { return };
-        match dns::Server::start(gw, n.id.clone(), self.resolver()) {
-            Ok(server) => {
-                self.dns_servers().insert(n.id.clone(), server);
-            }
-            Err(e) => tracing::warn!(network = %n.name, error = %e, "embedded DNS not started"),
-        }
+    fn resolvers(&self) -> MutexGuard<'_, HashMap<String, dns::Server>> {
+        self.resolvers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn dns_servers(&self) -> MutexGuard<'_, HashMap<String, dns::Server>> {
-        self.dns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A name lookup the DNS servers share: names on network `id` → addresses.
-    fn resolver(&self) -> dns::Lookup {
-        let snapshot: dns::Table = Arc::default();
-        self.refresh_names(&snapshot);
-        dns::Lookup::new(snapshot)
-    }
-
-    fn refresh_names(&self, into: &dns::Table) {
+    /// Rebuilds the name tables from the attachments (after every change).
+    fn publish_names(&self) {
         let s = self.lock();
-        let mut m = into.lock().unwrap_or_else(|p| p.into_inner());
-        m.clear();
-        for n in s.networks.values() {
+        let mut t = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        t.clear();
+        for n in s.networks.values().filter(|n| n.has_dns()) {
             let names = n
                 .attachments
                 .values()
                 .flat_map(|a| a.names.iter().map(move |name| (name.to_lowercase(), a.ip)))
                 .collect();
-            m.insert(n.id.clone(), names);
+            let members = n.attachments.keys().cloned().collect();
+            t.insert(n.id.clone(), dns::NetNames { names, members });
         }
     }
 
-    fn publish_names(&self) {
-        let servers: Vec<dns::Lookup> = self
-            .dns_servers()
+    /// Opens container `id`'s resolver at 127.0.0.11:53 inside its namespace.
+    pub async fn start_resolver(&self, id: &str) -> Result<(), NetworkError> {
+        let Some(path) = self.netns_of(id) else {
+            return Ok(());
+        };
+        let sock = tokio::task::spawn_blocking(move || {
+            netns::run_in(&path, || std::net::UdpSocket::bind((dns::RESOLVER, 53)))
+        })
+        .await
+        .map_err(|e| NetworkError::Netlink(e.to_string()))?
+        .map_err(io_err("opening the embedded DNS socket"))?;
+        let server = dns::Server::start(sock, id.to_string(), dns::Lookup::new(self.names.clone()))
+            .map_err(io_err("starting the embedded DNS"))?;
+        self.resolvers().insert(id.to_string(), server);
+        Ok(())
+    }
+
+    /// Whether container `id` is on a network with name resolution.
+    pub fn wants_resolver(&self, id: &str) -> bool {
+        self.lock()
+            .networks
             .values()
-            .map(|s| s.lookup.clone())
-            .collect();
-        for l in servers {
-            self.refresh_names(&l.table);
-        }
+            .any(|n| n.has_dns() && n.attachments.contains_key(id))
     }
 
     pub fn get(&self, name_or_id: &str) -> Result<NetworkRecord, NetworkError> {
@@ -499,7 +493,6 @@ impl NetworkService {
         .await;
         match result {
             Ok(n) => {
-                self.start_dns(&n);
                 let s = self.lock();
                 self.save(&s)?;
                 Ok(n)
@@ -528,7 +521,6 @@ impl NetworkService {
                 n.name, n.id
             )));
         }
-        self.dns_servers().remove(&n.id);
         {
             let mut s = self.lock();
             s.networks.remove(&n.id);
@@ -637,6 +629,12 @@ impl NetworkService {
             return Err(e);
         }
         self.publish_names();
+        if wiring.endpoints.values().any(|e| e.dns) {
+            if let Err(e) = self.start_resolver(id).await {
+                self.detach(id).await;
+                return Err(e);
+            }
+        }
         Ok(wiring)
     }
 
@@ -650,8 +648,12 @@ impl NetworkService {
         netns: &Path,
         index: usize,
     ) -> Result<Wiring, NetworkError> {
+        let had_resolver = self.resolvers().contains_key(id);
         let (net, ep) = self.connect_one(id, name, req, netns, index).await?;
         self.publish_names();
+        if ep.dns && !had_resolver {
+            self.start_resolver(id).await?;
+        }
         let mut endpoints = BTreeMap::new();
         endpoints.insert(net, ep);
         Ok(Wiring {
@@ -769,6 +771,7 @@ impl NetworkService {
     /// Releases container `id`'s addresses and its namespace (its veths go with it).
     pub async fn detach(&self, id: &str) {
         self.ports.release(id);
+        self.resolvers().remove(id);
         {
             let mut s = self.lock();
             let mut changed = false;
