@@ -431,3 +431,65 @@ fn networking_survives_an_engine_sigkill() {
     engine.docker_ok(&["rm", "-f", "kept"]);
     engine.docker_ok(&["network", "rm", "keep"]);
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["network", "create", "first"]);
+    engine.docker_ok(&["network", "create", "second"]);
+    httpd(
+        &engine,
+        &img,
+        &["--name", "svc", "--network", "first"],
+        "multi-homed",
+    );
+    engine.docker_ok(&["network", "connect", "--alias", "svc-two", "second", "svc"]);
+    let ifs = engine.docker_ok(&["exec", "svc", "ls", "/sys/class/net"]);
+    assert_eq!(
+        ifs.split_whitespace().collect::<Vec<_>>(),
+        vec!["eth0", "eth1", "lo"]
+    );
+    let mut got = String::new();
+    for _ in 0..50 {
+        let o = engine.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "second",
+            &img,
+            "wget",
+            "-qO-",
+            "http://svc-two/",
+        ]);
+        got = String::from_utf8_lossy(&o.stdout).into_owned();
+        if got.contains("multi-homed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(got.contains("multi-homed"), "{got}");
+    engine.docker_ok(&["network", "disconnect", "second", "svc"]);
+    let ifs = engine.docker_ok(&["exec", "svc", "ls", "/sys/class/net"]);
+    assert_eq!(
+        ifs.split_whitespace().collect::<Vec<_>>(),
+        vec!["eth0", "lo"]
+    );
+    let gone = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "second",
+        &img,
+        "wget",
+        "-qO-",
+        "-T",
+        "2",
+        "http://svc-two/",
+    ]);
+    assert!(
+        !gone.status.success(),
+        "the name still resolves after disconnect"
+    );
+    engine.docker_ok(&["rm", "-f", "svc"]);
+    engine.docker_ok(&["network", "rm", "first", "second"]);
+}

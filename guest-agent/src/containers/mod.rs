@@ -646,7 +646,7 @@ impl ContainerService {
         Ok(())
     }
 
-    /// `docker network disconnect` of a container that is not running.
+    /// `docker network disconnect`: a running container loses the interface now.
     pub async fn disconnect(
         &self,
         name: &str,
@@ -661,9 +661,10 @@ impl ContainerService {
             )));
         }
         if rec.running() {
-            return Err(ContainerError::Conflict(
-                "disconnecting a running container is not supported yet: stop it first".into(),
-            ));
+            self.network
+                .disconnect_running(&rec.id, network)
+                .await
+                .map_err(net_err)?;
         }
         self.update(&rec.id, |r| {
             // As dockerd, the network mode stays: Compose disconnects a created

@@ -61,6 +61,9 @@ pub struct Attachment {
     pub mac: String,
     /// Names it answers to on this network: its name, its short id, `--network-alias`.
     pub names: Vec<String>,
+    /// The host end of its veth pair.
+    #[serde(default)]
+    pub host_if: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -663,6 +666,30 @@ impl NetworkService {
         })
     }
 
+    /// Takes a running container off one network: its veth goes (the container's end
+    /// with it) and its address is released.
+    pub async fn disconnect_running(&self, id: &str, network: &str) -> Result<(), NetworkError> {
+        let n = self.get(network)?;
+        let att = {
+            let mut s = self.lock();
+            let rec = s
+                .networks
+                .get_mut(&n.id)
+                .ok_or_else(|| NetworkError::NotFound(network.into()))?;
+            let att = rec.attachments.remove(id);
+            self.save(&s)?;
+            att
+        };
+        if let Some(a) = att.filter(|a| !a.host_if.is_empty()) {
+            link::delete(&a.host_if).await?;
+        }
+        self.publish_names();
+        if !self.wants_resolver(id) {
+            self.resolvers().remove(id);
+        }
+        Ok(())
+    }
+
     fn same(&self, a: &str, b: &str) -> bool {
         match (self.get(a), self.get(b)) {
             (Ok(x), Ok(y)) => x.id == y.id,
@@ -689,6 +716,7 @@ impl NetworkService {
             (Some(s), Some(g), Some(b)) => (s, g, b),
             _ => return Err(NetworkError::NotFound(n.name.clone())),
         };
+        let host_if = format!("veth{}", &new_id()[..7]);
         let mut names = vec![name.to_string(), id[..12].to_string()];
         names.extend(req.aliases.iter().cloned());
         let ip = {
@@ -736,12 +764,12 @@ impl NetworkService {
                     } else {
                         Vec::new()
                     },
+                    host_if: host_if.clone(),
                 },
             );
             self.save(&s)?;
             ip
         };
-        let host_if = format!("veth{}", &new_id()[..7]);
         let ep = link::Endpoint {
             ip,
             subnet,
