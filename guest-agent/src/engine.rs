@@ -10,6 +10,7 @@ use bollard_stubs::models::{PluginsInfo, RegistryServiceConfig, SystemInfo};
 use crate::config::Config;
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::{ImageError, ImageService};
+use crate::volumes::VolumeService;
 
 /// Facts about the machine, read once at start.
 pub struct HostFacts {
@@ -62,6 +63,7 @@ pub struct Engine {
     pub config: Config,
     pub images: ImageService,
     pub containers: std::sync::Arc<ContainerService>,
+    pub volumes: std::sync::Arc<VolumeService>,
     pub events: std::sync::Arc<crate::events::Events>,
     pub id: String,
     pub started: Instant,
@@ -80,15 +82,21 @@ impl Engine {
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
         let events = std::sync::Arc::new(crate::events::Events::default());
+        let volumes = std::sync::Arc::new(VolumeService::open(
+            config.root.join("volumes"),
+            events.clone(),
+        )?);
         let containers = ContainerService::open(
             config.root.join("containers"),
             config.init_binary.clone(),
             events.clone(),
+            volumes.clone(),
         )?;
         images.set_events(events.clone());
         Ok(Engine {
             images,
             containers,
+            volumes,
             events,
             id,
             started: Instant::now(),

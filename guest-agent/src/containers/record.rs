@@ -71,6 +71,9 @@ pub struct ContainerRecord {
     /// Set by `docker stop`/`kill`: restart policies leave the container alone.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Volumes, bind mounts and tmpfs mounts, resolved at create time.
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::mounts::ContainerMount>,
 }
 
 impl ContainerRecord {
