@@ -513,6 +513,30 @@ fn local_driver_tmpfs_and_bind_options() {
     engine.docker_ok(&["volume", "rm", "bv", "tv"]);
     assert_eq!(std::fs::read(host.path().join("keep")).unwrap(), b"keep");
     assert!(host.path().join("new").is_file());
+    // The volume's life as `docker events` tells it.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = engine.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    for want in ["create tv", "mount tv", "unmount tv", "destroy tv"] {
+        assert!(
+            events.lines().any(|l| l == want),
+            "{want} missing in:\n{events}"
+        );
+    }
     let out = engine.docker(&["volume", "create", "-o", "foo=bar", "x1"]);
     assert!(
         stderr(&out).contains("invalid option: \"foo\""),

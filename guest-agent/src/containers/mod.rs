@@ -385,6 +385,9 @@ impl ContainerService {
             .and_then(|()| rec.save(&dir).map_err(io_err("saving container")));
         if let Err(e) = saved {
             self.volumes.release(&id);
+            for m in rec.mounts.iter().filter(|m| m.anonymous) {
+                let _ = self.volumes.remove(&m.name, true);
+            }
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
