@@ -304,6 +304,27 @@ fn copy_up_fills_only_an_empty_volume() {
     ]);
     let out = engine.docker_ok(&["run", "--rm", "-v", "pre:/etc", &img, "ls", "/etc"]);
     assert_eq!(out, "marker\n");
+    // volume-subpath mounts a directory inside the volume.
+    engine.docker_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "pre:/x",
+        &img,
+        "sh",
+        "-c",
+        "mkdir /x/sub && echo s > /x/sub/f",
+    ]);
+    let out = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,source=pre,target=/s,volume-subpath=sub",
+        &img,
+        "cat",
+        "/s/f",
+    ]);
+    assert_eq!(out, "s\n");
     // nocopy leaves a new volume empty.
     let out = engine.docker_ok(&["run", "--rm", "-v", "nc:/etc:nocopy", &img, "ls", "/etc"]);
     assert_eq!(out, "");
