@@ -10,6 +10,7 @@ use bollard_stubs::models::{PluginsInfo, RegistryServiceConfig, SystemInfo};
 use crate::config::Config;
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::{ImageError, ImageService};
+use crate::volumes::VolumeService;
 
 /// Facts about the machine, read once at start.
 pub struct HostFacts {
@@ -63,6 +64,7 @@ pub struct Engine {
     pub images: ImageService,
     pub containers: std::sync::Arc<ContainerService>,
     pub network: std::sync::Arc<crate::network::NetworkService>,
+    pub volumes: std::sync::Arc<VolumeService>,
     pub events: std::sync::Arc<crate::events::Events>,
     pub id: String,
     pub started: Instant,
@@ -90,17 +92,23 @@ impl Engine {
                 context: "setting up networks".into(),
                 source: std::io::Error::other(e.to_string()),
             })?;
+        let volumes = std::sync::Arc::new(VolumeService::open(
+            config.root.join("volumes"),
+            events.clone(),
+        )?);
         let containers = ContainerService::open(
             config.root.join("containers"),
             config.init_binary.clone(),
             events.clone(),
             network.clone(),
+            volumes.clone(),
         )?;
         images.set_events(events.clone());
         Ok(Engine {
             images,
             containers,
             network,
+            volumes,
             events,
             id,
             started: Instant::now(),

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod network;
 pub mod reaper;
 pub mod runtime;
+pub mod volumes;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {

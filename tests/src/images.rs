@@ -84,6 +84,25 @@ impl LayerBuilder {
         Ok(self)
     }
 
+    /// A directory or file owned by `uid:gid` (`data: None` makes a directory).
+    pub fn owned(
+        &mut self,
+        path: &str,
+        mode: u32,
+        uid: u64,
+        data: Option<&[u8]>,
+    ) -> anyhow::Result<&mut Self> {
+        let (kind, bytes) = match data {
+            Some(d) => (tar::EntryType::Regular, d),
+            None => (tar::EntryType::Directory, &[][..]),
+        };
+        let mut h = Self::header(kind, mode, bytes.len() as u64);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        self.tar.append_data(&mut h, path, bytes)?;
+        Ok(self)
+    }
+
     pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> anyhow::Result<&mut Self> {
         let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
         self.tar.append_data(&mut h, path, data)?;
@@ -243,6 +262,7 @@ impl Writer {
         variant: Option<&str>,
         cmd: &[&str],
         history: &[&str],
+        volumes: &[&str],
     ) -> anyhow::Result<(Vec<u8>, PlatformImage)> {
         for l in layers {
             self.blob(&l.blob)?;
@@ -263,6 +283,13 @@ impl Writer {
         });
         if let Some(v) = variant {
             config["variant"] = v.into();
+        }
+        if !volumes.is_empty() {
+            config["config"]["Volumes"] = volumes
+                .iter()
+                .map(|v| (v.to_string(), serde_json::json!({})))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
         }
         let config_bytes = serde_json::to_vec(&config)?;
         let config_digest = self.blob(&config_bytes)?;
@@ -342,9 +369,19 @@ impl ImageLayout {
         variant: Option<&str>,
         history: &[&str],
     ) -> anyhow::Result<ImageLayout> {
+        Self::single_with(layers, arch, variant, history, &[])
+    }
+
+    fn single_with(
+        layers: &[Layer],
+        arch: &str,
+        variant: Option<&str>,
+        history: &[&str],
+        volumes: &[&str],
+    ) -> anyhow::Result<ImageLayout> {
         let dir = new_dir()?;
         let w = Writer::new(dir.path())?;
-        let (manifest, img) = w.image(layers, arch, variant, &["sh"], history)?;
+        let (manifest, img) = w.image(layers, arch, variant, &["sh"], history, volumes)?;
         w.index(serde_json::json!([{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": img.manifest_digest,
@@ -480,6 +517,23 @@ pub fn busybox_image(compression: Compression, arch: &str) -> anyhow::Result<Ima
     ImageLayout::single(&[layer], arch, None, &["ADD busybox-static /bin/"])
 }
 
+/// busybox plus `VOLUME /data`, where the image has `/data/seed` ("seeded", mode 0640)
+/// in a 0750 directory, both owned by 65534 (nobody).
+pub fn busybox_volume_image() -> anyhow::Result<ImageLayout> {
+    let base = busybox_layer(Compression::Gzip)?;
+    let mut top = LayerBuilder::new();
+    top.owned("data", 0o750, 65534, None)?
+        .owned("data/seed", 0o640, 65534, Some(b"seeded"))?;
+    let top = top.finish(Compression::Gzip)?;
+    ImageLayout::single_with(
+        &[base, top],
+        "amd64",
+        None,
+        &["ADD busybox-static /bin/", "VOLUME /data"],
+        &["/data"],
+    )
+}
+
 /// An image index with linux/amd64, linux/arm64 and linux/arm/v7 entries.
 pub fn multiarch_index() -> anyhow::Result<ImageLayout> {
     let dir = new_dir()?;
@@ -494,6 +548,7 @@ pub fn multiarch_index() -> anyhow::Result<ImageLayout> {
             variant,
             &["sh"],
             &["ADD busybox-static /bin/"],
+            &[],
         )?;
         let mut platform = serde_json::json!({"architecture": arch, "os": "linux"});
         if let Some(v) = variant {

@@ -31,6 +31,7 @@ impl From<ContainerError> for ApiError {
     fn from(e: ContainerError) -> Self {
         let e = match e {
             ContainerError::Image(inner) => return inner.into(),
+            ContainerError::Volume(inner) => return inner.into(),
             other => other,
         };
         let status = match &e {
@@ -40,7 +41,9 @@ impl From<ContainerError> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ContainerError::NotModified => StatusCode::NOT_MODIFIED,
-            ContainerError::Image(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ContainerError::Image(_) | ContainerError::Volume(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ContainerError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
@@ -238,7 +241,10 @@ pub fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {
 }
 
 pub async fn remove(engine: &Engine, name: &str, q: &Query) -> ApiResult {
-    engine.containers.remove(name, q.flag("force")).await?;
+    engine
+        .containers
+        .remove(name, q.flag("force"), q.flag("v"))
+        .await?;
     empty(StatusCode::NO_CONTENT)
 }
 

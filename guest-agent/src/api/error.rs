@@ -3,6 +3,7 @@
 use hyper::StatusCode;
 
 use crate::images::ImageError;
+use crate::volumes::VolumeError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -46,6 +47,21 @@ impl From<ImageError> for ApiError {
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> Self {
+        let status = match &e {
+            VolumeError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            VolumeError::NotFound(_) | VolumeError::NoDriver(_) => StatusCode::NOT_FOUND,
+            VolumeError::Conflict(_) => StatusCode::CONFLICT,
+            VolumeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "volume request failed");
         }
         ApiError::new(status, e.to_string())
     }

@@ -13,6 +13,7 @@ mod progress;
 mod request;
 mod system;
 pub mod version;
+mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -90,7 +91,7 @@ pub async fn handle(
 const API_VERSION_HEADER: &str = "1.53";
 
 async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
-    let (path, _version) =
+    let (path, version) =
         version::split_version(req.uri().path()).map_err(ApiError::bad_request)?;
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8()
@@ -184,6 +185,11 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             images::create(engine, &query, req.headers()).await
         }
         (&Method::POST, ["images", "prune"]) => images::prune(&engine, &query),
+        (&Method::GET, ["volumes"]) => volumes::list(&engine, &query),
+        (&Method::POST, ["volumes", "create"]) => volumes::create(&engine, read_body(req).await?),
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(&engine, &query, version),
+        (&Method::GET, ["volumes", name]) => volumes::inspect(&engine, name),
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(&engine, name, &query),
         (_, ["images", rest @ ..]) if !rest.is_empty() => {
             // Image names contain '/', so the action is the last segment.
             let joined = rest.join("/");

@@ -52,9 +52,14 @@ pub fn merge(req: &ContainerConfig, image: &ConfigFile) -> ContainerConfig {
     if req.exposed_ports.is_none() {
         out.exposed_ports = img.exposed_ports.clone();
     }
-    if req.volumes.is_none() {
-        out.volumes = img.volumes.clone();
+    // The image's VOLUMEs and the request's (`-v /path`) together, as dockerd merges them.
+    let mut volumes = img.volumes.clone().unwrap_or_default();
+    for v in req.volumes.clone().unwrap_or_default() {
+        if !volumes.contains(&v) {
+            volumes.push(v);
+        }
     }
+    out.volumes = (!volumes.is_empty()).then_some(volumes);
     out
 }
 

@@ -27,6 +27,8 @@ use crate::images::{ImageError, ImageService};
 use crate::runtime::rootfs::{mount_overlay, unmount, RootfsDirs};
 use crate::runtime::shim::{read_exit, LOG_FILE};
 use crate::runtime::spec;
+use crate::volumes::mounts::{ContainerMount, Kind};
+use crate::volumes::{VolumeError, VolumeService};
 pub use record::{ContainerRecord, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum ContainerError {
     Start { message: String, exit_code: i64 },
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -119,6 +123,7 @@ pub struct ContainerService {
     init_binary: Option<PathBuf>,
     events: Arc<crate::events::Events>,
     network: Arc<crate::network::NetworkService>,
+    volumes: Arc<VolumeService>,
 }
 
 fn now() -> String {
@@ -133,6 +138,7 @@ impl ContainerService {
         init_binary: Option<PathBuf>,
         events: Arc<crate::events::Events>,
         network: Arc<crate::network::NetworkService>,
+        volumes: Arc<VolumeService>,
     ) -> Result<Arc<ContainerService>, ContainerError> {
         let trash = dir.join(".trash");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -147,6 +153,7 @@ impl ContainerService {
             init_binary,
             events,
             network,
+            volumes,
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -176,6 +183,12 @@ impl ContainerService {
                     apply_exit(&mut rec, 255, "the container's shim disappeared", &now());
                     let _ = unmount(&RootfsDirs::under(&path));
                     let _ = rec.save(&path);
+                }
+            }
+            for m in rec.mounts.iter().filter(|m| m.kind == Kind::Volume) {
+                svc.volumes.reference(&m.name, &rec.id);
+                if rec.running() {
+                    svc.volumes.adopt_mount(&m.name, &rec.id);
                 }
             }
             let life = Life {
@@ -216,6 +229,8 @@ impl ContainerService {
                 }
             });
         }
+        // Devices of volumes whose users died with the old engine.
+        svc.volumes.sweep();
         for id in adopt {
             let s = svc.clone();
             tokio::spawn(async move { s.watch_adopted(id).await });
@@ -384,6 +399,7 @@ impl ContainerService {
         if merged.hostname.as_deref().is_none_or(str::is_empty) {
             merged.hostname = Some(id[..12].to_string());
         }
+        let mounts = self.plan_mounts(&map, &id, &merged, &host_config)?;
         merged.image = Some(image.clone());
         let rec = ContainerRecord {
             id: id.clone(),
@@ -407,10 +423,20 @@ impl ContainerService {
             layers,
             manually_stopped: false,
             networks,
+            mounts,
         };
         let dir = self.container_dir(&id);
-        std::fs::create_dir_all(&dir).map_err(io_err("creating container directory"))?;
-        rec.save(&dir).map_err(io_err("saving container"))?;
+        let saved = std::fs::create_dir_all(&dir)
+            .map_err(io_err("creating container directory"))
+            .and_then(|()| rec.save(&dir).map_err(io_err("saving container")));
+        if let Err(e) = saved {
+            self.volumes.release(&id);
+            for m in rec.mounts.iter().filter(|m| m.anonymous) {
+                let _ = self.volumes.remove(&m.name, true);
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         self.emit(&rec, "create", &[]);
         map.insert(
             id.clone(),
@@ -420,6 +446,54 @@ impl ContainerService {
             },
         );
         Ok(id)
+    }
+
+    /// Resolves what the container mounts (dockerd's precedence), creating the named
+    /// and anonymous volumes it needs and recording its references to them.
+    fn plan_mounts(
+        &self,
+        map: &HashMap<String, Entry>,
+        id: &str,
+        cfg: &bollard_stubs::models::ContainerConfig,
+        hc: &HostConfig,
+    ) -> Result<Vec<ContainerMount>, ContainerError> {
+        let mut from = Vec::new();
+        for spec in hc.volumes_from.clone().unwrap_or_default() {
+            let (name, mode) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+            let other = resolve_in(map, name)?;
+            from.push((map[&other].rec.mounts.clone(), mode.to_string()));
+        }
+        let binds = hc.binds.clone().unwrap_or_default();
+        let mounts = hc.mounts.clone().unwrap_or_default();
+        let anonymous = cfg.volumes.clone().unwrap_or_default();
+        let planned = crate::volumes::mounts::plan(
+            &crate::volumes::mounts::Request {
+                binds: &binds,
+                mounts: &mounts,
+                anonymous: &anonymous,
+                volumes_from: &from,
+            },
+            &|p| p.exists(),
+        )
+        .map_err(ContainerError::InvalidArgument)?;
+        let wanted: Vec<_> = planned
+            .iter()
+            .filter(|p| p.mount.kind == Kind::Volume)
+            .map(|p| (p.mount.name.clone(), p.create.clone()))
+            .collect();
+        let mut data = self.volumes.acquire(id, &wanted)?.into_iter();
+        Ok(planned
+            .into_iter()
+            .map(|p| {
+                let mut m = p.mount;
+                if m.kind == Kind::Volume {
+                    if let Some(d) = data.next() {
+                        m.source = d.display().to_string();
+                    }
+                }
+                m
+            })
+            .collect())
     }
 
     /// Starts the container through a new shim and returns once its process runs.
@@ -451,17 +525,21 @@ impl ContainerService {
             let dir = dir.clone();
             let rec = rec.clone();
             let init = self.init_binary.clone();
-            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rec, &layers, init, setup))
-                .await
-                .map_err(|e| ContainerError::Io {
-                    context: "preparing the container".into(),
-                    source: std::io::Error::other(e.to_string()),
-                })?
+            let volumes = self.volumes.clone();
+            tokio::task::spawn_blocking(move || {
+                prepare_bundle(&dir, &rec, &layers, init, setup, &volumes)
+            })
+            .await
+            .map_err(|e| ContainerError::Io {
+                context: "preparing the container".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
         };
         if let Err(e) = prepared {
             let _ = unmount(&dirs);
             self.network.detach(&id).await;
             let _ = self.update(&id, net::clear_wiring);
+            self.volumes.unmount_container(&id);
             return Err(e);
         }
         match spawn_shim(
@@ -500,6 +578,7 @@ impl ContainerService {
                 let _ = unmount(&dirs);
                 self.network.detach(&id).await;
                 let _ = self.update(&id, net::clear_wiring);
+                self.volumes.unmount_container(&id);
                 // As dockerd: the status stays what it was (a never-started container
                 // stays `created`); the exit code and the API's message are recorded.
                 let message = start_error_message(&rec, code, &detail);
@@ -513,7 +592,7 @@ impl ContainerService {
                 });
                 // dockerd removes a `--rm` container whose start failed.
                 if rec.host_config.auto_remove == Some(true) {
-                    let _ = self.remove(&id, true).await;
+                    let _ = self.remove(&id, true, true).await;
                 }
                 Err(ContainerError::Start {
                     message,
@@ -541,6 +620,7 @@ impl ContainerService {
         };
         let _ = unmount(&RootfsDirs::under(&dir));
         self.network.detach(id).await;
+        self.volumes.unmount_container(id);
         let rec = self.update(id, |r| {
             apply_exit(r, code, &error, &finished);
             net::clear_wiring(r);
@@ -556,7 +636,8 @@ impl ContainerService {
         }
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove == Some(true) {
-                if let Err(e) = self.remove(id, true).await {
+                // As dockerd, `--rm` takes the container's anonymous volumes with it.
+                if let Err(e) = self.remove(id, true, true).await {
                     tracing::warn!(container = id, error = %e, "auto-remove failed");
                 }
             } else if let Some(delay) = restart_delay(&rec, code) {
@@ -1136,8 +1217,14 @@ impl ContainerService {
         Ok(())
     }
 
-    /// `docker rm [-f]`.
-    pub async fn remove(&self, name: &str, force: bool) -> Result<(), ContainerError> {
+    /// `docker rm [-f] [-v]`: `-v` also removes the container's anonymous volumes
+    /// that no other container references.
+    pub async fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        remove_volumes: bool,
+    ) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
         let id = rec.id.clone();
         if rec.running() {
@@ -1165,6 +1252,15 @@ impl ContainerService {
         };
         let dir = self.container_dir(&id);
         let _ = unmount(&RootfsDirs::under(&dir));
+        self.volumes.unmount_container(&id);
+        self.volumes.release(&id);
+        if remove_volumes {
+            for m in entry.rec.mounts.iter().filter(|m| m.anonymous) {
+                if let Err(e) = self.volumes.remove(&m.name, true) {
+                    tracing::warn!(container = %id, volume = %m.name, error = %e, "keeping volume");
+                }
+            }
+        }
         let trash = self.trash.clone();
         let result = tokio::task::spawn_blocking(move || remove_tree_via(&dir, &trash))
             .await
@@ -1208,7 +1304,7 @@ impl ContainerService {
             .collect();
         let mut deleted = Vec::new();
         for id in stopped {
-            if self.remove(&id, false).await.is_ok() {
+            if self.remove(&id, false, false).await.is_ok() {
                 deleted.push(id);
             }
         }
@@ -1414,12 +1510,15 @@ fn prepare_bundle(
     layers: &[PathBuf],
     init_binary: Option<PathBuf>,
     net: BundleNet,
+    volumes: &VolumeService,
 ) -> Result<(), ContainerError> {
     let dirs = RootfsDirs::under(dir);
     let _ = unmount(&dirs);
     mount_overlay(layers, &dirs).map_err(io_err("mounting the container's root filesystem"))?;
     let (p, mut c) = runtime_configs(rec, &dirs.merged, None)?;
-    c.mounts.extend(net.mounts);
+    // The /etc files first: a user's bind on the same path replaces them.
+    c.mounts = net.mounts;
+    c.mounts.extend(user_mounts(rec, &dirs.merged, volumes)?);
     c.network = net.namespace;
     if rec.host_config.init == Some(true) {
         c.init = Some(init_binary.ok_or_else(|| ContainerError::Start {
@@ -1439,6 +1538,76 @@ fn prepare_bundle(
             context: "writing config.json".into(),
             source: std::io::Error::other(e.to_string()),
         })
+}
+
+/// Readies each of the container's mounts for the runtime: volumes are mounted (their
+/// device, if any) and filled from the image on first use, missing `-v` bind sources
+/// are created as dockerd does.
+fn user_mounts(
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    volumes: &VolumeService,
+) -> Result<Vec<spec::UserMount>, ContainerError> {
+    let mut out = Vec::new();
+    for m in &rec.mounts {
+        let target = m.destination.clone();
+        match m.kind {
+            Kind::Volume => {
+                let data = volumes.mount(&m.name, &rec.id, &m.destination, m.rw)?;
+                if m.copy_data {
+                    // Resolved inside the rootfs: an image symlink cannot point the copy
+                    // at the host.
+                    let src = archive::resolve(rootfs, &m.destination, true)?;
+                    crate::volumes::copyup::copy_if_empty(&src, &data).map_err(io_err(format!(
+                        "copying image content into volume {}",
+                        m.name
+                    )))?;
+                }
+                let source = if m.subpath.is_empty() {
+                    data
+                } else {
+                    let p = archive::resolve(&data, &m.subpath, true)?;
+                    if !p.exists() {
+                        return Err(ContainerError::InvalidArgument(format!(
+                            "cannot access path {}: no such file or directory",
+                            p.display()
+                        )));
+                    }
+                    p
+                };
+                out.push(spec::UserMount::Bind {
+                    source,
+                    target,
+                    readonly: !m.rw,
+                });
+            }
+            Kind::Bind => {
+                let source = PathBuf::from(&m.source);
+                if !source.exists() {
+                    if !m.create_source {
+                        return Err(ContainerError::InvalidArgument(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            m.source
+                        )));
+                    }
+                    std::fs::create_dir_all(&source).map_err(io_err(format!(
+                        "error while creating mount source path '{}'",
+                        m.source
+                    )))?;
+                }
+                out.push(spec::UserMount::Bind {
+                    source,
+                    target,
+                    readonly: !m.rw,
+                });
+            }
+            Kind::Tmpfs => out.push(spec::UserMount::Tmpfs {
+                target,
+                options: m.tmpfs_options.clone(),
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// The process and container settings for the container's own process, or for an

@@ -74,6 +74,9 @@ pub struct ContainerRecord {
     /// The networks it is connected to, by name, with their addresses while it runs.
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, bollard_stubs::models::EndpointSettings>,
+    /// Volumes, bind mounts and tmpfs mounts, resolved at create time.
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::mounts::ContainerMount>,
 }
 
 impl ContainerRecord {

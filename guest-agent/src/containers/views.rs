@@ -161,7 +161,7 @@ pub fn list(recs: &[&ContainerRecord], f: &ListFilters) -> Vec<ContainerSummary>
                 network_mode: r.host_config.network_mode.clone(),
                 annotations: None,
             }),
-            mounts: Some(vec![]),
+            mounts: Some(r.mounts.iter().map(|m| m.point()).collect()),
             ..Default::default()
         })
         .collect();
@@ -237,7 +237,7 @@ pub fn inspect(r: &ContainerRecord, dir: &Path) -> ContainerInspectResponse {
             name: "overlay2".into(),
             data: graph,
         }),
-        mounts: Some(vec![]),
+        mounts: Some(r.mounts.iter().map(|m| m.point()).collect()),
         config: Some(r.config.clone()),
         ..Default::default()
     }
