@@ -44,6 +44,7 @@ fn compose_brings_up_and_tears_down_a_two_service_app() {
     engine.docker_ok(&["pull", "-q", &image]);
     // Things compose did not create, which `down -v` must leave alone.
     engine.docker_ok(&["network", "create", "bystander-net"]);
+    engine.docker_ok(&["volume", "create", "bystander-vol"]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -87,4 +88,6 @@ fn compose_brings_up_and_tears_down_a_two_service_app() {
     let nets = engine.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!nets.contains("berthdemo"), "{nets}");
     assert!(nets.lines().any(|l| l == "bystander-net"), "{nets}");
+    let vols = engine.docker_ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(vols.trim(), "bystander-vol");
 }
