@@ -738,6 +738,42 @@ pub(super) fn upgraded_response(tty: bool) -> Response<Body> {
     resp
 }
 
+/// `POST /commit?container=…&repo=…&tag=…&comment=…&author=…&pause=…&changes=…`, with
+/// an optional container config in the body whose fields override the container's.
+pub async fn commit(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
+    let name = q
+        .get("container")
+        .ok_or_else(|| ApiError::bad_request("no container given to commit"))?;
+    let config = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<bollard_stubs::models::ContainerConfig>(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?,
+        )
+    };
+    let opts = crate::containers::CommitOptions {
+        repo: q.get("repo").map(str::to_string),
+        tag: q.get("tag").map(str::to_string),
+        comment: q.get("comment").map(str::to_string),
+        author: q.get("author").map(str::to_string),
+        // dockerd pauses unless told not to.
+        pause: q.get("pause").is_none() || q.flag("pause"),
+        changes: q
+            .all("changes")
+            .iter()
+            .flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c.trim().is_empty())
+            .collect(),
+        config,
+    };
+    let id = engine.containers.commit(&engine.images, name, opts).await?;
+    json(
+        StatusCode::CREATED,
+        &bollard_stubs::models::IdResponse { id },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

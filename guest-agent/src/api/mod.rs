@@ -107,6 +107,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["events"]) => events::events(&engine, &query),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),
+        (&Method::POST, ["commit"]) => {
+            containers::commit(&engine, &query, read_body(req).await?).await
+        }
         (&Method::GET, ["networks"]) => networks::list(&engine, &query),
         (&Method::POST, ["networks", "create"]) => {
             networks::create(&engine, read_body(req).await?).await

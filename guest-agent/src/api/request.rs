@@ -8,15 +8,25 @@ use base64::Engine as _;
 use super::ApiError;
 use crate::images::RegistryCredentials;
 
-pub struct Query(HashMap<String, String>);
+/// Parsed query: the last value of each key, and every pair in order (for keys the
+/// CLI repeats, such as `changes`).
+pub struct Query(HashMap<String, String>, Vec<(String, String)>);
 
 impl Query {
     pub fn parse(q: Option<&str>) -> Query {
-        Query(
-            form_urlencoded::parse(q.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+        Query(pairs.iter().cloned().collect(), pairs)
+    }
+
+    /// Every non-empty value of a repeated key.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.1
+            .iter()
+            .filter(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

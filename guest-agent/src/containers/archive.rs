@@ -204,6 +204,9 @@ pub fn diff(upper: &Path, layers: &[PathBuf]) -> Vec<(String, u8)> {
                 out.push((shown, 2));
                 continue;
             }
+            if crate::images::difftar::is_stub(&child, &m, upper) {
+                continue;
+            }
             let in_lower = layers
                 .iter()
                 .any(|l| l.join(&child).symlink_metadata().is_ok());
@@ -216,6 +219,14 @@ pub fn diff(upper: &Path, layers: &[PathBuf]) -> Vec<(String, u8)> {
     // Mount points the runtime creates are not the user's changes (dockerd hides its
     // init layer the same way).
     out.retain(|(p, kind)| !(*kind == 1 && matches!(p.as_str(), "/dev" | "/proc" | "/sys")));
+    // A directory copied up only to hold those mount points is not a change either.
+    let hidden_parent = |p: &str| p == "/etc" && !out.iter().any(|(q, _)| q.starts_with("/etc/"));
+    let drop: Vec<String> = out
+        .iter()
+        .filter(|(p, kind)| *kind == 0 && hidden_parent(p))
+        .map(|(p, _)| p.clone())
+        .collect();
+    out.retain(|(p, _)| !drop.contains(p));
     out.sort();
     out
 }

@@ -38,6 +38,17 @@ impl BlobStore {
         atomic_write(&path, data).map_err(ImageError::io(format!("writing blob {digest}")))
     }
 
+    /// Moves a file whose digest the caller computed while writing it into the store.
+    pub fn adopt(&self, digest: &str, file: &std::path::Path) -> Result<(), ImageError> {
+        let path = self.path(digest)?;
+        if path.exists() {
+            let _ = fs::remove_file(file);
+            return Ok(());
+        }
+        fs::rename(file, &path).map_err(ImageError::io(format!("storing blob {digest}")))?;
+        crate::fsutil::sync_dir(&self.dir).map_err(ImageError::io("syncing the blob store"))
+    }
+
     /// Reads a blob and re-verifies it, so on-disk corruption is reported, not served.
     pub fn get(&self, digest: &str) -> Result<Vec<u8>, ImageError> {
         let path = self.path(digest)?;

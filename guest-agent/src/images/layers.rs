@@ -13,6 +13,17 @@ use super::ImageError;
 use crate::fsutil::{remove_tree_via, reset_dir, sync_dir};
 
 const SIZE_FILE: &str = "size";
+/// The compressed blob this layer came from (or was packed into), for push and save.
+const BLOB_FILE: &str = "blob.json";
+
+/// A layer's compressed form in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlobRef {
+    pub digest: String,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub size: u64,
+}
 
 pub struct LayerStore {
     committed: PathBuf,
@@ -106,6 +117,26 @@ impl LayerStore {
                 source: e,
             }),
         }
+    }
+
+    /// Records which blob holds this layer compressed.
+    pub fn set_blob(&self, diff_id: &str, blob: &BlobRef) -> Result<(), ImageError> {
+        let bytes = serde_json::to_vec(blob)
+            .map_err(|e| ImageError::Corrupt(format!("encoding blob ref: {e}")))?;
+        crate::fsutil::atomic_write(&self.dir_of(diff_id)?.join(BLOB_FILE), &bytes)
+            .map_err(ImageError::io("recording the layer's blob"))
+    }
+
+    /// The compressed blob of this layer, when the store has one.
+    pub fn blob_of(&self, diff_id: &str) -> Option<BlobRef> {
+        let bytes = fs::read(self.dir_of(diff_id).ok()?.join(BLOB_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// A scratch path on the store's filesystem (emptied at every start).
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.tmp
+            .join(format!("{name}-{:016x}", rand::random::<u64>()))
     }
 
     pub fn remove(&self, diff_id: &str) -> Result<(), ImageError> {

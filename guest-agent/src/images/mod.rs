@@ -4,7 +4,9 @@
 
 mod blobs;
 mod catalog;
+pub mod commit;
 pub mod config;
+pub mod difftar;
 pub mod digest;
 mod error;
 mod layers;

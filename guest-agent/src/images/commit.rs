@@ -1,0 +1,223 @@
+//! New images from a container's changes (`docker commit`, and later each step of a
+//! build): the changes are packed into a gzip layer blob while both digests are
+//! computed, the same tar is unpacked into the layer store (so the new layer is exactly
+//! what a pull of it would give), then config, manifest and catalog entry follow; the
+//! catalog entry is the commit point, as for pulls.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use bollard_stubs::models::ImageConfig;
+use sha2::{Digest, Sha256};
+
+use super::catalog::ImageRecord;
+use super::config::{ConfigFile, History};
+use super::layers::BlobRef;
+use super::{ImageError, ImageService};
+
+const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const CONFIG_V1: &str = "application/vnd.docker.container.image.v1+json";
+
+/// What `docker commit` asks for.
+pub struct CommitRequest<'a> {
+    /// The container's image.
+    pub parent: &'a str,
+    /// The container's overlay upper directory.
+    pub upper: &'a Path,
+    pub config: ImageConfig,
+    pub author: Option<String>,
+    pub comment: Option<String>,
+    /// The history line (dockerd puts the container's command there).
+    pub created_by: String,
+}
+
+/// Counts and hashes what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn digest_of(h: Sha256) -> String {
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl ImageService {
+    /// Packs `upper` into a new layer on top of `parent`; returns the new image id.
+    pub fn commit(&self, req: CommitRequest<'_>) -> Result<String, ImageError> {
+        let (parent_id, parent_cfg) = self.config(req.parent)?;
+        let parent_layers = self
+            .catalog()
+            .data
+            .images
+            .get(&parent_id)
+            .map(|r| r.diff_ids.clone())
+            .ok_or_else(|| ImageError::NotFound(req.parent.to_string()))?;
+        let (diff_id, blob, size) = self.pack_layer(req.upper)?;
+
+        let mut cfg: ConfigFile = (*parent_cfg).clone();
+        let created = now();
+        cfg.created = Some(created.clone());
+        cfg.author = req.author.clone().filter(|a| !a.is_empty());
+        cfg.comment = req.comment.clone().filter(|c| !c.is_empty());
+        cfg.config = Some(req.config);
+        cfg.docker_version = Some(crate::VERSION.to_string());
+        cfg.rootfs.typ = "layers".into();
+        cfg.rootfs.diff_ids = parent_layers.clone();
+        cfg.rootfs.diff_ids.push(diff_id.clone());
+        cfg.history.push(History {
+            created: Some(created),
+            created_by: Some(req.created_by),
+            author: cfg.author.clone(),
+            comment: cfg.comment.clone(),
+            empty_layer: false,
+        });
+        let cfg_bytes = serde_json::to_vec(&cfg)
+            .map_err(|e| ImageError::Corrupt(format!("encoding the image config: {e}")))?;
+        let id = super::digest::sha256(&cfg_bytes);
+        self.blobs.put(&id, &cfg_bytes)?;
+
+        // A manifest only when every layer has its blob (layers pulled before blobs
+        // were kept have none; such images can still run, not be pushed or saved).
+        let layer_blobs: Option<Vec<BlobRef>> = cfg
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| {
+                if *d == diff_id {
+                    Some(blob.clone())
+                } else {
+                    self.layers.blob_of(d)
+                }
+            })
+            .collect();
+        let manifest_digest = match layer_blobs {
+            Some(layers) => {
+                let manifest = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": MANIFEST_V2,
+                    "config": {"mediaType": CONFIG_V1, "size": cfg_bytes.len(), "digest": id},
+                    "layers": layers.iter().map(|b| serde_json::json!({
+                        "mediaType": b.media_type, "size": b.size, "digest": b.digest,
+                    })).collect::<Vec<_>>(),
+                });
+                let bytes = serde_json::to_vec(&manifest)
+                    .map_err(|e| ImageError::Corrupt(format!("encoding the manifest: {e}")))?;
+                let digest = super::digest::sha256(&bytes);
+                self.blobs.put(&digest, &bytes)?;
+                Some(digest)
+            }
+            None => None,
+        };
+        let total = cfg
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| {
+                if *d == diff_id {
+                    size
+                } else {
+                    self.layers.size(d)
+                }
+            })
+            .sum();
+        let mut cat = self.catalog();
+        cat.data.images.insert(
+            id.clone(),
+            ImageRecord {
+                id: id.clone(),
+                diff_ids: cfg.rootfs.diff_ids.clone(),
+                size: total,
+                manifest_digest,
+                last_tag_time: None,
+            },
+        );
+        cat.save()?;
+        Ok(id)
+    }
+
+    /// Packs a directory of changes into a gzip blob and a committed layer; returns
+    /// (diff_id, blob, unpacked size).
+    fn pack_layer(&self, upper: &Path) -> Result<(String, BlobRef, u64), ImageError> {
+        let tmp = self.layers.scratch("commit");
+        let io_err = |c: &str| ImageError::io(c.to_string());
+        let file = fs::File::create(&tmp).map_err(io_err("creating the layer blob"))?;
+        let compressed = Hashing {
+            inner: io::BufWriter::new(file),
+            hash: Sha256::new(),
+            count: 0,
+        };
+        let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::fast());
+        let mut plain = Hashing {
+            inner: gz,
+            hash: Sha256::new(),
+            count: 0,
+        };
+        let packed = super::difftar::write(upper, &mut plain)
+            .map_err(io_err("packing the container's changes"))
+            .and_then(|()| {
+                let Hashing {
+                    inner: gz, hash, ..
+                } = plain;
+                let mut compressed = gz.finish().map_err(io_err("compressing the layer"))?;
+                compressed
+                    .flush()
+                    .map_err(io_err("writing the layer blob"))?;
+                compressed
+                    .inner
+                    .get_ref()
+                    .sync_all()
+                    .map_err(io_err("syncing the layer blob"))?;
+                Ok((
+                    digest_of(hash),
+                    digest_of(compressed.hash),
+                    compressed.count,
+                ))
+            });
+        let (diff_id, digest, blob_size) = match packed {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let size = if self.layers.exists(&diff_id) {
+            self.layers.size(&diff_id)
+        } else {
+            let pending = self.layers.begin()?;
+            let reader = fs::File::open(&tmp).map_err(io_err("reading the layer blob"))?;
+            let mut gz = flate2::read::GzDecoder::new(io::BufReader::new(reader));
+            let stats = super::unpack::unpack_layer(&mut gz, &pending.diff_dir())?;
+            io::copy(&mut gz, &mut io::sink()).map_err(io_err("reading the layer blob"))?;
+            let _ = gz.read(&mut [0u8; 1]);
+            self.layers.commit(pending, &diff_id, stats.size)?;
+            stats.size
+        };
+        self.blobs.adopt(&digest, &tmp)?;
+        let blob = BlobRef {
+            digest,
+            media_type: LAYER_GZIP.into(),
+            size: blob_size,
+        };
+        self.layers.set_blob(&diff_id, &blob)?;
+        Ok((diff_id, blob, size))
+    }
+}
