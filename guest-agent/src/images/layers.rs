@@ -139,10 +139,13 @@ impl LayerStore {
             .join(format!("{name}-{:016x}", rand::random::<u64>()))
     }
 
-    pub fn remove(&self, diff_id: &str) -> Result<(), ImageError> {
+    /// Removes the layer; returns its blob reference so the caller can drop the blob.
+    pub fn remove(&self, diff_id: &str) -> Result<Option<BlobRef>, ImageError> {
+        let blob = self.blob_of(diff_id);
         let dir = self.dir_of(diff_id)?;
         remove_tree_via(&dir, &self.tmp)
-            .map_err(ImageError::io(format!("removing layer {diff_id}")))
+            .map_err(ImageError::io(format!("removing layer {diff_id}")))?;
+        Ok(blob)
     }
 
     /// Every committed layer's diff_id.

@@ -447,7 +447,9 @@ impl ImageService {
         let chains = digest::chain_ids(&rec.diff_ids);
         for (diff_id, chain) in rec.diff_ids.iter().zip(chains).rev() {
             if !cat.layer_in_use(diff_id, id) {
-                self.layers.remove(diff_id)?;
+                if let Some(b) = self.layers.remove(diff_id)? {
+                    self.blobs.remove(&b.digest)?;
+                }
                 out.push(deleted(&chain));
             }
         }
@@ -530,7 +532,9 @@ impl ImageService {
         let mut n = 0;
         for l in self.layers.list()? {
             if !used.contains(&l) {
-                self.layers.remove(&l)?;
+                if let Some(b) = self.layers.remove(&l)? {
+                    self.blobs.remove(&b.digest)?;
+                }
                 n += 1;
             }
         }

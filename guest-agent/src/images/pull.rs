@@ -352,10 +352,11 @@ impl ImageService {
             }
         }
         let layers = &self.layers;
+        let blobs = &self.blobs;
         let client = &resolved.client;
         futures_util::stream::iter(todo.into_iter().map(|(desc, diff_id)| {
             let tx = tx.clone();
-            async move { fetch_layer(client, r, &desc, &diff_id, layers, &tx).await }
+            async move { fetch_layer(client, r, &desc, &diff_id, layers, blobs, &tx).await }
         }))
         .buffer_unordered(CONCURRENT_LAYERS)
         .try_collect::<Vec<()>>()
@@ -438,6 +439,7 @@ async fn fetch_layer(
     desc: &OciDescriptor,
     diff_id: &str,
     layers: &LayerStore,
+    blobs: &super::blobs::BlobStore,
     tx: &mpsc::Sender<Progress>,
 ) -> Result<(), ImageError> {
     let id = short(&desc.digest).to_string();
@@ -461,13 +463,35 @@ async fn fetch_layer(
         (pending, result)
     });
 
+    // The compressed bytes are kept too (push and save send them as they came); the
+    // client's stream checks their digest, so a finished download is the blob.
+    let kept = layers.scratch("blob");
+    // Removes the kept copy on every early return (after adoption it is gone anyway).
+    struct Discard(std::path::PathBuf);
+    impl Drop for Discard {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _discard = Discard(kept.clone());
+    let mut keep = tokio::fs::File::create(&kept)
+        .await
+        .map(|f| tokio::io::BufWriter::with_capacity(256 * 1024, f))
+        .map_err(ImageError::io("keeping the layer blob"))?;
     let mut current = 0u64;
     let mut last = Instant::now() - PROGRESS_EVERY;
     let mut download_error = None;
+    let mut keep_error = None;
     while let Some(chunk) = blob.stream.next().await {
         match chunk {
             Ok(bytes) => {
                 current += bytes.len() as u64;
+                if keep_error.is_none() {
+                    use tokio::io::AsyncWriteExt;
+                    if let Err(e) = keep.write_all(&bytes).await {
+                        keep_error = Some(e);
+                    }
+                }
                 if chunk_tx.send(Ok(bytes)).is_err() {
                     break; // the unpacker stopped; its error explains why
                 }
@@ -520,6 +544,26 @@ async fn fetch_layer(
         )));
     }
     layers.commit(pending, diff_id, stats.size)?;
+    let kept_ok = match keep_error {
+        None => {
+            use tokio::io::AsyncWriteExt;
+            keep.flush().await.is_ok() && keep.get_ref().sync_all().await.is_ok()
+        }
+        Some(_) => false,
+    };
+    drop(keep);
+    if kept_ok && blobs.adopt(&desc.digest, &kept).is_ok() {
+        layers.set_blob(
+            diff_id,
+            &super::layers::BlobRef {
+                digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                size: current,
+            },
+        )?;
+    } else {
+        let _ = std::fs::remove_file(&kept);
+    }
     let _ = tx.send(Progress::line(Some(&id), "Pull complete")).await;
     Ok(())
 }
