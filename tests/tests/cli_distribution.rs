@@ -91,3 +91,102 @@ fn commit_makes_an_image_of_the_changes_with_config_changes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("run is not a valid change command"));
     engine.docker_ok(&["rm", "src", "src2"]);
 }
+
+#[test]
+fn commit_save_rmi_load_run_round_trips() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "--name",
+        "maker",
+        &img,
+        "sh",
+        "-c",
+        "echo saved-and-loaded > /proof",
+    ]);
+    engine.docker_ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/proof\"]",
+        "maker",
+        "roundtrip:1",
+    ]);
+    engine.docker_ok(&["rm", "maker"]);
+    let id = engine.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "roundtrip:1"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("images.tar");
+    // Both the committed image and the pulled one, in one archive.
+    engine.docker_ok(&["save", "-o", archive.to_str().unwrap(), "roundtrip:1", &img]);
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    for want in ["manifest.json", "index.json", "oci-layout"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    engine.docker_ok(&["rmi", "roundtrip:1", &img]);
+    assert_eq!(engine.docker_ok(&["images", "-q"]).trim(), "");
+    let loaded = engine.docker_ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: roundtrip:1"), "{loaded}");
+    assert_eq!(
+        engine.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "roundtrip:1"]),
+        id
+    );
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "roundtrip:1"]),
+        "saved-and-loaded\n"
+    );
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", &img, "echo", "base-ok"]),
+        "base-ok\n"
+    );
+}
+
+#[test]
+fn a_tampered_archive_is_refused_and_registers_nothing() {
+    let (_r, engine, img) = setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.tar");
+    engine.docker_ok(&["save", "-o", good.to_str().unwrap(), &img]);
+    engine.docker_ok(&["rmi", &img]);
+    // Rewrite the archive with the config's diff_id changed: the layer no longer matches.
+    let bad = tmp.path().join("bad.tar");
+    let mut out = tar::Builder::new(std::fs::File::create(&bad).unwrap());
+    let mut ar = tar::Archive::new(std::fs::File::open(&good).unwrap());
+    let manifest: serde_json::Value = {
+        let mut ar2 = tar::Archive::new(std::fs::File::open(&good).unwrap());
+        let mut e = ar2
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+            .unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+        serde_json::from_str(&s).unwrap()
+    };
+    let config_path = manifest[0]["Config"].as_str().unwrap().to_string();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if path == config_path {
+            let mut cfg: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            cfg["rootfs"]["diff_ids"][0] =
+                serde_json::Value::String(format!("sha256:{}", "0".repeat(64)));
+            data = serde_json::to_vec(&cfg).unwrap();
+        }
+        let mut h = e.header().clone();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        out.append(&h, &data[..]).unwrap();
+    }
+    out.finish().unwrap();
+    let o = engine.docker(&["load", "-i", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("diff_id"), "{err}");
+    assert_eq!(engine.docker_ok(&["images", "-q"]).trim(), "");
+}

@@ -31,7 +31,8 @@ impl From<ImageError> for ApiError {
         let status = match &e {
             ImageError::InvalidReference(_)
             | ImageError::InvalidArgument(_)
-            | ImageError::Platform(_) => StatusCode::BAD_REQUEST,
+            | ImageError::Platform(_)
+            | ImageError::InvalidArchive(_) => StatusCode::BAD_REQUEST,
             // dockerd answers "pull access denied" with 404, and we never send 401: the
             // CLI would turn it into an interactive login prompt.
             ImageError::NotFound(_) | ImageError::RegistryNotFound(_) => StatusCode::NOT_FOUND,

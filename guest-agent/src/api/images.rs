@@ -177,3 +177,110 @@ pub async fn create(engine: Arc<Engine>, q: &Query, headers: &HeaderMap) -> ApiR
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }
+
+/// Bytes handed from the async side to a blocking reader (a `docker load` body).
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(b) => self.cur = b,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// `POST /images/load`: the archive is streamed into the loader as it arrives.
+pub async fn load(engine: Arc<Engine>, q: &Query, body: hyper::body::Incoming) -> ApiResult {
+    // `quiet` only silences progress bars, which this loader does not draw.
+    let _ = q.flag("quiet");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(32);
+    let loader = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            engine.images.load(ChannelReader {
+                rx,
+                cur: Bytes::new(),
+            })
+        })
+    };
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            let tx = tx.clone();
+            // The loader may stop early (a bad archive); its error explains why.
+            if tokio::task::spawn_blocking(move || tx.send(data))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .is_none()
+            {
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let lines = loader
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let mut out = Vec::new();
+    for l in lines {
+        let msg = serde_json::json!({"stream": format!("{l}\n")});
+        out.extend(serde_json::to_vec(&msg).unwrap_or_default());
+        out.push(b'\n');
+    }
+    let mut resp = Response::new(super::full(out));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// `GET /images/get?names=…` and `GET /images/{name}/get`: the archive is written on a
+/// blocking thread into a pipe and streamed out as it is produced.
+pub async fn save(engine: Arc<Engine>, names: Vec<String>) -> ApiResult {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    // Resolve first so an unknown name is a clean 404, not a broken stream.
+    for n in &names {
+        engine.images.resolve(n)?;
+    }
+    let (rd, wr) = nix::unistd::pipe()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let w = std::fs::File::from(wr);
+        if let Err(e) = engine
+            .images
+            .save(&names, std::io::BufWriter::with_capacity(256 * 1024, w))
+        {
+            tracing::warn!(error = %e, "docker save failed mid-stream");
+        }
+    });
+    let file = tokio::fs::File::from_std(std::fs::File::from(rd));
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(buf))), f))
+            }
+        }
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    Ok(resp)
+}

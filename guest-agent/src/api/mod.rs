@@ -188,6 +188,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             images::create(engine, &query, req.headers()).await
         }
         (&Method::POST, ["images", "prune"]) => images::prune(&engine, &query),
+        (&Method::POST, ["images", "load"]) => {
+            images::load(engine.clone(), &query, req.into_body()).await
+        }
+        (&Method::GET, ["images", "get"]) => images::save(engine.clone(), query.all("names")).await,
         (&Method::GET, ["volumes"]) => volumes::list(&engine, &query),
         (&Method::POST, ["volumes", "create"]) => volumes::create(&engine, read_body(req).await?),
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&engine, &query, version),
@@ -202,6 +206,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
                 }
                 (&Method::GET, Some("history")) if rest.len() > 1 => {
                     images::history(&engine, strip_suffix(&joined, "/history"))
+                }
+                (&Method::GET, Some("get")) if rest.len() > 1 => {
+                    let name = strip_suffix(&joined, "/get").to_string();
+                    images::save(engine.clone(), vec![name]).await
                 }
                 (&Method::POST, Some("tag")) if rest.len() > 1 => {
                     images::tag(&engine, strip_suffix(&joined, "/tag"), &query)

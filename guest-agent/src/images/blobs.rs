@@ -49,6 +49,15 @@ impl BlobStore {
         crate::fsutil::sync_dir(&self.dir).map_err(ImageError::io("syncing the blob store"))
     }
 
+    /// Where blob `digest` lives (for streaming it out).
+    pub fn file(&self, digest: &str) -> Result<PathBuf, ImageError> {
+        let p = self.path(digest)?;
+        if !p.is_file() {
+            return Err(ImageError::Corrupt(format!("blob {digest} is missing")));
+        }
+        Ok(p)
+    }
+
     /// Reads a blob and re-verifies it, so on-disk corruption is reported, not served.
     pub fn get(&self, digest: &str) -> Result<Vec<u8>, ImageError> {
         let path = self.path(digest)?;

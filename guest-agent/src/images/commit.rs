@@ -17,8 +17,6 @@ use super::layers::BlobRef;
 use super::{ImageError, ImageService};
 
 const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-const MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const CONFIG_V1: &str = "application/vnd.docker.container.image.v1+json";
 
 /// What `docker commit` asks for.
 pub struct CommitRequest<'a> {
@@ -111,16 +109,7 @@ impl ImageService {
             .collect();
         let manifest_digest = match layer_blobs {
             Some(layers) => {
-                let manifest = serde_json::json!({
-                    "schemaVersion": 2,
-                    "mediaType": MANIFEST_V2,
-                    "config": {"mediaType": CONFIG_V1, "size": cfg_bytes.len(), "digest": id},
-                    "layers": layers.iter().map(|b| serde_json::json!({
-                        "mediaType": b.media_type, "size": b.size, "digest": b.digest,
-                    })).collect::<Vec<_>>(),
-                });
-                let bytes = serde_json::to_vec(&manifest)
-                    .map_err(|e| ImageError::Corrupt(format!("encoding the manifest: {e}")))?;
+                let bytes = super::archive::manifest_for(&cfg_bytes, &layers);
                 let digest = super::digest::sha256(&bytes);
                 self.blobs.put(&digest, &bytes)?;
                 Some(digest)

@@ -27,6 +27,9 @@ pub enum ImageError {
     Layer(#[from] UnpackError),
     #[error("{0}")]
     Corrupt(String),
+    /// A `docker load` archive that is not a usable image archive.
+    #[error("{0}")]
+    InvalidArchive(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -2,6 +2,7 @@
 //! queries and edits the Docker API exposes (list, inspect, history, tag, remove, prune).
 //! Nothing here knows about HTTP; results are the API's JSON models from `bollard-stubs`.
 
+pub mod archive;
 mod blobs;
 mod catalog;
 pub mod commit;

@@ -125,6 +125,14 @@ fn unpack_stream(
     reader: ChannelReader,
     dest: &std::path::Path,
 ) -> Result<(String, UnpackStats), ImageError> {
+    unpack_file(reader, dest)
+}
+
+/// The same for any reader (a layer file of a `docker load` archive).
+pub(super) fn unpack_file(
+    reader: impl Read,
+    dest: &std::path::Path,
+) -> Result<(String, UnpackStats), ImageError> {
     let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
     let magic = {
         use io::BufRead;
