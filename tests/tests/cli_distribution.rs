@@ -190,3 +190,94 @@ fn a_tampered_archive_is_refused_and_registers_nothing() {
     assert!(err.contains("diff_id"), "{err}");
     assert_eq!(engine.docker_ok(&["images", "-q"]).trim(), "");
 }
+
+#[test]
+fn push_then_pull_on_a_fresh_engine_gives_the_same_image() {
+    let (registry, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "--name",
+        "pushsrc",
+        &img,
+        "sh",
+        "-c",
+        "echo pushed > /pushed",
+    ]);
+    let target = format!("{}/team/app:v2", registry.addr());
+    engine.docker_ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/pushed\"]",
+        "pushsrc",
+        &target,
+    ]);
+    let id = engine.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &target]);
+    let out = engine.docker_ok(&["push", &target]);
+    assert!(out.contains("v2: digest: sha256:"), "{out}");
+    // The base layer came from this registry: mounted or already there, not uploaded twice.
+    assert!(
+        out.contains("Mounted from") || out.contains("Layer already exists"),
+        "{out}"
+    );
+    let again = engine.docker_ok(&["push", &target]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    let fresh = Engine::start().unwrap();
+    fresh.docker_ok(&["pull", "-q", &target]);
+    assert_eq!(
+        fresh.docker_ok(&["image", "inspect", "-f", "{{.Id}}", &target]),
+        id
+    );
+    assert_eq!(fresh.docker_ok(&["run", "--rm", &target]), "pushed\n");
+    let digests = engine.docker_ok(&["image", "inspect", "-f", "{{json .RepoDigests}}", &target]);
+    assert!(digests.contains("team/app@sha256:"), "{digests}");
+    engine.docker_ok(&["rm", "pushsrc"]);
+}
+
+#[test]
+fn push_and_login_against_an_htpasswd_registry() {
+    let registry = Registry::start(RegistryAuth::Basic {
+        user: "pusher".into(),
+        password: "s3cret".into(),
+    })
+    .unwrap();
+    let open = Registry::start(RegistryAuth::None).unwrap();
+    let engine = Engine::start().unwrap();
+    let img = images::busybox_image(Compression::Gzip, "amd64").unwrap();
+    img.push(&open, "bb:latest").unwrap();
+    let base = format!("{}/bb:latest", open.addr());
+    engine.docker_ok(&["pull", "-q", &base]);
+    let target = format!("{}/private/bb:1", registry.addr());
+    engine.docker_ok(&["tag", &base, &target]);
+    let denied = engine.docker(&["push", &target]);
+    assert!(!denied.status.success(), "pushed without credentials");
+    let wrong = engine.docker_stdin(
+        &[
+            "login",
+            "-u",
+            "pusher",
+            "--password-stdin",
+            &registry.addr(),
+        ],
+        "nope\n",
+    );
+    assert!(!wrong.status.success());
+    let good = engine.docker_stdin(
+        &[
+            "login",
+            "-u",
+            "pusher",
+            "--password-stdin",
+            &registry.addr(),
+        ],
+        "s3cret\n",
+    );
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let out = engine.docker_ok(&["push", &target]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    engine.docker_ok(&["rmi", &target, &base]);
+    engine.docker_ok(&["pull", "-q", &target]);
+}

@@ -143,6 +143,15 @@ pub async fn create(engine: Arc<Engine>, q: &Query, headers: &HeaderMap) -> ApiR
         let engine = engine.clone();
         tokio::spawn(async move { engine.images.pull_resolved(resolved, &tx).await })
     };
+    Ok(progress_response(rx, worker, "pull"))
+}
+
+/// Streams progress lines until the worker ends; its error becomes the last line.
+fn progress_response(
+    rx: mpsc::Receiver<Progress>,
+    worker: tokio::task::JoinHandle<Result<(), crate::images::ImageError>>,
+    what: &'static str,
+) -> Response<super::Body> {
     enum State {
         Streaming(
             mpsc::Receiver<Progress>,
@@ -150,32 +159,52 @@ pub async fn create(engine: Arc<Engine>, q: &Query, headers: &HeaderMap) -> ApiR
         ),
         Done,
     }
-    let stream = futures_util::stream::unfold(State::Streaming(rx, worker), |state| async move {
-        match state {
-            State::Done => None,
-            State::Streaming(mut rx, worker) => match rx.recv().await {
-                Some(p) => Some((progress::encode(&p), State::Streaming(rx, worker))),
-                None => {
-                    let outcome = worker.await;
-                    crate::memory::release();
-                    let line = match outcome {
-                        Ok(Ok(())) => return None,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "pull failed");
-                            progress::encode_error(&e.to_string())
-                        }
-                        Err(e) => progress::encode_error(&format!("pull aborted: {e}")),
-                    };
-                    Some((line, State::Done))
-                }
-            },
-        }
-    })
-    .map(|chunk| Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))));
+    let stream =
+        futures_util::stream::unfold(State::Streaming(rx, worker), move |state| async move {
+            match state {
+                State::Done => None,
+                State::Streaming(mut rx, worker) => match rx.recv().await {
+                    Some(p) => Some((progress::encode(&p), State::Streaming(rx, worker))),
+                    None => {
+                        let outcome = worker.await;
+                        crate::memory::release();
+                        let line = match outcome {
+                            Ok(Ok(())) => return None,
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "{what} failed");
+                                progress::encode_error(&e.to_string())
+                            }
+                            Err(e) => progress::encode_error(&format!("{what} aborted: {e}")),
+                        };
+                        Some((line, State::Done))
+                    }
+                },
+            }
+        })
+        .map(|chunk| Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
+    resp
+}
+
+/// `POST /images/{name}/push?tag=…` with `X-Registry-Auth`.
+pub async fn push(engine: Arc<Engine>, name: &str, q: &Query, headers: &HeaderMap) -> ApiResult {
+    let full = match q.get("tag") {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let reference = ImageRef::parse(&full)?;
+    // An unknown image is a plain 404 before any progress, as dockerd answers.
+    engine.images.resolve(&reference.to_string())?;
+    let auth_header = headers.get("X-Registry-Auth").and_then(|h| h.to_str().ok());
+    let creds = registry_auth(auth_header)?;
+    let (tx, rx) = mpsc::channel::<Progress>(64);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.images.push(&reference, &creds, &tx).await })
+    };
+    Ok(progress_response(rx, worker, "push"))
 }
 
 /// Bytes handed from the async side to a blocking reader (a `docker load` body).

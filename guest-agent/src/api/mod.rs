@@ -207,6 +207,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
                 (&Method::GET, Some("history")) if rest.len() > 1 => {
                     images::history(&engine, strip_suffix(&joined, "/history"))
                 }
+                (&Method::POST, Some("push")) if rest.len() > 1 => {
+                    let name = strip_suffix(&joined, "/push").to_string();
+                    images::push(engine.clone(), &name, &query, req.headers()).await
+                }
                 (&Method::GET, Some("get")) if rest.len() > 1 => {
                     let name = strip_suffix(&joined, "/get").to_string();
                     images::save(engine.clone(), vec![name]).await

@@ -14,6 +14,7 @@ mod layers;
 mod login;
 mod platform;
 mod pull;
+mod push;
 pub mod reference;
 pub mod unpack;
 

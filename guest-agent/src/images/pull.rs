@@ -52,7 +52,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn line(id: Option<&str>, status: impl Into<String>) -> Self {
+    pub(super) fn line(id: Option<&str>, status: impl Into<String>) -> Self {
         Progress {
             id: id.map(str::to_string),
             status: status.into(),
@@ -71,7 +71,7 @@ pub struct RegistryCredentials {
 }
 
 impl RegistryCredentials {
-    fn to_auth(&self) -> RegistryAuth {
+    pub(super) fn to_auth(&self) -> RegistryAuth {
         if let Some(t) = self.registry_token.as_ref().filter(|t| !t.is_empty()) {
             return RegistryAuth::Bearer(t.clone());
         }
@@ -163,7 +163,7 @@ pub(super) fn unpack_file(
     ))
 }
 
-fn registry_error(r: &ImageRef, e: OciDistributionError) -> ImageError {
+pub(super) fn registry_error(r: &ImageRef, e: OciDistributionError) -> ImageError {
     let repo = r.familiar_name();
     let denied = || {
         ImageError::Unauthorized(format!(
