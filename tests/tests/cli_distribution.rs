@@ -281,3 +281,56 @@ fn push_and_login_against_an_htpasswd_registry() {
     engine.docker_ok(&["rmi", &target, &base]);
     engine.docker_ok(&["pull", "-q", &target]);
 }
+
+#[test]
+fn export_then_import_makes_a_runnable_image() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "--name",
+        "exported",
+        &img,
+        "sh",
+        "-c",
+        "echo from-export > /marker",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("rootfs.tar");
+    engine.docker_ok(&["export", "-o", tar.to_str().unwrap(), "exported"]);
+    let tar_bytes = std::fs::read(&tar).unwrap();
+    let mut import = engine.docker_cmd(&[
+        "import",
+        "-c",
+        "CMD [\"cat\", \"/marker\"]",
+        "-m",
+        "from a test",
+        "-",
+        "imported:1",
+    ]);
+    let out = {
+        use std::io::Write;
+        let mut child = import
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&tar_bytes).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .starts_with("sha256:"));
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "imported:1"]),
+        "from-export\n"
+    );
+    let comment = engine.docker_ok(&["image", "inspect", "-f", "{{.Comment}}", "imported:1"]);
+    assert_eq!(comment.trim(), "Imported from from a test");
+    engine.docker_ok(&["rm", "exported"]);
+}

@@ -185,16 +185,37 @@ pub async fn archive_put(engine: &Engine, name: &str, q: &Query, body: Bytes) ->
 }
 
 /// `GET /containers/{id}/export`.
-pub async fn export(engine: &Engine, name: &str) -> ApiResult {
-    let tar = engine
-        .containers
-        .with_rootfs(name, |root| {
-            let mut tar = Vec::new();
-            crate::containers::archive::export(root, &mut tar)?;
-            Ok(tar)
-        })
-        .await?;
-    let mut resp = Response::new(super::full(tar));
+pub async fn export(engine: Arc<Engine>, name: &str) -> ApiResult {
+    // Unknown containers are a clean 404 before the stream starts.
+    let id = engine.containers.resolve(name)?;
+    let (rd, wr) = nix::unistd::pipe()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    tokio::spawn(async move {
+        let w = std::fs::File::from(wr);
+        let result = engine
+            .containers
+            .with_rootfs(&id, move |root| {
+                let out = std::io::BufWriter::with_capacity(256 * 1024, w);
+                crate::containers::archive::export(root, out)
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(container = %id, error = %e, "export failed mid-stream");
+        }
+    });
+    let file = tokio::fs::File::from_std(std::fs::File::from(rd));
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(buf))), f))
+            }
+        }
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)

@@ -114,13 +114,15 @@ pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
 /// `POST /images/create?fromImage=…&tag=…&platform=…`: a pull, streamed as JSON
 /// progress. Errors found before the first byte (bad name, unknown manifest, denied)
 /// get a plain status; later ones go into the stream, as dockerd does.
-pub async fn create(engine: Arc<Engine>, q: &Query, headers: &HeaderMap) -> ApiResult {
+pub async fn create(
+    engine: Arc<Engine>,
+    q: &Query,
+    headers: &HeaderMap,
+    body: hyper::body::Incoming,
+) -> ApiResult {
     let Some(from) = q.get("fromImage") else {
-        if q.get("fromSrc").is_some() {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "importing images (fromSrc) is not supported by this engine yet",
-            ));
+        if let Some(src) = q.get("fromSrc") {
+            return import(engine, q, src, body).await;
         }
         return Err(ApiError::bad_request("fromImage must be specified"));
     };
@@ -242,23 +244,7 @@ pub async fn load(engine: Arc<Engine>, q: &Query, body: hyper::body::Incoming) -
             })
         })
     };
-    let mut body = body;
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            let tx = tx.clone();
-            // The loader may stop early (a bad archive); its error explains why.
-            if tokio::task::spawn_blocking(move || tx.send(data))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .is_none()
-            {
-                break;
-            }
-        }
-    }
+    feed(body, tx.clone()).await?;
     drop(tx);
     let lines = loader
         .await
@@ -312,4 +298,82 @@ pub async fn save(engine: Arc<Engine>, names: Vec<String>) -> ApiResult {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)
+}
+
+/// `POST /images/create?fromSrc=-&repo=…&tag=…&changes=…&message=…`: `docker import`
+/// of the request body.
+async fn import(
+    engine: Arc<Engine>,
+    q: &Query,
+    src: &str,
+    body: hyper::body::Incoming,
+) -> ApiResult {
+    if src != "-" {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "importing from a URL is not supported yet; pipe the file: docker import - < file",
+        ));
+    }
+    let mut config = bollard_stubs::models::ImageConfig::default();
+    for change in q.all("changes") {
+        for line in change.lines().filter(|l| !l.trim().is_empty()) {
+            crate::containers::apply_change(&mut config, line).map_err(ApiError::bad_request)?;
+        }
+    }
+    let message = q.get("message").map(str::to_string);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(32);
+    let importer = {
+        let engine = engine.clone();
+        let source = message.unwrap_or_else(|| "-".to_string());
+        tokio::task::spawn_blocking(move || {
+            engine.images.import(
+                ChannelReader {
+                    rx,
+                    cur: Bytes::new(),
+                },
+                config,
+                &source,
+            )
+        })
+    };
+    feed(body, tx).await?;
+    let id = importer
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    if let Some(repo) = q.get("repo") {
+        match q.get("tag") {
+            Some(t) => engine.images.tag(&id, repo, Some(t))?,
+            // The CLI sends `name:tag` whole in `repo`.
+            None => {
+                let r = ImageRef::parse(repo)?;
+                engine.images.tag(&id, &r.full_name(), r.tag())?;
+            }
+        }
+    }
+    let mut out = serde_json::to_vec(&serde_json::json!({"status": id})).unwrap_or_default();
+    out.push(b'\n');
+    let mut resp = Response::new(super::full(out));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// Hands a request body to a blocking consumer, frame by frame.
+async fn feed(
+    mut body: hyper::body::Incoming,
+    tx: std::sync::mpsc::SyncSender<Bytes>,
+) -> Result<(), ApiError> {
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            let tx = tx.clone();
+            // The consumer may stop early (bad input); its error explains why.
+            let sent = tokio::task::spawn_blocking(move || tx.send(data)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
+            }
+        }
+    }
+    Ok(())
 }

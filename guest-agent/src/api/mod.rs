@@ -152,7 +152,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::stats(engine.clone(), &id, &query).await
         }
         (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id),
-        (&Method::GET, ["containers", id, "export"]) => containers::export(&engine, id).await,
+        (&Method::GET, ["containers", id, "export"]) => {
+            let id = id.to_string();
+            containers::export(engine.clone(), &id).await
+        }
         (&Method::GET, ["containers", id, "changes"]) => containers::changes(&engine, id),
         (&Method::POST, ["containers", id, "update"]) => {
             let id = id.to_string();
@@ -185,7 +188,8 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(&engine, id),
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&engine, id, &query).await,
         (&Method::POST, ["images", "create"]) => {
-            images::create(engine, &query, req.headers()).await
+            let headers = req.headers().clone();
+            images::create(engine, &query, &headers, req.into_body()).await
         }
         (&Method::POST, ["images", "prune"]) => images::prune(&engine, &query),
         (&Method::POST, ["images", "load"]) => {

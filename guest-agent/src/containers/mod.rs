@@ -4,6 +4,7 @@
 
 pub mod archive;
 mod changes;
+pub use changes::apply as apply_change;
 pub mod config;
 pub mod exec;
 pub mod logs;

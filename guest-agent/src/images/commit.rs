@@ -69,7 +69,11 @@ impl ImageService {
             .get(&parent_id)
             .map(|r| r.diff_ids.clone())
             .ok_or_else(|| ImageError::NotFound(req.parent.to_string()))?;
-        let (diff_id, blob, size) = self.pack_layer(req.upper)?;
+        let upper = req.upper;
+        let (diff_id, blob, size) = self.pack_layer(
+            |w| super::difftar::write(upper, w),
+            "packing the container's changes",
+        )?;
 
         let mut cfg: ConfigFile = (*parent_cfg).clone();
         let created = now();
@@ -143,9 +147,89 @@ impl ImageService {
         Ok(id)
     }
 
-    /// Packs a directory of changes into a gzip blob and a committed layer; returns
-    /// (diff_id, blob, unpacked size).
-    fn pack_layer(&self, upper: &Path) -> Result<(String, BlobRef, u64), ImageError> {
+    /// `docker import`: a new single-layer image from a root filesystem tar (plain,
+    /// gzip or zstd), with `config` as its config (from `--change`).
+    pub fn import(
+        &self,
+        tar: impl Read,
+        config: ImageConfig,
+        source: &str,
+    ) -> Result<String, ImageError> {
+        let mut reader = io::BufReader::with_capacity(256 * 1024, tar);
+        let magic = {
+            use io::BufRead;
+            reader
+                .fill_buf()
+                .map_err(ImageError::io("reading the imported tar"))?
+                .get(..4)
+                .map(|m| m.to_vec())
+                .unwrap_or_default()
+        };
+        let mut decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::MultiGzDecoder::new(reader))
+        } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+            Box::new(
+                zstd::stream::read::Decoder::with_buffer(reader)
+                    .map_err(ImageError::io("reading the imported tar"))?,
+            )
+        } else {
+            Box::new(reader)
+        };
+        let (diff_id, blob, size) = self.pack_layer(
+            |w| io::copy(&mut decoded, w).map(|_| ()),
+            "reading the imported tar",
+        )?;
+        let created = now();
+        let cfg = ConfigFile {
+            architecture: self.platform.architecture.clone(),
+            os: "linux".into(),
+            variant: self.platform.variant.clone(),
+            created: Some(created.clone()),
+            comment: Some(format!("Imported from {source}")),
+            docker_version: Some(crate::VERSION.to_string()),
+            config: Some(config),
+            rootfs: super::config::RootFs {
+                typ: "layers".into(),
+                diff_ids: vec![diff_id.clone()],
+            },
+            history: vec![History {
+                created: Some(created),
+                comment: Some(format!("Imported from {source}")),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let cfg_bytes = serde_json::to_vec(&cfg)
+            .map_err(|e| ImageError::Corrupt(format!("encoding the image config: {e}")))?;
+        let id = super::digest::sha256(&cfg_bytes);
+        self.blobs.put(&id, &cfg_bytes)?;
+        let manifest = super::archive::manifest_for(&cfg_bytes, std::slice::from_ref(&blob));
+        let manifest_digest = super::digest::sha256(&manifest);
+        self.blobs.put(&manifest_digest, &manifest)?;
+        let mut cat = self.catalog();
+        cat.data.images.insert(
+            id.clone(),
+            ImageRecord {
+                id: id.clone(),
+                diff_ids: vec![diff_id],
+                size,
+                manifest_digest: Some(manifest_digest),
+                last_tag_time: None,
+            },
+        );
+        cat.save()?;
+        drop(cat);
+        self.emit("import", &id, None);
+        Ok(id)
+    }
+
+    /// Packs what `write_tar` writes (a layer tar) into a gzip blob and a committed
+    /// layer; returns (diff_id, blob, unpacked size).
+    fn pack_layer(
+        &self,
+        write_tar: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+        what: &str,
+    ) -> Result<(String, BlobRef, u64), ImageError> {
         let tmp = self.layers.scratch("commit");
         let io_err = |c: &str| ImageError::io(c.to_string());
         let file = fs::File::create(&tmp).map_err(io_err("creating the layer blob"))?;
@@ -160,27 +244,25 @@ impl ImageService {
             hash: Sha256::new(),
             count: 0,
         };
-        let packed = super::difftar::write(upper, &mut plain)
-            .map_err(io_err("packing the container's changes"))
-            .and_then(|()| {
-                let Hashing {
-                    inner: gz, hash, ..
-                } = plain;
-                let mut compressed = gz.finish().map_err(io_err("compressing the layer"))?;
-                compressed
-                    .flush()
-                    .map_err(io_err("writing the layer blob"))?;
-                compressed
-                    .inner
-                    .get_ref()
-                    .sync_all()
-                    .map_err(io_err("syncing the layer blob"))?;
-                Ok((
-                    digest_of(hash),
-                    digest_of(compressed.hash),
-                    compressed.count,
-                ))
-            });
+        let packed = write_tar(&mut plain).map_err(io_err(what)).and_then(|()| {
+            let Hashing {
+                inner: gz, hash, ..
+            } = plain;
+            let mut compressed = gz.finish().map_err(io_err("compressing the layer"))?;
+            compressed
+                .flush()
+                .map_err(io_err("writing the layer blob"))?;
+            compressed
+                .inner
+                .get_ref()
+                .sync_all()
+                .map_err(io_err("syncing the layer blob"))?;
+            Ok((
+                digest_of(hash),
+                digest_of(compressed.hash),
+                compressed.count,
+            ))
+        });
         let (diff_id, digest, blob_size) = match packed {
             Ok(x) => x,
             Err(e) => {
