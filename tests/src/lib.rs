@@ -161,6 +161,19 @@ pub(crate) mod http {
     }
 }
 
+/// The usual end-to-end starting point: a registry with the busybox-static test image
+/// pushed as `bb:latest`, and a fresh engine that has pulled it. Returns the image's
+/// name; keep the registry alive as long as the engine may pull from it.
+pub fn busybox_engine() -> (registry::Registry, engine::Engine, String) {
+    let registry = registry::Registry::start(registry::RegistryAuth::None).unwrap();
+    let engine = engine::Engine::start().unwrap();
+    let img = images::busybox_image(images::Compression::Gzip, "amd64").unwrap();
+    img.push(&registry, "bb:latest").unwrap();
+    let name = format!("{}/bb:latest", registry.addr());
+    engine.docker_ok(&["pull", "-q", &name]);
+    (registry, engine, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::http::read_response;

@@ -4,18 +4,11 @@
 //! SIGKILL. Images come from a local registry, built from busybox-static.
 
 use berth_tests::engine::Engine;
-use berth_tests::images::{self, Compression};
-use berth_tests::registry::{Registry, RegistryAuth};
+use berth_tests::registry::Registry;
 
 /// An engine with the busybox test image pulled; returns the image name.
 fn setup() -> (Registry, Engine, String) {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    let engine = Engine::start().unwrap();
-    let img = images::busybox_image(Compression::Gzip, "amd64").unwrap();
-    img.push(&registry, "bb:latest").unwrap();
-    let name = format!("{}/bb:latest", registry.addr());
-    engine.docker_ok(&["pull", "-q", &name]);
-    (registry, engine, name)
+    berth_tests::busybox_engine()
 }
 
 fn stdout(o: &std::process::Output) -> String {

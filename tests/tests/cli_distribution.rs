@@ -6,13 +6,7 @@ use berth_tests::images::{self, Compression};
 use berth_tests::registry::{Registry, RegistryAuth};
 
 fn setup() -> (Registry, Engine, String) {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    let engine = Engine::start().unwrap();
-    let img = images::busybox_image(Compression::Gzip, "amd64").unwrap();
-    img.push(&registry, "bb:latest").unwrap();
-    let name = format!("{}/bb:latest", registry.addr());
-    engine.docker_ok(&["pull", "-q", &name]);
-    (registry, engine, name)
+    berth_tests::busybox_engine()
 }
 
 #[test]

@@ -9,17 +9,10 @@ use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
 use berth_tests::engine::{network_leftovers, network_state, Engine};
-use berth_tests::images::{self, Compression};
-use berth_tests::registry::{Registry, RegistryAuth};
+use berth_tests::registry::Registry;
 
 fn setup() -> (Registry, Engine, String) {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    let engine = Engine::start().unwrap();
-    let img = images::busybox_image(Compression::Gzip, "amd64").unwrap();
-    img.push(&registry, "bb:latest").unwrap();
-    let name = format!("{}/bb:latest", registry.addr());
-    engine.docker_ok(&["pull", "-q", &name]);
-    (registry, engine, name)
+    berth_tests::busybox_engine()
 }
 
 fn stderr(o: &std::process::Output) -> String {

@@ -6,18 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use berth_tests::engine::Engine;
-use berth_tests::images::{self, Compression};
-use berth_tests::registry::{Registry, RegistryAuth};
+use berth_tests::images::{self};
+use berth_tests::registry::Registry;
 
 /// An engine with the busybox test image pulled; returns the image name.
 fn setup() -> (Registry, Engine, String) {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    let engine = Engine::start().unwrap();
-    let img = images::busybox_image(Compression::Gzip, "amd64").unwrap();
-    img.push(&registry, "bb:latest").unwrap();
-    let name = format!("{}/bb:latest", registry.addr());
-    engine.docker_ok(&["pull", "-q", &name]);
-    (registry, engine, name)
+    berth_tests::busybox_engine()
 }
 
 fn stderr(o: &std::process::Output) -> String {

@@ -203,19 +203,7 @@ pub async fn export(engine: Arc<Engine>, name: &str) -> ApiResult {
             tracing::warn!(container = %id, error = %e, "export failed mid-stream");
         }
     });
-    let file = tokio::fs::File::from_std(std::fs::File::from(rd));
-    let stream = futures_util::stream::unfold(file, |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(Frame::data(Bytes::from(buf))), f))
-            }
-        }
-    });
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    let mut resp = Response::new(super::pipe_body(rd));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)

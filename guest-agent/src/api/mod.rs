@@ -48,6 +48,26 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
     Ok(resp)
 }
 
+/// A response body read from a pipe that a blocking writer fills (save, export), so
+/// large archives stream instead of being held in memory.
+pub fn pipe_body(rd: std::os::fd::OwnedFd) -> Body {
+    use futures_util::StreamExt;
+    let file = tokio::fs::File::from_std(std::fs::File::from(rd));
+    let stream = futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Bytes::from(buf), f))
+            }
+        }
+    })
+    .map(|b| Ok::<_, std::io::Error>(hyper::body::Frame::data(b)));
+    http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream))
+}
+
 pub fn empty(status: StatusCode) -> ApiResult {
     let mut resp = Response::new(full(Bytes::new()));
     *resp.status_mut() = status;

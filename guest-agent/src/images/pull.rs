@@ -238,6 +238,22 @@ pub struct Resolved {
 }
 
 impl ImageService {
+    /// A registry client for `reference`'s registry: plain HTTP only where allowed.
+    pub(super) fn registry_client(&self, reference: &ImageRef) -> Client {
+        let protocol = if self.allows_plain_http(reference.registry()) {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(15)),
+            user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        })
+    }
+
     /// Contacts the registry and resolves `reference` to one platform manifest. Errors
     /// here (bad name, unknown tag, no access) are returned before any progress is sent,
     /// so the API can answer them with a plain status code as dockerd does.
@@ -247,18 +263,7 @@ impl ImageService {
         platform: Option<&Platform>,
         creds: &RegistryCredentials,
     ) -> Result<Resolved, ImageError> {
-        let protocol = if self.allows_plain_http(reference.registry()) {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
-        let client = Client::new(ClientConfig {
-            protocol,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(15)),
-            user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
-            ..Default::default()
-        });
+        let client = self.registry_client(reference);
         let auth = creds.to_auth();
         let oci = reference.oci();
         let (top_bytes, top_digest) = client

@@ -3,11 +3,8 @@
 //! from another repository of the same registry when the image came from there, and
 //! streamed from disk; then the config and the manifest. Progress uses dockerd's words.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::{Client, RegistryOperation};
+use oci_client::RegistryOperation;
 use tokio::sync::mpsc;
 
 use super::digest::short;
@@ -98,17 +95,7 @@ impl ImageService {
         for l in layers.iter().rev() {
             send(Progress::line(Some(short(&l.digest)), "Preparing")).await;
         }
-        let protocol = if self.allows_plain_http(reference.registry()) {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
-        let client = Client::new(ClientConfig {
-            protocol,
-            connect_timeout: Some(Duration::from_secs(15)),
-            user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
-            ..Default::default()
-        });
+        let client = self.registry_client(reference);
         let oci = reference.oci();
         client
             .auth(oci, &creds.to_auth(), RegistryOperation::Push)

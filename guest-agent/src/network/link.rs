@@ -152,19 +152,32 @@ pub async fn plug(
         return Err(e);
     }
     let ep = ep.clone();
+    in_namespace(netns, move || async move {
+        configure_inside(&peer, &ep, default_route).await
+    })
+    .await
+    .map_err(|e| NetworkError::Netlink(format!("configuring the container's interface: {e}")))
+}
+
+/// Runs netlink work from a thread inside the namespace at `netns` (a netlink socket
+/// belongs to the namespace of the thread that opens it), on a runtime of its own.
+async fn in_namespace<F, Fut>(netns: &Path, f: F) -> Result<(), NetworkError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), NetworkError>>,
+{
     let path = netns.to_path_buf();
     tokio::task::spawn_blocking(move || {
         super::netns::run_in(&path, move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(configure_inside(&peer, &ep, default_route))
-                .map_err(std::io::Error::other)
+            rt.block_on(f()).map_err(std::io::Error::other)
         })
     })
     .await
     .map_err(|e| NetworkError::Netlink(e.to_string()))?
-    .map_err(|e| NetworkError::Netlink(format!("configuring the container's interface: {e}")))
+    .map_err(|e| NetworkError::Netlink(e.to_string()))
 }
 
 /// Inside the container's namespace: rename, address, MAC, up, loopback up, route.
@@ -220,27 +233,16 @@ async fn configure_inside(
 
 /// Brings loopback up in a namespace that gets no other interface (`--network none`).
 pub async fn loopback_only(netns: &Path) -> Result<(), NetworkError> {
-    let path = netns.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        super::netns::run_in(&path, move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let h = connect()?;
-                if let Some(lo) = index_of(&h, "lo").await? {
-                    h.link()
-                        .set(LinkUnspec::new_with_index(lo).up().build())
-                        .execute()
-                        .await
-                        .map_err(nl("bringing loopback up"))?;
-                }
-                Ok::<_, NetworkError>(())
-            })
-            .map_err(std::io::Error::other)
-        })
+    in_namespace(netns, || async {
+        let h = connect()?;
+        if let Some(lo) = index_of(&h, "lo").await? {
+            h.link()
+                .set(LinkUnspec::new_with_index(lo).up().build())
+                .execute()
+                .await
+                .map_err(nl("bringing loopback up"))?;
+        }
+        Ok(())
     })
     .await
-    .map_err(|e| NetworkError::Netlink(e.to_string()))?
-    .map_err(|e| NetworkError::Netlink(e.to_string()))
 }
