@@ -102,6 +102,9 @@ fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
         }
         assert!(got.contains("hello-from-web"), "{target}: {got}");
     }
+    // docker stats counts the traffic of the container's interfaces.
+    let netio = engine.docker_ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "web"]);
+    assert!(!netio.trim().starts_with("0B"), "{netio}");
     // The resolver and the files Docker writes.
     let etc = engine.docker_ok(&[
         "run",

@@ -1161,7 +1161,11 @@ impl ContainerService {
                 Default::default()
             }),
             num_procs: Some(0),
-            networks: Some(Default::default()),
+            networks: Some(if running {
+                stats::network(rec.state.pid)
+            } else {
+                Default::default()
+            }),
             ..Default::default()
         })
     }

@@ -194,3 +194,68 @@ pub fn top(cg: &CgroupFiles) -> ContainerTopResponse {
         processes: Some(rows),
     }
 }
+
+/// Per-interface counters of the container's network namespace, from
+/// `/proc/<pid>/net/dev` (loopback left out, as dockerd reports).
+pub fn network(
+    pid: i64,
+) -> std::collections::HashMap<String, bollard_stubs::models::ContainerNetworkStats> {
+    std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
+        .map(|s| parse_net_dev(&s))
+        .unwrap_or_default()
+}
+
+fn parse_net_dev(
+    s: &str,
+) -> std::collections::HashMap<String, bollard_stubs::models::ContainerNetworkStats> {
+    s.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let name = name.trim();
+            if name == "lo" {
+                return None;
+            }
+            let v: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if v.len() < 12 {
+                return None;
+            }
+            Some((
+                name.to_string(),
+                bollard_stubs::models::ContainerNetworkStats {
+                    rx_bytes: Some(v[0]),
+                    rx_packets: Some(v[1]),
+                    rx_errors: Some(v[2]),
+                    rx_dropped: Some(v[3]),
+                    tx_bytes: Some(v[8]),
+                    tx_packets: Some(v[9]),
+                    tx_errors: Some(v[10]),
+                    tx_dropped: Some(v[11]),
+                    ..Default::default()
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod net_tests {
+    #[test]
+    fn net_dev() {
+        let s = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0:    1500      10    1    2    0     0          0         0      700       5    0    3    0     0       0          0
+";
+        let m = super::parse_net_dev(s);
+        assert_eq!(m.len(), 1);
+        let e = &m["eth0"];
+        assert_eq!(
+            (e.rx_bytes, e.rx_packets, e.tx_bytes, e.tx_dropped),
+            (Some(1500), Some(10), Some(700), Some(3))
+        );
+    }
+}
