@@ -359,6 +359,33 @@ fn nothing_is_left_behind() {
             "a netns is still mounted"
         );
         engine.docker_ok(&["network", "rm", "leftover-net"]);
+        let until = (std::time::SystemTime::now() + Duration::from_secs(1))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let events = engine.docker_ok(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until,
+            "--filter",
+            "type=network",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ]);
+        for want in [
+            "create leftover-net",
+            "connect leftover-net",
+            "disconnect leftover-net",
+            "destroy leftover-net",
+        ] {
+            assert!(
+                events.lines().any(|l| l == want),
+                "{want} missing from {events}"
+            );
+        }
         state = network_state(&root);
         let left = network_leftovers(&state);
         assert_eq!(

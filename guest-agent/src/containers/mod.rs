@@ -295,6 +295,20 @@ impl ContainerService {
         Ok(svc)
     }
 
+    /// dockerd's `network connect` / `disconnect` events (Actor: the network).
+    fn network_event(&self, action: &str, network_id: &str, network: &str, container: &str) {
+        self.events.emit(
+            bollard_stubs::models::EventMessageTypeEnum::NETWORK,
+            action,
+            network_id,
+            vec![
+                ("container".to_string(), container.to_string()),
+                ("name".to_string(), network.to_string()),
+                ("type".to_string(), "bridge".to_string()),
+            ],
+        );
+    }
+
     /// Publishes a container event with dockerd's attributes (name, image, labels).
     fn emit(&self, rec: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
         let mut attrs: Vec<(String, String)> = rec
@@ -653,6 +667,13 @@ impl ContainerService {
             }
         };
         let _ = unmount(&RootfsDirs::under(&dir));
+        if let Ok(r) = self.record(id) {
+            for (name, ep) in &r.networks {
+                if let Some(nid) = ep.network_id.as_deref().filter(|n| !n.is_empty()) {
+                    self.network_event("disconnect", nid, name, id);
+                }
+            }
+        }
         self.network.detach(id).await;
         self.volumes.unmount_container(id);
         let rec = self.update(id, |r| {
@@ -698,6 +719,9 @@ impl ContainerService {
             .await
             .map_err(net_err)?;
         let rec = self.update(&rec.id, |r| net::record_wiring(r, &wiring))?;
+        for (name, ep) in &wiring.endpoints {
+            self.network_event("connect", &ep.network_id, name, &rec.id);
+        }
         let dir = self.container_dir(&rec.id);
         let mounts = net::write_etc(&dir, &rec, &wiring)?;
         self.publish_ports(&rec).await?;
