@@ -560,3 +560,39 @@ fn local_driver_tmpfs_and_bind_options() {
     );
     assert_clean(&engine);
 }
+
+#[test]
+fn system_df_and_system_prune() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["volume", "create", "dfvol"]);
+    engine.docker_ok(&[
+        "run",
+        "--name",
+        "dfuser",
+        "-v",
+        "dfvol:/data",
+        &img,
+        "sh",
+        "-c",
+        "head -c 4096 /dev/zero > /data/f; head -c 1000 /dev/zero > /rw",
+    ]);
+    let df = engine.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert!(df.lines().any(|l| l == "Images 1 1"), "{df}");
+    assert!(df.lines().any(|l| l == "Containers 1 0"), "{df}");
+    assert!(df.lines().any(|l| l == "Local Volumes 1 1"), "{df}");
+    let v = engine.docker_ok(&["system", "df", "-v", "--format", "{{json .Volumes}}"]);
+    assert!(v.contains("dfvol") && v.contains("4.096kB"), "{v}");
+    engine.docker_ok(&["network", "create", "unused-net"]);
+    let out = engine.docker_ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+    let nets = engine.docker_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("unused-net"), "{nets}");
+    // Named volumes survive a plain prune (API 1.42+: only anonymous ones go).
+    assert_eq!(engine.docker_ok(&["volume", "ls", "-q"]).trim(), "dfvol");
+}

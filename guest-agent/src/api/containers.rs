@@ -301,7 +301,7 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
 }
 
 /// `SizeRw` and `SizeRootFs` (the container's layer plus its image's).
-fn sizes(engine: &Engine, id: Option<&str>, image: Option<&str>) -> (i64, i64) {
+pub(super) fn sizes(engine: &Engine, id: Option<&str>, image: Option<&str>) -> (i64, i64) {
     // Walking the upper directory is blocking file-system work.
     tokio::task::block_in_place(|| {
         let rw = id.map(|id| engine.containers.size_rw(id)).unwrap_or(0);

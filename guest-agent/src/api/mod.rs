@@ -124,6 +124,13 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&method),
         (&Method::GET, ["version"]) => system::version(&engine),
         (&Method::GET, ["info"]) => system::info(&engine),
+        (&Method::GET, ["system", "df"]) => system::df(&engine),
+        // No BuildKit cache exists; the classic builder's cache is images, which
+        // image prune removes. dockerd answers the same for its classic builder.
+        (&Method::POST, ["build", "prune"]) => json(
+            StatusCode::OK,
+            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
+        ),
         (&Method::GET, ["events"]) => events::events(&engine, &query),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),

@@ -71,3 +71,50 @@ pub fn version(engine: &Engine) -> ApiResult {
 pub fn info(engine: &Engine) -> ApiResult {
     json(StatusCode::OK, &engine.info())
 }
+
+/// `GET /system/df`. Written as JSON by hand: bollard-stubs 1.53 only has API 1.52's
+/// reshaped usage document, while the CLI (API 1.50) and SDKs read the classic one
+/// (`LayersSize`, `Images`, `Containers`, `Volumes`, `BuildCache`).
+pub fn df(engine: &Engine) -> ApiResult {
+    use crate::containers::views::ListFilters;
+    let containers = engine.containers.list(&ListFilters {
+        all: true,
+        ..Default::default()
+    });
+    let mut images = engine
+        .images
+        .list(&crate::images::ImageFilters::default())
+        .unwrap_or_default();
+    for img in &mut images {
+        img.containers = containers
+            .iter()
+            .filter(|c| c.image_id.as_deref() == Some(img.id.as_str()))
+            .count() as i64;
+    }
+    let containers: Vec<_> = containers
+        .into_iter()
+        .map(|mut c| {
+            let (rw, root) =
+                super::containers::sizes(engine, c.id.as_deref(), c.image_id.as_deref());
+            c.size_rw = Some(rw);
+            c.size_root_fs = Some(root);
+            c
+        })
+        .collect();
+    let volumes: Vec<serde_json::Value> = tokio::task::block_in_place(|| engine.volumes.usage())
+        .into_iter()
+        .map(|(v, size, refs)| {
+            let mut j = serde_json::to_value(&v).unwrap_or_default();
+            j["UsageData"] = serde_json::json!({"Size": size, "RefCount": refs});
+            j
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "LayersSize": engine.images.layers_size(),
+        "Images": images,
+        "Containers": containers,
+        "Volumes": volumes,
+        "BuildCache": [],
+    });
+    json(StatusCode::OK, &doc)
+}

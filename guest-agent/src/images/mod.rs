@@ -209,6 +209,13 @@ impl ImageService {
         Ok(self.config_of(&id)?.created_unix())
     }
 
+    /// Bytes of every unpacked layer, each counted once (`docker system df`).
+    pub fn layers_size(&self) -> u64 {
+        let cat = self.catalog();
+        let unique: HashSet<&String> = cat.data.images.values().flat_map(|r| &r.diff_ids).collect();
+        unique.into_iter().map(|d| self.layers.size(d)).sum()
+    }
+
     /// The size of image `id` (the sum of its layers), if it is in the store.
     pub fn size_of(&self, id: &str) -> Option<u64> {
         self.catalog().data.images.get(id).map(|r| r.size)

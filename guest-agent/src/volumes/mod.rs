@@ -171,6 +171,25 @@ impl VolumeService {
     }
 
     /// Where the volume's content lives on the host.
+    /// `docker system df`: each volume's bytes on disk and how many containers name it.
+    pub fn usage(&self) -> Vec<(Volume, i64, i64)> {
+        let vols = self.list(&Filters::default());
+        let refs: HashMap<String, i64> = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.refs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.len() as i64))
+                .collect()
+        };
+        vols.into_iter()
+            .map(|v| {
+                let size = crate::fsutil::tree_size(&self.data_dir(&v.name)) as i64;
+                let n = refs.get(&v.name).copied().unwrap_or(0);
+                (v, size, n)
+            })
+            .collect()
+    }
+
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name).join(DATA)
     }
