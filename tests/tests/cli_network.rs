@@ -225,6 +225,9 @@ fn the_default_bridge_has_no_name_resolution_but_reaches_by_address() {
         host.split_whitespace().any(|i| i == bridge),
         "{bridge} not in {host}"
     );
+    let name = engine.docker_ok(&["run", "--rm", "--network", "host", &img, "hostname"]);
+    let ours = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(name.trim(), ours.trim());
     engine.docker_ok(&["rm", "-f", "plain"]);
 }
 

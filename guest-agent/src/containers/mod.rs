@@ -445,7 +445,15 @@ impl ContainerService {
         }
         let mut merged = merged;
         if merged.hostname.as_deref().is_none_or(str::is_empty) {
-            merged.hostname = Some(id[..12].to_string());
+            // With the host's network the container also shows the host's name.
+            merged.hostname = Some(if mode == "host" {
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| id[..12].to_string())
+            } else {
+                id[..12].to_string()
+            });
         }
         let mounts = self.plan_mounts(&map, &id, &merged, &host_config)?;
         merged.image = Some(image.clone());
