@@ -596,3 +596,35 @@ fn system_df_and_system_prune() {
     // Named volumes survive a plain prune (API 1.42+: only anonymous ones go).
     assert_eq!(engine.docker_ok(&["volume", "ls", "-q"]).trim(), "dfvol");
 }
+
+#[test]
+fn cp_into_a_running_container_writes_into_its_volume() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "-v",
+        "cpvol:/data",
+        &img,
+        "sleep",
+        "1000",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("note.txt");
+    std::fs::write(&f, "via-cp\n").unwrap();
+    engine.docker_ok(&["cp", f.to_str().unwrap(), "holder:/data/note.txt"]);
+    // Another container sees it in the volume, not in holder's own layer.
+    let seen = engine.docker_ok(&["run", "--rm", "-v", "cpvol:/v", &img, "cat", "/v/note.txt"]);
+    assert_eq!(seen, "via-cp\n");
+    // And reading back through cp works the same way.
+    let back = tmp.path().join("back");
+    std::fs::create_dir(&back).unwrap();
+    engine.docker_ok(&["cp", "holder:/data/note.txt", back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("note.txt")).unwrap(),
+        "via-cp\n"
+    );
+    engine.docker_ok(&["rm", "-f", "holder"]);
+}

@@ -154,7 +154,7 @@ pub async fn archive_get(engine: &Engine, name: &str, q: &Query, head: bool) -> 
         .to_string();
     let (stat, tar) = engine
         .containers
-        .with_rootfs(name, move |root| {
+        .with_view(name, move |root| {
             let stat = archive::stat(root, &path)?;
             let mut tar = Vec::new();
             if !head {
@@ -179,7 +179,7 @@ pub async fn archive_put(engine: &Engine, name: &str, q: &Query, body: Bytes) ->
         .to_string();
     engine
         .containers
-        .with_rootfs(name, move |root| archive::extract(root, &path, &body))
+        .with_view(name, move |root| archive::extract(root, &path, &body))
         .await?;
     empty(StatusCode::OK)
 }

@@ -1231,6 +1231,27 @@ impl ContainerService {
         })?
     }
 
+    /// `docker cp`'s view of the container: a running container is seen through its own
+    /// mount namespace (`/proc/<pid>/root`), so copies into volumes, bind mounts and
+    /// tmpfs mounts land in them, as with dockerd; a stopped one through its rootfs.
+    pub async fn with_view<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        let rec = self.record(name)?;
+        if rec.running() && rec.state.pid > 0 {
+            let root = PathBuf::from(format!("/proc/{}/root", rec.state.pid));
+            return tokio::task::spawn_blocking(move || f(&root))
+                .await
+                .map_err(|e| ContainerError::Io {
+                    context: "container filesystem access".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
+        self.with_rootfs(name, f).await
+    }
+
     /// `docker diff`.
     pub fn diff(&self, name: &str) -> Result<Vec<(String, u8)>, ContainerError> {
         let rec = self.record(name)?;
