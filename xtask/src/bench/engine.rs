@@ -25,12 +25,59 @@ pub struct Engine {
     log: PathBuf,
     /// The engine first, then anything it depends on: dropped (stopped) in this order.
     daemons: Vec<Daemon>,
+    /// Bridges and an nftables table to delete once the engine has stopped.
+    net_cleanup: NetCleanup,
     /// Dropped last: unmounts what the engine left and removes the tree.
     _dir: Scratch,
 }
 
+/// What an engine's networking leaves on the machine, removed when it is dropped.
+#[derive(Default)]
+struct NetCleanup {
+    bridges: Vec<String>,
+    /// Berth's store names the nftables table it owns.
+    berth_store: Option<PathBuf>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Stop the daemons first; then nothing recreates what we delete.
+        self.daemons.clear();
+        let mut bridges = self.net_cleanup.bridges.clone();
+        if let Some(store) = &self.net_cleanup.berth_store {
+            if let Ok(v) = std::fs::read(store)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Ok(serde_json::from_slice::<serde_json::Value>(&b)?))
+            {
+                if let Some(t) = v["table"].as_str() {
+                    let _ = Command::new("nft")
+                        .args(["delete", "table", "ip", t])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+                if let Some(nets) = v["networks"].as_object() {
+                    bridges.extend(
+                        nets.values()
+                            .filter_map(|n| n["bridge"].as_str().map(str::to_string)),
+                    );
+                }
+            }
+        }
+        for b in bridges {
+            let _ = Command::new("ip")
+                .args(["link", "del", &b])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The bridge Berth's default network gets in the bench (never the user's `berth0`).
+pub const BERTH_BRIDGE: &str = "berthbench1";
+
 impl Engine {
-    /// Berth: `berth-agent daemon --root <tmp>/root --socket <tmp>/docker.sock`.
+    /// Berth: `berth-agent daemon --root <tmp>/root --socket <tmp>/docker.sock`, its
+    /// default bridge named [`BERTH_BRIDGE`] and removed afterwards.
     pub fn berth(bin: &Path) -> anyhow::Result<Engine> {
         let dir = Scratch::new("berth")?;
         let socket = dir.join("docker.sock");
@@ -44,13 +91,19 @@ impl Engine {
                 .arg(dir.join("root"))
                 .arg("--socket")
                 .arg(&socket)
+                .arg("--bridge")
+                .arg(BERTH_BRIDGE)
                 .env("BERTH_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log),
             Duration::from_secs(15),
         )?;
-        Engine::ready("Berth", socket, log_path, vec![daemon], dir)
+        let cleanup = NetCleanup {
+            bridges: vec![BERTH_BRIDGE.to_string()],
+            berth_store: Some(dir.join("root/network/networks.json")),
+        };
+        Engine::ready("Berth", socket, log_path, vec![daemon], dir, cleanup)
     }
 
     /// Debian's dockerd on its own data root, exec root, pidfile, config file and socket;
@@ -58,6 +111,12 @@ impl Engine {
     /// containerd, unless a system containerd would capture it: then we start a private
     /// containerd and point dockerd at it.
     pub fn dockerd(insecure_registry: &str) -> anyhow::Result<Engine> {
+        Engine::dockerd_with(insecure_registry, None)
+    }
+
+    /// dockerd on a bridge the caller created (`-b`), still without iptables or
+    /// forwarding changes: published ports then go through its `docker-proxy`.
+    pub fn dockerd_with(insecure_registry: &str, bridge: Option<&str>) -> anyhow::Result<Engine> {
         let dir = Scratch::new("dockerd")?;
         let socket = dir.join("docker.sock");
         let log_path = dir.join("dockerd.log");
@@ -74,12 +133,8 @@ impl Engine {
             .arg(dir.join("dockerd.pid"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip-forward=false",
-            ])
+            .arg(format!("--bridge={}", bridge.unwrap_or("none")))
+            .args(["--iptables=false", "--ip-masq=false", "--ip-forward=false"])
             .arg("--insecure-registry")
             .arg(insecure_registry);
         if Path::new(SYSTEM_CONTAINERD_SOCKET)
@@ -99,7 +154,14 @@ impl Engine {
             0,
             Daemon::spawn("dockerd", &mut cmd, Duration::from_secs(30))?,
         );
-        Engine::ready("dockerd", socket, log_path, daemons, dir)
+        Engine::ready(
+            "dockerd",
+            socket,
+            log_path,
+            daemons,
+            dir,
+            NetCleanup::default(),
+        )
     }
 
     fn ready(
@@ -108,6 +170,7 @@ impl Engine {
         log: PathBuf,
         mut daemons: Vec<Daemon>,
         dir: Scratch,
+        net_cleanup: NetCleanup,
     ) -> anyhow::Result<Engine> {
         let cli_config = dir.join("docker-cli");
         std::fs::create_dir_all(&cli_config)?;
@@ -133,6 +196,7 @@ impl Engine {
             cli_config,
             log,
             daemons,
+            net_cleanup,
             _dir: dir,
         })
     }

@@ -3,6 +3,7 @@
 //! table in `target/bench/report.md`. Each issue adds its group to `GROUPS`.
 
 mod engine;
+mod net;
 mod oci;
 mod pull;
 mod registry;
@@ -42,8 +43,13 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "run",
-        about: "`docker run --rm` of a busybox `true`; `docker ps` with 100 created containers",
+        about: "`docker run --rm` of a busybox `true`; `docker ps` with 500 created containers",
         run: run::bench,
+    },
+    Group {
+        name: "net",
+        about: "throughput and latency through a published port, next to direct loopback",
+        run: net::bench,
     },
 ];
 
@@ -80,6 +86,11 @@ fn catch_interrupts() {
             );
         }
     }
+}
+
+/// Whether the user asked us to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Fails once the user asked us to stop.

@@ -104,7 +104,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
 }
 
 /// Writes the busybox image and pushes it; returns its reference and compressed size.
-fn push_image(registry: &Registry) -> anyhow::Result<(String, u64)> {
+pub(super) fn push_image(registry: &Registry) -> anyhow::Result<(String, u64)> {
     anyhow::ensure!(
         Path::new(BUSYBOX).is_file(),
         "{BUSYBOX} is missing (apt-get install busybox-static)"
