@@ -82,6 +82,8 @@ impl Engine {
             config.insecure_registries.clone(),
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
+        // Build contexts of builds a crash interrupted.
+        let _ = crate::fsutil::reset_dir(&config.root.join("build-tmp"));
         let events = std::sync::Arc::new(crate::events::Events::default());
         let network = tokio::runtime::Handle::current()
             .block_on(crate::network::NetworkService::open(

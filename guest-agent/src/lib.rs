@@ -3,6 +3,7 @@
 //! engine grows — containers, networks, volumes and builds.
 
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod containers;
 pub mod daemon;

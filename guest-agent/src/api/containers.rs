@@ -775,6 +775,8 @@ pub async fn commit(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
             .filter(|c| !c.trim().is_empty())
             .collect(),
         config,
+        exact_config: None,
+        created_by: None,
     };
     let id = engine.containers.commit(&engine.images, name, opts).await?;
     json(

@@ -209,6 +209,14 @@ pub async fn push(engine: Arc<Engine>, name: &str, q: &Query, headers: &HeaderMa
     Ok(progress_response(rx, worker, "push"))
 }
 
+/// A blocking reader over body chunks sent on `rx`.
+pub(super) fn channel_reader(rx: std::sync::mpsc::Receiver<Bytes>) -> impl std::io::Read {
+    ChannelReader {
+        rx,
+        cur: Bytes::new(),
+    }
+}
+
 /// Bytes handed from the async side to a blocking reader (a `docker load` body).
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<Bytes>,
@@ -347,7 +355,7 @@ async fn import(
 }
 
 /// Hands a request body to a blocking consumer, frame by frame.
-async fn feed(
+pub(super) async fn feed(
     mut body: hyper::body::Incoming,
     tx: std::sync::mpsc::SyncSender<Bytes>,
 ) -> Result<(), ApiError> {

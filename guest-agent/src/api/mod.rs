@@ -3,6 +3,7 @@
 //! parse the request, call the domain, and map its typed error to a status.
 
 mod auth;
+mod build;
 mod containers;
 mod error;
 mod events;
@@ -125,6 +126,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["version"]) => system::version(&engine),
         (&Method::GET, ["info"]) => system::info(&engine),
         (&Method::GET, ["system", "df"]) => system::df(&engine),
+        (&Method::POST, ["build"]) => build::build(engine.clone(), &query, req.into_body()).await,
         // No BuildKit cache exists; the classic builder's cache is images, which
         // image prune removes. dockerd answers the same for its classic builder.
         (&Method::POST, ["build", "prune"]) => json(

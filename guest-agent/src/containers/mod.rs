@@ -77,6 +77,10 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
     /// Config fields that override the container's.
     pub config: Option<bollard_stubs::models::ContainerConfig>,
+    /// The new image's config exactly (a build step), instead of the container's.
+    pub exact_config: Option<bollard_stubs::models::ImageConfig>,
+    /// The history line, instead of the container's command.
+    pub created_by: Option<String>,
 }
 
 /// The image-config part of a container's config.
@@ -751,7 +755,10 @@ impl ContainerService {
         opts: CommitOptions,
     ) -> Result<String, ContainerError> {
         let rec = self.record(name)?;
-        let mut cfg = image_config(&rec.config);
+        let mut cfg = opts
+            .exact_config
+            .clone()
+            .unwrap_or_else(|| image_config(&rec.config));
         if let Some(over) = &opts.config {
             let o = image_config(over);
             macro_rules! take {
@@ -783,7 +790,10 @@ impl ContainerService {
         if !upper.is_dir() {
             std::fs::create_dir_all(&upper).map_err(io_err("creating the container's layer"))?;
         }
-        let created_by = config::command(&rec.config).join(" ");
+        let created_by = opts
+            .created_by
+            .clone()
+            .unwrap_or_else(|| config::command(&rec.config).join(" "));
         let result = tokio::task::block_in_place(|| {
             images.commit(crate::images::commit::CommitRequest {
                 parent: &rec.image_id,

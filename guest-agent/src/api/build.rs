@@ -1,0 +1,164 @@
+//! `POST /build`: the classic builder's endpoint. The context tar is streamed into a
+//! scratch directory (through the same unpacker as `docker cp`, which refuses escapes),
+//! the build runs, and its output streams back as Docker's JSON lines.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use tokio::sync::mpsc;
+
+use super::{ApiError, ApiResult, Query};
+use crate::build::{BuildRequest, Output};
+use crate::engine::Engine;
+use crate::images::reference::ImageRef;
+
+fn json_map(q: &Query, key: &str) -> Result<HashMap<String, String>, ApiError> {
+    match q.get(key) {
+        None => Ok(HashMap::new()),
+        Some(raw) => {
+            // buildargs values may be null (an ARG named without a value).
+            let m: HashMap<String, Option<String>> = serde_json::from_str(raw)
+                .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}")))?;
+            Ok(m.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
+        }
+    }
+}
+
+fn line(v: serde_json::Value) -> Bytes {
+    let mut b = serde_json::to_vec(&v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult {
+    let tags = q.all("t");
+    for t in &tags {
+        ImageRef::parse(t)?;
+    }
+    let build_args = json_map(q, "buildargs")?;
+    let labels = json_map(q, "labels")?;
+    let dockerfile = q.get("dockerfile").unwrap_or("Dockerfile").to_string();
+    let quiet = q.flag("q");
+    let dir = engine
+        .config
+        .root
+        .join("build-tmp")
+        .join(format!("ctx-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(32);
+    let unpacker = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = super::images::channel_reader(rx);
+            let mut buffered = std::io::BufReader::new(reader);
+            let magic = {
+                use std::io::BufRead;
+                buffered
+                    .fill_buf()
+                    .map(|b| b.get(..2).map(<[u8]>::to_vec))
+                    .ok()
+                    .flatten()
+            };
+            let result = if magic.as_deref() == Some(&[0x1f, 0x8b]) {
+                crate::images::unpack::unpack_plain(flate2::read::GzDecoder::new(buffered), &dir)
+            } else {
+                crate::images::unpack::unpack_plain(buffered, &dir)
+            };
+            result.map(|_| ())
+        })
+    };
+    super::images::feed(body, tx).await?;
+    let unpacked = unpacker
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Err(e) = unpacked {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(ApiError::bad_request(format!("invalid build context: {e}")));
+    }
+    let (out_tx, mut out_rx) = mpsc::channel::<Output>(256);
+    let (line_tx, line_rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let worker = {
+            let engine = engine.clone();
+            let req = BuildRequest {
+                context: dir.clone(),
+                dockerfile,
+                build_args,
+                labels,
+            };
+            tokio::spawn(async move {
+                crate::build::build(&engine.images, &engine.containers, req, &out_tx).await
+            })
+        };
+        while let Some(o) = out_rx.recv().await {
+            let l = match o {
+                Output::Stream(s) if !quiet => line(serde_json::json!({ "stream": s })),
+                Output::Stream(_) => continue,
+                Output::Aux(id) => line(serde_json::json!({"aux": {"ID": id}})),
+            };
+            let _ = line_tx.send(l).await;
+        }
+        let outcome = worker.await;
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+        match outcome {
+            Ok(Ok(id)) => {
+                for t in &tags {
+                    let tagged = ImageRef::parse(t).map_err(|e| e.to_string()).and_then(|r| {
+                        engine
+                            .images
+                            .tag(&id, &r.full_name(), r.tag())
+                            .map_err(|e| e.to_string())
+                            .map(|()| r)
+                    });
+                    let l = match tagged {
+                        Ok(r) if !quiet => line(
+                            serde_json::json!({"stream": format!("Successfully tagged {r}\n")}),
+                        ),
+                        Ok(_) => continue,
+                        Err(m) => {
+                            line(serde_json::json!({"errorDetail": {"message": m}, "error": m}))
+                        }
+                    };
+                    let _ = line_tx.send(l).await;
+                }
+                if quiet {
+                    let _ = line_tx
+                        .send(line(serde_json::json!({"stream": format!("{id}\n")})))
+                        .await;
+                }
+            }
+            Ok(Err(e)) => {
+                let m = e.to_string();
+                let _ = line_tx
+                    .send(line(
+                        serde_json::json!({"errorDetail": {"message": m}, "error": m}),
+                    ))
+                    .await;
+            }
+            Err(e) => {
+                let m = format!("build aborted: {e}");
+                let _ = line_tx
+                    .send(line(
+                        serde_json::json!({"errorDetail": {"message": m}, "error": m}),
+                    ))
+                    .await;
+            }
+        }
+    });
+    let stream = tokio_stream_from(line_rx).map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+fn tokio_stream_from(rx: mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) })
+}

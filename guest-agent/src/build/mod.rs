@@ -1,0 +1,458 @@
+//! `docker build` with the classic builder, first slice: one stage; RUN in a
+//! container of the current image whose output streams as it comes; COPY/ADD of local
+//! files into a created container; both committed as new layers through the same path
+//! as `docker commit`. Config-only instructions (ENV, WORKDIR, USER, CMD, ENTRYPOINT,
+//! LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD) update the config the next commit
+//! writes. No layer cache, multi-stage, `.dockerignore` or remote ADD yet.
+
+pub mod dockerfile;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bollard_stubs::models::{ContainerCreateBody, ImageConfig};
+use tokio::sync::mpsc;
+
+use crate::containers::{CommitOptions, ContainerError, ContainerService, WaitCondition};
+use crate::images::ImageService;
+use dockerfile::Instruction;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Parse(#[from] dockerfile::ParseError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    RunFailed { command: String, code: i64 },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
+}
+
+/// What the client asked for.
+pub struct BuildRequest {
+    pub context: PathBuf,
+    pub dockerfile: String,
+    pub build_args: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A line of build output.
+pub enum Output {
+    Stream(String),
+    Aux(String),
+}
+
+struct State {
+    image: String,
+    config: ImageConfig,
+    vars: HashMap<String, String>,
+    /// Config changes not yet written into an image.
+    dirty: bool,
+}
+
+fn short(id: &str) -> &str {
+    let h = id.trim_start_matches("sha256:");
+    &h[..h.len().min(12)]
+}
+
+/// Runs a build; returns the final image id.
+pub async fn build(
+    images: &ImageService,
+    containers: &Arc<ContainerService>,
+    req: BuildRequest,
+    out: &mpsc::Sender<Output>,
+) -> Result<String, BuildError> {
+    let say = |s: String| async move {
+        let _ = out.send(Output::Stream(s)).await;
+    };
+    let path = req.context.join(&req.dockerfile);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        BuildError::Invalid(format!(
+            "Cannot locate specified Dockerfile: {}",
+            req.dockerfile
+        ))
+    })?;
+    let steps = dockerfile::parse(&text)?;
+    let mut args: HashMap<String, String> = HashMap::new();
+    // ARGs before FROM are visible to FROM only.
+    let mut state: Option<State> = None;
+    let total = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        say(format!(
+            "Step {}/{} : {} {}\n",
+            i + 1,
+            total,
+            step.keyword,
+            step.rest
+        ))
+        .await;
+        if step.keyword == "ARG" {
+            let (name, default) = match step.rest.split_once('=') {
+                Some((n, d)) => (
+                    n.trim().to_string(),
+                    Some(d.trim().trim_matches('"').to_string()),
+                ),
+                None => (step.rest.trim().to_string(), None),
+            };
+            let value = req
+                .build_args
+                .get(&name)
+                .cloned()
+                .or(default)
+                .unwrap_or_default();
+            match &mut state {
+                Some(s) => {
+                    s.vars.insert(name, value);
+                }
+                None => {
+                    args.insert(name, value);
+                }
+            }
+            continue;
+        }
+        if step.keyword == "FROM" {
+            if state.is_some() {
+                return Err(BuildError::Invalid(format!(
+                    "line {}: multi-stage builds are not supported yet",
+                    step.line
+                )));
+            }
+            let name = dockerfile::expand(step.rest.split_whitespace().next().unwrap_or(""), &args);
+            if name == "scratch" {
+                return Err(BuildError::Invalid(format!(
+                    "line {}: FROM scratch is not supported yet",
+                    step.line
+                )));
+            }
+            let (id, cfg) = images.config(&name).map_err(|e| {
+                BuildError::Invalid(format!("line {}: FROM {name}: {e}", step.line))
+            })?;
+            let config = cfg.config.clone().unwrap_or_default();
+            let mut vars = args.clone();
+            for e in config.env.clone().unwrap_or_default() {
+                if let Some((k, v)) = e.split_once('=') {
+                    vars.insert(k.to_string(), v.to_string());
+                }
+            }
+            say(format!(" ---> {}\n", short(&id))).await;
+            state = Some(State {
+                image: id,
+                config,
+                vars,
+                dirty: false,
+            });
+            continue;
+        }
+        let Some(st) = state.as_mut() else {
+            return Err(BuildError::Invalid(format!(
+                "line {}: no build stage in current context",
+                step.line
+            )));
+        };
+        match step.keyword.as_str() {
+            "RUN" => run_step(images, containers, st, step, out).await?,
+            "COPY" | "ADD" => copy_step(images, containers, st, step, &req.context).await?,
+            "SHELL" | "HEALTHCHECK" | "MAINTAINER" => {
+                say(format!(
+                    " ---> {} is ignored by this builder\n",
+                    step.keyword
+                ))
+                .await;
+            }
+            _ => {
+                let expanded = if matches!(step.keyword.as_str(), "CMD" | "ENTRYPOINT" | "ONBUILD")
+                {
+                    step.rest.clone()
+                } else {
+                    dockerfile::expand(&step.rest, &st.vars)
+                };
+                let line = format!("{} {}", step.keyword, expanded);
+                crate::containers::apply_change(&mut st.config, &line)
+                    .map_err(|e| BuildError::Invalid(format!("line {}: {e}", step.line)))?;
+                if step.keyword == "ENV" {
+                    for e in st.config.env.clone().unwrap_or_default() {
+                        if let Some((k, v)) = e.split_once('=') {
+                            st.vars.insert(k.to_string(), v.to_string());
+                        }
+                    }
+                }
+                st.dirty = true;
+                say(format!(" ---> Recorded {}\n", step.keyword)).await;
+            }
+        }
+    }
+    let Some(mut st) = state else {
+        return Err(BuildError::Invalid(
+            "no build stage in current context".into(),
+        ));
+    };
+    if !req.labels.is_empty() {
+        st.config
+            .labels
+            .get_or_insert_with(Default::default)
+            .extend(req.labels.clone());
+        st.dirty = true;
+    }
+    if st.dirty {
+        // Config changes after the last layer: an image of its own (an empty layer).
+        let cid = create_container(images, containers, &st, None)?;
+        let result = commit(images, containers, &cid, &st, "#(nop) config").await;
+        let _ = containers.remove(&cid, true, true).await;
+        st.image = result?;
+    }
+    say(format!("Successfully built {}\n", short(&st.image))).await;
+    let _ = out.send(Output::Aux(st.image.clone())).await;
+    Ok(st.image)
+}
+
+/// A container of the current image with the build's config in effect.
+fn create_container(
+    images: &ImageService,
+    containers: &ContainerService,
+    st: &State,
+    cmd: Option<Vec<String>>,
+) -> Result<String, BuildError> {
+    let c = &st.config;
+    let body = ContainerCreateBody {
+        image: Some(st.image.clone()),
+        cmd: Some(cmd.unwrap_or_else(|| vec!["/bin/sh".into()])),
+        entrypoint: Some(vec![]),
+        env: c.env.clone(),
+        working_dir: c.working_dir.clone(),
+        user: c.user.clone(),
+        labels: Some(HashMap::from([(
+            "io.berth.build".to_string(),
+            "intermediate".to_string(),
+        )])),
+        ..Default::default()
+    };
+    Ok(containers.create(images, None, body)?)
+}
+
+async fn commit(
+    images: &ImageService,
+    containers: &ContainerService,
+    cid: &str,
+    st: &State,
+    created_by: &str,
+) -> Result<String, BuildError> {
+    Ok(containers
+        .commit(
+            images,
+            cid,
+            CommitOptions {
+                exact_config: Some(st.config.clone()),
+                created_by: Some(created_by.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?)
+}
+
+async fn run_step(
+    images: &ImageService,
+    containers: &Arc<ContainerService>,
+    st: &mut State,
+    step: &Instruction,
+    out: &mpsc::Sender<Output>,
+) -> Result<(), BuildError> {
+    let cmd = match dockerfile::json_form(&step.rest) {
+        Some(v) => v,
+        None => vec!["/bin/sh".into(), "-c".into(), step.rest.clone()],
+    };
+    let shown = cmd.join(" ");
+    // Build args are in the environment of RUN (not of the image).
+    let mut st_for_run = State {
+        image: st.image.clone(),
+        config: st.config.clone(),
+        vars: HashMap::new(),
+        dirty: false,
+    };
+    let env = st_for_run.config.env.get_or_insert_with(Vec::new);
+    for (k, v) in &st.vars {
+        if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    let cid = create_container(images, containers, &st_for_run, Some(cmd))?;
+    let _ = out
+        .send(Output::Stream(format!(
+            " ---> Running in {}\n",
+            short(&cid)
+        )))
+        .await;
+    let result = async {
+        let (log, _, _, _) = containers.output(&cid)?;
+        let mut done = Box::pin(containers.wait(&cid, WaitCondition::NextExit)?);
+        containers.start(&cid).await?;
+        // The shim appends to the json log; pass it on as it grows.
+        let mut offset = 0;
+        let pass_on = |offset: &mut u64| {
+            let (entries, next) =
+                crate::containers::logs::read_from(&log, *offset).unwrap_or((Vec::new(), *offset));
+            *offset = next;
+            entries
+        };
+        loop {
+            for e in pass_on(&mut offset) {
+                let _ = out
+                    .send(Output::Stream(
+                        String::from_utf8_lossy(&e.data).into_owned(),
+                    ))
+                    .await;
+            }
+            tokio::select! {
+                (code, _) = &mut done => {
+                    // The log is complete once the process has exited.
+                    for e in pass_on(&mut offset) {
+                        let _ = out
+                            .send(Output::Stream(String::from_utf8_lossy(&e.data).into_owned()))
+                            .await;
+                    }
+                    break Ok::<_, BuildError>(code);
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+    }
+    .await;
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = containers.remove(&cid, true, true).await;
+            return Err(e);
+        }
+    };
+    if code != 0 {
+        let _ = containers.remove(&cid, true, true).await;
+        return Err(BuildError::RunFailed {
+            command: shown,
+            code,
+        });
+    }
+    let committed = commit(
+        images,
+        containers,
+        &cid,
+        st,
+        &format!("/bin/sh -c {}", step.rest),
+    )
+    .await;
+    let _ = out
+        .send(Output::Stream(format!(
+            "Removing intermediate container {}\n",
+            short(&cid)
+        )))
+        .await;
+    let _ = containers.remove(&cid, true, true).await;
+    st.image = committed?;
+    st.dirty = false;
+    let _ = out
+        .send(Output::Stream(format!(" ---> {}\n", short(&st.image))))
+        .await;
+    Ok(())
+}
+
+async fn copy_step(
+    images: &ImageService,
+    containers: &Arc<ContainerService>,
+    st: &mut State,
+    step: &Instruction,
+    context: &Path,
+) -> Result<(), BuildError> {
+    let rest = dockerfile::expand(&step.rest, &st.vars);
+    let mut parts: Vec<String> = match dockerfile::json_form(&rest) {
+        Some(v) => v,
+        None => rest.split_whitespace().map(str::to_string).collect(),
+    };
+    parts.retain(|p| !p.starts_with("--"));
+    if parts.len() < 2 {
+        return Err(BuildError::Invalid(format!(
+            "line {}: {} requires at least two arguments",
+            step.line, step.keyword
+        )));
+    }
+    let dest = parts.pop().unwrap_or_default();
+    let workdir = st.config.working_dir.clone().unwrap_or_else(|| "/".into());
+    let dest_abs = if dest.starts_with('/') {
+        dest.clone()
+    } else {
+        format!("{}/{}", workdir.trim_end_matches('/'), dest)
+    };
+    let mut sources = Vec::new();
+    for s in &parts {
+        let p = crate::containers::archive::resolve(context, s, true)
+            .map_err(|e| BuildError::Invalid(format!("line {}: {e}", step.line)))?;
+        if !p.exists() {
+            return Err(BuildError::Invalid(format!(
+                "COPY failed: file not found in build context or excluded by .dockerignore: stat {s}: file does not exist"
+            )));
+        }
+        sources.push(p);
+    }
+    let cid = create_container(images, containers, st, None)?;
+    let many = sources.len() > 1 || dest.ends_with('/');
+    let copied = containers
+        .with_rootfs(&cid, move |root| {
+            let target = crate::containers::archive::resolve(root, &dest_abs, true)?;
+            for src in &sources {
+                let into_dir = many || target.is_dir();
+                let to = if src.is_dir() {
+                    target.clone()
+                } else if into_dir {
+                    target.join(src.file_name().unwrap_or_default())
+                } else {
+                    target.clone()
+                };
+                copy_tree(src, &to).map_err(|e| ContainerError::Io {
+                    context: format!("copying {}", src.display()),
+                    source: e,
+                })?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = copied {
+        let _ = containers.remove(&cid, true, true).await;
+        return Err(e.into());
+    }
+    let committed = commit(
+        images,
+        containers,
+        &cid,
+        st,
+        &format!("#(nop) {} {}", step.keyword, step.rest),
+    )
+    .await;
+    let _ = containers.remove(&cid, true, true).await;
+    st.image = committed?;
+    st.dirty = false;
+    Ok(())
+}
+
+/// Copies a file or a directory's contents, owned by root as Docker's COPY does.
+fn copy_tree(src: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(src)?;
+    if meta.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        return Ok(());
+    }
+    if let Some(p) = to.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    if meta.file_type().is_symlink() {
+        let t = std::fs::read_link(src)?;
+        let _ = std::fs::remove_file(to);
+        return std::os::unix::fs::symlink(t, to);
+    }
+    std::fs::copy(src, to)?;
+    std::os::unix::fs::chown(to, Some(0), Some(0))
+}

@@ -1,0 +1,115 @@
+//! Engine IV, `docker build` (classic builder, first slice) through the stock CLI, with
+//! and without BuildKit asked for.
+
+use std::time::Duration;
+
+use berth_tests::engine::Engine;
+use berth_tests::registry::Registry;
+
+fn setup() -> (Registry, Engine, String) {
+    berth_tests::busybox_engine()
+}
+
+fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("Dockerfile"), dockerfile).unwrap();
+    for (name, content) in files {
+        let p = d.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    d
+}
+
+#[test]
+fn a_dockerfile_builds_and_each_instruction_shows() {
+    let (_r, engine, img) = setup();
+    let ctx = context(
+        &format!(
+            "ARG BASE={img}\nFROM $BASE\nARG GREETING=hello\nENV APP_HOME=/app \\\n    MODE=test\nWORKDIR $APP_HOME\nCOPY app.txt ./\nCOPY conf/ /etc/conf/\nRUN echo \"$GREETING from run\" > run.txt && echo building-output\nLABEL org.example.stage=\"built\"\nEXPOSE 8080\nVOLUME /data\nUSER nobody\nCMD [\"cat\", \"/app/app.txt\", \"/app/run.txt\"]\n"
+        ),
+        &[("app.txt", "copied file\n"), ("conf/settings.ini", "k=v\n")],
+    );
+    let out = engine.docker_ok(&[
+        "build",
+        "-t",
+        "built:1",
+        "--build-arg",
+        "GREETING=hi",
+        ctx.path().to_str().unwrap(),
+    ]);
+    // RUN's output and dockerd's closing lines come through the stream.
+    assert!(out.contains("building-output"), "{out}");
+    assert!(out.contains("Successfully tagged built:1"), "{out}");
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "built:1"]),
+        "copied file\nhi from run\n"
+    );
+    let cfg = engine.docker_ok(&[
+        "image", "inspect", "-f",
+        "{{.Config.WorkingDir}}|{{.Config.User}}|{{index .Config.Labels \"org.example.stage\"}}|{{json .Config.ExposedPorts}}|{{json .Config.Volumes}}|{{range .Config.Env}}{{.}};{{end}}",
+        "built:1",
+    ]);
+    assert_eq!(
+        cfg.trim(),
+        "/app|nobody|built|{\"8080/tcp\":{}}|{\"/data\":{}}|PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin;APP_HOME=/app;MODE=test;",
+        "{cfg}"
+    );
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "built:1", "cat", "/etc/conf/settings.ini"]),
+        "k=v\n"
+    );
+    // No intermediate containers are left.
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn classic_builder_without_buildkit_env_and_with_buildkit_0() {
+    let (_r, engine, img) = setup();
+    let ctx = context(&format!("FROM {img}\nRUN echo one > /one\n"), &[]);
+    for env in [None, Some("0")] {
+        let mut cmd =
+            engine.docker_cmd(&["build", "-q", "-t", "plain:1", ctx.path().to_str().unwrap()]);
+        cmd.env_remove("DOCKER_BUILDKIT");
+        if let Some(v) = env {
+            cmd.env("DOCKER_BUILDKIT", v);
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .starts_with("sha256:"));
+    }
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "plain:1", "cat", "/one"]),
+        "one\n"
+    );
+}
+
+#[test]
+fn bad_dockerfiles_and_failing_runs_are_reported_and_leave_nothing() {
+    let (_r, engine, img) = setup();
+    let ctx = context(&format!("FROM {img}\nFROOM x\n"), &[]);
+    let o = engine.docker(&["build", "-t", "bad:1", ctx.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("unknown instruction: FROOM"),
+        "{err}"
+    );
+    let ctx = context(
+        &format!("FROM {img}\nRUN echo partial > /p && exit 3\n"),
+        &[],
+    );
+    let o = engine.docker(&["build", "-t", "bad:2", ctx.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+    assert!(engine.docker(&["image", "inspect", "bad:2"]).status.code() != Some(0));
+}
