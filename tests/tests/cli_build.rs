@@ -113,3 +113,35 @@ fn bad_dockerfiles_and_failing_runs_are_reported_and_leave_nothing() {
     assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
     assert!(engine.docker(&["image", "inspect", "bad:2"]).status.code() != Some(0));
 }
+
+#[test]
+fn rebuilds_use_the_cache_until_an_input_changes() {
+    let (_r, engine, img) = setup();
+    let ctx = context(
+        &format!("FROM {img}\nRUN echo first > /first\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nCMD [\"cat\", \"/copy-of-a\"]\n"),
+        &[("a.txt", "version one\n")],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let first = engine.docker_ok(&["build", "-t", "cached:1", dir]);
+    assert_eq!(first.matches("Using cache").count(), 0, "{first}");
+    let id1 = engine.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "cached:1"]);
+    // Nothing changed: every step after FROM is a cache hit, and the image is the same.
+    let again = engine.docker_ok(&["build", "-t", "cached:1", dir]);
+    assert_eq!(again.matches("Using cache").count(), 4, "{again}");
+    assert_eq!(
+        engine.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "cached:1"]),
+        id1
+    );
+    // The copied file changed: the first RUN stays cached, the COPY and what follows run.
+    std::fs::write(ctx.path().join("a.txt"), "version two\n").unwrap();
+    let changed = engine.docker_ok(&["build", "-t", "cached:2", dir]);
+    assert_eq!(changed.matches("Using cache").count(), 1, "{changed}");
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "cached:2"]),
+        "version two\n"
+    );
+    // --no-cache runs everything again.
+    let fresh = engine.docker_ok(&["build", "--no-cache", "-t", "cached:3", dir]);
+    assert_eq!(fresh.matches("Using cache").count(), 0, "{fresh}");
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+}

@@ -45,6 +45,7 @@ pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult 
     let labels = json_map(q, "labels")?;
     let dockerfile = q.get("dockerfile").unwrap_or("Dockerfile").to_string();
     let quiet = q.flag("q");
+    let no_cache = q.flag("nocache");
     let dir = engine
         .config
         .root
@@ -92,6 +93,10 @@ pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult 
                 dockerfile,
                 build_args,
                 labels,
+                cache: crate::build::cache::Cache::new(
+                    engine.config.root.join("image").join("build-cache.json"),
+                ),
+                no_cache,
             };
             tokio::spawn(async move {
                 crate::build::build(&engine.images, &engine.containers, req, &out_tx).await

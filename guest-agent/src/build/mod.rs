@@ -5,6 +5,7 @@
 //! LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD) update the config the next commit
 //! writes. No layer cache, multi-stage, `.dockerignore` or remote ADD yet.
 
+pub mod cache;
 pub mod dockerfile;
 
 use std::collections::HashMap;
@@ -38,6 +39,9 @@ pub struct BuildRequest {
     pub dockerfile: String,
     pub build_args: HashMap<String, String>,
     pub labels: HashMap<String, String>,
+    /// The cache index; `no_cache` skips lookups (results are still recorded).
+    pub cache: cache::Cache,
+    pub no_cache: bool,
 }
 
 /// A line of build output.
@@ -154,8 +158,28 @@ pub async fn build(
             )));
         };
         match step.keyword.as_str() {
-            "RUN" => run_step(images, containers, st, step, out).await?,
-            "COPY" | "ADD" => copy_step(images, containers, st, step, &req.context).await?,
+            "RUN" => {
+                let mut vars: Vec<String> =
+                    st.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                vars.sort();
+                let key = cache::key(&[
+                    &st.image,
+                    "RUN",
+                    &step.rest,
+                    &config_json(&st.config),
+                    &vars.join("\n"),
+                ]);
+                if let Some(id) = cached(images, &req, &key) {
+                    say(" ---> Using cache\n".to_string()).await;
+                    say(format!(" ---> {}\n", short(&id))).await;
+                    st.image = id;
+                    st.dirty = false;
+                } else {
+                    run_step(images, containers, st, step, out).await?;
+                    req.cache.put(&key, &st.image);
+                }
+            }
+            "COPY" | "ADD" => copy_step(images, containers, st, step, &req, out).await?,
             "SHELL" | "HEALTHCHECK" | "MAINTAINER" => {
                 say(format!(
                     " ---> {} is ignored by this builder\n",
@@ -199,14 +223,34 @@ pub async fn build(
     }
     if st.dirty {
         // Config changes after the last layer: an image of its own (an empty layer).
-        let cid = create_container(images, containers, &st, None)?;
-        let result = commit(images, containers, &cid, &st, "#(nop) config").await;
-        let _ = containers.remove(&cid, true, true).await;
-        st.image = result?;
+        let key = cache::key(&[&st.image, "CONFIG", &config_json(&st.config)]);
+        if let Some(id) = cached(images, &req, &key) {
+            say(" ---> Using cache\n".to_string()).await;
+            st.image = id;
+        } else {
+            let cid = create_container(images, containers, &st, None)?;
+            let result = commit(images, containers, &cid, &st, "#(nop) config").await;
+            let _ = containers.remove(&cid, true, true).await;
+            st.image = result?;
+            req.cache.put(&key, &st.image);
+        }
     }
     say(format!("Successfully built {}\n", short(&st.image))).await;
     let _ = out.send(Output::Aux(st.image.clone())).await;
     Ok(st.image)
+}
+
+/// The image a cached step produced, if the cache has it and the image still exists.
+fn cached(images: &ImageService, req: &BuildRequest, key: &str) -> Option<String> {
+    if req.no_cache {
+        return None;
+    }
+    let id = req.cache.get(key)?;
+    images.resolve(&id).ok()
+}
+
+fn config_json(c: &ImageConfig) -> String {
+    serde_json::to_string(c).unwrap_or_default()
 }
 
 /// A container of the current image with the build's config in effect.
@@ -362,8 +406,10 @@ async fn copy_step(
     containers: &Arc<ContainerService>,
     st: &mut State,
     step: &Instruction,
-    context: &Path,
+    req: &BuildRequest,
+    out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
+    let context: &Path = &req.context;
     let rest = dockerfile::expand(&step.rest, &st.vars);
     let mut parts: Vec<String> = match dockerfile::json_form(&rest) {
         Some(v) => v,
@@ -393,6 +439,28 @@ async fn copy_step(
             )));
         }
         sources.push(p);
+    }
+    let inputs = cache::hash_sources(&sources).map_err(|e| {
+        BuildError::Invalid(format!(
+            "line {}: reading the build context: {e}",
+            step.line
+        ))
+    })?;
+    let key = cache::key(&[
+        &st.image,
+        &step.keyword,
+        &rest,
+        &config_json(&st.config),
+        &inputs,
+    ]);
+    if let Some(id) = cached(images, req, &key) {
+        let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
+        let _ = out
+            .send(Output::Stream(format!(" ---> {}\n", short(&id))))
+            .await;
+        st.image = id;
+        st.dirty = false;
+        return Ok(());
     }
     let cid = create_container(images, containers, st, None)?;
     let many = sources.len() > 1 || dest.ends_with('/');
@@ -431,6 +499,10 @@ async fn copy_step(
     let _ = containers.remove(&cid, true, true).await;
     st.image = committed?;
     st.dirty = false;
+    req.cache.put(&key, &st.image);
+    let _ = out
+        .send(Output::Stream(format!(" ---> {}\n", short(&st.image))))
+        .await;
     Ok(())
 }
 

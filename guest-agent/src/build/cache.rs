@@ -1,0 +1,105 @@
+//! The build cache: a step whose parent image, instruction and inputs (the config in
+//! effect, file contents for COPY/ADD) match an earlier build's reuses that step's
+//! image. Keys are sha256 digests of those; the index is one JSON file replaced
+//! atomically, and an entry whose image is gone is ignored.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+/// One index file per engine, shared by concurrent builds.
+static LOCK: Mutex<()> = Mutex::new(());
+
+pub struct Cache {
+    path: PathBuf,
+}
+
+impl Cache {
+    pub fn new(path: PathBuf) -> Cache {
+        Cache { path }
+    }
+
+    fn load(&self) -> HashMap<String, String> {
+        std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        self.load().get(key).cloned()
+    }
+
+    pub fn put(&self, key: &str, image: &str) {
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.load();
+        m.insert(key.to_string(), image.to_string());
+        if let Ok(bytes) = serde_json::to_vec(&m) {
+            if let Err(e) = crate::fsutil::atomic_write(&self.path, &bytes) {
+                tracing::warn!(error = %e, "could not save the build cache index");
+            }
+        }
+    }
+}
+
+/// The key of a step: the parent image and every input, in order.
+pub fn key(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// A digest of files as COPY sees them: names, modes, link targets and contents.
+pub fn hash_sources(sources: &[PathBuf]) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    for s in sources {
+        hash_tree(s, Path::new(""), &mut h)?;
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn hash_tree(path: &Path, rel: &Path, h: &mut Sha256) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    h.update(rel.to_string_lossy().as_bytes());
+    h.update(meta.permissions().mode().to_le_bytes());
+    if meta.file_type().is_symlink() {
+        h.update(std::fs::read_link(path)?.to_string_lossy().as_bytes());
+    } else if meta.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            hash_tree(&e.path(), &rel.join(e.file_name()), h)?;
+        }
+    } else {
+        let mut f = std::fs::File::open(path)?;
+        std::io::copy(&mut f, h)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_source_hashes() {
+        assert_ne!(key(&["a", "bc"]), key(&["ab", "c"]));
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "1").unwrap();
+        let a = hash_sources(&[d.path().to_path_buf()]).unwrap();
+        std::fs::write(d.path().join("f"), "2").unwrap();
+        let b = hash_sources(&[d.path().to_path_buf()]).unwrap();
+        assert_ne!(a, b);
+        let c = Cache::new(d.path().join("cache.json"));
+        assert_eq!(c.get("k"), None);
+        c.put("k", "sha256:x");
+        assert_eq!(c.get("k").as_deref(), Some("sha256:x"));
+    }
+}
