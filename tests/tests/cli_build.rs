@@ -145,3 +145,41 @@ fn rebuilds_use_the_cache_until_an_input_changes() {
     assert_eq!(fresh.matches("Using cache").count(), 0, "{fresh}");
     assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn multi_stage_with_copy_from_and_target() {
+    let (_r, engine, img) = setup();
+    let ctx = context(
+        &format!(
+            "FROM {img} AS builder\nRUN mkdir -p /out && echo compiled > /out/artifact && echo junk > /junk\n\nFROM {img} AS tester\nRUN echo testing > /tested\n\nFROM {img}\nCOPY --from=builder /out/artifact /app/artifact\nCMD [\"cat\", \"/app/artifact\"]\n"
+        ),
+        &[],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    engine.docker_ok(&["build", "-t", "multi:final", dir]);
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "multi:final"]),
+        "compiled\n"
+    );
+    // Only the copied file came over, not the builder's other changes.
+    let junk = engine.docker(&["run", "--rm", "multi:final", "cat", "/junk"]);
+    assert!(!junk.status.success());
+    // --target stops at that stage.
+    engine.docker_ok(&["build", "--target", "tester", "-t", "multi:tester", dir]);
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "multi:tester", "cat", "/tested"]),
+        "testing\n"
+    );
+    let missing = engine.docker(&["build", "--target", "nope", dir]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("failed to reach build target nope"));
+    let bad_from = context(&format!("FROM {img}\nCOPY --from=ghost /x /x\n"), &[]);
+    let o = engine.docker(&["build", bad_from.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ghost"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+}

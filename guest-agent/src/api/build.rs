@@ -46,6 +46,7 @@ pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult 
     let dockerfile = q.get("dockerfile").unwrap_or("Dockerfile").to_string();
     let quiet = q.flag("q");
     let no_cache = q.flag("nocache");
+    let target = q.get("target").map(|t| t.to_lowercase());
     let dir = engine
         .config
         .root
@@ -97,6 +98,7 @@ pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult 
                     engine.config.root.join("image").join("build-cache.json"),
                 ),
                 no_cache,
+                target,
             };
             tokio::spawn(async move {
                 crate::build::build(&engine.images, &engine.containers, req, &out_tx).await

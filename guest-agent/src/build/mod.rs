@@ -42,6 +42,8 @@ pub struct BuildRequest {
     /// The cache index; `no_cache` skips lookups (results are still recorded).
     pub cache: cache::Cache,
     pub no_cache: bool,
+    /// `--target`: the stage to stop after.
+    pub target: Option<String>,
 }
 
 /// A line of build output.
@@ -51,6 +53,8 @@ pub enum Output {
 }
 
 struct State {
+    /// `FROM … AS name`.
+    stage: Option<String>,
     image: String,
     config: ImageConfig,
     vars: HashMap<String, String>,
@@ -84,6 +88,22 @@ pub async fn build(
     let mut args: HashMap<String, String> = HashMap::new();
     // ARGs before FROM are visible to FROM only.
     let mut state: Option<State> = None;
+    // Finished stages: (name, image).
+    let mut stages: Vec<(Option<String>, String)> = Vec::new();
+    if let Some(t) = &req.target {
+        let known = steps.iter().any(|s| {
+            s.keyword == "FROM"
+                && s.rest
+                    .split_whitespace()
+                    .nth(2)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(t))
+        });
+        if !known {
+            return Err(BuildError::Invalid(format!(
+                "failed to reach build target {t} in Dockerfile"
+            )));
+        }
+    }
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         say(format!(
@@ -119,20 +139,40 @@ pub async fn build(
             continue;
         }
         if step.keyword == "FROM" {
-            if state.is_some() {
-                return Err(BuildError::Invalid(format!(
-                    "line {}: multi-stage builds are not supported yet",
-                    step.line
-                )));
+            if let Some(prev) = state.take() {
+                let name = prev.stage.clone();
+                let id = finish_stage(images, containers, prev, &req, out).await?;
+                let done = req.target.is_some() && name == req.target;
+                stages.push((name, id.clone()));
+                if done {
+                    return finished(out, id).await;
+                }
             }
-            let name = dockerfile::expand(step.rest.split_whitespace().next().unwrap_or(""), &args);
+            let words: Vec<&str> = step.rest.split_whitespace().collect();
+            let name = dockerfile::expand(words.first().copied().unwrap_or(""), &args);
+            let alias = match words.as_slice() {
+                [_, kw, alias] if kw.eq_ignore_ascii_case("as") => Some(alias.to_lowercase()),
+                [_] => None,
+                _ => {
+                    return Err(BuildError::Invalid(format!(
+                        "line {}: FROM requires either one or three arguments",
+                        step.line
+                    )))
+                }
+            };
             if name == "scratch" {
                 return Err(BuildError::Invalid(format!(
                     "line {}: FROM scratch is not supported yet",
                     step.line
                 )));
             }
-            let (id, cfg) = images.config(&name).map_err(|e| {
+            // An earlier stage's name, else an image.
+            let source = stages
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name.to_lowercase().as_str()))
+                .map(|(_, id)| id.clone())
+                .unwrap_or(name.clone());
+            let (id, cfg) = images.config(&source).map_err(|e| {
                 BuildError::Invalid(format!("line {}: FROM {name}: {e}", step.line))
             })?;
             let config = cfg.config.clone().unwrap_or_default();
@@ -144,6 +184,7 @@ pub async fn build(
             }
             say(format!(" ---> {}\n", short(&id))).await;
             state = Some(State {
+                stage: alias,
                 image: id,
                 config,
                 vars,
@@ -179,7 +220,7 @@ pub async fn build(
                     req.cache.put(&key, &st.image);
                 }
             }
-            "COPY" | "ADD" => copy_step(images, containers, st, step, &req, out).await?,
+            "COPY" | "ADD" => copy_step(images, containers, st, step, &req, &stages, out).await?,
             "SHELL" | "HEALTHCHECK" | "MAINTAINER" => {
                 say(format!(
                     " ---> {} is ignored by this builder\n",
@@ -221,11 +262,34 @@ pub async fn build(
             .extend(req.labels.clone());
         st.dirty = true;
     }
+    let id = finish_stage(images, containers, st, &req, out).await?;
+    finished(out, id).await
+}
+
+async fn finished(out: &mpsc::Sender<Output>, id: String) -> Result<String, BuildError> {
+    let _ = out
+        .send(Output::Stream(format!(
+            "Successfully built {}\n",
+            short(&id)
+        )))
+        .await;
+    let _ = out.send(Output::Aux(id.clone())).await;
+    Ok(id)
+}
+
+/// Writes a stage's pending config changes (an image of their own, over an empty
+/// layer) and returns the stage's image.
+async fn finish_stage(
+    images: &ImageService,
+    containers: &Arc<ContainerService>,
+    mut st: State,
+    req: &BuildRequest,
+    out: &mpsc::Sender<Output>,
+) -> Result<String, BuildError> {
     if st.dirty {
-        // Config changes after the last layer: an image of its own (an empty layer).
         let key = cache::key(&[&st.image, "CONFIG", &config_json(&st.config)]);
-        if let Some(id) = cached(images, &req, &key) {
-            say(" ---> Using cache\n".to_string()).await;
+        if let Some(id) = cached(images, req, &key) {
+            let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
             st.image = id;
         } else {
             let cid = create_container(images, containers, &st, None)?;
@@ -235,8 +299,6 @@ pub async fn build(
             req.cache.put(&key, &st.image);
         }
     }
-    say(format!("Successfully built {}\n", short(&st.image))).await;
-    let _ = out.send(Output::Aux(st.image.clone())).await;
     Ok(st.image)
 }
 
@@ -311,6 +373,7 @@ async fn run_step(
     let shown = cmd.join(" ");
     // Build args are in the environment of RUN (not of the image).
     let mut st_for_run = State {
+        stage: None,
         image: st.image.clone(),
         config: st.config.clone(),
         vars: HashMap::new(),
@@ -407,14 +470,18 @@ async fn copy_step(
     st: &mut State,
     step: &Instruction,
     req: &BuildRequest,
+    stages: &[(Option<String>, String)],
     out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
-    let context: &Path = &req.context;
     let rest = dockerfile::expand(&step.rest, &st.vars);
     let mut parts: Vec<String> = match dockerfile::json_form(&rest) {
         Some(v) => v,
         None => rest.split_whitespace().map(str::to_string).collect(),
     };
+    let from = parts
+        .iter()
+        .find_map(|p| p.strip_prefix("--from="))
+        .map(str::to_string);
     parts.retain(|p| !p.starts_with("--"));
     if parts.len() < 2 {
         return Err(BuildError::Invalid(format!(
@@ -428,6 +495,34 @@ async fn copy_step(
         dest.clone()
     } else {
         format!("{}/{}", workdir.trim_end_matches('/'), dest)
+    };
+    // COPY --from: the files come out of another stage's (or image's) filesystem into a
+    // scratch directory, which then plays the build context's part.
+    let _from_dir;
+    let context: &Path = match &from {
+        None => &req.context,
+        Some(f) => {
+            let image = stages
+                .iter()
+                .enumerate()
+                .find(|(i, (n, _))| {
+                    n.as_deref() == Some(f.to_lowercase().as_str()) || i.to_string() == *f
+                })
+                .map(|(_, (_, id))| id.clone())
+                .or_else(|| images.resolve(f).ok())
+                .ok_or_else(|| {
+                    BuildError::Invalid(format!(
+                        "line {}: invalid from flag value {f}: no such stage or image",
+                        step.line
+                    ))
+                })?;
+            let dir = req
+                .context
+                .with_extension(format!("from-{:08x}", rand::random::<u32>()));
+            extract_from_image(images, containers, &image, &parts, &dir).await?;
+            _from_dir = ScratchDir(dir);
+            &_from_dir.0
+        }
     };
     let mut sources = Vec::new();
     for s in &parts {
@@ -527,4 +622,48 @@ fn copy_tree(src: &Path, to: &Path) -> std::io::Result<()> {
     }
     std::fs::copy(src, to)?;
     std::os::unix::fs::chown(to, Some(0), Some(0))
+}
+
+/// A directory removed on drop.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies `paths` out of `image`'s filesystem into `dir`, keeping their layout.
+async fn extract_from_image(
+    images: &ImageService,
+    containers: &Arc<ContainerService>,
+    image: &str,
+    paths: &[String],
+    dir: &Path,
+) -> Result<(), BuildError> {
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec!["/bin/sh".into()]),
+        ..Default::default()
+    };
+    let cid = containers.create(images, None, body)?;
+    let (paths, dir) = (paths.to_vec(), dir.to_path_buf());
+    let result = containers
+        .with_rootfs(&cid, move |root| {
+            for p in &paths {
+                let src = crate::containers::archive::resolve(root, p, true)?;
+                if !src.exists() {
+                    continue; // reported as missing by the copy that follows
+                }
+                let to = dir.join(p.trim_start_matches('/'));
+                copy_tree(&src, &to).map_err(|e| ContainerError::Io {
+                    context: format!("copying {p} out of the stage"),
+                    source: e,
+                })?;
+            }
+            Ok(())
+        })
+        .await;
+    let _ = containers.remove(&cid, true, true).await;
+    Ok(result?)
 }
