@@ -183,3 +183,40 @@ fn multi_stage_with_copy_from_and_target() {
     );
     assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn dockerignore_add_tar_and_chown() {
+    let (_r, engine, img) = setup();
+    // A tar.gz in the context, which ADD unpacks.
+    let ctx = context(
+        &format!(
+            "FROM {img}\nADD bundle.tar.gz /opt/\nCOPY --chown=65534:65534 owned.txt /owned.txt\nCOPY . /ctx/\n"
+        ),
+        &[("owned.txt", "mine\n"), ("secret.key", "do not ship\n"), ("keep/me.txt", "kept\n")],
+    );
+    std::fs::write(ctx.path().join(".dockerignore"), "secret.key\n*.tar.gz\n").unwrap();
+    {
+        let f = std::fs::File::create(ctx.path().join("bundle.tar.gz")).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(8);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "inner/file.txt", &b"unpacked"[..])
+            .unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    // The ignore file names the archive too, so ADD finds nothing: dockerd's error.
+    let o = engine.docker(&["build", "-t", "ign:0", ctx.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bundle.tar.gz"));
+    std::fs::write(ctx.path().join(".dockerignore"), "secret.key\n").unwrap();
+    engine.docker_ok(&["build", "-t", "ign:1", ctx.path().to_str().unwrap()]);
+    let seen = engine.docker_ok(&[
+        "run", "--rm", "ign:1", "sh", "-c",
+        "cat /opt/inner/file.txt; echo; stat -c %u:%g /owned.txt; ls /ctx; test -e /ctx/secret.key && echo LEAKED || true",
+    ]);
+    assert!(seen.starts_with("unpacked\n65534:65534\n"), "{seen}");
+    assert!(seen.contains("keep") && !seen.contains("LEAKED"), "{seen}");
+}

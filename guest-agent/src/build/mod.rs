@@ -482,6 +482,11 @@ async fn copy_step(
         .iter()
         .find_map(|p| p.strip_prefix("--from="))
         .map(str::to_string);
+    let chown = parts
+        .iter()
+        .find_map(|p| p.strip_prefix("--chown="))
+        .map(str::to_string);
+    let add = step.keyword == "ADD";
     parts.retain(|p| !p.starts_with("--"));
     if parts.len() < 2 {
         return Err(BuildError::Invalid(format!(
@@ -562,7 +567,44 @@ async fn copy_step(
     let copied = containers
         .with_rootfs(&cid, move |root| {
             let target = crate::containers::archive::resolve(root, &dest_abs, true)?;
+            let owner = match &chown {
+                Some(spec) => {
+                    let u = crate::containers::config::resolve_user(spec, root).map_err(|e| {
+                        ContainerError::InvalidArgument(format!("--chown={spec}: {e}"))
+                    })?;
+                    Some((u.uid, u.gid))
+                }
+                None => None,
+            };
             for src in &sources {
+                // ADD unpacks a local tar archive (plain or gzip) into the destination.
+                if add && src.is_file() && is_tar(src) {
+                    std::fs::create_dir_all(&target).map_err(|e| ContainerError::Io {
+                        context: "creating the ADD destination".into(),
+                        source: e,
+                    })?;
+                    let f = std::fs::File::open(src).map_err(|e| ContainerError::Io {
+                        context: format!("reading {}", src.display()),
+                        source: e,
+                    })?;
+                    let mut r = std::io::BufReader::new(f);
+                    let gz = {
+                        use std::io::BufRead;
+                        r.fill_buf()
+                            .map(|b| b.starts_with(&[0x1f, 0x8b]))
+                            .unwrap_or(false)
+                    };
+                    let unpacked = if gz {
+                        crate::images::unpack::unpack_plain(
+                            flate2::read::GzDecoder::new(r),
+                            &target,
+                        )
+                    } else {
+                        crate::images::unpack::unpack_plain(r, &target)
+                    };
+                    unpacked.map_err(|e| ContainerError::InvalidArgument(format!("ADD: {e}")))?;
+                    continue;
+                }
                 let into_dir = many || target.is_dir();
                 let to = if src.is_dir() {
                     target.clone()
@@ -575,6 +617,12 @@ async fn copy_step(
                     context: format!("copying {}", src.display()),
                     source: e,
                 })?;
+                if let Some((uid, gid)) = owner {
+                    chown_tree(&to, uid, gid).map_err(|e| ContainerError::Io {
+                        context: "applying --chown".into(),
+                        source: e,
+                    })?;
+                }
             }
             Ok(())
         })
@@ -666,4 +714,27 @@ async fn extract_from_image(
         .await;
     let _ = containers.remove(&cid, true, true).await;
     Ok(result?)
+}
+
+/// Whether a file is a tar archive ADD unpacks: gzip-compressed, or a plain tar (the
+/// `ustar` magic at offset 257).
+fn is_tar(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 263];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let n = f.read(&mut head).unwrap_or(0);
+    head[..n.min(2)] == [0x1f, 0x8b] || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// `--chown`: the copied tree, links themselves included.
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            chown_tree(&e?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
