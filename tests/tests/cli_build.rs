@@ -26,7 +26,7 @@ fn a_dockerfile_builds_and_each_instruction_shows() {
     let (_r, engine, img) = setup();
     let ctx = context(
         &format!(
-            "ARG BASE={img}\nFROM $BASE\nARG GREETING=hello\nENV APP_HOME=/app \\\n    MODE=test\nWORKDIR $APP_HOME\nCOPY app.txt ./\nCOPY conf/ /etc/conf/\nRUN echo \"$GREETING from run\" > run.txt && echo building-output\nLABEL org.example.stage=\"built\"\nEXPOSE 8080\nVOLUME /data\nUSER nobody\nCMD [\"cat\", \"/app/app.txt\", \"/app/run.txt\"]\n"
+            "ARG BASE={img}\nFROM $BASE\nARG GREETING=hello\nENV APP_HOME=/app \\\n    MODE=test\nWORKDIR $APP_HOME\nCOPY app.txt ./\nCOPY conf/ /etc/conf/\nRUN echo \"$GREETING from run\" > run.txt && echo building-output\nLABEL org.example.stage=\"built\"\nEXPOSE 8080\nVOLUME /data\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN echo shell-form-ran > /app/shell.txt\nHEALTHCHECK --interval=5s CMD true\nSTOPSIGNAL SIGINT\nONBUILD RUN echo child\nUSER nobody\nCMD [\"cat\", \"/app/app.txt\", \"/app/run.txt\"]\n"
         ),
         &[("app.txt", "copied file\n"), ("conf/settings.ini", "k=v\n")],
     );
@@ -58,6 +58,21 @@ fn a_dockerfile_builds_and_each_instruction_shows() {
     assert_eq!(
         engine.docker_ok(&["run", "--rm", "built:1", "cat", "/etc/conf/settings.ini"]),
         "k=v\n"
+    );
+    let more = engine.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Healthcheck.Test}}|{{.Config.Healthcheck.Interval}}|{{.Config.StopSignal}}|{{json .Config.OnBuild}}|{{json .Config.Shell}}",
+        "built:1",
+    ]);
+    assert_eq!(
+        more.trim(),
+        "[\"CMD-SHELL\",\"true\"]|5s|SIGINT|[\"RUN echo child\"]|[\"/bin/sh\",\"-e\",\"-c\"]"
+    );
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "built:1", "cat", "/app/shell.txt"]),
+        "shell-form-ran\n"
     );
     // No intermediate containers are left.
     assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
