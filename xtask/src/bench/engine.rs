@@ -212,12 +212,22 @@ impl Engine {
         self.docker_stdout(args).map(drop)
     }
 
+    /// Like [`Engine::docker`], with extra environment variables for the CLI.
+    pub fn docker_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+        self.run_docker(args, env).map(drop)
+    }
+
     /// Like [`Engine::docker`], returning what the CLI printed on stdout.
     pub fn docker_stdout(&self, args: &[&str]) -> Result<String, String> {
+        self.run_docker(args, &[])
+    }
+
+    fn run_docker(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
         let out = Command::new("docker")
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .args(args)
+            .envs(env.iter().copied())
             .env("DOCKER_CONFIG", &self.cli_config)
             .stdin(Stdio::null())
             .output()

@@ -2,6 +2,7 @@
 //! same run on the same inputs through the stock `docker` CLI, reported as one Markdown
 //! table in `target/bench/report.md`. Each issue adds its group to `GROUPS`.
 
+mod build;
 mod engine;
 mod net;
 mod oci;
@@ -50,6 +51,11 @@ const GROUPS: &[Group] = &[
         name: "net",
         about: "throughput and latency through a published port, next to direct loopback",
         run: net::bench,
+    },
+    Group {
+        name: "build",
+        about: "`docker build` of a 10-step Dockerfile, cold and fully cached (classic builder)",
+        run: build::bench,
     },
 ];
 
