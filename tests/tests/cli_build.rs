@@ -235,3 +235,45 @@ fn dockerignore_add_tar_and_chown() {
     assert!(seen.starts_with("unpacked\n65534:65534\n"), "{seen}");
     assert!(seen.contains("keep") && !seen.contains("LEAKED"), "{seen}");
 }
+
+#[test]
+fn heredoc_runs_and_add_from_a_loopback_url() {
+    let (_r, engine, img) = setup();
+    // A one-shot HTTP server on loopback for ADD to fetch from.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = "fetched over http\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let ctx = context(
+        &format!(
+            "FROM {img}\nRUN <<EOF\necho from-heredoc > /h1\necho second-line >> /h1\nEOF\nRUN cat > /h2 <<-END\n\tindented\n\tEND\nADD http://127.0.0.1:{port}/remote.txt /fetched/\n"
+        ),
+        &[],
+    );
+    engine.docker_ok(&["build", "-t", "here:1", ctx.path().to_str().unwrap()]);
+    server.join().unwrap();
+    let out = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "here:1",
+        "cat",
+        "/h1",
+        "/h2",
+        "/fetched/remote.txt",
+    ]);
+    assert_eq!(
+        out,
+        "from-heredoc\nsecond-line\nindented\nfetched over http\n"
+    );
+}

@@ -47,8 +47,25 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, ParseError> {
     let mut out = Vec::new();
     let mut pending: Option<(usize, String)> = None;
     let mut directives_done = false;
+    // An open heredoc: the instruction it belongs to, its terminator, `<<-`, the body.
+    let mut heredoc: Option<(usize, String, bool, String)> = None;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
+        if let Some((idx, word, strip, mut body)) = heredoc.take() {
+            let line = if strip {
+                raw.trim_start_matches('\t')
+            } else {
+                raw
+            };
+            if line == word {
+                finish_heredoc(&mut out[idx], &word, &body);
+            } else {
+                body.push_str(line);
+                body.push('\n');
+                heredoc = Some((idx, word, strip, body));
+            }
+            continue;
+        }
         let trimmed = raw.trim();
         if !directives_done {
             if let Some(d) = trimmed.strip_prefix('#') {
@@ -90,10 +107,21 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, ParseError> {
                 message: format!("unknown instruction: {kw}"),
             });
         }
+        let rest = rest.trim().to_string();
+        let marker = (keyword == "RUN").then(|| heredoc_marker(&rest)).flatten();
         out.push(Instruction {
             keyword,
-            rest: rest.trim().to_string(),
+            rest,
             line: start,
+        });
+        if let Some((word, strip)) = marker {
+            heredoc = Some((out.len() - 1, word, strip, String::new()));
+        }
+    }
+    if let Some((_, word, _, _)) = heredoc {
+        return Err(ParseError {
+            line: text.lines().count(),
+            message: format!("unterminated heredoc: no line reads {word}"),
         });
     }
     if let Some((start, acc)) = pending {
@@ -105,6 +133,38 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, ParseError> {
         });
     }
     Ok(out)
+}
+
+/// `<<WORD`, `<<-WORD` or `<<"WORD"` in a RUN line: (WORD, strip leading tabs).
+fn heredoc_marker(rest: &str) -> Option<(String, bool)> {
+    let at = rest.find("<<")?;
+    let after = &rest[at + 2..];
+    let (strip, after) = match after.strip_prefix('-') {
+        Some(a) => (true, a),
+        None => (false, after),
+    };
+    let word: String = after
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!word.is_empty()).then_some((word, strip))
+}
+
+/// A RUN whose only argument is the heredoc runs the body as its script; otherwise the
+/// shell gets the line and the heredoc together, as it would read them from a file.
+fn finish_heredoc(ins: &mut Instruction, word: &str, body: &str) {
+    let only_marker = ins
+        .rest
+        .trim_start_matches("<<")
+        .trim_start_matches('-')
+        .trim_matches(['"', '\''])
+        == word;
+    ins.rest = if only_marker {
+        body.trim_end().to_string()
+    } else {
+        format!("{}\n{body}{word}", ins.rest)
+    };
 }
 
 /// The JSON form (`["a", "b"]`), when the text is one.
@@ -191,6 +251,19 @@ mod tests {
             e.to_string(),
             "dockerfile parse error on line 2: unknown instruction: FROOM"
         );
+    }
+
+    #[test]
+    fn heredocs() {
+        let v = parse(
+            "FROM x\nRUN <<EOF\necho a\necho b\nEOF\nRUN cat > /f <<-END\n\tline\n\tEND\nCMD y\n",
+        )
+        .unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[1].rest, "echo a\necho b");
+        assert_eq!(v[2].rest, "cat > /f <<-END\nline\nEND");
+        assert_eq!(v[3].keyword, "CMD");
+        assert!(parse("FROM x\nRUN <<EOF\necho\n").is_err());
     }
 
     #[test]

@@ -551,6 +551,29 @@ async fn copy_step(
         }
     };
     let mut sources = Vec::new();
+    // ADD of a URL: fetched into a scratch dir, named after the URL's last segment.
+    let _downloads;
+    if add
+        && parts
+            .iter()
+            .any(|p| p.starts_with("http://") || p.starts_with("https://"))
+    {
+        let dir = req
+            .context
+            .with_extension(format!("url-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            BuildError::Invalid(format!("line {}: preparing the download: {e}", step.line))
+        })?;
+        _downloads = ScratchDir(dir.clone());
+        for url in parts.iter().filter(|p| p.starts_with("http")) {
+            sources.push(
+                fetch(url, &dir).await.map_err(|e| {
+                    BuildError::Invalid(format!("line {}: ADD {url}: {e}", step.line))
+                })?,
+            );
+        }
+        parts.retain(|p| !p.starts_with("http://") && !p.starts_with("https://"));
+    }
     for s in &parts {
         let p = crate::containers::archive::resolve(context, s, true)
             .map_err(|e| BuildError::Invalid(format!("line {}: {e}", step.line)))?;
@@ -827,6 +850,25 @@ fn healthcheck(rest: &str) -> Result<bollard_stubs::models::HealthConfig, String
         None => vec!["CMD-SHELL".into(), cmd.to_string()],
     });
     Ok(h)
+}
+
+/// Downloads `url` into `dir`; the file is named after the URL's last path segment.
+async fn fetch(url: &str, dir: &Path) -> Result<PathBuf, String> {
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .filter(|n| !n.is_empty() && *n != ".." && *n != ".")
+        .unwrap_or("download")
+        .to_string();
+    let resp = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("got HTTP status code >= 400: {}", resp.status()));
+    }
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    let path = dir.join(name);
+    std::fs::write(&path, &bytes).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 #[cfg(test)]
