@@ -575,6 +575,16 @@ async fn copy_step(
         parts.retain(|p| !p.starts_with("http://") && !p.starts_with("https://"));
     }
     for s in &parts {
+        if s.contains(['*', '?', '[']) {
+            let matched = glob(context, s);
+            if matched.is_empty() {
+                return Err(BuildError::Invalid(format!(
+                    "COPY failed: no source files were specified (no match for {s})"
+                )));
+            }
+            sources.extend(matched);
+            continue;
+        }
         let p = crate::containers::archive::resolve(context, s, true)
             .map_err(|e| BuildError::Invalid(format!("line {}: {e}", step.line)))?;
         if !p.exists() {
@@ -871,9 +881,95 @@ async fn fetch(url: &str, dir: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Paths under `root` matching `pattern` segment by segment, with Go's
+/// `filepath.Match` rules for each (`*`, `?`, `[…]`), as Docker matches COPY sources.
+fn glob(root: &Path, pattern: &str) -> Vec<PathBuf> {
+    let mut current = vec![root.to_path_buf()];
+    for seg in pattern.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        let mut next = Vec::new();
+        for dir in &current {
+            if !seg.contains(['*', '?', '[']) {
+                let p = dir.join(seg);
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    next.push(p);
+                }
+                continue;
+            }
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+            names.sort();
+            for n in names {
+                if segment_matches(seg, &n.to_string_lossy()) {
+                    next.push(dir.join(n));
+                }
+            }
+        }
+        current = next;
+    }
+    current.retain(|p| p != root);
+    current
+}
+
+fn segment_matches(pattern: &str, name: &str) -> bool {
+    fn m(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|i| m(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && m(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().position(|&c| c == ']') else {
+                    return false;
+                };
+                let Some(&c) = n.first() else { return false };
+                let class = &p[1..end];
+                let (negate, class) = match class.first() {
+                    Some('^') | Some('!') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= c && c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != negate && m(&p[end + 1..], &n[1..])
+            }
+            Some(&c) => n.first() == Some(&c) && m(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    m(&p, &n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(segment_matches("*.txt", "a.txt"));
+        assert!(!segment_matches("*.txt", "a.md"));
+        assert!(segment_matches("f?[0-9]", "fa7"));
+        assert!(!segment_matches("f[!a]", "fa"));
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("src/x")).unwrap();
+        for f in ["src/a.rs", "src/b.rs", "src/c.md", "src/x/d.rs"] {
+            std::fs::write(d.path().join(f), "").unwrap();
+        }
+        let got: Vec<String> = glob(d.path(), "src/*.rs")
+            .iter()
+            .map(|p| p.strip_prefix(d.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(got, vec!["src/a.rs", "src/b.rs"]);
+    }
 
     #[test]
     fn healthchecks_and_durations() {
