@@ -277,3 +277,46 @@ fn heredoc_runs_and_add_from_a_loopback_url() {
         "from-heredoc\nsecond-line\nindented\nfetched over http\n"
     );
 }
+
+#[test]
+fn pull_refreshes_the_base_image() {
+    let (registry, engine, img) = setup();
+    let ctx = context(&format!("FROM {img}\nRUN true\n"), &[]);
+    engine.docker_ok(&[
+        "build",
+        "-q",
+        "-t",
+        "on-old:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    // The registry's tag now points at another image (one with VOLUME /data).
+    let newer = berth_tests::images::busybox_volume_image().unwrap();
+    newer.push(&registry, "bb:latest").unwrap();
+    engine.docker_ok(&[
+        "build",
+        "-q",
+        "--pull",
+        "-t",
+        "on-new:1",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let vols = engine.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Volumes}}",
+        "on-new:1",
+    ]);
+    assert!(
+        vols.contains("/data"),
+        "--pull did not refresh the base: {vols}"
+    );
+    let old = engine.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Volumes}}",
+        "on-old:1",
+    ]);
+    assert!(!old.contains("/data"), "{old}");
+}

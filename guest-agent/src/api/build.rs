@@ -36,7 +36,81 @@ fn line(v: serde_json::Value) -> Bytes {
     Bytes::from(b)
 }
 
-pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult {
+/// `--pull`: every image a FROM names (not earlier stages) is pulled again first, with
+/// the credentials the CLI sent for its registry in `X-Registry-Config`.
+async fn pull_bases(
+    engine: &Arc<Engine>,
+    dir: &std::path::Path,
+    dockerfile: &str,
+    build_args: &HashMap<String, String>,
+    registry_config: Option<&str>,
+) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    let configs: HashMap<String, serde_json::Value> = registry_config
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h.trim().trim_end_matches('='))
+                .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let text = std::fs::read_to_string(dir.join(dockerfile)).unwrap_or_default();
+    let steps =
+        crate::build::dockerfile::parse(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut args: HashMap<String, String> = HashMap::new();
+    let mut stages: Vec<String> = Vec::new();
+    for s in &steps {
+        match s.keyword.as_str() {
+            "ARG" if stages.is_empty() => {
+                let (k, d) = s.rest.split_once('=').unwrap_or((s.rest.as_str(), ""));
+                let v = build_args
+                    .get(k.trim())
+                    .cloned()
+                    .unwrap_or_else(|| d.trim().to_string());
+                args.insert(k.trim().to_string(), v);
+            }
+            "FROM" => {
+                let words: Vec<&str> = s.rest.split_whitespace().collect();
+                let name =
+                    crate::build::dockerfile::expand(words.first().copied().unwrap_or(""), &args);
+                let earlier_stage = stages.contains(&name.to_lowercase());
+                if let [_, _, alias] = words.as_slice() {
+                    stages.push(alias.to_lowercase());
+                }
+                if name == "scratch" || earlier_stage {
+                    continue;
+                }
+                let r = ImageRef::parse(&name)?;
+                let key = if r.registry() == "docker.io" {
+                    "https://index.docker.io/v1/".to_string()
+                } else {
+                    r.registry().to_string()
+                };
+                let header = configs
+                    .get(&key)
+                    .map(|v| base64::engine::general_purpose::URL_SAFE.encode(v.to_string()));
+                let creds = super::request::registry_auth(header.as_deref())?;
+                let resolved = engine.images.resolve_remote(&r, None, &creds).await?;
+                let (tx, mut rx) = mpsc::channel(64);
+                let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                let pulled = engine.images.pull_resolved(resolved, &tx).await;
+                drop(tx);
+                let _ = drain.await;
+                pulled?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+pub async fn build(
+    engine: Arc<Engine>,
+    q: &Query,
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+) -> ApiResult {
     let tags = q.all("t");
     for t in &tags {
         ImageRef::parse(t)?;
@@ -83,6 +157,15 @@ pub async fn build(engine: Arc<Engine>, q: &Query, body: Incoming) -> ApiResult 
     if let Err(e) = unpacked {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(ApiError::bad_request(format!("invalid build context: {e}")));
+    }
+    if q.flag("pull") {
+        let config = headers
+            .get("X-Registry-Config")
+            .and_then(|h| h.to_str().ok());
+        if let Err(e) = pull_bases(&engine, &dir, &dockerfile, &build_args, config).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
     }
     let (out_tx, mut out_rx) = mpsc::channel::<Output>(256);
     let (line_tx, line_rx) = mpsc::channel::<Bytes>(256);

@@ -126,7 +126,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::GET, ["version"]) => system::version(&engine),
         (&Method::GET, ["info"]) => system::info(&engine),
         (&Method::GET, ["system", "df"]) => system::df(&engine),
-        (&Method::POST, ["build"]) => build::build(engine.clone(), &query, req.into_body()).await,
+        (&Method::POST, ["build"]) => {
+            let headers = req.headers().clone();
+            build::build(engine.clone(), &query, &headers, req.into_body()).await
+        }
         // No BuildKit cache exists; the classic builder's cache is images, which
         // image prune removes. dockerd answers the same for its classic builder.
         (&Method::POST, ["build", "prune"]) => json(
