@@ -72,6 +72,25 @@ fn dir_entry(b: &mut tar::Builder<impl Write>, name: &str) -> io::Result<()> {
 }
 
 impl ImageService {
+    /// The compressed blobs of `diff_ids`, which push and save send as they are.
+    pub(super) fn layer_blobs(
+        &self,
+        diff_ids: &[String],
+        image: &str,
+        what: &str,
+    ) -> Result<Vec<BlobRef>, ImageError> {
+        diff_ids
+            .iter()
+            .map(|d| {
+                self.layers.blob_of(d).ok_or_else(|| {
+                    ImageError::Conflict(format!(
+                        "image {image} has a layer ({d}) pulled before Berth kept layer blobs; pull it again to {what} it"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Writes the images `names` (with the tags they were named by) as one archive.
     pub fn save(&self, names: &[String], out: impl Write) -> Result<(), ImageError> {
         let err = |c: &'static str| ImageError::io(c);
@@ -103,17 +122,7 @@ impl ImageService {
                 .cloned()
                 .ok_or_else(|| ImageError::NotFound(id.clone()))?;
             let cfg = self.blobs.get(id)?;
-            let layers: Vec<BlobRef> = rec
-                .diff_ids
-                .iter()
-                .map(|d| {
-                    self.layers.blob_of(d).ok_or_else(|| {
-                        ImageError::Corrupt(format!(
-                            "image {id} has a layer ({d}) pulled before Berth kept layer blobs; pull the image again to save it"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            let layers = self.layer_blobs(&rec.diff_ids, id, "save")?;
             let manifest = manifest_for(&cfg, &layers);
             let manifest_digest = super::digest::sha256(&manifest);
             let hex = |d: &str| d.trim_start_matches("sha256:").to_string();

@@ -71,17 +71,7 @@ impl ImageService {
             .cloned()
             .ok_or_else(|| ImageError::NotFound(reference.to_string()))?;
         let config = self.blobs.get(&id)?;
-        let layers: Vec<super::layers::BlobRef> = rec
-            .diff_ids
-            .iter()
-            .map(|d| {
-                self.layers.blob_of(d).ok_or_else(|| {
-                    ImageError::Conflict(format!(
-                        "image {reference} has a layer ({d}) pulled before Berth kept layer blobs; pull it again to push it"
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let layers = self.layer_blobs(&rec.diff_ids, &reference.to_string(), "push")?;
         let manifest = super::archive::manifest_for(&config, &layers);
 
         send(Progress::line(
