@@ -22,6 +22,7 @@ pub const PACKAGES: &[&str] = &[
     "pkg-config",      // … and finds it with pkg-config
     "tini",            // its static build is what `docker run --init` runs
     "docker-compose",  // Compose 1.29 as an Engine API client in the suite
+    "libc6-dev",       // libc.a: the UDP test builds a static echo server with gcc
 ];
 
 /// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the
