@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::engine::Engine;
 use super::registry::Registry;
-use super::report::{Report, Row, Samples};
+use super::report::{Better, Report, Row, Samples};
 use super::scratch::Scratch;
 use super::{check_interrupted, Options};
 
@@ -116,6 +116,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         metric: "`docker build --no-cache` of a 10-step Dockerfile".into(),
         unit: "s",
         decimals: 3,
+        better: Better::Lower,
         berth: berth.cold,
         dockerd: dockerd.cold,
     });
@@ -123,6 +124,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         metric: "`docker build` of the same, all steps cached".into(),
         unit: "s",
         decimals: 3,
+        better: Better::Lower,
         berth: berth.cached,
         dockerd: dockerd.cached,
     });

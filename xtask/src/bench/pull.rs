@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::engine::Engine;
 use super::oci;
 use super::registry::Registry;
-use super::report::{Report, Row, Samples};
+use super::report::{Better, Report, Row, Samples};
 use super::scratch::Scratch;
 use super::{check_interrupted, Options};
 
@@ -39,6 +39,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         ),
         unit: "s",
         decimals: 3,
+        better: Better::Lower,
         berth: berth.pulls,
         dockerd: dockerd.pulls,
     });
@@ -46,6 +47,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         metric: "idle RSS after start (dockerd: + containerd)".into(),
         unit: "MB",
         decimals: 1,
+        better: Better::Lower,
         berth: berth.idle_rss,
         dockerd: dockerd.idle_rss,
     });
@@ -53,6 +55,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         metric: "idle RSS after the pulls (dockerd: + containerd)".into(),
         unit: "MB",
         decimals: 1,
+        better: Better::Lower,
         berth: berth.settled_rss,
         dockerd: dockerd.settled_rss,
     });

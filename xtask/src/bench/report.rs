@@ -7,13 +7,25 @@ use std::path::Path;
 /// Samples of one metric on one engine, or why there are none.
 pub type Samples = Result<Vec<f64>, String>;
 
-/// One metric measured on both engines. Lower is better for every row.
+/// One metric measured on both engines.
 pub struct Row {
     pub metric: String,
     pub unit: &'static str,
     pub decimals: usize,
+    pub better: Better,
     pub berth: Samples,
     pub dockerd: Samples,
+}
+
+/// Which way a metric improves. It decides the ratio's direction (above 1 always means
+/// Berth wins) and which tail the p90 column shows (always the slow one).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Better {
+    /// Times, memory: p90 is the 90th percentile, the ratio dockerd / Berth.
+    Lower,
+    /// Rates: p90 is the rate 90 % of samples reached (the 10th percentile), the
+    /// ratio Berth / dockerd.
+    Higher,
 }
 
 #[derive(Default)]
@@ -39,7 +51,13 @@ pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
     Some(a + (b - a) * (rank - lo as f64))
 }
 
-fn cell(r: &Samples, p: f64, decimals: usize) -> String {
+/// The median (`tail == false`) or the slow tail (p90 of times, p10 of rates).
+fn cell(r: &Samples, better: Better, tail: bool, decimals: usize) -> String {
+    let p = match (tail, better) {
+        (false, _) => 0.5,
+        (true, Better::Lower) => 0.9,
+        (true, Better::Higher) => 0.1,
+    };
     match r {
         Ok(s) => percentile(s, p)
             .map(|v| format!("{v:.decimals$}"))
@@ -51,7 +69,12 @@ fn cell(r: &Samples, p: f64, decimals: usize) -> String {
 fn ratio(row: &Row) -> String {
     let median = |r: &Samples| r.as_ref().ok().and_then(|s| percentile(s, 0.5));
     match (median(&row.berth), median(&row.dockerd)) {
-        (Some(b), Some(d)) if b > 0.0 => format!("{:.2}×", d / b),
+        (Some(b), Some(d)) if b > 0.0 && row.better == Better::Lower => {
+            format!("{:.2}×", d / b)
+        }
+        (Some(b), Some(d)) if d > 0.0 && row.better == Better::Higher => {
+            format!("{:.2}×", b / d)
+        }
         _ => "–".into(),
     }
 }
@@ -76,14 +99,24 @@ impl Report {
                 "| {} ({}) | {} | {} | {} | {} | {} |",
                 r.metric,
                 r.unit,
-                cell(&r.berth, 0.5, d),
-                cell(&r.berth, 0.9, d),
-                cell(&r.dockerd, 0.5, d),
-                cell(&r.dockerd, 0.9, d),
+                cell(&r.berth, r.better, false, d),
+                cell(&r.berth, r.better, true, d),
+                cell(&r.dockerd, r.better, false, d),
+                cell(&r.dockerd, r.better, true, d),
                 ratio(r)
             );
         }
-        out.push_str("\nLower is better in every row; the last column above 1 means Berth wins.\n");
+        if self.rows.iter().any(|r| r.better == Better::Higher) {
+            out.push_str(
+                "\nLower is better, except for rates (/s), whose p90 is the rate 90 % of \
+                 samples reached. The last column above 1 means Berth wins (dockerd / Berth, \
+                 for rates Berth / dockerd).\n",
+            );
+        } else {
+            out.push_str(
+                "\nLower is better in every row; the last column above 1 means Berth wins.\n",
+            );
+        }
         let errors = self.errors();
         if !errors.is_empty() {
             out.push_str("\nErrors:\n\n");
@@ -150,6 +183,7 @@ mod tests {
                     metric: "x".into(),
                     unit: "s",
                     decimals: 3,
+                    better: Better::Lower,
                     berth: Ok(vec![1.0, 2.0, 3.0]),
                     dockerd: Ok(vec![4.0, 4.0, 8.0]),
                 },
@@ -157,6 +191,7 @@ mod tests {
                     metric: "y".into(),
                     unit: "MB",
                     decimals: 1,
+                    better: Better::Lower,
                     berth: Err("pull not supported".into()),
                     dockerd: Ok(vec![100.0]),
                 },
@@ -173,5 +208,29 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- Berth: pull not supported"), "{md}");
+        assert!(md.contains("Lower is better in every row"), "{md}");
+    }
+
+    #[test]
+    fn rates_show_the_slow_tail_and_berth_over_dockerd() {
+        let r = Report {
+            notes: Vec::new(),
+            rows: vec![Row {
+                metric: "download".into(),
+                unit: "MB/s",
+                decimals: 0,
+                better: Better::Higher,
+                berth: Ok((1..=11).map(|i| f64::from(i) * 100.0).collect()),
+                dockerd: Ok(vec![300.0, 300.0, 300.0]),
+            }],
+            failures: Vec::new(),
+        };
+        let md = r.markdown();
+        // Berth: median 600, p10 200; 600 / 300 = 2.
+        assert!(
+            md.contains("| download (MB/s) | 600 | 200 | 300 | 300 | 2.00× |"),
+            "{md}"
+        );
+        assert!(md.contains("except for rates"), "{md}");
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use super::engine::Engine;
 use super::oci;
 use super::registry::Registry;
-use super::report::{Report, Row, Samples};
+use super::report::{Better, Report, Row, Samples};
 use super::scratch::Scratch;
 use super::{check_interrupted, Options};
 
@@ -77,6 +77,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         metric: "`docker run --rm --network none` busybox `true`".into(),
         unit: "s",
         decimals: 3,
+        better: Better::Lower,
         berth: berth.run,
         dockerd: dockerd.run,
     });
@@ -87,6 +88,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         ),
         unit: "s",
         decimals: 3,
+        better: Better::Lower,
         berth: berth.ps,
         dockerd: dockerd.ps,
     });
@@ -97,6 +99,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         ),
         unit: "s",
         decimals: 3,
+        better: Better::Lower,
         berth: berth.ps_all,
         dockerd: dockerd.ps_all,
     });
