@@ -24,8 +24,8 @@ const BUSYBOX: &str = "/bin/busybox";
 const BIG_MB: usize = 256;
 const QUICK_BIG_MB: usize = 64;
 /// Timed downloads of the bulk file per server, after one warm-up.
-const DOWNLOADS: usize = 8;
-const QUICK_DOWNLOADS: usize = 3;
+const DOWNLOADS: usize = 20;
+const QUICK_DOWNLOADS: usize = 5;
 /// Timed connect + GET of the tiny file per server (the latency rows).
 const REQUESTS: usize = 200;
 const QUICK_REQUESTS: usize = 50;
