@@ -1,0 +1,6 @@
+//! `berth`: the host side of Berth. It manages the VM the engine runs in, carries
+//! bytes between the host and the engine (the docker socket, published ports),
+//! and keeps registry credentials in the OS keychain. It never re-implements
+//! engine logic.
+
+pub mod paths;

@@ -1,0 +1,126 @@
+//! Where Berth keeps its files on each OS, as data: the functions take the OS and
+//! the user's directories as arguments so every OS's answer is testable here.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOs {
+    Linux,
+    MacOs,
+    Windows,
+}
+
+impl HostOs {
+    pub fn current() -> HostOs {
+        if cfg!(target_os = "macos") {
+            HostOs::MacOs
+        } else if cfg!(target_os = "windows") {
+            HostOs::Windows
+        } else {
+            HostOs::Linux
+        }
+    }
+}
+
+/// Berth's per-user directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `~/.berth`: runtime sockets and the VM's disk and logs.
+    pub home: PathBuf,
+    /// Settings (`settings.json`) under the OS config dir.
+    pub config: PathBuf,
+}
+
+impl Paths {
+    /// The current user's paths; `BERTH_HOME` and `BERTH_CONFIG_DIR` override
+    /// them (tests and side-by-side installs).
+    pub fn for_user() -> Paths {
+        let home_dir = dirs::home_dir().unwrap_or_else(|| PathBuf::from("."));
+        let config_dir = dirs::config_dir().unwrap_or_else(|| home_dir.join(".config"));
+        let mut p = Paths::new(&home_dir, &config_dir);
+        if let Some(h) = std::env::var_os("BERTH_HOME") {
+            p.home = PathBuf::from(h);
+        }
+        if let Some(c) = std::env::var_os("BERTH_CONFIG_DIR") {
+            p.config = PathBuf::from(c);
+        }
+        p
+    }
+
+    pub fn new(home_dir: &Path, config_dir: &Path) -> Paths {
+        Paths {
+            home: home_dir.join(".berth"),
+            config: config_dir.join("berth"),
+        }
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.home.join("run")
+    }
+
+    pub fn vm_dir(&self) -> PathBuf {
+        self.home.join("vm")
+    }
+
+    pub fn settings_file(&self) -> PathBuf {
+        self.config.join("settings.json")
+    }
+
+    /// Where the docker CLI finds the engine on `os`: a unix socket, or on
+    /// Windows a named pipe (per user, like Docker Desktop's `dockerDesktopLinuxEngine`).
+    pub fn docker_endpoint(&self, os: HostOs, user: &str) -> DockerEndpoint {
+        match os {
+            HostOs::Windows => DockerEndpoint::NamedPipe(format!(r"\\.\pipe\berth-docker-{user}")),
+            HostOs::Linux | HostOs::MacOs => {
+                DockerEndpoint::Unix(self.run_dir().join("docker.sock"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerEndpoint {
+    Unix(PathBuf),
+    NamedPipe(String),
+}
+
+impl DockerEndpoint {
+    /// The value for `DOCKER_HOST`.
+    pub fn docker_host(&self) -> String {
+        match self {
+            DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
+            DockerEndpoint::NamedPipe(name) => {
+                format!("npipe://{}", name.replace('\\', "/"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_per_os() {
+        let p = Paths::new(Path::new("/home/ann"), Path::new("/home/ann/.config"));
+        assert_eq!(
+            p.docker_endpoint(HostOs::Linux, "ann").docker_host(),
+            "unix:///home/ann/.berth/run/docker.sock"
+        );
+        assert_eq!(
+            p.docker_endpoint(HostOs::MacOs, "ann"),
+            DockerEndpoint::Unix("/home/ann/.berth/run/docker.sock".into())
+        );
+        let pipe = p.docker_endpoint(HostOs::Windows, "ann");
+        assert_eq!(
+            pipe,
+            DockerEndpoint::NamedPipe(r"\\.\pipe\berth-docker-ann".into())
+        );
+        // The docker CLI's own spelling: npipe:////./pipe/NAME.
+        assert_eq!(pipe.docker_host(), "npipe:////./pipe/berth-docker-ann");
+        assert_eq!(
+            p.settings_file(),
+            Path::new("/home/ann/.config/berth/settings.json")
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The protocol between Berth's host side (`app/`) and the engine in the VM
+//! (`guest-agent/`). Both sides link this crate, so the bytes are defined once.
+//!
+//! # Services
+//!
+//! The guest offers three byte-stream services, each on its own vsock port:
+//!
+//! | port | service | bytes |
+//! |---|---|---|
+//! | [`API_PORT`] 1024 | the Docker Engine API | HTTP/1.1 exactly as on `docker.sock`; upgrades (attach, exec) continue on the same stream |
+//! | [`CONTROL_PORT`] 1025 | control | one JSON object per line, [`control::HostMsg`] host→guest and [`control::GuestMsg`] guest→host |
+//! | [`FORWARD_PORT`] 1026 | port forward | a header line ([`forward::Request`]), a reply line, then the forwarded bytes ([`forward`]) |
+//!
+//! A host opens one stream per API client connection and per forwarded TCP
+//! connection (or UDP peer); the control stream lives as long as the host
+//! supervises the VM.
+//!
+//! # Transports
+//!
+//! How a stream reaches a port depends on the host, never on the guest's code:
+//! kernel vhost-vsock and hybrid vsock (`vhost-device-vsock`, `CONNECT <port>\n`
+//! / `OK <port>\n`) land on the guest's AF_VSOCK listeners directly. Where the
+//! host's QEMU has no vsock (macOS, Windows), one virtio-serial port carries a
+//! yamux session ([`mux`]) whose every stream starts with the 4-byte port it
+//! wants; after that prefix the stream carries exactly what the vsock
+//! connection would.
+
+pub mod control;
+pub mod forward;
+pub mod lines;
+pub mod mux;
+
+/// The Docker Engine API.
+pub const API_PORT: u32 = 1024;
+/// Control messages: published ports, health, time, shutdown.
+pub const CONTROL_PORT: u32 = 1025;
+/// Connections forwarded from a host port to a port published in the guest.
+pub const FORWARD_PORT: u32 = 1026;
+
+/// The guest's name for the virtio-serial port of the multiplexed transport
+/// (`/sys/class/virtio-ports/*/name`).
+pub const SERIAL_PORT_NAME: &str = "org.berth.mux";
+
+/// Bumped when a message or a framing changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
