@@ -14,6 +14,17 @@ pub struct Config {
     pub init_binary: Option<PathBuf>,
     /// The Linux bridge behind the default `bridge` network.
     pub bridge: String,
+    /// Inside Berth's VM: how the host reaches the engine (`--host-link`).
+    pub host_link: Option<HostLink>,
+}
+
+/// The guest end of the host↔guest transport (see `berth-proto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostLink {
+    /// AF_VSOCK listeners on the protocol's ports (vhost-vsock or hybrid vsock).
+    Vsock,
+    /// A yamux session on the virtio-serial port with the protocol's name.
+    Serial,
 }
 
 /// Where Debian and Docker packages put a static tini.
@@ -41,7 +52,7 @@ pub enum ConfigError {
 }
 
 pub const USAGE: &str =
-    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME]";
+    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial]";
 
 impl Config {
     /// Parses the arguments after `daemon`.
@@ -52,6 +63,7 @@ impl Config {
             insecure_registries: Vec::new(),
             init_binary: None,
             bridge: "berth0".into(),
+            host_link: None,
         };
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
@@ -82,6 +94,17 @@ impl Config {
                         )));
                     }
                     cfg.bridge = b;
+                }
+                "--host-link" => {
+                    cfg.host_link = Some(match value()?.as_str() {
+                        "vsock" => HostLink::Vsock,
+                        "serial" => HostLink::Serial,
+                        other => {
+                            return Err(ConfigError::Invalid(format!(
+                                "--host-link: {other:?} is neither vsock nor serial"
+                            )))
+                        }
+                    })
                 }
                 _ => return Err(ConfigError::Unknown(a)),
             }
@@ -114,6 +137,9 @@ mod tests {
         assert_eq!(c.socket, PathBuf::from("/s.sock"));
         assert_eq!(c.insecure_registries, vec!["reg:5000"]);
         assert!(Config::from_args(["--bogus".to_string()]).is_err());
+        let v = Config::from_args(["--host-link=serial".to_string()]).unwrap();
+        assert_eq!(v.host_link, Some(HostLink::Serial));
+        assert!(Config::from_args(["--host-link=tcp".to_string()]).is_err());
         assert!(Config::from_args(["--root".to_string()]).is_err());
     }
 }
