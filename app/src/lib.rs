@@ -3,4 +3,8 @@
 //! and keeps registry credentials in the OS keychain. It never re-implements
 //! engine logic.
 
+pub mod forward;
 pub mod paths;
+pub mod settings;
+pub mod transport;
+pub mod vm;

@@ -1,5 +1,13 @@
 //! The `berth` command: `berth vm start|stop|status|logs`, and host integration.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use berth::paths::{DockerEndpoint, HostOs, Paths};
+use berth::settings::Settings;
+use berth::vm::{self, VmPaths, VmState};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -11,23 +19,245 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Manage the Linux VM the engine runs in.
+    Vm {
+        #[command(subcommand)]
+        command: VmCommand,
+    },
     /// Print where the docker CLI finds Berth's engine.
     DockerHost,
 }
 
+#[derive(Subcommand)]
+enum VmCommand {
+    /// Boot the VM; returns once the engine answers on the docker socket.
+    Start {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Shut the VM down cleanly.
+    Stop,
+    /// Show whether the VM runs, and how to reach it.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the guest's console log.
+    Logs {
+        /// Keep printing as the log grows.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Run the supervisor in the foreground (what `start` launches).
+    Run,
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let paths = Paths::for_user();
     match cli.command {
         Command::DockerHost => {
-            let paths = berth::paths::Paths::for_user();
-            let user = std::env::var("USER").unwrap_or_default();
-            println!(
-                "{}",
-                paths
-                    .docker_endpoint(berth::paths::HostOs::current(), &user)
-                    .docker_host()
-            );
+            println!("{}", endpoint(&paths).docker_host());
+        }
+        Command::Vm { command } => {
+            let vmp = VmPaths::new(paths.vm_dir());
+            match command {
+                VmCommand::Run => {
+                    init_tracing();
+                    let settings = Settings::load(&paths.settings_file())?;
+                    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+                    rt.block_on(vm::supervise(vm::SuperviseOptions {
+                        paths,
+                        settings: settings.vm,
+                    }))?;
+                }
+                VmCommand::Start { timeout } => start(&paths, &vmp, timeout)?,
+                VmCommand::Stop => stop(&vmp)?,
+                VmCommand::Status { json } => status(&paths, &vmp, json)?,
+                VmCommand::Logs { follow } => logs(&vmp, follow)?,
+            }
         }
     }
     Ok(())
+}
+
+fn endpoint(paths: &Paths) -> DockerEndpoint {
+    let user = std::env::var("USER").unwrap_or_default();
+    paths.docker_endpoint(HostOs::current(), &user)
+}
+
+fn socket_path(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {
+    match endpoint(paths) {
+        DockerEndpoint::Unix(p) => Ok(p),
+        DockerEndpoint::NamedPipe(_) => bail!("named pipes are served only on Windows"),
+    }
+}
+
+fn start(paths: &Paths, vmp: &VmPaths, timeout: u64) -> anyhow::Result<()> {
+    let sock = socket_path(paths)?;
+    if let Some(pid) = vm::running_supervisor(vmp) {
+        if vm::ping_socket(&sock) {
+            println!(
+                "The VM is already running.\nexport DOCKER_HOST={}",
+                endpoint(paths).docker_host()
+            );
+            return Ok(());
+        }
+        bail!("a VM supervisor (pid {pid}) is still starting or stopping; try again shortly");
+    }
+    // Validate settings here, where the user sees the error.
+    Settings::load(&paths.settings_file())?;
+    std::fs::create_dir_all(&vmp.dir).with_context(|| format!("creating {}", vmp.dir.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(vmp.supervisor_log())
+        .with_context(|| format!("opening {}", vmp.supervisor_log().display()))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("locating the berth binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["vm", "run"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own session: the supervisor outlives this command and its terminal.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the VM supervisor")?;
+    let t = Instant::now();
+    loop {
+        if vm::ping_socket(&sock) {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the VM supervisor stopped ({status}):\n{}",
+                log_tail(&vmp.supervisor_log(), log_start)
+            );
+        }
+        if t.elapsed() > Duration::from_secs(timeout) {
+            bail!(
+                "the engine did not answer within {timeout}s; the VM is still starting (see `berth vm logs`)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = VmState::read(vmp);
+    println!(
+        "Berth VM running ({}, {}), engine ready in {:.1}s.\nexport DOCKER_HOST={}",
+        state.as_ref().map(|s| s.accel.as_str()).unwrap_or("?"),
+        state.as_ref().map(|s| s.transport.as_str()).unwrap_or("?"),
+        t.elapsed().as_secs_f64(),
+        endpoint(paths).docker_host()
+    );
+    Ok(())
+}
+
+fn log_tail(path: &std::path::Path, from: u64) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(from));
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+fn stop(vmp: &VmPaths) -> anyhow::Result<()> {
+    let Some(pid) = vm::running_supervisor(vmp) else {
+        println!("The VM is not running.");
+        return Ok(());
+    };
+    // SAFETY: plain kill(2) on a pid we just checked.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let t = Instant::now();
+    while vm::pid_alive(pid) {
+        if t.elapsed() > Duration::from_secs(90) {
+            bail!("the VM supervisor (pid {pid}) did not stop within 90s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("The VM is stopped.");
+    Ok(())
+}
+
+fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
+    let running = vm::running_supervisor(vmp).is_some();
+    let state = VmState::read(vmp).filter(|_| running);
+    let engine = running && vm::ping_socket(&socket_path(paths)?);
+    let qemu = if running {
+        vm::qmp::status(&vmp.qmp()).ok()
+    } else {
+        None
+    };
+    if json {
+        let v = serde_json::json!({
+            "running": running,
+            "engine": engine,
+            "qemu": qemu,
+            "state": state,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let Some(s) = state else {
+        println!("The VM is not running.");
+        return Ok(());
+    };
+    println!("phase:      {:?}", s.phase);
+    println!(
+        "qemu:       {} (pid {})",
+        qemu.as_deref().unwrap_or("unknown"),
+        s.qemu_pid.unwrap_or(0)
+    );
+    println!("accel:      {}", s.accel);
+    println!("transport:  {}", s.transport);
+    println!(
+        "engine:     {}",
+        if engine { "ready" } else { "not answering" }
+    );
+    println!("DOCKER_HOST={}", s.docker_host);
+    if let Some(ms) = s.boot_ms {
+        println!("boot:       {:.1}s", ms as f64 / 1000.0);
+    }
+    if s.restarts > 0 {
+        println!(
+            "restarts:   {} (last: {})",
+            s.restarts,
+            s.last_crash.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn logs(vmp: &VmPaths, follow: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = vmp.console_log();
+    let mut f =
+        std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut out = std::io::stdout();
+    loop {
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        out.write_all(&buf)?;
+        out.flush()?;
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

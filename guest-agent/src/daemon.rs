@@ -30,6 +30,24 @@ pub enum DaemonError {
     },
     #[error("installing signal handlers: {0}")]
     Signals(#[source] io::Error),
+    #[error(transparent)]
+    HostLink(#[from] crate::hostlink::HostLinkError),
+}
+
+/// Serves the Docker API on one connection, from the unix socket or the host
+/// link; HTTP upgrades (attach, exec) continue on the same stream.
+pub async fn serve_api<S>(engine: Arc<Engine>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| crate::api::handle(engine.clone(), req));
+    if let Err(e) = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await
+    {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
@@ -80,6 +98,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Err(e) => tracing::warn!(error = %e, "cannot become a child subreaper"),
     }
     let listener = bind_socket(&socket)?;
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    if let Some(link) = &engine.config.host_link {
+        crate::hostlink::start(engine.clone(), link, shutdown.clone())?;
+    }
     tracing::info!(socket = %socket.display(), root = %engine.config.root.display(), "berth engine listening");
 
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
@@ -94,18 +116,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                         continue;
                     }
                 };
-                let engine = engine.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| crate::api::handle(engine.clone(), req));
-                    if let Err(e) = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await
-                    {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(serve_api(engine.clone(), stream));
             }
+            _ = shutdown.notified() => break,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

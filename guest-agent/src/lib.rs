@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod engine;
 pub mod events;
 pub mod fsutil;
+pub mod hostlink;
 pub mod images;
 pub mod memory;
 pub mod network;

@@ -170,6 +170,14 @@ impl Ports {
         self.events.subscribe()
     }
 
+    /// Every binding held now, of every container.
+    pub fn all(&self) -> Vec<Binding> {
+        self.lock()
+            .values()
+            .flat_map(|v| v.iter().map(|a| a.binding.clone()))
+            .collect()
+    }
+
     /// The bindings container `id` holds.
     pub fn of(&self, id: &str) -> Vec<Binding> {
         self.lock()

@@ -1,0 +1,133 @@
+//! The user's VM settings: `settings.json` under the OS config dir. Every field
+//! has a default, so a missing or partial file is fine; an unreadable one is an
+//! error rather than silently replaced.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How QEMU runs the guest's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// The host OS's hypervisor when it works, else TCG.
+    #[default]
+    Auto,
+    Hvf,
+    Whpx,
+    Kvm,
+    Tcg,
+}
+
+/// Which host↔guest transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// Kernel vhost-vsock if the host has it, else hybrid vsock if
+    /// `vhost-device-vsock` is installed, else the serial multiplexer.
+    #[default]
+    Auto,
+    VhostVsock,
+    Hybrid,
+    Serial,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmSettings {
+    pub cpus: u32,
+    pub memory_mib: u32,
+    /// The data disk's virtual size; it grows on demand up to this.
+    pub disk_gib: u32,
+    pub accel: Accel,
+    pub transport: TransportKind,
+    /// Registries the engine may reach over plain HTTP (`host:port`).
+    pub insecure_registries: Vec<String>,
+    /// Where `vmlinuz` and `initramfs.img` are; found automatically when unset.
+    pub image_dir: Option<PathBuf>,
+    /// Boot the VM again when it dies without being asked to.
+    pub restart_on_crash: bool,
+}
+
+impl Default for VmSettings {
+    fn default() -> Self {
+        VmSettings {
+            cpus: 2,
+            memory_mib: 2048,
+            disk_gib: 64,
+            accel: Accel::Auto,
+            transport: TransportKind::Auto,
+            insecure_registries: Vec::new(),
+            image_dir: None,
+            restart_on_crash: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Settings {
+    pub vm: VmSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid settings: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Settings {
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+            Err(source) => {
+                return Err(SettingsError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        serde_json::from_str(&text).map_err(|source| SettingsError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_files_keep_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("settings.json");
+        assert_eq!(Settings::load(&p).unwrap(), Settings::default());
+        std::fs::write(
+            &p,
+            r#"{"vm":{"cpus":4,"accel":"tcg","transport":"serial"}}"#,
+        )
+        .unwrap();
+        let s = Settings::load(&p).unwrap();
+        assert_eq!(s.vm.cpus, 4);
+        assert_eq!(s.vm.accel, Accel::Tcg);
+        assert_eq!(s.vm.transport, TransportKind::Serial);
+        assert_eq!(s.vm.memory_mib, 2048);
+        std::fs::write(&p, r#"{"vm":{"cpus":"many"}}"#).unwrap();
+        assert!(matches!(
+            Settings::load(&p),
+            Err(SettingsError::Parse { .. })
+        ));
+    }
+}

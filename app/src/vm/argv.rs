@@ -1,0 +1,374 @@
+//! The QEMU command line as data: a [`MachineSpec`] says what the VM is, and
+//! [`MachineSpec::argv`] turns it into arguments for the host OS and
+//! accelerator. Tests check every OS's argv here, on Linux.
+
+use std::path::PathBuf;
+
+use crate::paths::HostOs;
+use crate::settings::Accel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn current() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+/// A host-side endpoint QEMU opens: a unix socket, or on Windows a named pipe
+/// (QEMU's `pipe` chardev), since there is no AF_UNIX path every QEMU build there takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Pipe(String),
+}
+
+impl Endpoint {
+    fn chardev(&self, id: &str) -> String {
+        match self {
+            Endpoint::Unix(p) => {
+                format!("socket,id={id},path={},server=on,wait=off", p.display())
+            }
+            Endpoint::Pipe(name) => format!("pipe,id={id},path={name}"),
+        }
+    }
+}
+
+/// The guest's end of the host↔guest transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportDevice {
+    /// Kernel vhost-vsock (`/dev/vhost-vsock` on a Linux host).
+    VhostVsock { cid: u32 },
+    /// vhost-user-vsock served by `vhost-device-vsock` on `socket`; needs shared
+    /// guest memory.
+    Hybrid { socket: PathBuf },
+    /// One virtio-serial port carrying the yamux session.
+    Serial { endpoint: Endpoint },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSpec {
+    pub os: HostOs,
+    pub arch: Arch,
+    /// Resolved: never [`Accel::Auto`].
+    pub accel: Accel,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub data_disk: PathBuf,
+    pub qmp: Endpoint,
+    pub console_log: PathBuf,
+    pub pidfile: PathBuf,
+    pub transport: TransportDevice,
+}
+
+impl MachineSpec {
+    pub fn binary(&self) -> String {
+        let base = match self.arch {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Aarch64 => "qemu-system-aarch64",
+        };
+        match self.os {
+            HostOs::Windows => format!("{base}.exe"),
+            _ => base.to_string(),
+        }
+    }
+
+    pub fn argv(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |args: &[&str]| a.extend(args.iter().map(|s| s.to_string()));
+        // Nothing QEMU would add on its own: every device below is one we chose.
+        push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+        // A guest reboot (panic=-1) ends QEMU, so the manager sees the crash.
+        push(&["-no-reboot"]);
+        let machine = match self.arch {
+            Arch::X86_64 => "q35",
+            Arch::Aarch64 => "virt,highmem=on",
+        };
+        push(&["-machine", machine]);
+        let accel = match (self.accel, self.os) {
+            (Accel::Hvf, _) => "hvf".to_string(),
+            // QEMU's WHPX cannot emulate the in-kernel irqchip on older Windows builds.
+            (Accel::Whpx, _) => "whpx,kernel-irqchip=off".to_string(),
+            (Accel::Kvm, _) => "kvm".to_string(),
+            // Several vCPUs run on several host threads under TCG.
+            (Accel::Tcg | Accel::Auto, _) => "tcg,thread=multi".to_string(),
+        };
+        push(&["-accel", &accel]);
+        let cpu = match self.accel {
+            Accel::Hvf | Accel::Kvm => "host",
+            Accel::Whpx | Accel::Tcg | Accel::Auto => "max",
+        };
+        push(&["-cpu", cpu]);
+        push(&["-smp", &self.cpus.to_string()]);
+        let mem = format!("{}M", self.memory_mib);
+        match &self.transport {
+            // vhost-user backends map guest memory, so it must be a shared memfd.
+            TransportDevice::Hybrid { .. } => push(&[
+                "-m",
+                &mem,
+                "-object",
+                &format!("memory-backend-memfd,id=mem,size={mem},share=on"),
+                "-numa",
+                "node,memdev=mem",
+            ]),
+            _ => push(&["-m", &mem]),
+        }
+        push(&[
+            "-kernel",
+            &self.kernel.display().to_string(),
+            "-initrd",
+            &self.initrd.display().to_string(),
+            "-append",
+            &self.cmdline,
+        ]);
+        push(&[
+            "-drive",
+            &format!(
+                "if=none,id=data,file={},format=qcow2,cache=writeback,discard=unmap",
+                self.data_disk.display()
+            ),
+            "-device",
+            "virtio-blk-pci,drive=data",
+        ]);
+        // User-mode networking: the guest reaches the host as 10.0.2.2
+        // (host.docker.internal) with no privileges or host setup.
+        push(&[
+            "-netdev",
+            "user,id=net0",
+            "-device",
+            "virtio-net-pci,netdev=net0",
+            "-device",
+            "virtio-rng-pci",
+        ]);
+        push(&[
+            "-chardev",
+            &format!(
+                "file,id=console,path={},append=on",
+                self.console_log.display()
+            ),
+            "-serial",
+            "chardev:console",
+        ]);
+        push(&[
+            "-chardev",
+            &self.qmp.chardev("qmp"),
+            "-mon",
+            "chardev=qmp,mode=control",
+        ]);
+        match &self.transport {
+            TransportDevice::VhostVsock { cid } => {
+                push(&["-device", &format!("vhost-vsock-pci,guest-cid={cid}")])
+            }
+            TransportDevice::Hybrid { socket } => push(&[
+                "-chardev",
+                &format!("socket,id=vsock,path={}", socket.display()),
+                "-device",
+                "vhost-user-vsock-pci,chardev=vsock",
+            ]),
+            TransportDevice::Serial { endpoint } => push(&[
+                "-device",
+                "virtio-serial-pci,id=vser",
+                "-chardev",
+                &endpoint.chardev("mux"),
+                "-device",
+                &format!(
+                    "virtserialport,bus=vser.0,chardev=mux,name={}",
+                    berth_proto::SERIAL_PORT_NAME
+                ),
+            ]),
+        }
+        push(&["-pidfile", &self.pidfile.display().to_string()]);
+        a
+    }
+}
+
+/// The kernel command line the guest's init reads (see `vm-image/README.md`).
+pub fn cmdline(arch: Arch, transport: &TransportDevice, insecure: &[String]) -> String {
+    let console = match arch {
+        Arch::X86_64 => "ttyS0",
+        Arch::Aarch64 => "ttyAMA0",
+    };
+    let link = match transport {
+        TransportDevice::Serial { .. } => "serial",
+        _ => "vsock",
+    };
+    let mut c = format!("console={console} panic=-1 quiet berth.transport={link}");
+    if !insecure.is_empty() {
+        c.push_str(&format!(" berth.insecure={}", insecure.join(",")));
+    }
+    c
+}
+
+/// Picks the accelerator for `Auto`: the OS's hypervisor, or TCG where there is
+/// none (`kvm_usable` is probed by the caller, as it needs the device).
+pub fn resolve_accel(wanted: Accel, os: HostOs, kvm_usable: bool) -> Accel {
+    match (wanted, os) {
+        (Accel::Auto, HostOs::MacOs) => Accel::Hvf,
+        (Accel::Auto, HostOs::Windows) => Accel::Whpx,
+        (Accel::Auto, HostOs::Linux) if kvm_usable => Accel::Kvm,
+        (Accel::Auto, HostOs::Linux) => Accel::Tcg,
+        (other, _) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(os: HostOs, arch: Arch, accel: Accel, transport: TransportDevice) -> MachineSpec {
+        MachineSpec {
+            os,
+            arch,
+            accel,
+            cpus: 2,
+            memory_mib: 1024,
+            kernel: "/img/vmlinuz".into(),
+            initrd: "/img/initramfs.img".into(),
+            cmdline: cmdline(arch, &transport, &[]),
+            data_disk: "/vm/data.qcow2".into(),
+            qmp: match os {
+                HostOs::Windows => Endpoint::Pipe("berth-qmp".into()),
+                _ => Endpoint::Unix("/vm/qmp.sock".into()),
+            },
+            console_log: "/vm/console.log".into(),
+            pidfile: "/vm/qemu.pid".into(),
+            transport,
+        }
+    }
+
+    fn after<'a>(argv: &'a [String], flag: &str) -> Vec<&'a str> {
+        argv.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn macos_hvf_on_apple_silicon_uses_the_serial_mux() {
+        let s = spec(
+            HostOs::MacOs,
+            Arch::Aarch64,
+            Accel::Hvf,
+            TransportDevice::Serial {
+                endpoint: Endpoint::Unix("/vm/mux.sock".into()),
+            },
+        );
+        let a = s.argv();
+        assert_eq!(s.binary(), "qemu-system-aarch64");
+        assert_eq!(after(&a, "-machine"), ["virt,highmem=on"]);
+        assert_eq!(after(&a, "-accel"), ["hvf"]);
+        assert_eq!(after(&a, "-cpu"), ["host"]);
+        assert_eq!(after(&a, "-m"), ["1024M"]);
+        assert!(after(&a, "-append")[0].starts_with("console=ttyAMA0 "));
+        assert!(after(&a, "-append")[0].contains("berth.transport=serial"));
+        assert!(
+            after(&a, "-chardev").contains(&"socket,id=mux,path=/vm/mux.sock,server=on,wait=off")
+        );
+        assert!(after(&a, "-device")
+            .contains(&"virtserialport,bus=vser.0,chardev=mux,name=org.berth.mux"));
+        assert!(after(&a, "-object").is_empty(), "no memfd on macOS");
+    }
+
+    #[test]
+    fn windows_whpx_uses_named_pipes() {
+        let s = spec(
+            HostOs::Windows,
+            Arch::X86_64,
+            Accel::Whpx,
+            TransportDevice::Serial {
+                endpoint: Endpoint::Pipe("berth-mux".into()),
+            },
+        );
+        let a = s.argv();
+        assert_eq!(s.binary(), "qemu-system-x86_64.exe");
+        assert_eq!(after(&a, "-accel"), ["whpx,kernel-irqchip=off"]);
+        assert_eq!(after(&a, "-cpu"), ["max"]);
+        let chardevs = after(&a, "-chardev");
+        assert!(chardevs.contains(&"pipe,id=qmp,path=berth-qmp"));
+        assert!(chardevs.contains(&"pipe,id=mux,path=berth-mux"));
+        assert_eq!(after(&a, "-mon"), ["chardev=qmp,mode=control"]);
+    }
+
+    #[test]
+    fn linux_kvm_with_kernel_vhost_vsock() {
+        let s = spec(
+            HostOs::Linux,
+            Arch::X86_64,
+            Accel::Kvm,
+            TransportDevice::VhostVsock { cid: 42 },
+        );
+        let a = s.argv();
+        assert_eq!(after(&a, "-machine"), ["q35"]);
+        assert_eq!(after(&a, "-accel"), ["kvm"]);
+        assert_eq!(after(&a, "-cpu"), ["host"]);
+        assert!(after(&a, "-device").contains(&"vhost-vsock-pci,guest-cid=42"));
+        assert!(after(&a, "-append")[0].contains("berth.transport=vsock"));
+    }
+
+    #[test]
+    fn linux_tcg_with_hybrid_vsock_shares_memory() {
+        let s = spec(
+            HostOs::Linux,
+            Arch::X86_64,
+            Accel::Tcg,
+            TransportDevice::Hybrid {
+                socket: "/vm/vhost.sock".into(),
+            },
+        );
+        let a = s.argv();
+        assert_eq!(after(&a, "-accel"), ["tcg,thread=multi"]);
+        assert_eq!(after(&a, "-cpu"), ["max"]);
+        assert_eq!(
+            after(&a, "-object"),
+            ["memory-backend-memfd,id=mem,size=1024M,share=on"]
+        );
+        assert_eq!(after(&a, "-numa"), ["node,memdev=mem"]);
+        assert!(after(&a, "-device").contains(&"vhost-user-vsock-pci,chardev=vsock"));
+        assert_eq!(after(&a, "-kernel"), ["/img/vmlinuz"]);
+        assert_eq!(after(&a, "-initrd"), ["/img/initramfs.img"]);
+        assert!(
+            after(&a, "-drive")[0].starts_with("if=none,id=data,file=/vm/data.qcow2,format=qcow2")
+        );
+        assert!(a.contains(&"-no-reboot".to_string()));
+    }
+
+    #[test]
+    fn auto_accel_per_os() {
+        assert_eq!(resolve_accel(Accel::Auto, HostOs::MacOs, false), Accel::Hvf);
+        assert_eq!(
+            resolve_accel(Accel::Auto, HostOs::Windows, false),
+            Accel::Whpx
+        );
+        assert_eq!(resolve_accel(Accel::Auto, HostOs::Linux, true), Accel::Kvm);
+        assert_eq!(resolve_accel(Accel::Auto, HostOs::Linux, false), Accel::Tcg);
+        assert_eq!(resolve_accel(Accel::Tcg, HostOs::Linux, true), Accel::Tcg);
+    }
+
+    #[test]
+    fn insecure_registries_reach_the_guest() {
+        let c = cmdline(
+            Arch::X86_64,
+            &TransportDevice::VhostVsock { cid: 3 },
+            &["10.0.2.2:5000".into(), "reg:80".into()],
+        );
+        assert!(c.ends_with(" berth.insecure=10.0.2.2:5000,reg:80"), "{c}");
+    }
+}

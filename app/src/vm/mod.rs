@@ -1,0 +1,239 @@
+//! The VM manager: boots the guest under QEMU, supervises it (crash detection
+//! and restart), and serves the host side of the engine — the docker socket and
+//! the published ports — while it runs.
+//!
+//! `berth vm start` launches a detached supervisor (`berth vm run`) and returns
+//! once the engine answers `_ping` through the host socket; `stop` signals the
+//! supervisor, which shuts the guest down cleanly (agent RPC, then ACPI, then
+//! QMP `quit`, then SIGKILL).
+
+pub mod argv;
+pub mod control;
+pub mod image;
+pub mod qmp;
+mod supervisor;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+pub use supervisor::{supervise, SuperviseOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("no VM image found (build one with `cargo xtask vm-image`); looked in: {0}")]
+    NoImage(String),
+    #[error("a VM is already running (supervisor pid {0})")]
+    AlreadyRunning(u32),
+    #[error("the VM is not running")]
+    NotRunning,
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not installed")]
+    MissingProgram(&'static str),
+    #[error("qemu-img failed: {0}")]
+    DiskCreate(String),
+    #[error("the VM did not come up: {0}")]
+    Boot(String),
+    #[error(transparent)]
+    Socket(#[from] crate::forward::socket::SocketError),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
+    let what = what.into();
+    move |source| VmError::Io { what, source }
+}
+
+/// The VM's files under `~/.berth/vm`.
+#[derive(Debug, Clone)]
+pub struct VmPaths {
+    pub dir: PathBuf,
+}
+
+impl VmPaths {
+    pub fn new(dir: PathBuf) -> VmPaths {
+        VmPaths { dir }
+    }
+    pub fn data_disk(&self) -> PathBuf {
+        self.dir.join("data.qcow2")
+    }
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.dir.join("supervisor.log")
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn mux(&self) -> PathBuf {
+        self.dir.join("mux.sock")
+    }
+    pub fn vhost_user(&self) -> PathBuf {
+        self.dir.join("vhost-user.sock")
+    }
+    pub fn vsock_uds(&self) -> PathBuf {
+        self.dir.join("vsock.sock")
+    }
+    pub fn qemu_pid(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn supervisor_pid(&self) -> PathBuf {
+        self.dir.join("supervisor.pid")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Starting,
+    Running,
+    Restarting,
+    Stopping,
+}
+
+/// What the supervisor publishes about the VM, for `status` and the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmState {
+    pub phase: Phase,
+    pub supervisor_pid: u32,
+    pub qemu_pid: Option<u32>,
+    pub accel: String,
+    pub transport: String,
+    pub docker_host: String,
+    /// Boots after a crash since the supervisor started.
+    pub restarts: u32,
+    pub last_crash: Option<String>,
+    /// The last boot's time from QEMU's start to the engine's first `_ping`.
+    pub boot_ms: Option<u64>,
+}
+
+impl VmState {
+    pub fn read(paths: &VmPaths) -> Option<VmState> {
+        let text = std::fs::read_to_string(paths.state()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn write(&self, paths: &VmPaths) -> Result<(), VmError> {
+        let tmp = paths.state().with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).map_err(|e| VmError::Io {
+            what: "encoding the VM state".into(),
+            source: std::io::Error::other(e),
+        })?;
+        std::fs::write(&tmp, text).map_err(io_err("writing the VM state"))?;
+        std::fs::rename(&tmp, paths.state()).map_err(io_err("writing the VM state"))
+    }
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // Signal 0 checks existence; a zombie counts as gone.
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    if !alive {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat
+        .rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('Z'))
+}
+
+/// The live supervisor's pid, if any.
+pub fn running_supervisor(paths: &VmPaths) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(paths.supervisor_pid())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    pid_alive(pid).then_some(pid)
+}
+
+/// Creates the data disk on first start: a qcow2 that grows on demand; the
+/// guest formats it.
+pub fn ensure_disk(path: &Path, gib: u32) -> Result<bool, VmError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(format!("{gib}G"))
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => VmError::MissingProgram("qemu-img"),
+            _ => VmError::Io {
+                what: "running qemu-img".into(),
+                source: e,
+            },
+        })?;
+    if !out.status.success() {
+        return Err(VmError::DiskCreate(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(true)
+}
+
+/// A minimal `GET /_ping` over a unix socket: the check `start` and `status`
+/// make through the same socket the docker CLI uses.
+pub fn ping_socket(path: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.qcow2");
+        match ensure_disk(&p, 1) {
+            Err(VmError::MissingProgram(_)) => return, // qemu-utils absent
+            r => assert!(r.unwrap()),
+        }
+        assert!(!ensure_disk(&p, 1).unwrap());
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = VmPaths::new(dir.path().to_path_buf());
+        assert!(VmState::read(&paths).is_none());
+        let s = VmState {
+            phase: Phase::Running,
+            supervisor_pid: 1,
+            qemu_pid: Some(2),
+            accel: "tcg".into(),
+            transport: "hybrid-vsock".into(),
+            docker_host: "unix:///x".into(),
+            restarts: 0,
+            last_crash: None,
+            boot_ms: Some(4000),
+        };
+        s.write(&paths).unwrap();
+        assert_eq!(VmState::read(&paths), Some(s));
+    }
+}

@@ -1,0 +1,384 @@
+//! The supervisor: one long-lived process per user that owns the running VM.
+//! It boots QEMU (and the vsock backend it needs), waits for the engine, serves
+//! the docker socket and the port mirror, restarts the VM when it crashes, and
+//! shuts it down cleanly on SIGTERM.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Mutex;
+
+use super::argv::{self, Arch, Endpoint, MachineSpec, TransportDevice};
+use super::{control, image, io_err, qmp, Phase, VmError, VmPaths, VmState};
+use crate::forward::ports::PortMirror;
+use crate::paths::{DockerEndpoint, HostOs, Paths};
+use crate::settings::{Accel, TransportKind, VmSettings};
+use crate::transport::{self, HybridVsock, SerialMux, Transport, VhostVsock};
+
+pub struct SuperviseOptions {
+    pub paths: Paths,
+    pub settings: VmSettings,
+}
+
+/// How long a boot may take before the manager gives up on it (TCG is slow).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Crash restarts before the supervisor gives up.
+const MAX_RESTARTS: u32 = 5;
+
+/// A launched machine: QEMU and, for hybrid vsock, its backend.
+struct Machine {
+    qemu: Child,
+    backend: Option<Child>,
+}
+
+impl Machine {
+    async fn kill(&mut self) {
+        let _ = self.qemu.kill().await;
+        if let Some(b) = self.backend.as_mut() {
+            let _ = b.kill().await;
+        }
+    }
+}
+
+fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// Which transport `Auto` means on this host.
+fn resolve_transport(kind: TransportKind) -> TransportKind {
+    match kind {
+        TransportKind::Auto if VhostVsock::available() => TransportKind::VhostVsock,
+        TransportKind::Auto if image::find_program("vhost-device-vsock").is_some() => {
+            TransportKind::Hybrid
+        }
+        TransportKind::Auto => TransportKind::Serial,
+        k => k,
+    }
+}
+
+fn transport_for(kind: TransportKind, vm: &VmPaths) -> (Arc<dyn Transport>, TransportDevice) {
+    match kind {
+        TransportKind::VhostVsock => {
+            // A CID no other VM of this host is likely to hold.
+            let cid = 1000 + std::process::id() % 100_000;
+            (
+                Arc::new(VhostVsock { cid }),
+                TransportDevice::VhostVsock { cid },
+            )
+        }
+        TransportKind::Hybrid => (
+            Arc::new(HybridVsock {
+                uds: vm.vsock_uds(),
+            }),
+            TransportDevice::Hybrid {
+                socket: vm.vhost_user(),
+            },
+        ),
+        TransportKind::Serial | TransportKind::Auto => (
+            Arc::new(SerialMux::new(vm.mux())),
+            TransportDevice::Serial {
+                endpoint: Endpoint::Unix(vm.mux()),
+            },
+        ),
+    }
+}
+
+pub async fn supervise(opts: SuperviseOptions) -> Result<(), VmError> {
+    let vm = VmPaths::new(opts.paths.vm_dir());
+    std::fs::create_dir_all(&vm.dir).map_err(io_err("creating the VM directory"))?;
+    let _ = std::fs::set_permissions(&vm.dir, std::fs::Permissions::from_mode(0o700));
+    if let Some(pid) = super::running_supervisor(&vm) {
+        if pid != std::process::id() {
+            return Err(VmError::AlreadyRunning(pid));
+        }
+    }
+    std::fs::write(vm.supervisor_pid(), std::process::id().to_string())
+        .map_err(io_err("writing the supervisor pid"))?;
+    let result = run(&opts, &vm).await;
+    for f in [vm.supervisor_pid(), vm.state(), vm.qemu_pid()] {
+        let _ = std::fs::remove_file(f);
+    }
+    result
+}
+
+async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
+    let settings = &opts.settings;
+    let os = HostOs::current();
+    let arch = Arch::current();
+    let img = image::find(settings.image_dir.as_deref(), arch).map_err(|tried| {
+        VmError::NoImage(
+            tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    })?;
+    if super::ensure_disk(&vm.data_disk(), settings.disk_gib)? {
+        tracing::info!(disk = %vm.data_disk().display(), "created the data disk");
+    }
+    let kind = resolve_transport(settings.transport);
+    let (transport, device) = transport_for(kind, vm);
+    let mut accel = argv::resolve_accel(settings.accel, os, kvm_usable());
+    if accel == Accel::Tcg {
+        tracing::warn!("no hardware acceleration: the VM runs under TCG emulation and is slow");
+    }
+
+    let user = std::env::var("USER").unwrap_or_default();
+    let endpoint = opts.paths.docker_endpoint(os, &user);
+    let DockerEndpoint::Unix(sock_path) = &endpoint else {
+        // The named pipe server belongs to the Windows build.
+        return Err(VmError::Boot(
+            "named pipes are served only on Windows".into(),
+        ));
+    };
+    let listener = crate::forward::socket::bind(sock_path)?;
+    let socket_task = tokio::spawn(crate::forward::socket::serve(
+        listener,
+        transport.clone(),
+        sock_path.clone(),
+    ));
+    let mirror = Arc::new(Mutex::new(PortMirror::new(transport.clone())));
+
+    let mut term = signal(SignalKind::terminate()).map_err(io_err("installing signal handlers"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err("installing signal handlers"))?;
+
+    let mut state = VmState {
+        phase: Phase::Starting,
+        supervisor_pid: std::process::id(),
+        qemu_pid: None,
+        accel: format!("{accel:?}").to_lowercase(),
+        transport: transport.name().to_string(),
+        docker_host: endpoint.docker_host(),
+        restarts: 0,
+        last_crash: None,
+        boot_ms: None,
+    };
+    let result = loop {
+        let spec = MachineSpec {
+            os,
+            arch,
+            accel,
+            cpus: settings.cpus,
+            memory_mib: settings.memory_mib,
+            kernel: img.kernel.clone(),
+            initrd: img.initrd.clone(),
+            cmdline: argv::cmdline(arch, &device, &settings.insecure_registries),
+            data_disk: vm.data_disk(),
+            qmp: Endpoint::Unix(vm.qmp()),
+            console_log: vm.console_log(),
+            pidfile: vm.qemu_pid(),
+            transport: device.clone(),
+        };
+        state.accel = format!("{accel:?}").to_lowercase();
+        let mut machine = match launch(&spec, vm).await {
+            Ok(m) => m,
+            Err(e) => break Err(e),
+        };
+        state.qemu_pid = machine.qemu.id();
+        state.write(vm)?;
+        let booted = Instant::now();
+        tracing::info!(accel = %state.accel, transport = transport.name(), "VM booting");
+
+        // Wait for the engine, a dead QEMU, or a stop request.
+        let ready = loop {
+            tokio::select! {
+                status = machine.qemu.wait() => break Err(status),
+                _ = term.recv() => break Ok(false),
+                _ = int.recv() => break Ok(false),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if transport::ping(transport.as_ref()).await {
+                        break Ok(true);
+                    }
+                    if booted.elapsed() > BOOT_TIMEOUT {
+                        machine.kill().await;
+                        break Ok(false);
+                    }
+                }
+            }
+        };
+        match ready {
+            Ok(true) => {}
+            Ok(false) if booted.elapsed() > BOOT_TIMEOUT => {
+                break Err(VmError::Boot(format!(
+                    "the engine did not answer within {}s; see {}",
+                    BOOT_TIMEOUT.as_secs(),
+                    vm.console_log().display()
+                )));
+            }
+            Ok(false) => {
+                shutdown(&mut machine, transport.as_ref(), vm, false).await;
+                break Ok(());
+            }
+            Err(status) => {
+                // KVM that is there but cannot run this guest: fall back once.
+                if accel == Accel::Kvm && settings.accel == Accel::Auto {
+                    tracing::warn!(status = ?status.ok(), "the VM failed under KVM; retrying under TCG");
+                    accel = Accel::Tcg;
+                    if let Some(b) = machine.backend.as_mut() {
+                        let _ = b.kill().await;
+                    }
+                    continue;
+                }
+                machine.kill().await;
+                break Err(VmError::Boot(format!(
+                    "QEMU exited during boot ({}); see {}",
+                    describe(status.ok()),
+                    vm.console_log().display()
+                )));
+            }
+        }
+        let boot_ms = booted.elapsed().as_millis() as u64;
+        tracing::info!(boot_ms, "engine ready");
+        state.phase = Phase::Running;
+        state.boot_ms = Some(boot_ms);
+        state.write(vm)?;
+        let control_task = tokio::spawn(control::run(transport.clone(), mirror.clone()));
+
+        let exited = tokio::select! {
+            status = machine.qemu.wait() => Some(status),
+            _ = term.recv() => None,
+            _ = int.recv() => None,
+        };
+        control_task.abort();
+        mirror.lock().await.clear();
+        match exited {
+            None => {
+                state.phase = Phase::Stopping;
+                state.write(vm)?;
+                shutdown(&mut machine, transport.as_ref(), vm, true).await;
+                break Ok(());
+            }
+            Some(status) => {
+                if let Some(b) = machine.backend.as_mut() {
+                    let _ = b.kill().await;
+                }
+                let why = format!("QEMU exited unexpectedly ({})", describe(status.ok()));
+                tracing::error!("{why}");
+                state.last_crash = Some(why.clone());
+                if !settings.restart_on_crash || state.restarts >= MAX_RESTARTS {
+                    break Err(VmError::Boot(why));
+                }
+                state.restarts += 1;
+                state.phase = Phase::Restarting;
+                state.write(vm)?;
+                tracing::info!(restart = state.restarts, "restarting the VM");
+            }
+        }
+    };
+    socket_task.abort();
+    let _ = std::fs::remove_file(sock_path);
+    result
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exit status {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => s.to_string(),
+        },
+        None => "status unknown".into(),
+    }
+}
+
+async fn launch(spec: &MachineSpec, vm: &VmPaths) -> Result<Machine, VmError> {
+    for f in [vm.qmp(), vm.mux(), vm.vhost_user(), vm.vsock_uds()] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut backend = None;
+    if let TransportDevice::Hybrid { socket } = &spec.transport {
+        let prog = image::find_program("vhost-device-vsock")
+            .ok_or(VmError::MissingProgram("vhost-device-vsock"))?;
+        let mut cmd = Command::new(prog);
+        cmd.arg("--guest-cid")
+            .arg("3")
+            .arg("--socket")
+            .arg(socket)
+            .arg("--uds-path")
+            .arg(vm.vsock_uds())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().map_err(io_err("starting vhost-device-vsock"))?;
+        backend = Some(child);
+        // QEMU must find the backend's socket when it starts.
+        let t = Instant::now();
+        while !socket.exists() {
+            if t.elapsed() > Duration::from_secs(10) {
+                return Err(VmError::Boot(
+                    "vhost-device-vsock did not create its socket".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut cmd = Command::new(spec.binary());
+    cmd.args(spec.argv())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    die_with_parent(&mut cmd);
+    let qemu = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => VmError::MissingProgram("qemu-system"),
+        _ => VmError::Io {
+            what: "starting QEMU".into(),
+            source: e,
+        },
+    })?;
+    Ok(Machine { qemu, backend })
+}
+
+/// Children end with the supervisor, even when it is SIGKILLed: a VM nobody
+/// manages would hold the data disk and the ports.
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only this child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
+async fn wait_exit(m: &mut Machine, within: Duration) -> bool {
+    tokio::time::timeout(within, m.qemu.wait()).await.is_ok()
+}
+
+/// The clean way down, escalating: the agent's shutdown RPC, the ACPI button,
+/// QMP `quit`, SIGKILL.
+async fn shutdown(m: &mut Machine, transport: &dyn Transport, vm: &VmPaths, engine_up: bool) {
+    let mut done = false;
+    if engine_up && control::request_shutdown(transport).await {
+        done = wait_exit(m, Duration::from_secs(30)).await;
+    }
+    if !done {
+        let q = vm.qmp();
+        if tokio::task::spawn_blocking(move || qmp::system_powerdown(&q))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            done = wait_exit(m, Duration::from_secs(15)).await;
+        }
+    }
+    if !done {
+        tracing::warn!("the guest ignored the shutdown request; quitting QEMU");
+        let q = vm.qmp();
+        let _ = tokio::task::spawn_blocking(move || qmp::quit(&q)).await;
+        done = wait_exit(m, Duration::from_secs(5)).await;
+    }
+    if !done {
+        let _ = m.qemu.kill().await;
+    }
+    if let Some(b) = m.backend.as_mut() {
+        let _ = b.kill().await;
+    }
+}

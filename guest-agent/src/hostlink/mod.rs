@@ -1,0 +1,88 @@
+//! The engine's end of the host↔guest link inside Berth's VM: the Docker API,
+//! the control channel and port forwards, on the ports `berth-proto` defines.
+//! The same handlers serve AF_VSOCK connections and the streams of the
+//! multiplexed serial transport, so nothing here knows which one the host uses.
+
+mod control;
+mod forward;
+mod serial;
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
+
+use crate::config::HostLink;
+use crate::engine::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostLinkError {
+    #[error("listening on vsock port {port}: {source}")]
+    VsockBind {
+        port: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Starts serving the host. `shutdown` is notified when the host asks the VM to
+/// power off; the daemon then stops and the VM's init powers off.
+pub fn start(
+    engine: Arc<Engine>,
+    link: &HostLink,
+    shutdown: Arc<Notify>,
+) -> Result<(), HostLinkError> {
+    match link {
+        HostLink::Vsock => {
+            for port in [
+                berth_proto::API_PORT,
+                berth_proto::CONTROL_PORT,
+                berth_proto::FORWARD_PORT,
+            ] {
+                let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
+                let listener = tokio_vsock::VsockListener::bind(addr)
+                    .map_err(|source| HostLinkError::VsockBind { port, source })?;
+                let engine = engine.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match listener.accept().await {
+                            Ok((stream, _)) => {
+                                dispatch(engine.clone(), port, stream, shutdown.clone())
+                            }
+                            Err(e) => {
+                                tracing::warn!(port, error = %e, "vsock accept failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                });
+            }
+            tracing::info!("serving the host over vsock");
+        }
+        HostLink::Serial => {
+            tokio::spawn(serial::run(engine, shutdown));
+            tracing::info!("serving the host over the multiplexed serial port");
+        }
+    }
+    Ok(())
+}
+
+/// Hands a new host stream to the service on `port`.
+fn dispatch<S>(engine: Arc<Engine>, port: u32, stream: S, shutdown: Arc<Notify>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match port {
+        berth_proto::API_PORT => {
+            tokio::spawn(crate::daemon::serve_api(engine, stream));
+        }
+        berth_proto::CONTROL_PORT => {
+            tokio::spawn(control::run(engine, stream, shutdown));
+        }
+        berth_proto::FORWARD_PORT => {
+            tokio::spawn(forward::run(stream));
+        }
+        other => tracing::debug!(port = other, "stream for an unknown port dropped"),
+    }
+}
