@@ -264,46 +264,11 @@ fn published_ports_answer_on_loopback_and_conflicts_are_refused() {
     assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
 }
 
-/// A static UDP echo server, built with the machine's gcc (busybox has no UDP server).
-fn udp_echo_binary(dir: &std::path::Path) -> std::path::PathBuf {
-    let src = dir.join("udpecho.c");
-    std::fs::write(
-        &src,
-        r#"#include <netinet/in.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-int main(int argc, char **argv) {
-  int s = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(atoi(argv[1]));
-  if (bind(s, (struct sockaddr *)&a, sizeof a)) return 1;
-  char buf[2048];
-  for (;;) {
-    struct sockaddr_in from; socklen_t fl = sizeof from;
-    ssize_t n = recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
-    if (n > 0) sendto(s, buf, n, 0, (struct sockaddr *)&from, fl);
-  }
-}
-"#,
-    )
-    .unwrap();
-    let out = dir.join("udpecho");
-    let st = std::process::Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(st.success());
-    out
-}
-
 #[test]
 fn a_published_udp_port_passes_datagrams() {
     let (_r, engine, img) = setup();
     let tmp = tempfile::tempdir().unwrap();
-    let bin = udp_echo_binary(tmp.path());
+    let bin = berth_tests::udp_echo_binary(tmp.path());
     let port = free_port();
     engine.docker_ok(&[
         "run",

@@ -103,6 +103,23 @@ pub fn ensure_docker_cli() -> anyhow::Result<()> {
 
 /// Whether `cargo nextest` can run, installing it once if not. `false` means the caller
 /// falls back to `cargo test`.
+/// `vhost-device-vsock` (rust-vmm), the hybrid-vsock backend the VM tests boot
+/// through where the host has no kernel vhost-vsock; built from crates.io into
+/// `target/tools`, where `berth` looks for it.
+pub fn ensure_vhost_device_vsock() -> anyhow::Result<()> {
+    let root = crate::proc::workspace_root().join("target/tools");
+    if root.join("bin/vhost-device-vsock").is_file() {
+        println!("vhost-device-vsock present");
+        return Ok(());
+    }
+    let mut install = cargo();
+    install
+        .args(["install", "--locked", "vhost-device-vsock@0.3.0", "--root"])
+        .arg(&root);
+    println!("vhost-device-vsock missing; running `{}`", show(&install));
+    run(&mut install)
+}
+
 pub fn ensure_nextest() -> bool {
     let version = || quietly(cargo().args(["nextest", "--version"]));
     if let Some(v) = version() {

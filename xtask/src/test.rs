@@ -24,6 +24,7 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
     let tools = (|| {
         deps::ensure_packages(deps::PACKAGES)?;
         deps::ensure_docker_cli()?;
+        deps::ensure_vhost_device_vsock()?;
         Ok::<_, anyhow::Error>(deps::ensure_nextest())
     })();
     let nextest = match tools {
@@ -61,8 +62,8 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
             ),
         ),
         (
-            "build berth-agent",
-            with_args(cargo(), &["build", "-p", "berth-agent"]),
+            "build binaries",
+            with_args(cargo(), &["build", "-p", "berth-agent", "-p", "berth"]),
         ),
         (if nextest { "nextest" } else { "cargo test" }, tests),
     ];

@@ -11,8 +11,10 @@ mod registry;
 mod report;
 mod run;
 mod scratch;
+mod vm;
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -56,6 +58,12 @@ const GROUPS: &[Group] = &[
         name: "build",
         about: "`docker build` of a 10-step Dockerfile, cold and fully cached (classic builder)",
         run: build::bench,
+    },
+    Group {
+        name: "vm",
+        about:
+            "the VM path: cold boot, `docker run` through the VM vs native, forwarding, QEMU RSS",
+        run: vm::bench,
     },
 ];
 
@@ -136,8 +144,13 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     deps::ensure_packages(deps::BENCH_PACKAGES)?;
     deps::ensure_docker_cli()?;
 
-    step("build berth-agent (release)");
-    run(cargo().args(["build", "--release", "-p", "berth-agent"]))?;
+    step("build berth-agent and berth (release)");
+    run(cargo().args(["build", "--release", "-p", "berth-agent", "-p", "berth"]))?;
+    if wanted.is_empty() || wanted.contains(&"vm") {
+        deps::ensure_vhost_device_vsock()?;
+        step("vm image");
+        run(Command::new(std::env::current_exe()?).arg("vm-image"))?;
+    }
 
     catch_interrupts();
     let opts = Options {

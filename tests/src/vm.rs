@@ -1,0 +1,182 @@
+//! The VM harness: `berth vm start` on a private `BERTH_HOME`, with the guest
+//! image `cargo xtask vm-image` built, and the stock `docker` CLI pointed at
+//! the host socket it serves. Drop stops the VM (and kills whatever the
+//! supervisor left) and removes the directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// A binary of this workspace beside the test executable's target dir.
+pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the test executable")?;
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let candidate = d.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = d.parent();
+    }
+    bail!("{name} not found: run `cargo build -p berth`")
+}
+
+/// The image directory (`target/vm-image/x86_64`), if built.
+pub fn image_dir() -> Option<PathBuf> {
+    let berth = workspace_bin("berth").ok()?;
+    let dir = berth.parent()?.parent()?.join("vm-image/x86_64");
+    (dir.join("vmlinuz").is_file() && dir.join("initramfs.img").is_file()).then_some(dir)
+}
+
+pub struct Vm {
+    dir: tempfile::TempDir,
+    berth: PathBuf,
+}
+
+impl Vm {
+    /// Boots a VM with these `vm` settings (merged over TCG, 2 CPUs, 1 GiB).
+    pub fn start(settings: serde_json::Value) -> anyhow::Result<Vm> {
+        let berth = workspace_bin("berth")?;
+        let image = image_dir().context("no VM image: run `cargo xtask vm-image`")?;
+        let dir = tempfile::Builder::new().prefix("berth-vm-").tempdir()?;
+        let mut vm = serde_json::json!({
+            "accel": "tcg", "cpus": 2, "memoryMib": 1024, "diskGib": 8,
+            "imageDir": image, "restartOnCrash": true,
+        });
+        if let (Some(base), Some(extra)) = (vm.as_object_mut(), settings.as_object()) {
+            for (k, v) in extra {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        std::fs::create_dir_all(dir.path().join("config"))?;
+        std::fs::write(
+            dir.path().join("config/settings.json"),
+            serde_json::to_vec(&serde_json::json!({ "vm": vm }))?,
+        )?;
+        let vm = Vm { dir, berth };
+        let out = vm.berth(&["vm", "start", "--timeout", "240"]);
+        if !out.status.success() {
+            bail!(
+                "berth vm start failed: {}{}\n--- console ---\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                vm.console()
+            );
+        }
+        Ok(vm)
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.berth);
+        c.args(args)
+            .env("BERTH_HOME", self.home())
+            .env("BERTH_CONFIG_DIR", self.dir.path().join("config"))
+            .env("BERTH_LOG", "info");
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd(args).output().expect("running berth")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.home().join("run/docker.sock")
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION");
+        c
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).output().expect("running docker")
+    }
+
+    /// Runs docker and insists on success; returns stdout.
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\n--- console tail ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.console(), 40)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(self.home().join("vm/console.log")).unwrap_or_default()
+    }
+
+    pub fn supervisor_log(&self) -> String {
+        std::fs::read_to_string(self.home().join("vm/supervisor.log")).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.berth(&["vm", "status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn qemu_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.home().join("vm/qemu.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn stop(&self) -> Output {
+        self.berth(&["vm", "stop"])
+    }
+
+    /// Waits until `f` holds or `within` passes.
+    pub fn wait_for(&self, within: Duration, mut f: impl FnMut() -> bool) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // Whatever is left (a supervisor that hung): kill by pid files.
+        for f in ["vm/supervisor.pid", "vm/qemu.pid"] {
+            if let Ok(pid) = std::fs::read_to_string(self.home().join(f)) {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    // SAFETY: kill(2) on a pid this VM recorded.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}

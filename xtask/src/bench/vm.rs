@@ -1,0 +1,267 @@
+//! The `vm` group: the VM path against the native backend, in one run. Cold boot
+//! (`berth vm start` until the engine answers on the host socket), warm
+//! `docker run --rm IMG true` through the VM and on native Berth, the `_ping`
+//! round trip through the forwarder (what each API call pays for crossing into
+//! the VM), QEMU's idle RSS and the guest image's size.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::engine::Engine;
+use super::registry::Registry;
+use super::report::{Better, Report, Row, Samples};
+use super::scratch::Scratch;
+use super::{check_interrupted, Options};
+
+const BOOTS: usize = 3;
+const QUICK_BOOTS: usize = 1;
+const RUNS: usize = 10;
+const QUICK_RUNS: usize = 3;
+const PINGS: usize = 50;
+
+/// `berth` on a scratch `BERTH_HOME`; stops its VM on drop.
+struct BerthVm {
+    bin: PathBuf,
+    dir: Scratch,
+}
+
+impl BerthVm {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .env("BERTH_HOME", self.dir.join("home"))
+            .env("BERTH_CONFIG_DIR", self.dir.join("config"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = self.cmd(args).output()?;
+        if !out.status.success() {
+            bail!(
+                "berth {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("home/run/docker.sock")
+    }
+
+    fn docker(&self, args: &[&str]) -> Result<(), String> {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
+    fn qemu_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("home/vm/qemu.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for BerthVm {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["vm", "stop"]).output();
+    }
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn time_runs(
+    name: &str,
+    runs: usize,
+    mut docker: impl FnMut(&[&str]) -> Result<(), String>,
+    image: &str,
+) -> anyhow::Result<Samples> {
+    let args = ["run", "--rm", "--network", "none", image, "true"];
+    let mut samples = Vec::new();
+    for i in 0..=runs {
+        check_interrupted()?;
+        let t = Instant::now();
+        if let Err(e) = docker(&args) {
+            return Ok(Err(format!("{name}: {e}")));
+        }
+        let took = t.elapsed().as_secs_f64();
+        println!(
+            "  {name} run {i}/{runs}: {took:.3}s{}",
+            if i == 0 { " (warm-up)" } else { "" }
+        );
+        if i > 0 {
+            samples.push(took);
+        }
+    }
+    Ok(Ok(samples))
+}
+
+/// `GET /_ping` round trips on fresh connections, in milliseconds.
+fn time_pings(socket: &Path, n: usize) -> Samples {
+    use std::io::{Read, Write};
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| e.to_string())?;
+        s.write_all(b"GET /_ping HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        if !buf.starts_with(b"HTTP/1.1 200") {
+            return Err("ping failed".into());
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(samples)
+}
+
+pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let target = crate::proc::target_dir();
+    let image_dir = target.join("vm-image/x86_64");
+    let image_mb = ["vmlinuz", "initramfs.img"]
+        .iter()
+        .map(|f| std::fs::metadata(image_dir.join(f)).map(|m| m.len()))
+        .sum::<Result<u64, _>>()
+        .context("no VM image (cargo xtask vm-image)")? as f64
+        / 1e6;
+    let registry = Registry::start()?;
+    let (image, _) = super::run::push_image(&registry)?;
+    let guest_reg = registry.addr.replace("127.0.0.1", "10.0.2.2");
+    let guest_image = image.replace("127.0.0.1", "10.0.2.2");
+
+    let dir = Scratch::new("vm")?;
+    std::fs::create_dir_all(dir.join("config"))?;
+    std::fs::write(
+        dir.join("config/settings.json"),
+        serde_json::to_vec(&serde_json::json!({"vm": {
+            "accel": "tcg", "transport": "hybrid", "cpus": 2, "memoryMib": 1024,
+            "diskGib": 8, "imageDir": image_dir, "insecureRegistries": [guest_reg],
+        }}))?,
+    )?;
+    let vm = BerthVm {
+        bin: target.join("release/berth"),
+        dir,
+    };
+
+    let boots = if opts.quick { QUICK_BOOTS } else { BOOTS };
+    let mut boot = Vec::new();
+    for i in 0..boots {
+        check_interrupted()?;
+        let t = Instant::now();
+        vm.run(&["vm", "start", "--timeout", "300"])?;
+        let took = t.elapsed().as_secs_f64();
+        println!("  cold boot {}/{boots}: {took:.2}s", i + 1);
+        boot.push(took);
+        if i + 1 < boots {
+            vm.run(&["vm", "stop"])?;
+        }
+    }
+    // Idle: let the guest settle, then read QEMU's resident memory.
+    std::thread::sleep(Duration::from_secs(5));
+    let rss = vm
+        .qemu_pid()
+        .and_then(rss_mb)
+        .map(|v| vec![v])
+        .ok_or_else(|| "no QEMU pid".to_string());
+    let pings = time_pings(&vm.socket(), PINGS);
+    let runs = if opts.quick { QUICK_RUNS } else { RUNS };
+    vm.docker(&["pull", "-q", &guest_image])
+        .map_err(|e| anyhow::anyhow!("pull in the VM: {e}"))?;
+    let through_vm = time_runs("VM", runs, |a| vm.docker(a), &guest_image)?;
+    drop(vm);
+
+    let native = Engine::berth(&opts.berth_bin)?;
+    native
+        .docker(&["pull", "-q", &image])
+        .map_err(|e| anyhow::anyhow!("pull natively: {e}"))?;
+    let native_runs = time_runs("native", runs, |a| native.docker(a), &image)?;
+    drop(native);
+
+    let median = |s: &Samples| {
+        s.as_ref()
+            .ok()
+            .and_then(|v| super::report::percentile(v, 0.5))
+    };
+    if let (Some(v), Some(n)) = (median(&through_vm), median(&native_runs)) {
+        report.notes.push(format!(
+            "vm: under TCG the VM's `docker run` is {:.0} ms slower than native; nearly all \
+             of it is emulated guest CPU, not forwarding: each API call crosses the \
+             forwarder once, and a `_ping` round trip through it costs the median below \
+             (a `docker run --rm` makes about 6 calls)",
+            (v - n) * 1000.0
+        ));
+    }
+    report.notes.push(format!(
+        "vm: QEMU TCG, 2 vCPUs, 1 GiB, hybrid vsock through vhost-device-vsock; {boots} cold \
+         boot(s) (`berth vm start` until `_ping` answers on the host socket); {PINGS} pings; \
+         {runs} timed runs after a warm-up on each path. Targets: boot ≤ 6 s (TCG), image ≤ 40 MB, \
+         forwarding ≤ 5 ms per `docker run`"
+    ));
+    let none = || Ok(Vec::new());
+    let rows = [
+        ("VM cold boot → engine ready (TCG)", "s", 2, Ok(boot)),
+        (
+            "`docker run --rm … true` through the VM",
+            "s",
+            3,
+            through_vm,
+        ),
+        (
+            "`docker run --rm … true` on native Berth",
+            "s",
+            3,
+            native_runs,
+        ),
+        (
+            "`GET /_ping` through the host socket into the VM",
+            "ms",
+            2,
+            pings,
+        ),
+        ("QEMU RSS, idle", "MB", 0, rss),
+        (
+            "guest image (kernel + initramfs)",
+            "MB",
+            1,
+            Ok(vec![image_mb]),
+        ),
+    ];
+    for (metric, unit, decimals, berth) in rows {
+        report.rows.push(Row {
+            metric: metric.into(),
+            unit,
+            decimals,
+            better: Better::Lower,
+            berth,
+            dockerd: none(),
+        });
+    }
+    Ok(())
+}
