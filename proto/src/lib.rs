@@ -10,6 +10,7 @@
 //! | [`API_PORT`] 1024 | the Docker Engine API | HTTP/1.1 exactly as on `docker.sock`; upgrades (attach, exec) continue on the same stream |
 //! | [`CONTROL_PORT`] 1025 | control | one JSON object per line, [`control::HostMsg`] host→guest and [`control::GuestMsg`] guest→host |
 //! | [`FORWARD_PORT`] 1026 | port forward | a header line ([`forward::Request`]), a reply line, then the forwarded bytes ([`forward`]) |
+//! | [`MUX_PORT`] 1027 | multiplexer | one yamux session whose streams reach the ports above ([`mux`]) |
 //!
 //! A host opens one stream per API client connection and per forwarded TCP
 //! connection (or UDP peer); the control stream lives as long as the host
@@ -24,6 +25,12 @@
 //! yamux session ([`mux`]) whose every stream starts with the 4-byte port it
 //! wants; after that prefix the stream carries exactly what the vsock
 //! connection would.
+//!
+//! Hybrid vsock backends end the whole vsock connection when the host side
+//! half-closes its unix socket (`vhost-device-vsock` does, measured), yet the
+//! Docker API needs half-close: it is how a client says stdin ended. So the
+//! host reaches the guest through [`MUX_PORT`] there too, and only kernel
+//! vhost-vsock uses the per-service ports directly.
 
 pub mod control;
 pub mod forward;
@@ -36,6 +43,15 @@ pub const API_PORT: u32 = 1024;
 pub const CONTROL_PORT: u32 = 1025;
 /// Connections forwarded from a host port to a port published in the guest.
 pub const FORWARD_PORT: u32 = 1026;
+/// A yamux session carrying streams to the ports above.
+pub const MUX_PORT: u32 = 1027;
+/// The one guest→host connection: once its listeners are up, the guest
+/// connects to this port on the host (CID 2) and writes [`READY_LINE`]. Hybrid
+/// vsock backends can lose a `CONNECT` that arrives while the guest's vsock
+/// driver is still starting (and then never answer it), so the host waits for
+/// this before its first `CONNECT`, as Kata's agent handshake does.
+pub const READY_PORT: u32 = 1028;
+pub const READY_LINE: &str = "berth-ready\n";
 
 /// The guest's name for the virtio-serial port of the multiplexed transport
 /// (`/sys/class/virtio-ports/*/name`).

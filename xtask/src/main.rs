@@ -7,6 +7,7 @@ mod ping;
 mod proc;
 mod run;
 mod test;
+mod vm_image;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,8 @@ usage: cargo xtask <command>
 
   run   [--root DIR] [--socket PATH]   build and start the engine, print its DOCKER_HOST
   test  [nextest args…]                fmt, clippy, build, every test suite
-  bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)";
+  bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)
+  vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>";
 
 fn main() -> ExitCode {
     match dispatch() {
@@ -38,6 +40,7 @@ fn dispatch() -> anyhow::Result<()> {
         Some("run") => run::run(&rest),
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
+        Some("vm-image") => vm_image::vm_image(&rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -65,6 +65,14 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
             "build binaries",
             with_args(cargo(), &["build", "-p", "berth-agent", "-p", "berth"]),
         ),
+        // The VM suite boots this image (built only when its inputs changed).
+        (
+            "vm image",
+            with_args(
+                Command::new(std::env::current_exe().unwrap_or_else(|_| "xtask".into())),
+                &["vm-image"],
+            ),
+        ),
         (if nextest { "nextest" } else { "cargo test" }, tests),
     ];
 

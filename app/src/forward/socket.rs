@@ -67,7 +67,8 @@ pub async fn serve(listener: UnixListener, transport: Arc<dyn Transport>, path: 
             let mut engine = match transport.connect(berth_proto::API_PORT).await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot reach the engine");
+                    // Expected while the VM boots (`berth vm start` polls through here).
+                    tracing::debug!(error = %e, "cannot reach the engine");
                     let _ = reply_unavailable(&mut client, &e).await;
                     return;
                 }

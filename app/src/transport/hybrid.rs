@@ -16,6 +16,16 @@ pub struct HybridVsock {
     pub uds: PathBuf,
 }
 
+impl HybridVsock {
+    /// Where the backend delivers guest connections to host port `port`
+    /// (Firecracker's convention, which vhost-device-vsock follows).
+    pub fn host_listener_path(&self, port: u32) -> PathBuf {
+        let mut p = self.uds.clone().into_os_string();
+        p.push(format!("_{port}"));
+        PathBuf::from(p)
+    }
+}
+
 impl Transport for HybridVsock {
     fn connect(&self, port: u32) -> ConnectFuture<'_> {
         Box::pin(async move {
@@ -34,9 +44,15 @@ impl Transport for HybridVsock {
                 .write_all(format!("CONNECT {port}\n").as_bytes())
                 .await
                 .map_err(|e| refused(&e))?;
-            let line = berth_proto::lines::read_line(&mut stream)
-                .await
-                .map_err(|e| refused(&e))?;
+            // A backend that never answers (its guest side wedged) must not
+            // hang the caller: treat silence as refusal and let it retry.
+            let line = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                berth_proto::lines::read_line(&mut stream),
+            )
+            .await
+            .map_err(|e| refused(&e))?
+            .map_err(|e| refused(&e))?;
             match line {
                 Some(l) if l.starts_with("OK ") => {
                     // Nothing but the reply line can be buffered yet: the guest

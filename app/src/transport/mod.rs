@@ -13,7 +13,7 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use hybrid::HybridVsock;
-pub use serial::SerialMux;
+pub use serial::{Muxed, Pipe};
 pub use vhost_vsock::VhostVsock;
 
 /// A connected stream to a guest port.

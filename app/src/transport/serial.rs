@@ -1,9 +1,11 @@
-//! The serial multiplexer: for QEMU builds without vsock (macOS, Windows). One
-//! virtio-serial port, reached through QEMU's chardev socket, carries a yamux
-//! session; each guest port is a yamux stream ([`berth_proto::mux`]).
+//! Multiplexed transports: one byte pipe carries a yamux session and each guest
+//! port is a yamux stream ([`berth_proto::mux`]). The pipe is either QEMU's
+//! chardev socket for a virtio-serial port (QEMU builds without vsock: macOS,
+//! Windows), or one hybrid-vsock connection to the guest's mux port (hybrid
+//! backends cannot half-close a connection; yamux streams can).
 //!
-//! QEMU's chardev takes one client at a time, so one session serves the whole
-//! host side; it is re-established when it breaks (QEMU restarted).
+//! A pipe takes one session at a time, so one session serves the whole host
+//! side; it is re-established when it breaks (QEMU restarted).
 
 use std::io;
 use std::path::PathBuf;
@@ -11,18 +13,33 @@ use std::path::PathBuf;
 use berth_proto::mux::MuxClient;
 use tokio::sync::Mutex;
 
-use super::{BoxStream, ConnectFuture, Transport};
+use super::{BoxStream, ConnectFuture, HybridVsock, Transport};
 
-pub struct SerialMux {
-    pub socket: PathBuf,
+/// What carries the session.
+pub enum Pipe {
+    /// QEMU's chardev socket of the virtio-serial port.
+    Serial(PathBuf),
+    /// The guest's mux port through a hybrid-vsock backend.
+    Hybrid(HybridVsock),
+}
+
+pub struct Muxed {
+    pipe: Pipe,
     session: Mutex<Option<MuxClient>>,
 }
 
-impl SerialMux {
-    pub fn new(socket: PathBuf) -> SerialMux {
-        SerialMux {
-            socket,
+impl Muxed {
+    pub fn new(pipe: Pipe) -> Muxed {
+        Muxed {
+            pipe,
             session: Mutex::new(None),
+        }
+    }
+
+    async fn open_pipe(&self) -> io::Result<BoxStream> {
+        match &self.pipe {
+            Pipe::Serial(path) => Ok(Box::new(tokio::net::UnixStream::connect(path).await?)),
+            Pipe::Hybrid(h) => h.connect(berth_proto::MUX_PORT).await,
         }
     }
 
@@ -33,14 +50,14 @@ impl SerialMux {
                 return Ok(c.clone());
             }
         }
-        let io = tokio::net::UnixStream::connect(&self.socket).await?;
+        let io = self.open_pipe().await?;
         let (client, _task) = MuxClient::spawn(io);
         *session = Some(client.clone());
         Ok(client)
     }
 }
 
-impl Transport for SerialMux {
+impl Transport for Muxed {
     fn connect(&self, port: u32) -> ConnectFuture<'_> {
         Box::pin(async move {
             let client = self.client().await?;
@@ -56,6 +73,9 @@ impl Transport for SerialMux {
     }
 
     fn name(&self) -> &'static str {
-        "serial-mux"
+        match self.pipe {
+            Pipe::Serial(_) => "serial-mux",
+            Pipe::Hybrid(_) => "hybrid-vsock",
+        }
     }
 }

@@ -17,7 +17,7 @@ use super::{control, image, io_err, qmp, Phase, VmError, VmPaths, VmState};
 use crate::forward::ports::PortMirror;
 use crate::paths::{DockerEndpoint, HostOs, Paths};
 use crate::settings::{Accel, TransportKind, VmSettings};
-use crate::transport::{self, HybridVsock, SerialMux, Transport, VhostVsock};
+use crate::transport::{self, HybridVsock, Muxed, Pipe, Transport, VhostVsock};
 
 pub struct SuperviseOptions {
     pub paths: Paths,
@@ -75,15 +75,15 @@ fn transport_for(kind: TransportKind, vm: &VmPaths) -> (Arc<dyn Transport>, Tran
             )
         }
         TransportKind::Hybrid => (
-            Arc::new(HybridVsock {
+            Arc::new(Muxed::new(Pipe::Hybrid(HybridVsock {
                 uds: vm.vsock_uds(),
-            }),
+            }))),
             TransportDevice::Hybrid {
                 socket: vm.vhost_user(),
             },
         ),
         TransportKind::Serial | TransportKind::Auto => (
-            Arc::new(SerialMux::new(vm.mux())),
+            Arc::new(Muxed::new(Pipe::Serial(vm.mux()))),
             TransportDevice::Serial {
                 endpoint: Endpoint::Unix(vm.mux()),
             },
@@ -147,6 +147,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         sock_path.clone(),
     ));
     let mirror = Arc::new(Mutex::new(PortMirror::new(transport.clone())));
+    let ready_signal = ReadySignal::bind(kind, vm);
 
     let mut term = signal(SignalKind::terminate()).map_err(io_err("installing signal handlers"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(io_err("installing signal handlers"))?;
@@ -188,26 +189,33 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         let booted = Instant::now();
         tracing::info!(accel = %state.accel, transport = transport.name(), "VM booting");
 
-        // Wait for the engine, a dead QEMU, or a stop request.
+        // Wait for the engine, a dead QEMU, or a stop request. With a ready
+        // signal, the first CONNECT waits for it (see berth_proto::READY_PORT).
+        let deadline = tokio::time::Instant::now() + BOOT_TIMEOUT;
+        let mut signaled = matches!(ready_signal, ReadySignal::Poll);
         let ready = loop {
             tokio::select! {
                 status = machine.qemu.wait() => break Err(status),
                 _ = term.recv() => break Ok(false),
                 _ = int.recv() => break Ok(false),
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                _ = ready_signal.wait(), if !signaled => {
+                    tracing::info!(after_ms = booted.elapsed().as_millis() as u64, "the guest says it is ready");
+                    signaled = true;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    machine.kill().await;
+                    break Ok(false);
+                }
+                _ = tokio::time::sleep(Duration::from_millis(50)), if signaled => {
                     if transport::ping(transport.as_ref()).await {
                         break Ok(true);
-                    }
-                    if booted.elapsed() > BOOT_TIMEOUT {
-                        machine.kill().await;
-                        break Ok(false);
                     }
                 }
             }
         };
         match ready {
             Ok(true) => {}
-            Ok(false) if booted.elapsed() > BOOT_TIMEOUT => {
+            Ok(false) if tokio::time::Instant::now() >= deadline => {
                 break Err(VmError::Boot(format!(
                     "the engine did not answer within {}s; see {}",
                     BOOT_TIMEOUT.as_secs(),
@@ -276,7 +284,72 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
     };
     socket_task.abort();
     let _ = std::fs::remove_file(sock_path);
+    if let ReadySignal::Unix(_) = ready_signal {
+        let _ = std::fs::remove_file(
+            HybridVsock {
+                uds: vm.vsock_uds(),
+            }
+            .host_listener_path(berth_proto::READY_PORT),
+        );
+    }
     result
+}
+
+/// How the supervisor learns that the guest's listeners are up.
+enum ReadySignal {
+    /// Hybrid vsock: the backend delivers the guest's connection here.
+    Unix(tokio::net::UnixListener),
+    /// Kernel vhost-vsock: a host AF_VSOCK listener.
+    Vsock(tokio_vsock::VsockListener),
+    /// No signal (the serial mux queues streams until the guest serves them):
+    /// ping until the engine answers.
+    Poll,
+}
+
+impl ReadySignal {
+    fn bind(kind: TransportKind, vm: &VmPaths) -> ReadySignal {
+        let port = berth_proto::READY_PORT;
+        match kind {
+            TransportKind::Hybrid => {
+                let path = HybridVsock {
+                    uds: vm.vsock_uds(),
+                }
+                .host_listener_path(port);
+                let _ = std::fs::remove_file(&path);
+                match tokio::net::UnixListener::bind(&path) {
+                    Ok(l) => ReadySignal::Unix(l),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "no ready signal; polling");
+                        ReadySignal::Poll
+                    }
+                }
+            }
+            TransportKind::VhostVsock => {
+                let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
+                match tokio_vsock::VsockListener::bind(addr) {
+                    Ok(l) => ReadySignal::Vsock(l),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no ready signal; polling");
+                        ReadySignal::Poll
+                    }
+                }
+            }
+            TransportKind::Serial | TransportKind::Auto => ReadySignal::Poll,
+        }
+    }
+
+    /// Returns when a guest connected (never for `Poll`).
+    async fn wait(&self) {
+        match self {
+            ReadySignal::Unix(l) => {
+                let _ = l.accept().await;
+            }
+            ReadySignal::Vsock(l) => {
+                let _ = l.accept().await;
+            }
+            ReadySignal::Poll => std::future::pending().await,
+        }
+    }
 }
 
 fn describe(status: Option<ExitStatus>) -> String {

@@ -38,6 +38,7 @@ pub fn start(
                 berth_proto::API_PORT,
                 berth_proto::CONTROL_PORT,
                 berth_proto::FORWARD_PORT,
+                berth_proto::MUX_PORT,
             ] {
                 let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
                 let listener = tokio_vsock::VsockListener::bind(addr)
@@ -58,6 +59,7 @@ pub fn start(
                     }
                 });
             }
+            tokio::spawn(announce_ready());
             tracing::info!("serving the host over vsock");
         }
         HostLink::Serial => {
@@ -66,6 +68,28 @@ pub fn start(
         }
     }
     Ok(())
+}
+
+/// Tells the host the listeners are up (see `berth_proto::READY_PORT`). A host
+/// that does not listen (an older one, or kernel vhost-vsock without it) only
+/// costs a few refused connects.
+async fn announce_ready() {
+    use tokio::io::AsyncWriteExt;
+    let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_HOST, berth_proto::READY_PORT);
+    for _ in 0..120 {
+        if let Ok(mut s) = tokio_vsock::VsockStream::connect(addr).await {
+            if s.write_all(berth_proto::READY_LINE.as_bytes())
+                .await
+                .is_ok()
+            {
+                let _ = AsyncWriteExt::shutdown(&mut s).await;
+                tracing::info!("told the host the engine is ready");
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    tracing::warn!("the host never took the ready signal");
 }
 
 /// Hands a new host stream to the service on `port`.
@@ -82,6 +106,20 @@ where
         }
         berth_proto::FORWARD_PORT => {
             tokio::spawn(forward::run(stream));
+        }
+        berth_proto::MUX_PORT => {
+            tokio::spawn(async move {
+                let result = berth_proto::mux::serve(stream, move |port, s| {
+                    // A session names only the services, never itself.
+                    if port != berth_proto::MUX_PORT {
+                        dispatch(engine.clone(), port, s, shutdown.clone())
+                    }
+                })
+                .await;
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "multiplexed session ended");
+                }
+            });
         }
         other => tracing::debug!(port = other, "stream for an unknown port dropped"),
     }

@@ -36,18 +36,16 @@ pub async fn run(engine: Arc<Engine>, shutdown: Arc<Notify>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        // Two handles: tokio runs a file's reads on its blocking pool one
-        // operation at a time, so a pending read must not hold up writes.
-        let reader = match tokio::fs::OpenOptions::new().read(true).open(&path).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot open the serial port");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let writer = match tokio::fs::OpenOptions::new().write(true).open(&path).await {
-            Ok(f) => f,
+        // The port opens once (a second open is EBUSY); two handles on that one
+        // open file, because tokio runs a file's reads on its blocking pool one
+        // operation at a time and a pending read must not hold up writes.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .and_then(|f| Ok((f.try_clone()?, f)));
+        let (reader, writer) = match opened {
+            Ok((r, w)) => (tokio::fs::File::from_std(r), tokio::fs::File::from_std(w)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open the serial port");
                 tokio::time::sleep(Duration::from_secs(1)).await;
