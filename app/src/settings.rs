@@ -47,6 +47,8 @@ pub struct VmSettings {
     pub image_dir: Option<PathBuf>,
     /// Boot the VM again when it dies without being asked to.
     pub restart_on_crash: bool,
+    /// Verbose engine logs on the VM console (`berth vm logs`).
+    pub debug: bool,
 }
 
 impl Default for VmSettings {
@@ -60,6 +62,7 @@ impl Default for VmSettings {
             insecure_registries: Vec::new(),
             image_dir: None,
             restart_on_crash: true,
+            debug: false,
         }
     }
 }

@@ -73,6 +73,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(config: Config) -> Result<Engine, ContainerError> {
+        let t = Instant::now();
         fs::create_dir_all(&config.root).map_err(ImageError::io(format!(
             "creating {}",
             config.root.display()
@@ -82,6 +83,7 @@ impl Engine {
             config.insecure_registries.clone(),
         )?;
         let id = engine_id(&config.root.join("engine-id"))?;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "image store open");
         // Build contexts of builds a crash interrupted.
         let _ = crate::fsutil::reset_dir(&config.root.join("build-tmp"));
         let events = std::sync::Arc::new(crate::events::Events::default());
@@ -94,6 +96,7 @@ impl Engine {
                 context: "setting up networks".into(),
                 source: std::io::Error::other(e.to_string()),
             })?;
+        tracing::debug!(ms = t.elapsed().as_millis() as u64, "networks set up");
         let volumes = std::sync::Arc::new(VolumeService::open(
             config.root.join("volumes"),
             events.clone(),
@@ -106,6 +109,7 @@ impl Engine {
             volumes.clone(),
         )?;
         images.set_events(events.clone());
+        tracing::info!(ms = t.elapsed().as_millis() as u64, "engine state opened");
         Ok(Engine {
             images,
             containers,

@@ -27,7 +27,8 @@ pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
 pub fn image_dir() -> Option<PathBuf> {
     let berth = workspace_bin("berth").ok()?;
     let dir = berth.parent()?.parent()?.join("vm-image/x86_64");
-    (dir.join("vmlinuz").is_file() && dir.join("initramfs.img").is_file()).then_some(dir)
+    let kernel = dir.join("vmlinux.zst").is_file() || dir.join("vmlinuz").is_file();
+    (kernel && dir.join("initramfs.img").is_file()).then_some(dir)
 }
 
 pub struct Vm {

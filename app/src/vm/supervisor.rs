@@ -125,6 +125,9 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
     if super::ensure_disk(&vm.data_disk(), settings.disk_gib)? {
         tracing::info!(disk = %vm.data_disk().display(), "created the data disk");
     }
+    let kernel = img
+        .kernel_file(&vm.dir.join("kernel"))
+        .map_err(io_err("unpacking the guest kernel"))?;
     let kind = resolve_transport(settings.transport);
     let (transport, device) = transport_for(kind, vm);
     let mut accel = argv::resolve_accel(settings.accel, os, kvm_usable());
@@ -170,16 +173,18 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
             accel,
             cpus: settings.cpus,
             memory_mib: settings.memory_mib,
-            kernel: img.kernel.clone(),
+            kernel: kernel.clone(),
             initrd: img.initrd.clone(),
-            cmdline: argv::cmdline(arch, &device, &settings.insecure_registries),
+            cmdline: argv::cmdline(arch, &device, &settings.insecure_registries, settings.debug),
             data_disk: vm.data_disk(),
             qmp: Endpoint::Unix(vm.qmp()),
             console_log: vm.console_log(),
             pidfile: vm.qemu_pid(),
             transport: device.clone(),
+            firmware: qboot(os, arch),
         };
         state.accel = format!("{accel:?}").to_lowercase();
+        ready_signal.drain();
         let mut machine = match launch(&spec, vm).await {
             Ok(m) => m,
             Err(e) => break Err(e),
@@ -295,6 +300,20 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
     result
 }
 
+/// qboot where QEMU ships it (Debian's qemu-system-data); SeaBIOS otherwise.
+fn qboot(os: HostOs, arch: Arch) -> Option<std::path::PathBuf> {
+    if arch != Arch::X86_64 || os == HostOs::Windows {
+        return None;
+    }
+    [
+        "/usr/share/qemu/qboot.rom",
+        "/opt/homebrew/share/qemu/qboot.rom",
+    ]
+    .iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.is_file())
+}
+
 /// How the supervisor learns that the guest's listeners are up.
 enum ReadySignal {
     /// Hybrid vsock: the backend delivers the guest's connection here.
@@ -335,6 +354,22 @@ impl ReadySignal {
                 }
             }
             TransportKind::Serial | TransportKind::Auto => ReadySignal::Poll,
+        }
+    }
+
+    /// Drops connections a previous boot left queued, so they are not taken
+    /// for this boot's signal.
+    fn drain(&self) {
+        use futures_util::FutureExt;
+        loop {
+            let pending = match self {
+                ReadySignal::Unix(l) => l.accept().now_or_never().map(|r| r.is_ok()),
+                ReadySignal::Vsock(l) => l.accept().now_or_never().map(|r| r.is_ok()),
+                ReadySignal::Poll => None,
+            };
+            if pending != Some(true) {
+                return;
+            }
         }
     }
 

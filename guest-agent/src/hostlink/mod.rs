@@ -76,7 +76,7 @@ pub fn start(
 async fn announce_ready() {
     use tokio::io::AsyncWriteExt;
     let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_HOST, berth_proto::READY_PORT);
-    for _ in 0..120 {
+    for _ in 0..600 {
         if let Ok(mut s) = tokio_vsock::VsockStream::connect(addr).await {
             if s.write_all(berth_proto::READY_LINE.as_bytes())
                 .await
@@ -87,7 +87,7 @@ async fn announce_ready() {
                 return;
             }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     tracing::warn!("the host never took the ready signal");
 }

@@ -145,7 +145,7 @@ fn time_pings(socket: &Path, n: usize) -> Samples {
 pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
     let target = crate::proc::target_dir();
     let image_dir = target.join("vm-image/x86_64");
-    let image_mb = ["vmlinuz", "initramfs.img"]
+    let image_mb = ["vmlinux.zst", "initramfs.img"]
         .iter()
         .map(|f| std::fs::metadata(image_dir.join(f)).map(|m| m.len()))
         .sum::<Result<u64, _>>()
