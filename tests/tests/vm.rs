@@ -3,7 +3,7 @@
 //! host socket; published ports answer on the host; data survives a stop and a
 //! SIGKILLed QEMU. One test per host↔guest transport.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use berth_tests::images::{busybox_image, Compression};
@@ -25,13 +25,20 @@ fn registry_with_busybox() -> Registry {
     registry
 }
 
+/// `curl` on the host, as a user would check a published port.
 fn http_get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://127.0.0.1:{port}/"),
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `docker run -it` under `script`, so the CLI has a real terminal.

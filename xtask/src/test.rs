@@ -23,6 +23,7 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
     step("tools");
     let tools = (|| {
         deps::ensure_packages(deps::PACKAGES)?;
+        deps::ensure_packages(crate::vm_image::VM_PACKAGES)?;
         deps::ensure_docker_cli()?;
         deps::ensure_vhost_device_vsock()?;
         Ok::<_, anyhow::Error>(deps::ensure_nextest())
