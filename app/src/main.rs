@@ -26,6 +26,31 @@ enum Command {
     },
     /// Print where the docker CLI finds Berth's engine.
     DockerHost,
+    /// Make the docker CLI keep logins in the OS keychain (`credsStore: "berth"`).
+    DockerConfig {
+        #[command(subcommand)]
+        command: DockerConfigCommand,
+    },
+    /// Log in to a registry: the engine checks the credentials, the keychain keeps them.
+    Login {
+        /// The registry (`host[:port]`; Docker Hub when omitted).
+        server: Option<String>,
+        #[arg(short, long)]
+        username: String,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget a registry login.
+    Logout { server: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum DockerConfigCommand {
+    /// Set `credsStore: "berth"` in the docker CLI's config.json.
+    Install,
+    /// Put back the credsStore that `install` replaced.
+    Uninstall,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +96,32 @@ fn main() -> anyhow::Result<()> {
         Command::DockerHost => {
             println!("{}", endpoint(&paths).docker_host());
         }
+        Command::DockerConfig { command } => {
+            let path = berth::creds::docker_config::config_path();
+            match command {
+                DockerConfigCommand::Install => berth::creds::docker_config::install(&path)?,
+                DockerConfigCommand::Uninstall => berth::creds::docker_config::uninstall(&path)?,
+            }
+            println!("updated {}", path.display());
+        }
+        Command::Login {
+            server,
+            username,
+            password_stdin,
+        } => login(&paths, server, username, password_stdin)?,
+        Command::Logout { server } => {
+            let server = server.unwrap_or_else(|| berth::creds::DOCKER_HUB.to_string());
+            let store = berth::creds::Keychain::open();
+            match berth::creds::erase(&store, &server) {
+                Ok(()) | Err(berth::creds::CredsError::NotFound) => {
+                    println!(
+                        "Removing login credentials for {}",
+                        berth::creds::normalize(&server)
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Command::Vm { command } => {
             let vmp = VmPaths::new(paths.vm_dir());
             match command {
@@ -90,6 +141,67 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `DOCKER_HOST` when it names a unix socket, else Berth's own socket.
+fn engine_socket(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {
+    if let Ok(h) = std::env::var("DOCKER_HOST") {
+        if let Some(p) = h.strip_prefix("unix://") {
+            return Ok(p.into());
+        }
+    }
+    socket_path(paths)
+}
+
+fn login(
+    paths: &Paths,
+    server: Option<String>,
+    username: String,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    if !password_stdin {
+        bail!("pass the password on stdin with --password-stdin");
+    }
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    let server = server.unwrap_or_else(|| berth::creds::DOCKER_HUB.to_string());
+    // The engine checks the login against the registry, as for `docker login`.
+    let body = serde_json::json!({
+        "username": username, "password": password, "serveraddress": server,
+    })
+    .to_string();
+    let sock = engine_socket(paths)?;
+    let mut s = std::os::unix::net::UnixStream::connect(&sock)
+        .with_context(|| format!("connecting to the engine at {}", sock.display()))?;
+    write!(
+        s,
+        "POST /auth HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, payload) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        let message = payload
+            .lines()
+            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| head.lines().next().unwrap_or_default().to_string());
+        bail!("login failed: {message}");
+    }
+    let store = berth::creds::Keychain::open();
+    berth::creds::store(
+        &store,
+        &berth::creds::Credentials {
+            server_url: server,
+            username,
+            secret: password,
+        },
+    )?;
+    println!("Login Succeeded");
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub const PACKAGES: &[&str] = &[
     "tini",            // its static build is what `docker run --init` runs
     "docker-compose",  // Compose 1.29 as an Engine API client in the suite
     "libc6-dev",       // libc.a: the UDP test builds a static echo server with gcc
+    "libdbus-1-dev",   // the credential helper's Secret Service backend links libdbus
     "curl",            // the VM suite checks published ports the way a user would
     "util-linux",      // `script`: interactive `docker run -it` under a pty
 ];

@@ -183,11 +183,24 @@ pub(super) fn registry_error(r: &ImageRef, e: OciDistributionError) -> ImageErro
                 Some(OciErrorCode::NameUnknown) => ImageError::RegistryNotFound(format!(
                     "repository {repo} not found: name unknown: {msg}"
                 )),
-                Some(OciErrorCode::Unauthorized) | Some(OciErrorCode::Denied) => denied(),
+                // moby turns DENIED into "pull access denied" and shows any other
+                // registry error as its code and message, as distribution prints
+                // it: "unauthorized: authentication required".
+                Some(OciErrorCode::Denied) => denied(),
+                Some(OciErrorCode::Unauthorized) => ImageError::Unauthorized(format!(
+                    "unauthorized: {}",
+                    if msg.is_empty() {
+                        "authentication required"
+                    } else {
+                        msg.trim()
+                    }
+                )),
                 _ => ImageError::Registry(format!("error from registry: {msg}")),
             }
         }
-        OciDistributionError::UnauthorizedError { .. } => denied(),
+        OciDistributionError::UnauthorizedError { .. } => {
+            ImageError::Unauthorized("unauthorized: authentication required".into())
+        }
         OciDistributionError::AuthenticationFailure(m) => {
             ImageError::Unauthorized(format!("unauthorized: {}", m.trim()))
         }
