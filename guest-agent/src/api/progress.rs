@@ -41,10 +41,23 @@ pub fn encode(p: &Progress) -> Vec<u8> {
 
 /// An error after the stream has started: the CLI prints it and exits non-zero.
 pub fn encode_error(message: &str) -> Vec<u8> {
-    let mut out = serde_json::to_vec(&serde_json::json!({
-        "errorDetail": { "message": message },
-        "error": message,
-    }))
+    // A struct, not `json!`: key order must not depend on whether some other
+    // crate in the build turned on serde_json's `preserve_order`. dockerd's
+    // JSONMessage puts errorDetail before error.
+    #[derive(serde::Serialize)]
+    struct Detail<'a> {
+        message: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct ErrorLine<'a> {
+        #[serde(rename = "errorDetail")]
+        error_detail: Detail<'a>,
+        error: &'a str,
+    }
+    let mut out = serde_json::to_vec(&ErrorLine {
+        error_detail: Detail { message },
+        error: message,
+    })
     .unwrap_or_default();
     out.push(b'\n');
     out
@@ -117,7 +130,7 @@ mod tests {
         let e = String::from_utf8(encode_error("boom")).unwrap();
         assert_eq!(
             e,
-            "{\"error\":\"boom\",\"errorDetail\":{\"message\":\"boom\"}}\n"
+            "{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\n"
         );
     }
 }
