@@ -88,6 +88,9 @@ fn write(path: &Path, map: &Map<String, Value>, mode: Option<u32>) -> Result<(),
 /// twice keeps the original).
 pub fn install(path: &Path) -> Result<(), ConfigError> {
     let (mut map, mode) = read(path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(path))?;
+    }
     let previous = map.get("credsStore").cloned();
     if previous.as_ref().and_then(Value::as_str) != Some(STORE_NAME) {
         let saved = serde_json::json!({ "credsStore": previous });
