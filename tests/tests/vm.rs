@@ -16,13 +16,21 @@ fn guest_registry(registry: &Registry) -> String {
     registry.addr().replace("127.0.0.1", "10.0.2.2")
 }
 
-fn registry_with_busybox() -> Registry {
+/// A registry on the host with the busybox image, and a VM on `transport`
+/// that may pull from it; returns the image as the guest names it.
+fn vm_with_registry(transport: &str) -> (Registry, Vm, String) {
     let registry = Registry::start(RegistryAuth::None).unwrap();
     busybox_image(Compression::Gzip, "amd64")
         .unwrap()
         .push(&registry, "bb:latest")
         .unwrap();
-    registry
+    let reg = guest_registry(&registry);
+    let vm = Vm::start(serde_json::json!({
+        "transport": transport,
+        "insecureRegistries": [reg],
+    }))
+    .unwrap();
+    (registry, vm, format!("{reg}/bb:latest"))
 }
 
 /// `curl` on the host, as a user would check a published port.
@@ -62,17 +70,10 @@ fn docker_it(vm: &Vm, args: &str, input: &str) -> std::process::Output {
 
 #[test]
 fn hybrid_vsock_end_to_end() {
-    let registry = registry_with_busybox();
-    let reg = guest_registry(&registry);
-    let vm = Vm::start(serde_json::json!({
-        "transport": "hybrid",
-        "insecureRegistries": [reg],
-    }))
-    .unwrap();
+    let (_registry, vm, img) = vm_with_registry("hybrid");
     let status = vm.status();
     assert_eq!(status["state"]["transport"], "hybrid-vsock", "{status}");
     assert_eq!(status["qemu"], "running", "{status}");
-    let img = format!("{reg}/bb:latest");
 
     vm.docker_ok(&["pull", "-q", &img]);
     assert_eq!(vm.docker_ok(&["run", "--rm", &img, "echo", "hi"]), "hi\n");
@@ -200,15 +201,8 @@ fn hybrid_vsock_end_to_end() {
 
 #[test]
 fn serial_mux_transport() {
-    let registry = registry_with_busybox();
-    let reg = guest_registry(&registry);
-    let vm = Vm::start(serde_json::json!({
-        "transport": "serial",
-        "insecureRegistries": [reg],
-    }))
-    .unwrap();
+    let (_registry, vm, img) = vm_with_registry("serial");
     assert_eq!(vm.status()["state"]["transport"], "serial-mux");
-    let img = format!("{reg}/bb:latest");
     vm.docker_ok(&["pull", "-q", &img]);
     assert_eq!(
         vm.docker_ok(&["run", "--rm", &img, "echo", "over-serial"]),
