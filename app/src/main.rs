@@ -26,6 +26,9 @@ enum Command {
     },
     /// Print where the docker CLI finds Berth's engine.
     DockerHost,
+    /// Show what the VM runs with on this host, and why (accelerator,
+    /// transport, image, helper programs, shared folders).
+    Doctor,
     /// Make the docker CLI keep logins in the OS keychain (`credsStore: "berth"`).
     DockerConfig {
         #[command(subcommand)]
@@ -95,6 +98,21 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::DockerHost => {
             println!("{}", endpoint(&paths).docker_host());
+        }
+        Command::Doctor => {
+            let settings = Settings::load(&paths.settings_file())?;
+            let checks = berth::vm::doctor::run(&paths, &settings.vm);
+            for c in &checks {
+                println!(
+                    "{} {:<20} {}",
+                    if c.ok { "ok  " } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+            if checks.iter().any(|c| !c.ok) {
+                std::process::exit(1);
+            }
         }
         Command::DockerConfig { command } => {
             let path = berth::creds::docker_config::config_path();
@@ -339,6 +357,10 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
     );
     println!("accel:      {}", s.accel);
     println!("transport:  {}", s.transport);
+    println!("sharing:    {}", s.file_sharing);
+    for f in &s.shared_folders {
+        println!("  shared:   {f}");
+    }
     println!(
         "engine:     {}",
         if engine { "ready" } else { "not answering" }

@@ -32,6 +32,46 @@ pub enum TransportKind {
     Serial,
 }
 
+/// How host folders reach the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileSharing {
+    /// virtio-fs where the host can run `virtiofsd` (Linux), else 9p (QEMU's
+    /// own; macOS), else none (QEMU for Windows has neither).
+    #[default]
+    Auto,
+    Virtiofs,
+    #[serde(rename = "9p")]
+    NineP,
+    /// Share nothing: bind mounts see only the VM's own files.
+    Off,
+}
+
+/// One host folder shared into the VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedFolder {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Docker Desktop's defaults: the user's home (`/Users` holds it on macOS),
+/// and `C:\Users` on Windows.
+pub fn default_shared_folders(os: crate::paths::HostOs, home: Option<&Path>) -> Vec<SharedFolder> {
+    use crate::paths::HostOs;
+    let path = match os {
+        HostOs::Windows => Some(PathBuf::from(r"C:\Users")),
+        HostOs::MacOs | HostOs::Linux => home.map(Path::to_path_buf),
+    };
+    path.into_iter()
+        .map(|path| SharedFolder {
+            path,
+            read_only: false,
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VmSettings {
@@ -49,6 +89,9 @@ pub struct VmSettings {
     pub restart_on_crash: bool,
     /// Verbose engine logs on the VM console (`berth vm logs`).
     pub debug: bool,
+    /// Host folders mounted in the VM at the same path, so `-v "$PWD":/app` works.
+    pub shared_folders: Vec<SharedFolder>,
+    pub file_sharing: FileSharing,
 }
 
 impl Default for VmSettings {
@@ -63,6 +106,11 @@ impl Default for VmSettings {
             image_dir: None,
             restart_on_crash: true,
             debug: false,
+            shared_folders: default_shared_folders(
+                crate::paths::HostOs::current(),
+                dirs::home_dir().as_deref(),
+            ),
+            file_sharing: FileSharing::Auto,
         }
     }
 }
@@ -127,10 +175,40 @@ mod tests {
         assert_eq!(s.vm.accel, Accel::Tcg);
         assert_eq!(s.vm.transport, TransportKind::Serial);
         assert_eq!(s.vm.memory_mib, 2048);
+        assert_eq!(s.vm.file_sharing, FileSharing::Auto);
+        std::fs::write(
+            &p,
+            r#"{"vm":{"fileSharing":"9p","sharedFolders":[{"path":"/src","readOnly":true}]}}"#,
+        )
+        .unwrap();
+        let s = Settings::load(&p).unwrap();
+        assert_eq!(s.vm.file_sharing, FileSharing::NineP);
+        assert_eq!(
+            s.vm.shared_folders,
+            vec![SharedFolder {
+                path: "/src".into(),
+                read_only: true
+            }]
+        );
         std::fs::write(&p, r#"{"vm":{"cpus":"many"}}"#).unwrap();
         assert!(matches!(
             Settings::load(&p),
             Err(SettingsError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn shares_default_like_docker_desktop() {
+        use crate::paths::HostOs;
+        let home = Path::new("/Users/me");
+        assert_eq!(
+            default_shared_folders(HostOs::MacOs, Some(home))[0].path,
+            home
+        );
+        assert_eq!(
+            default_shared_folders(HostOs::Windows, None)[0].path,
+            PathBuf::from(r"C:\Users")
+        );
+        assert!(default_shared_folders(HostOs::Linux, None).is_empty());
     }
 }

@@ -16,6 +16,12 @@ pub struct Config {
     pub bridge: String,
     /// Inside Berth's VM: how the host reaches the engine (`--host-link`).
     pub host_link: Option<HostLink>,
+    /// Inside Berth's VM: the host's shared folders (`--share`, see
+    /// `berth_proto::shares`), mounted before the engine opens.
+    pub shares: Vec<berth_proto::shares::ShareMount>,
+    /// Inside Berth's VM: the host's OS (`--host-os`), which decides how bind
+    /// sources are read. Set, it also turns on the shared-folder check.
+    pub host_os: Option<crate::volumes::hostpaths::HostOs>,
 }
 
 /// The guest end of the host↔guest transport (see `berth-proto`).
@@ -52,7 +58,7 @@ pub enum ConfigError {
 }
 
 pub const USAGE: &str =
-    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial]";
+    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial] [--share TAG,FS,ro|rw,PATH]... [--host-os linux|macos|windows]";
 
 impl Config {
     /// Parses the arguments after `daemon`.
@@ -64,6 +70,8 @@ impl Config {
             init_binary: None,
             bridge: "berth0".into(),
             host_link: None,
+            shares: Vec::new(),
+            host_os: None,
         };
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
@@ -106,6 +114,19 @@ impl Config {
                         }
                     })
                 }
+                "--share" => cfg.shares.push(
+                    berth_proto::shares::ShareMount::decode(&value()?)
+                        .map_err(|e| ConfigError::Invalid(format!("--share: {e}")))?,
+                ),
+                "--host-os" => {
+                    let v = value()?;
+                    cfg.host_os =
+                        Some(crate::volumes::hostpaths::HostOs::parse(&v).ok_or_else(|| {
+                            ConfigError::Invalid(format!(
+                                "--host-os: {v:?} is not linux, macos or windows"
+                            ))
+                        })?)
+                }
                 _ => return Err(ConfigError::Unknown(a)),
             }
         }
@@ -141,5 +162,19 @@ mod tests {
         assert_eq!(v.host_link, Some(HostLink::Serial));
         assert!(Config::from_args(["--host-link=tcp".to_string()]).is_err());
         assert!(Config::from_args(["--root".to_string()]).is_err());
+        let s = Config::from_args(
+            [
+                "--share",
+                "berth0,9p,ro,/Users/Jane%20Doe",
+                "--host-os",
+                "macos",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        assert_eq!(s.shares[0].guest_path, "/Users/Jane Doe");
+        assert!(s.shares[0].read_only);
+        assert!(Config::from_args(["--share=berth0,nfs,rw,/x".to_string()]).is_err());
+        assert!(Config::from_args(["--host-os=beos".to_string()]).is_err());
     }
 }

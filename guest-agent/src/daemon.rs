@@ -84,6 +84,10 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let socket = config.socket.clone();
+    // Before the engine opens: containers restarted at boot may bind into them.
+    if !config.shares.is_empty() {
+        crate::hostlink::shares::mount_all(&config.shares);
+    }
     let engine = tokio::task::block_in_place(|| Engine::open(config))?;
     let engine = Arc::new(engine);
     match engine.images.collect_garbage() {

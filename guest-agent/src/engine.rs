@@ -107,6 +107,9 @@ impl Engine {
             events.clone(),
             network.clone(),
             volumes.clone(),
+            config
+                .host_os
+                .map(|os| crate::volumes::hostpaths::HostPaths::new(os, &config.shares)),
         )?;
         images.set_events(events.clone());
         tracing::info!(ms = t.elapsed().as_millis() as u64, "engine state opened");

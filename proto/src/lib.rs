@@ -36,6 +36,7 @@ pub mod control;
 pub mod forward;
 pub mod lines;
 pub mod mux;
+pub mod shares;
 
 /// The Docker Engine API.
 pub const API_PORT: u32 = 1024;

@@ -36,9 +36,27 @@ pub struct Vm {
     berth: PathBuf,
 }
 
+/// Gives a directory tree to `uid` (the VM then runs as that user).
+pub fn chown_tree(path: &Path, uid: u32) -> anyhow::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+        .with_context(|| format!("chown {}", path.display()))?;
+    if path.is_dir() && !path.is_symlink() {
+        for e in std::fs::read_dir(path)? {
+            chown_tree(&e?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
 impl Vm {
     /// Boots a VM with these `vm` settings (merged over TCG, 2 CPUs, 1 GiB).
     pub fn start(settings: serde_json::Value) -> anyhow::Result<Vm> {
+        Vm::start_as(settings, None)
+    }
+
+    /// Boots a VM as user `uid` (a desktop user, not root): QEMU and its
+    /// helpers run as that user, as they do on a developer's machine.
+    pub fn start_as(settings: serde_json::Value, uid: Option<u32>) -> anyhow::Result<Vm> {
         let berth = workspace_bin("berth")?;
         let image = image_dir().context("no VM image: run `cargo xtask vm-image`")?;
         let dir = tempfile::Builder::new().prefix("berth-vm-").tempdir()?;
@@ -57,7 +75,28 @@ impl Vm {
             serde_json::to_vec(&serde_json::json!({ "vm": vm }))?,
         )?;
         let vm = Vm { dir, berth };
-        let out = vm.berth(&["vm", "start", "--timeout", "240"]);
+        let out = match uid {
+            None => vm.berth(&["vm", "start", "--timeout", "240"]),
+            Some(uid) => {
+                std::fs::create_dir_all(vm.home())?;
+                chown_tree(vm.dir.path(), uid)?;
+                let inner = vm.berth_cmd(&["vm", "start", "--timeout", "240"]);
+                let mut c = Command::new("setpriv");
+                c.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={uid}"),
+                    "--clear-groups".to_string(),
+                ])
+                .arg(inner.get_program())
+                .args(inner.get_args());
+                for (k, v) in inner.get_envs() {
+                    if let Some(v) = v {
+                        c.env(k, v);
+                    }
+                }
+                c.output().context("running setpriv")?
+            }
+        };
         if !out.status.success() {
             bail!(
                 "berth vm start failed: {}{}\n--- console ---\n{}",

@@ -110,16 +110,34 @@ pub fn ensure_docker_cli() -> anyhow::Result<()> {
 /// through where the host has no kernel vhost-vsock; built from crates.io into
 /// `target/tools`, where `berth` looks for it.
 pub fn ensure_vhost_device_vsock() -> anyhow::Result<()> {
+    ensure_tool("vhost-device-vsock", "0.3.0")
+}
+
+/// The Rust virtiofsd (crates.io), for virtio-fs shared folders. It links
+/// libcap-ng and libseccomp.
+pub fn ensure_virtiofsd() -> anyhow::Result<()> {
+    ensure_packages(&["libcap-ng-dev", "libseccomp-dev", "pkg-config"])?;
+    ensure_tool("virtiofsd", "1.13.3")
+}
+
+/// A helper program from crates.io, installed under `target/tools/bin`, where
+/// `berth` looks for it.
+fn ensure_tool(name: &str, version: &str) -> anyhow::Result<()> {
     let root = crate::proc::workspace_root().join("target/tools");
-    if root.join("bin/vhost-device-vsock").is_file() {
-        println!("vhost-device-vsock present");
+    if root.join("bin").join(name).is_file() {
+        println!("{name} present");
         return Ok(());
     }
     let mut install = cargo();
     install
-        .args(["install", "--locked", "vhost-device-vsock@0.3.0", "--root"])
+        .args([
+            "install",
+            "--locked",
+            &format!("{name}@{version}"),
+            "--root",
+        ])
         .arg(&root);
-    println!("vhost-device-vsock missing; running `{}`", show(&install));
+    println!("{name} missing; running `{}`", show(&install));
     run(&mut install)
 }
 

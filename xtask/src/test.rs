@@ -26,6 +26,7 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         deps::ensure_packages(crate::vm_image::VM_PACKAGES)?;
         deps::ensure_docker_cli()?;
         deps::ensure_vhost_device_vsock()?;
+        deps::ensure_virtiofsd()?;
         Ok::<_, anyhow::Error>(deps::ensure_nextest())
     })();
     let nextest = match tools {

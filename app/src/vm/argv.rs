@@ -42,7 +42,7 @@ impl Endpoint {
     fn chardev(&self, id: &str) -> String {
         match self {
             Endpoint::Unix(p) => {
-                format!("socket,id={id},path={},server=on,wait=off", p.display())
+                format!("socket,id={id},path={},server=on,wait=off", opt(p))
             }
             Endpoint::Pipe(name) => format!("pipe,id={id},path={name}"),
         }
@@ -59,6 +59,25 @@ pub enum TransportDevice {
     Hybrid { socket: PathBuf },
     /// One virtio-serial port carrying the yamux session.
     Serial { endpoint: Endpoint },
+}
+
+/// A shared folder's device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareDevice {
+    /// vhost-user-fs served by `virtiofsd` on `socket`; needs shared guest memory.
+    Virtiofs { tag: String, socket: PathBuf },
+    /// QEMU's own 9p server on `path`. `security_model=none`: files are created
+    /// as the user QEMU runs as, which is what "owned by me on the host" means.
+    NineP {
+        tag: String,
+        path: PathBuf,
+        read_only: bool,
+    },
+}
+
+/// A path inside a QEMU option string, where a comma must be doubled.
+fn opt(p: &std::path::Path) -> String {
+    p.display().to_string().replace(',', ",,")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +99,7 @@ pub struct MachineSpec {
     /// Firmware instead of QEMU's default SeaBIOS: qboot boots a Linux kernel
     /// directly and saves about a second under TCG.
     pub firmware: Option<PathBuf>,
+    pub shares: Vec<ShareDevice>,
 }
 
 impl MachineSpec {
@@ -125,9 +145,14 @@ impl MachineSpec {
         push(&["-cpu", cpu]);
         push(&["-smp", &self.cpus.to_string()]);
         let mem = format!("{}M", self.memory_mib);
-        match &self.transport {
+        let vhost_user = matches!(self.transport, TransportDevice::Hybrid { .. })
+            || self
+                .shares
+                .iter()
+                .any(|s| matches!(s, ShareDevice::Virtiofs { .. }));
+        match vhost_user {
             // vhost-user backends map guest memory, so it must be a shared memfd.
-            TransportDevice::Hybrid { .. } => push(&[
+            true => push(&[
                 "-m",
                 &mem,
                 "-object",
@@ -135,7 +160,7 @@ impl MachineSpec {
                 "-numa",
                 "node,memdev=mem",
             ]),
-            _ => push(&["-m", &mem]),
+            false => push(&["-m", &mem]),
         }
         push(&[
             "-kernel",
@@ -149,7 +174,7 @@ impl MachineSpec {
             "-drive",
             &format!(
                 "if=none,id=data,file={},format=qcow2,cache=writeback,discard=unmap",
-                self.data_disk.display()
+                opt(&self.data_disk)
             ),
             "-device",
             "virtio-blk-pci,drive=data",
@@ -166,10 +191,7 @@ impl MachineSpec {
         ]);
         push(&[
             "-chardev",
-            &format!(
-                "file,id=console,path={},append=on",
-                self.console_log.display()
-            ),
+            &format!("file,id=console,path={},append=on", opt(&self.console_log)),
             "-serial",
             "chardev:console",
         ]);
@@ -185,7 +207,7 @@ impl MachineSpec {
             }
             TransportDevice::Hybrid { socket } => push(&[
                 "-chardev",
-                &format!("socket,id=vsock,path={}", socket.display()),
+                &format!("socket,id=vsock,path={}", opt(socket)),
                 "-device",
                 "vhost-user-vsock-pci,chardev=vsock",
             ]),
@@ -201,6 +223,30 @@ impl MachineSpec {
                 ),
             ]),
         }
+        for (i, share) in self.shares.iter().enumerate() {
+            match share {
+                ShareDevice::Virtiofs { tag, socket } => push(&[
+                    "-chardev",
+                    &format!("socket,id=fs{i},path={}", opt(socket)),
+                    "-device",
+                    &format!("vhost-user-fs-pci,chardev=fs{i},tag={tag}"),
+                ]),
+                ShareDevice::NineP {
+                    tag,
+                    path,
+                    read_only,
+                } => push(&[
+                    "-fsdev",
+                    &format!(
+                        "local,id=fs{i},path={},security_model=none{}",
+                        opt(path),
+                        if *read_only { ",readonly=on" } else { "" }
+                    ),
+                    "-device",
+                    &format!("virtio-9p-pci,fsdev=fs{i},mount_tag={tag}"),
+                ]),
+            }
+        }
         push(&["-pidfile", &self.pidfile.display().to_string()]);
         a
     }
@@ -208,9 +254,11 @@ impl MachineSpec {
 
 /// The kernel command line the guest's init reads (see `vm-image/README.md`).
 pub fn cmdline(
+    os: HostOs,
     arch: Arch,
     transport: &TransportDevice,
     insecure: &[String],
+    shares: &[berth_proto::shares::ShareMount],
     debug: bool,
 ) -> String {
     let console = match arch {
@@ -224,6 +272,15 @@ pub fn cmdline(
     let mut c = format!("console={console} panic=-1 quiet berth.transport={link}");
     if !insecure.is_empty() {
         c.push_str(&format!(" berth.insecure={}", insecure.join(",")));
+    }
+    let hostos = match os {
+        HostOs::Linux => "linux",
+        HostOs::MacOs => "macos",
+        HostOs::Windows => "windows",
+    };
+    c.push_str(&format!(" berth.hostos={hostos}"));
+    for s in shares {
+        c.push_str(&format!(" berth.share={}", s.encode()));
     }
     if debug {
         c.push_str(" berth.debug=1");
@@ -256,7 +313,7 @@ mod tests {
             memory_mib: 1024,
             kernel: "/img/vmlinuz".into(),
             initrd: "/img/initramfs.img".into(),
-            cmdline: cmdline(arch, &transport, &[], false),
+            cmdline: cmdline(os, arch, &transport, &[], &[], false),
             data_disk: "/vm/data.qcow2".into(),
             qmp: match os {
                 HostOs::Windows => Endpoint::Pipe("berth-qmp".into()),
@@ -266,6 +323,7 @@ mod tests {
             pidfile: "/vm/qemu.pid".into(),
             transport,
             firmware: None,
+            shares: Vec::new(),
         }
     }
 
@@ -389,11 +447,78 @@ mod tests {
     #[test]
     fn insecure_registries_reach_the_guest() {
         let c = cmdline(
+            HostOs::Linux,
             Arch::X86_64,
             &TransportDevice::VhostVsock { cid: 3 },
             &["10.0.2.2:5000".into(), "reg:80".into()],
+            &[],
             false,
         );
-        assert!(c.ends_with(" berth.insecure=10.0.2.2:5000,reg:80"), "{c}");
+        assert!(c.contains(" berth.insecure=10.0.2.2:5000,reg:80"), "{c}");
+        assert!(c.ends_with(" berth.hostos=linux"), "{c}");
+    }
+
+    #[test]
+    fn shares_per_backend_and_their_command_line() {
+        use berth_proto::shares::{ShareFs, ShareMount};
+        let mut s = spec(
+            HostOs::MacOs,
+            Arch::Aarch64,
+            Accel::Hvf,
+            TransportDevice::Serial {
+                endpoint: Endpoint::Unix("/vm/mux.sock".into()),
+            },
+        );
+        s.shares = vec![ShareDevice::NineP {
+            tag: "berth0".into(),
+            path: "/Users/me, too".into(),
+            read_only: true,
+        }];
+        let a = s.argv();
+        assert_eq!(
+            after(&a, "-fsdev"),
+            ["local,id=fs0,path=/Users/me,, too,security_model=none,readonly=on"]
+        );
+        assert!(after(&a, "-device").contains(&"virtio-9p-pci,fsdev=fs0,mount_tag=berth0"));
+        assert!(after(&a, "-object").is_empty(), "9p needs no shared memory");
+
+        let mut s = spec(
+            HostOs::Linux,
+            Arch::X86_64,
+            Accel::Tcg,
+            TransportDevice::VhostVsock { cid: 9 },
+        );
+        s.shares = vec![ShareDevice::Virtiofs {
+            tag: "berth0".into(),
+            socket: "/vm/fs0.sock".into(),
+        }];
+        let a = s.argv();
+        assert!(after(&a, "-chardev").contains(&"socket,id=fs0,path=/vm/fs0.sock"));
+        assert!(after(&a, "-device").contains(&"vhost-user-fs-pci,chardev=fs0,tag=berth0"));
+        assert_eq!(
+            after(&a, "-object"),
+            ["memory-backend-memfd,id=mem,size=1024M,share=on"],
+            "virtiofsd maps guest memory"
+        );
+
+        let c = cmdline(
+            HostOs::Windows,
+            Arch::X86_64,
+            &TransportDevice::VhostVsock { cid: 3 },
+            &[],
+            &[ShareMount {
+                tag: "berth0".into(),
+                fs: ShareFs::NineP,
+                read_only: false,
+                guest_path: "/run/desktop/mnt/host/c/Users".into(),
+            }],
+            false,
+        );
+        assert!(
+            c.ends_with(
+                " berth.hostos=windows berth.share=berth0,9p,rw,/run/desktop/mnt/host/c/Users"
+            ),
+            "{c}"
+        );
     }
 }

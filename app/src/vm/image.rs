@@ -119,9 +119,14 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         }
     }
     let exe = exe_dir()?;
-    [exe.join("../tools/bin").join(name), exe.join(name)]
-        .into_iter()
-        .find(|p| p.is_file())
+    // Debian puts virtiofsd in /usr/libexec.
+    [
+        exe.join("../tools/bin").join(name),
+        exe.join(name),
+        PathBuf::from("/usr/libexec").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 
 pub mod argv;
 pub mod control;
+pub mod doctor;
 pub mod image;
 pub mod qmp;
+pub mod shares;
 mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -117,6 +119,12 @@ pub struct VmState {
     pub last_crash: Option<String>,
     /// The last boot's time from QEMU's start to the engine's first `_ping`.
     pub boot_ms: Option<u64>,
+    /// The shared-folder device and why it was chosen.
+    #[serde(default)]
+    pub file_sharing: String,
+    /// Guest paths of the shared folders.
+    #[serde(default)]
+    pub shared_folders: Vec<String>,
 }
 
 impl VmState {
@@ -232,6 +240,8 @@ mod tests {
             restarts: 0,
             last_crash: None,
             boot_ms: Some(4000),
+            file_sharing: "virtiofs".into(),
+            shared_folders: vec!["/home/me".into()],
         };
         s.write(&paths).unwrap();
         assert_eq!(VmState::read(&paths), Some(s));

@@ -12,8 +12,8 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Mutex;
 
-use super::argv::{self, Arch, Endpoint, MachineSpec, TransportDevice};
-use super::{control, image, io_err, qmp, Phase, VmError, VmPaths, VmState};
+use super::argv::{self, Arch, Endpoint, MachineSpec, ShareDevice, TransportDevice};
+use super::{control, image, io_err, qmp, shares, Phase, VmError, VmPaths, VmState};
 use crate::forward::ports::PortMirror;
 use crate::paths::{DockerEndpoint, HostOs, Paths};
 use crate::settings::{Accel, TransportKind, VmSettings};
@@ -29,22 +29,85 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 /// Crash restarts before the supervisor gives up.
 const MAX_RESTARTS: u32 = 5;
 
-/// A launched machine: QEMU and, for hybrid vsock, its backend.
+/// A launched machine: QEMU and its vhost-user backends (`vhost-device-vsock`
+/// for hybrid vsock, one `virtiofsd` per virtio-fs share).
 struct Machine {
     qemu: Child,
-    backend: Option<Child>,
+    backends: Vec<Child>,
 }
 
 impl Machine {
     async fn kill(&mut self) {
         let _ = self.qemu.kill().await;
-        if let Some(b) = self.backend.as_mut() {
+        self.kill_backends().await;
+    }
+
+    async fn kill_backends(&mut self) {
+        for b in self.backends.iter_mut() {
             let _ = b.kill().await;
         }
     }
 }
 
-fn kvm_usable() -> bool {
+/// The shares this boot mounts, and the devices that carry them.
+struct Sharing {
+    mounts: Vec<berth_proto::shares::ShareMount>,
+    devices: Vec<ShareDevice>,
+    /// virtio-fs shares: (host folder, socket, read-only) for `virtiofsd`.
+    daemons: Vec<(std::path::PathBuf, std::path::PathBuf, bool)>,
+    summary: String,
+}
+
+fn plan_sharing(settings: &VmSettings, os: HostOs, vm: &VmPaths) -> Result<Sharing, VmError> {
+    let (fs, why) = shares::resolve_backend(
+        settings.file_sharing,
+        os,
+        image::find_program("virtiofsd").is_some(),
+    )
+    .map_err(VmError::Boot)?;
+    let Some(fs) = fs else {
+        tracing::warn!("no shared folders: {why}");
+        return Ok(Sharing {
+            mounts: Vec::new(),
+            devices: Vec::new(),
+            daemons: Vec::new(),
+            summary: format!("off ({why})"),
+        });
+    };
+    let (planned, warnings) = shares::plan(os, &settings.shared_folders, fs, |p| p.exists());
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let mut s = Sharing {
+        mounts: Vec::new(),
+        devices: Vec::new(),
+        daemons: Vec::new(),
+        summary: format!("{} ({why})", fs.name()),
+    };
+    for (i, p) in planned.into_iter().enumerate() {
+        tracing::info!(folder = %p.host_path.display(), guest = %p.mount.guest_path, fs = fs.name(), "sharing");
+        s.devices.push(match fs {
+            berth_proto::shares::ShareFs::Virtiofs => {
+                let socket = vm.dir.join(format!("fs{i}.sock"));
+                s.daemons
+                    .push((p.host_path.clone(), socket.clone(), p.mount.read_only));
+                ShareDevice::Virtiofs {
+                    tag: p.mount.tag.clone(),
+                    socket,
+                }
+            }
+            berth_proto::shares::ShareFs::NineP => ShareDevice::NineP {
+                tag: p.mount.tag.clone(),
+                path: p.host_path.clone(),
+                read_only: p.mount.read_only,
+            },
+        });
+        s.mounts.push(p.mount);
+    }
+    Ok(s)
+}
+
+pub(crate) fn kvm_usable() -> bool {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -53,7 +116,7 @@ fn kvm_usable() -> bool {
 }
 
 /// Which transport `Auto` means on this host.
-fn resolve_transport(kind: TransportKind) -> TransportKind {
+pub(crate) fn resolve_transport(kind: TransportKind) -> TransportKind {
     match kind {
         TransportKind::Auto if VhostVsock::available() => TransportKind::VhostVsock,
         TransportKind::Auto if image::find_program("vhost-device-vsock").is_some() => {
@@ -128,6 +191,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
     let kernel = img
         .kernel_file(&vm.dir.join("kernel"))
         .map_err(io_err("unpacking the guest kernel"))?;
+    let sharing = plan_sharing(settings, os, vm)?;
     let kind = resolve_transport(settings.transport);
     let (transport, device) = transport_for(kind, vm);
     let mut accel = argv::resolve_accel(settings.accel, os, kvm_usable());
@@ -165,6 +229,12 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         restarts: 0,
         last_crash: None,
         boot_ms: None,
+        file_sharing: sharing.summary.clone(),
+        shared_folders: sharing
+            .mounts
+            .iter()
+            .map(|m| m.guest_path.clone())
+            .collect(),
     };
     let result = loop {
         let spec = MachineSpec {
@@ -175,17 +245,25 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
             memory_mib: settings.memory_mib,
             kernel: kernel.clone(),
             initrd: img.initrd.clone(),
-            cmdline: argv::cmdline(arch, &device, &settings.insecure_registries, settings.debug),
+            cmdline: argv::cmdline(
+                os,
+                arch,
+                &device,
+                &settings.insecure_registries,
+                &sharing.mounts,
+                settings.debug,
+            ),
             data_disk: vm.data_disk(),
             qmp: Endpoint::Unix(vm.qmp()),
             console_log: vm.console_log(),
             pidfile: vm.qemu_pid(),
             transport: device.clone(),
             firmware: qboot(os, arch),
+            shares: sharing.devices.clone(),
         };
         state.accel = format!("{accel:?}").to_lowercase();
         ready_signal.drain();
-        let mut machine = match launch(&spec, vm).await {
+        let mut machine = match launch(&spec, vm, &sharing).await {
             Ok(m) => m,
             Err(e) => break Err(e),
         };
@@ -236,9 +314,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
                 if accel == Accel::Kvm && settings.accel == Accel::Auto {
                     tracing::warn!(status = ?status.ok(), "the VM failed under KVM; retrying under TCG");
                     accel = Accel::Tcg;
-                    if let Some(b) = machine.backend.as_mut() {
-                        let _ = b.kill().await;
-                    }
+                    machine.kill_backends().await;
                     continue;
                 }
                 machine.kill().await;
@@ -271,9 +347,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
                 break Ok(());
             }
             Some(status) => {
-                if let Some(b) = machine.backend.as_mut() {
-                    let _ = b.kill().await;
-                }
+                machine.kill_backends().await;
                 let why = format!("QEMU exited unexpectedly ({})", describe(status.ok()));
                 tracing::error!("{why}");
                 state.last_crash = Some(why.clone());
@@ -399,11 +473,73 @@ fn describe(status: Option<ExitStatus>) -> String {
     }
 }
 
-async fn launch(spec: &MachineSpec, vm: &VmPaths) -> Result<Machine, VmError> {
+/// Waits for a vhost-user backend's socket: QEMU must find it when it starts.
+async fn wait_for_socket(socket: &std::path::Path, who: &str) -> Result<(), VmError> {
+    let t = Instant::now();
+    while !socket.exists() {
+        if t.elapsed() > Duration::from_secs(10) {
+            return Err(VmError::Boot(format!("{who} did not create its socket")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// `virtiofsd` for one share. Unprivileged, it runs in a user namespace where
+/// the user is root, and every guest uid is squashed onto that root: whatever a
+/// container creates lands on the host owned by the user, as with Docker
+/// Desktop. `--cache auto` keeps metadata for a second, which bounds how late
+/// a change on one side is seen on the other.
+fn virtiofsd_command(
+    prog: &std::path::Path,
+    folder: &std::path::Path,
+    socket: &std::path::Path,
+    read_only: bool,
+    log: std::fs::File,
+) -> Command {
+    let mut cmd = Command::new(prog);
+    cmd.arg("--socket-path")
+        .arg(socket)
+        .arg("--shared-dir")
+        .arg(folder)
+        .args([
+            "--cache",
+            "auto",
+            "--sandbox",
+            "namespace",
+            "--log-level",
+            "warn",
+        ]);
+    if read_only {
+        cmd.arg("--readonly");
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        let all = "squash-guest:0:0:4294967295";
+        cmd.args(["--translate-uid", all, "--translate-gid", all]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn launch(spec: &MachineSpec, vm: &VmPaths, sharing: &Sharing) -> Result<Machine, VmError> {
     for f in [vm.qmp(), vm.mux(), vm.vhost_user(), vm.vsock_uds()] {
         let _ = std::fs::remove_file(f);
     }
-    let mut backend = None;
+    let mut backends = Vec::new();
+    for (i, (folder, socket, read_only)) in sharing.daemons.iter().enumerate() {
+        let _ = std::fs::remove_file(socket);
+        let prog = image::find_program("virtiofsd").ok_or(VmError::MissingProgram("virtiofsd"))?;
+        let log = std::fs::File::create(vm.dir.join(format!("virtiofsd-{i}.log")))
+            .map_err(io_err("creating the virtiofsd log"))?;
+        let mut cmd = virtiofsd_command(&prog, folder, socket, *read_only, log);
+        die_with_parent(&mut cmd);
+        backends.push(cmd.spawn().map_err(io_err("starting virtiofsd"))?);
+        wait_for_socket(socket, "virtiofsd").await?;
+    }
     if let TransportDevice::Hybrid { socket } = &spec.transport {
         let prog = image::find_program("vhost-device-vsock")
             .ok_or(VmError::MissingProgram("vhost-device-vsock"))?;
@@ -417,18 +553,8 @@ async fn launch(spec: &MachineSpec, vm: &VmPaths) -> Result<Machine, VmError> {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         die_with_parent(&mut cmd);
-        let child = cmd.spawn().map_err(io_err("starting vhost-device-vsock"))?;
-        backend = Some(child);
-        // QEMU must find the backend's socket when it starts.
-        let t = Instant::now();
-        while !socket.exists() {
-            if t.elapsed() > Duration::from_secs(10) {
-                return Err(VmError::Boot(
-                    "vhost-device-vsock did not create its socket".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        backends.push(cmd.spawn().map_err(io_err("starting vhost-device-vsock"))?);
+        wait_for_socket(socket, "vhost-device-vsock").await?;
     }
     let mut cmd = Command::new(spec.binary());
     cmd.args(spec.argv())
@@ -442,7 +568,7 @@ async fn launch(spec: &MachineSpec, vm: &VmPaths) -> Result<Machine, VmError> {
             source: e,
         },
     })?;
-    Ok(Machine { qemu, backend })
+    Ok(Machine { qemu, backends })
 }
 
 /// Children end with the supervisor, even when it is SIGKILLed: a VM nobody
@@ -486,7 +612,5 @@ async fn shutdown(m: &mut Machine, transport: &dyn Transport, vm: &VmPaths, engi
     if !done {
         let _ = m.qemu.kill().await;
     }
-    if let Some(b) = m.backend.as_mut() {
-        let _ = b.kill().await;
-    }
+    m.kill_backends().await;
 }

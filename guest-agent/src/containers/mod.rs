@@ -162,6 +162,8 @@ pub struct ContainerService {
     events: Arc<crate::events::Events>,
     network: Arc<crate::network::NetworkService>,
     volumes: Arc<VolumeService>,
+    /// In Berth's VM: which host paths bind mounts may use.
+    host_paths: Option<crate::volumes::hostpaths::HostPaths>,
 }
 
 fn now() -> String {
@@ -177,6 +179,7 @@ impl ContainerService {
         events: Arc<crate::events::Events>,
         network: Arc<crate::network::NetworkService>,
         volumes: Arc<VolumeService>,
+        host_paths: Option<crate::volumes::hostpaths::HostPaths>,
     ) -> Result<Arc<ContainerService>, ContainerError> {
         let trash = dir.join(".trash");
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
@@ -192,6 +195,7 @@ impl ContainerService {
             events,
             network,
             volumes,
+            host_paths,
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -523,8 +527,18 @@ impl ContainerService {
             let other = resolve_in(map, name)?;
             from.push((map[&other].rec.mounts.clone(), mode.to_string()));
         }
-        let binds = hc.binds.clone().unwrap_or_default();
-        let mounts = hc.mounts.clone().unwrap_or_default();
+        let mut binds = hc.binds.clone().unwrap_or_default();
+        let mut mounts = hc.mounts.clone().unwrap_or_default();
+        if let Some(hp) = &self.host_paths {
+            for b in binds.iter_mut() {
+                *b = hp.translate_bind(b);
+            }
+            for m in mounts.iter_mut() {
+                if m.typ == Some(bollard_stubs::models::MountType::BIND) {
+                    m.source = m.source.as_deref().map(|s| hp.translate(s));
+                }
+            }
+        }
         let anonymous = cfg.volumes.clone().unwrap_or_default();
         let planned = crate::volumes::mounts::plan(
             &crate::volumes::mounts::Request {
@@ -536,6 +550,12 @@ impl ContainerService {
             &|p| p.exists(),
         )
         .map_err(ContainerError::InvalidArgument)?;
+        if let Some(hp) = &self.host_paths {
+            for p in planned.iter().filter(|p| p.mount.kind == Kind::Bind) {
+                hp.check(&p.mount.source, |p| p.exists())
+                    .map_err(ContainerError::InvalidArgument)?;
+            }
+        }
         let wanted: Vec<_> = planned
             .iter()
             .filter(|p| p.mount.kind == Kind::Volume)

@@ -6,6 +6,7 @@
 mod control;
 mod forward;
 mod serial;
+pub mod shares;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@
 //! their IDs.
 
 pub mod copyup;
+pub mod hostpaths;
 pub mod local;
 pub mod mounts;
 

@@ -4,6 +4,7 @@
 
 mod build;
 mod engine;
+mod fs;
 mod net;
 mod oci;
 mod pull;
@@ -64,6 +65,11 @@ const GROUPS: &[Group] = &[
         about:
             "the VM path: cold boot, `docker run` through the VM vs native, forwarding, QEMU RSS",
         run: vm::bench,
+    },
+    Group {
+        name: "fs",
+        about: "host folders through the VM (virtio-fs, 9p) vs a volume in the VM and the host",
+        run: fs::bench,
     },
 ];
 
@@ -146,8 +152,9 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
 
     step("build berth-agent and berth (release)");
     run(cargo().args(["build", "--release", "-p", "berth-agent", "-p", "berth"]))?;
-    if wanted.is_empty() || wanted.contains(&"vm") {
+    if wanted.is_empty() || wanted.contains(&"vm") || wanted.contains(&"fs") {
         deps::ensure_vhost_device_vsock()?;
+        deps::ensure_virtiofsd()?;
         step("vm image");
         run(Command::new(std::env::current_exe()?).arg("vm-image"))?;
     }

@@ -25,6 +25,10 @@ impl Scratch {
         Ok(Scratch { path })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
         self.path.join(p)
     }

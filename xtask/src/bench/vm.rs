@@ -23,12 +23,56 @@ const QUICK_RUNS: usize = 3;
 const PINGS: usize = 50;
 
 /// `berth` on a scratch `BERTH_HOME`; stops its VM on drop.
-struct BerthVm {
+pub(super) struct BerthVm {
     bin: PathBuf,
     dir: Scratch,
 }
 
 impl BerthVm {
+    /// A VM with these `vm` settings over TCG, 2 vCPUs, 1 GiB and the built
+    /// image, not started yet.
+    pub(super) fn new(label: &str, extra: serde_json::Value) -> anyhow::Result<BerthVm> {
+        let target = crate::proc::target_dir();
+        let dir = Scratch::new(label)?;
+        std::fs::create_dir_all(dir.join("config"))?;
+        let mut vm = serde_json::json!({
+            "accel": "tcg", "transport": "hybrid", "cpus": 2, "memoryMib": 1024,
+            "diskGib": 8, "imageDir": target.join("vm-image/x86_64"),
+        });
+        if let (Some(base), Some(extra)) = (vm.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        std::fs::write(
+            dir.join("config/settings.json"),
+            serde_json::to_vec(&serde_json::json!({ "vm": vm }))?,
+        )?;
+        Ok(BerthVm {
+            bin: target.join("release/berth"),
+            dir,
+        })
+    }
+
+    pub(super) fn start(&self) -> anyhow::Result<()> {
+        self.run(&["vm", "start", "--timeout", "300"]).map(drop)
+    }
+
+    /// `docker …` through the VM; stdout.
+    pub(super) fn docker_out(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(args)
@@ -54,19 +98,8 @@ impl BerthVm {
         self.dir.join("home/run/docker.sock")
     }
 
-    fn docker(&self, args: &[&str]) -> Result<(), String> {
-        let out = Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .stdout(Stdio::null())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
+    pub(super) fn docker(&self, args: &[&str]) -> Result<(), String> {
+        self.docker_out(args).map(drop)
     }
 
     fn qemu_pid(&self) -> Option<u32> {
@@ -156,19 +189,10 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
     let guest_reg = registry.addr.replace("127.0.0.1", "10.0.2.2");
     let guest_image = image.replace("127.0.0.1", "10.0.2.2");
 
-    let dir = Scratch::new("vm")?;
-    std::fs::create_dir_all(dir.join("config"))?;
-    std::fs::write(
-        dir.join("config/settings.json"),
-        serde_json::to_vec(&serde_json::json!({"vm": {
-            "accel": "tcg", "transport": "hybrid", "cpus": 2, "memoryMib": 1024,
-            "diskGib": 8, "imageDir": image_dir, "insecureRegistries": [guest_reg],
-        }}))?,
+    let vm = BerthVm::new(
+        "vm",
+        serde_json::json!({ "insecureRegistries": [guest_reg] }),
     )?;
-    let vm = BerthVm {
-        bin: target.join("release/berth"),
-        dir,
-    };
 
     let boots = if opts.quick { QUICK_BOOTS } else { BOOTS };
     let mut boot = Vec::new();
