@@ -28,6 +28,12 @@ assert [x.name for x in client.containers.list(all=True, filters={"label": "via=
 c.remove()
 assert client.containers.list(all=True) == []
 
+# exec_run reads the exec's id as exec_create(...)["Id"], case-sensitively.
+svc = client.containers.run(image, ["sleep", "60"], detach=True, name="py-exec")
+code, output = svc.exec_run(["sh", "-c", "echo in-exec-$((6*7))"])
+assert (code, output) == (0, b"in-exec-42\n"), (code, output)
+svc.remove(force=True)
+
 out = client.containers.run(image, ["echo", "run-and-remove"], remove=True)
 assert out == b"run-and-remove\n", out
 print("docker-py lifecycle ok")

@@ -779,10 +779,7 @@ pub async fn commit(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
         created_by: None,
     };
     let id = engine.containers.commit(&engine.images, name, opts).await?;
-    json(
-        StatusCode::CREATED,
-        &bollard_stubs::models::IdResponse { id },
-    )
+    super::created_id(&id)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
-use bollard_stubs::models::{ExecConfig, ExecStartConfig, IdResponse};
+use bollard_stubs::models::{ExecConfig, ExecStartConfig};
 
 use super::containers::{
     forward_input, output_stream, stream_response, upgraded_response, write_all_and_close, Until,
@@ -35,7 +35,7 @@ pub fn create(engine: &Engine, container: &str, body: Bytes) -> ApiResult {
         attach_stderr: cfg.attach_stderr.unwrap_or(true),
     };
     let id = engine.containers.exec_create(container, req)?;
-    json(StatusCode::CREATED, &IdResponse { id })
+    super::created_id(&id)
 }
 
 pub fn inspect(engine: &Engine, id: &str) -> ApiResult {

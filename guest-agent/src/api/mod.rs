@@ -49,6 +49,18 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
     Ok(resp)
 }
 
+/// `201 {"Id": …}`, as dockerd writes it (exec create, commit). bollard-stubs'
+/// `IdResponse` serializes its field as `id`: Go clients read that
+/// case-insensitively, but docker-py (`exec_id['Id']`) and bollard do not.
+pub fn created_id(id: &str) -> ApiResult {
+    #[derive(serde::Serialize)]
+    struct Created<'a> {
+        #[serde(rename = "Id")]
+        id: &'a str,
+    }
+    json(StatusCode::CREATED, &Created { id })
+}
+
 /// A response body read from a pipe that a blocking writer fills (save, export), so
 /// large archives stream instead of being held in memory.
 pub fn pipe_body(rd: std::os::fd::OwnedFd) -> Body {

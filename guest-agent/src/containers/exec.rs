@@ -219,9 +219,25 @@ impl ContainerService {
 
     pub async fn exec_resize(&self, id: &str, rows: u16, cols: u16) -> Result<(), ContainerError> {
         let dir = self.exec_entry(id, |e| e.dir.clone())?;
-        let mut sock = super::connect_attach(&dir)
-            .await
-            .map_err(io_err("connecting to the exec's shim"))?;
+        // A client resizes right after `start`, which can be before the exec's
+        // shim listens: give it a moment rather than fail the first resize.
+        let mut tries = 0;
+        let mut sock = loop {
+            match super::connect_attach(&dir).await {
+                Ok(s) => break s,
+                Err(e)
+                    if tries < 40
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                        ) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(io_err("connecting to the exec's shim")(e)),
+            }
+        };
         use tokio::io::AsyncWriteExt;
         sock.write_all(&crate::runtime::attach_proto::encode(
             &crate::runtime::attach_proto::Frame::Resize { rows, cols },
