@@ -28,6 +28,49 @@ pub const PACKAGES: &[&str] = &[
     "util-linux",      // `script`: interactive `docker run -it` under a pty
 ];
 
+/// What the desktop app builds against and its end-to-end test drives it with.
+pub const DESKTOP_PACKAGES: &[&str] = &[
+    "libwebkit2gtk-4.1-dev",        // Tauri's webview on Linux
+    "libayatana-appindicator3-dev", // the tray icon
+    "librsvg2-dev",                 // icons
+    "webkit2gtk-driver",            // WebKitWebDriver, behind tauri-driver
+    "xvfb",                         // a display for the app under test
+    "nodejs",                       // the frontend's build (Vite) and unit tests (vitest)
+];
+
+/// `tauri-driver`: the WebDriver front the desktop suite talks to.
+pub fn ensure_tauri_driver() -> anyhow::Result<()> {
+    ensure_tool("tauri-driver", "2.1.0")
+}
+
+/// The frontend's packages (from its lockfile), its unit tests and its build
+/// into `frontend/dist`, which the desktop crate embeds.
+pub fn build_frontend(test: bool) -> anyhow::Result<()> {
+    let dir = crate::proc::workspace_root().join("frontend");
+    // NodeSource's nodejs carries npm; Debian's needs its own package.
+    let has_npm = Command::new("npm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_npm {
+        ensure_packages(&["npm"])?;
+    }
+    let npm = |args: &[&str]| {
+        let mut c = Command::new("npm");
+        c.args(args).current_dir(&dir);
+        c
+    };
+    if !dir.join("node_modules/.package-lock.json").is_file() {
+        run(&mut npm(&["ci", "--no-audit", "--no-fund"]))?;
+    }
+    if test {
+        run(&mut npm(&["test"]))?;
+    }
+    run(&mut npm(&["run", "build"]))
+}
+
 /// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the
 /// reference engine.
 pub const BENCH_PACKAGES: &[&str] = &["docker.io"];

@@ -19,7 +19,8 @@ usage: cargo xtask <command>
   run   [--root DIR] [--socket PATH]   build and start the engine, print its DOCKER_HOST
   test  [nextest args…]                fmt, clippy, build, every test suite
   bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)
-  vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>";
+  vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>
+  frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)";
 
 fn main() -> ExitCode {
     match dispatch() {
@@ -41,6 +42,10 @@ fn dispatch() -> anyhow::Result<()> {
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
         Some("vm-image") => vm_image::vm_image(&rest),
+        Some("frontend") => {
+            deps::ensure_packages(&["nodejs"])?;
+            deps::build_frontend(rest.iter().any(|a| a == "--test"))
+        }
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -1,5 +1,6 @@
-//! `cargo xtask run`: Berth on this machine. On Linux the engine runs natively and
-//! headless; Ctrl-C or SIGTERM reach it as one SIGTERM (a second one kills it).
+//! `cargo xtask run`: Berth on this machine. On Linux the engine runs natively;
+//! where there is a display the desktop app opens on it, else the engine runs
+//! headless. Ctrl-C or SIGTERM reach the engine as one SIGTERM (a second one kills it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -134,11 +135,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     step("tools");
     deps::ensure_packages(deps::PACKAGES)?;
-    if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
-        println!(
-            "A display is available, but the Berth desktop app is not part of this build yet; \
-             starting the engine headless."
-        );
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if display {
+        deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
     }
     if !is_root() {
         println!(
@@ -185,6 +185,29 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // The window is the user's; closing it leaves the engine running, as
+    // Docker Desktop's does, until Ctrl-C.
+    let _app = if display {
+        step("desktop app");
+        let app = (|| {
+            deps::build_frontend(false)?;
+            run_cmd(cargo().args(["build", "--release", "-p", "berth-desktop"]))?;
+            Command::new(target_dir().join("release/berth-desktop"))
+                .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+                .spawn()
+                .context("starting the desktop app")
+        })();
+        match app {
+            Ok(child) => Some(child),
+            Err(e) => {
+                println!("the desktop app did not start ({e:#}); the engine runs headless");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     println!(
         "\nBerth engine is up (root {}). In another terminal:\n\n    \

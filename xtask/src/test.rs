@@ -27,6 +27,8 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         deps::ensure_docker_cli()?;
         deps::ensure_vhost_device_vsock()?;
         deps::ensure_virtiofsd()?;
+        deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
+        deps::ensure_tauri_driver()?;
         Ok::<_, anyhow::Error>(deps::ensure_nextest())
     })();
     let nextest = match tools {
@@ -49,6 +51,14 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
             "fmt",
             with_args(cargo(), &["fmt", "--all", "--", "--check"]),
         ),
+        // vitest, then the build the desktop crate embeds (clippy needs it too).
+        (
+            "frontend",
+            with_args(
+                Command::new(std::env::current_exe().unwrap_or_else(|_| "xtask".into())),
+                &["frontend", "--test"],
+            ),
+        ),
         (
             "clippy",
             with_args(
@@ -65,7 +75,18 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         ),
         (
             "build binaries",
-            with_args(cargo(), &["build", "-p", "berth-agent", "-p", "berth"]),
+            with_args(
+                cargo(),
+                &[
+                    "build",
+                    "-p",
+                    "berth-agent",
+                    "-p",
+                    "berth",
+                    "-p",
+                    "berth-desktop",
+                ],
+            ),
         ),
         // The VM suite boots this image (built only when its inputs changed).
         (

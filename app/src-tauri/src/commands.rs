@@ -1,0 +1,428 @@
+//! The webview's commands: each parses its arguments, calls the engine
+//! through bollard (or the `berth` library), and returns the engine's own
+//! message on failure so the page can show it.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::query_parameters as q;
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
+use tauri::State;
+
+use crate::engine::{self, EngineStatus};
+use crate::model::{self, ContainerRow, ImageRow};
+use crate::streams::Streams;
+
+pub struct App {
+    pub docker: Result<Docker, String>,
+    pub streams: Streams,
+}
+
+type Res<T> = Result<T, String>;
+
+fn docker<'a>(app: &'a State<'_, App>) -> Res<&'a Docker> {
+    app.docker.as_ref().map_err(|e| e.clone())
+}
+
+fn msg(e: bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+#[tauri::command]
+pub async fn engine_status(app: State<'_, App>) -> Res<EngineStatus> {
+    match &app.docker {
+        Ok(d) => Ok(engine::status(d).await),
+        Err(e) => Ok(EngineStatus {
+            state: "stopped",
+            detail: e.clone(),
+            docker_host: String::new(),
+        }),
+    }
+}
+
+#[tauri::command]
+pub async fn list_containers(app: State<'_, App>) -> Res<Vec<ContainerRow>> {
+    let list = docker(&app)?
+        .list_containers(Some(q::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
+        .await
+        .map_err(msg)?;
+    Ok(list.iter().map(model::container_row).collect())
+}
+
+#[tauri::command]
+pub async fn container_action(app: State<'_, App>, id: String, action: String) -> Res<()> {
+    let d = docker(&app)?;
+    match action.as_str() {
+        "start" => {
+            d.start_container(&id, None::<q::StartContainerOptions>)
+                .await
+        }
+        "stop" => d.stop_container(&id, None::<q::StopContainerOptions>).await,
+        "restart" => {
+            d.restart_container(&id, None::<q::RestartContainerOptions>)
+                .await
+        }
+        "pause" => d.pause_container(&id).await,
+        "unpause" => d.unpause_container(&id).await,
+        "remove" => {
+            d.remove_container(
+                &id,
+                Some(q::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+        }
+        other => return Err(format!("unknown action {other:?}")),
+    }
+    .map_err(msg)
+}
+
+#[tauri::command]
+pub async fn list_images(app: State<'_, App>) -> Res<Vec<ImageRow>> {
+    let list = docker(&app)?
+        .list_images(None::<q::ListImagesOptions>)
+        .await
+        .map_err(msg)?;
+    Ok(list.iter().map(model::image_row).collect())
+}
+
+#[tauri::command]
+pub async fn remove_image(app: State<'_, App>, id: String) -> Res<()> {
+    docker(&app)?
+        .remove_image(&id, None::<q::RemoveImageOptions>, None)
+        .await
+        .map(drop)
+        .map_err(msg)
+}
+
+/// One line of pull progress, per layer.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullEvent {
+    pub id: Option<String>,
+    pub status: String,
+    pub current: Option<i64>,
+    pub total: Option<i64>,
+}
+
+#[tauri::command]
+pub async fn pull_image(
+    app: State<'_, App>,
+    reference: String,
+    on_progress: Channel<PullEvent>,
+) -> Res<()> {
+    let (image, tag) = split_reference(&reference);
+    let mut stream = docker(&app)?.create_image(
+        Some(q::CreateImageOptions {
+            from_image: Some(image),
+            tag,
+            ..Default::default()
+        }),
+        None,
+        None,
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(msg)?;
+        let detail = info.progress_detail.unwrap_or_default();
+        let _ = on_progress.send(PullEvent {
+            id: info.id,
+            status: info.status.unwrap_or_default(),
+            current: detail.current,
+            total: detail.total,
+        });
+    }
+    Ok(())
+}
+
+/// `name[:tag]`, where a registry's `host:port/` is not a tag.
+fn split_reference(r: &str) -> (String, Option<String>) {
+    if r.contains('@') {
+        return (r.to_string(), None);
+    }
+    match r.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_string(), Some(tag.to_string())),
+        _ => (r.to_string(), Some("latest".into())),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunForm {
+    pub image: String,
+    #[serde(default)]
+    pub name: String,
+    /// `-p`-style specs.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// `KEY=VALUE`.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `-v`-style specs.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// A command line, split as a POSIX shell would (quotes kept together);
+    /// empty keeps the image's.
+    #[serde(default)]
+    pub command: String,
+}
+
+#[tauri::command]
+pub async fn run_container(app: State<'_, App>, form: RunForm) -> Res<String> {
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed: HashMap<String, HashMap<(), ()>> = HashMap::new();
+    for spec in form.ports.iter().filter(|s| !s.trim().is_empty()) {
+        let (ip, host, container) = model::parse_port(spec.trim())?;
+        exposed.insert(container.clone(), HashMap::new());
+        bindings
+            .entry(container)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(ip),
+                host_port: Some(host),
+            });
+    }
+    let cmd = shell_words::split(&form.command)
+        .map_err(|e| format!("the command cannot be split: {e}"))?;
+    let body = ContainerCreateBody {
+        image: Some(form.image.clone()),
+        env: Some(form.env.into_iter().filter(|e| e.contains('=')).collect()),
+        cmd: (!cmd.is_empty()).then_some(cmd),
+        exposed_ports: Some(exposed.into_keys().collect()),
+        host_config: Some(HostConfig {
+            port_bindings: Some(bindings),
+            binds: Some(
+                form.volumes
+                    .into_iter()
+                    .filter(|v| !v.trim().is_empty())
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let d = docker(&app)?;
+    let name = form.name.trim();
+    let created = d
+        .create_container(
+            Some(q::CreateContainerOptions {
+                name: (!name.is_empty()).then(|| name.to_string()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map_err(msg)?;
+    if let Err(e) = d
+        .start_container(&created.id, None::<q::StartContainerOptions>)
+        .await
+    {
+        // Docker's `run` leaves the created container behind; the app does
+        // too, so the user can see and fix it, but says why it did not start.
+        return Err(msg(e));
+    }
+    Ok(created.id)
+}
+
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub stream: &'static str,
+    pub text: String,
+}
+
+/// Follows a container's logs (the last `tail` lines first); returns the
+/// stream's id for `stop_stream`.
+#[tauri::command]
+pub async fn follow_logs(
+    app: State<'_, App>,
+    id: String,
+    timestamps: bool,
+    on_line: Channel<LogLine>,
+) -> Res<u64> {
+    let d = docker(&app)?.clone();
+    let sid = app.streams.id();
+    let task = tokio::spawn(async move {
+        let mut s = d.logs(
+            &id,
+            Some(q::LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                timestamps,
+                tail: "1000".into(),
+                ..Default::default()
+            }),
+        );
+        while let Some(Ok(out)) = s.next().await {
+            use bollard::container::LogOutput;
+            let (stream, bytes) = match out {
+                LogOutput::StdErr { message } => ("stderr", message),
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    ("stdout", message)
+                }
+                LogOutput::StdIn { .. } => continue,
+            };
+            let line = LogLine {
+                stream,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            };
+            if on_line.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    app.streams.track(sid, task.abort_handle());
+    Ok(sid)
+}
+
+#[tauri::command]
+pub async fn stop_stream(app: State<'_, App>, id: u64) -> Res<()> {
+    app.streams.stop(id).await;
+    Ok(())
+}
+
+/// Engine events, so lists refresh when something changes instead of polling.
+#[tauri::command]
+pub async fn watch_events(app: State<'_, App>, on_event: Channel<String>) -> Res<u64> {
+    let d = docker(&app)?.clone();
+    let sid = app.streams.id();
+    let task = tokio::spawn(async move {
+        let mut s = d.events(None::<q::EventsOptions>);
+        while let Some(Ok(ev)) = s.next().await {
+            let what = format!(
+                "{} {}",
+                ev.typ.map(|t| t.to_string()).unwrap_or_default(),
+                ev.action.unwrap_or_default()
+            );
+            if on_event.send(what).is_err() {
+                break;
+            }
+        }
+    });
+    app.streams.track(sid, task.abort_handle());
+    Ok(sid)
+}
+
+/// A shell in the container on a TTY: output goes to `on_output`, keys come
+/// back through `exec_input`.
+#[tauri::command]
+pub async fn exec_start(
+    app: State<'_, App>,
+    id: String,
+    cols: u16,
+    rows: u16,
+    on_output: Channel<Vec<u8>>,
+) -> Res<u64> {
+    use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+    let d = docker(&app)?.clone();
+    let exec = d
+        .create_exec(
+            &id,
+            CreateExecOptions {
+                attach_stdin: Some(true),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(true),
+                cmd: Some(vec!["sh".to_string()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(msg)?;
+    let started = d
+        .start_exec(
+            &exec.id,
+            Some(StartExecOptions {
+                detach: false,
+                tty: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(msg)?;
+    let StartExecResults::Attached { mut output, input } = started else {
+        return Err("the engine did not attach the terminal".into());
+    };
+    let sid = app.streams.id();
+    app.streams.add_terminal(sid, exec.id.clone(), input).await;
+    let _ = d
+        .resize_exec(
+            &exec.id,
+            bollard::exec::ResizeExecOptions {
+                height: rows,
+                width: cols,
+            },
+        )
+        .await;
+    let task = tokio::spawn(async move {
+        while let Some(Ok(out)) = output.next().await {
+            if on_output.send(out.into_bytes().to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    app.streams.track(sid, task.abort_handle());
+    Ok(sid)
+}
+
+#[tauri::command]
+pub async fn exec_input(app: State<'_, App>, id: u64, data: String) -> Res<()> {
+    app.streams.write(id, data.as_bytes()).await
+}
+
+#[tauri::command]
+pub async fn exec_resize(app: State<'_, App>, id: u64, cols: u16, rows: u16) -> Res<()> {
+    let exec = app
+        .streams
+        .exec_id(id)
+        .await
+        .ok_or("the terminal has ended")?;
+    docker(&app)?
+        .resize_exec(
+            &exec,
+            bollard::exec::ResizeExecOptions {
+                height: rows,
+                width: cols,
+            },
+        )
+        .await
+        .map_err(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_like_the_cli() {
+        assert_eq!(
+            split_reference("busybox"),
+            ("busybox".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            split_reference("busybox:1.36"),
+            ("busybox".into(), Some("1.36".into()))
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/bb"),
+            ("127.0.0.1:5000/bb".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/bb:v2"),
+            ("127.0.0.1:5000/bb".into(), Some("v2".into()))
+        );
+        assert_eq!(split_reference("bb@sha256:ab").1, None);
+    }
+}

@@ -1,0 +1,79 @@
+//! Berth's desktop app: a Tauri window over the engine's Docker API
+//! (bollard) and the `berth` library. Commands live in `commands.rs`; what the
+//! pages show is computed in `model.rs`.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod command_list;
+mod commands;
+mod engine;
+mod model;
+mod streams;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let docker = engine::connect().map_err(|e| e.to_string());
+    tauri::Builder::default()
+        .manage(commands::App {
+            docker,
+            streams: Default::default(),
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::engine_status,
+            commands::list_containers,
+            commands::container_action,
+            commands::list_images,
+            commands::remove_image,
+            commands::pull_image,
+            commands::run_container,
+            commands::follow_logs,
+            commands::stop_stream,
+            commands::watch_events,
+            commands::exec_start,
+            commands::exec_input,
+            commands::exec_resize,
+        ])
+        .run(tauri::generate_context!())
+        .map_err(|e| anyhow::anyhow!("running the app: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The webview may call exactly the commands the app registers: each has
+    /// its `allow-…` permission in the window's capability, and no other
+    /// permission but core event plumbing is granted.
+    #[test]
+    fn the_capability_grants_exactly_the_commands() {
+        let cap: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/main.json")).unwrap();
+        let mut granted: Vec<String> = cap["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .filter(|p| *p != "core:event:default")
+            .map(str::to_string)
+            .collect();
+        let mut wanted: Vec<String> = super::command_list::COMMANDS
+            .iter()
+            .map(|c| format!("allow-{}", c.replace('_', "-")))
+            .collect();
+        granted.sort();
+        wanted.sort();
+        assert_eq!(granted, wanted);
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../tauri.conf.json")).unwrap();
+        let csp = conf["app"]["security"]["csp"].as_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'")
+                && !csp.contains("http://*")
+                && !csp.contains("https:")
+        );
+    }
+}

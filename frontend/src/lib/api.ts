@@ -1,0 +1,52 @@
+// The app's commands (app/src-tauri/src/commands.rs), typed.
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type { PullEvent } from "./format";
+
+export type EngineStatus = { state: "running" | "stopped"; detail: string; dockerHost: string };
+export type PortLink = { label: string; url: string | null };
+export type Container = {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  status: string;
+  ports: PortLink[];
+  project: string | null;
+};
+export type Image = { id: string; tags: string[]; size: number; created: number; containers: number };
+export type RunForm = { image: string; name: string; ports: string[]; env: string[]; volumes: string[]; command: string };
+export type LogLine = { stream: "stdout" | "stderr"; text: string };
+
+export const engineStatus = () => invoke<EngineStatus>("engine_status");
+export const listContainers = () => invoke<Container[]>("list_containers");
+export const containerAction = (id: string, action: string) => invoke<void>("container_action", { id, action });
+export const listImages = () => invoke<Image[]>("list_images");
+export const removeImage = (id: string) => invoke<void>("remove_image", { id });
+export const runContainer = (form: RunForm) => invoke<string>("run_container", { form });
+export const stopStream = (id: number) => invoke<void>("stop_stream", { id });
+
+export function pullImage(reference: string, onProgress: (e: PullEvent) => void): Promise<void> {
+  const ch = new Channel<PullEvent>();
+  ch.onmessage = onProgress;
+  return invoke<void>("pull_image", { reference, onProgress: ch });
+}
+
+export function followLogs(id: string, timestamps: boolean, onLine: (l: LogLine) => void): Promise<number> {
+  const ch = new Channel<LogLine>();
+  ch.onmessage = onLine;
+  return invoke<number>("follow_logs", { id, timestamps, onLine: ch });
+}
+
+export function watchEvents(onEvent: (what: string) => void): Promise<number> {
+  const ch = new Channel<string>();
+  ch.onmessage = onEvent;
+  return invoke<number>("watch_events", { onEvent: ch });
+}
+
+export function execStart(id: string, cols: number, rows: number, onOutput: (bytes: Uint8Array) => void): Promise<number> {
+  const ch = new Channel<number[]>();
+  ch.onmessage = (b) => onOutput(new Uint8Array(b));
+  return invoke<number>("exec_start", { id, cols, rows, onOutput: ch });
+}
+export const execInput = (id: number, data: string) => invoke<void>("exec_input", { id, data });
+export const execResize = (id: number, cols: number, rows: number) => invoke<void>("exec_resize", { id, cols, rows });

@@ -1,0 +1,67 @@
+// Pure formatting for the pages; tested with vitest.
+
+export function bytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return "?";
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function shortId(id: string): string {
+  return id.replace(/^sha256:/, "").slice(0, 12);
+}
+
+export type Row = { project?: string | null; name: string };
+
+// Containers grouped by Compose project, standalone ones last, each group by name.
+export function groupByProject<T extends Row>(rows: T[]): { project: string | null; rows: T[] }[] {
+  const groups = new Map<string | null, T[]>();
+  for (const r of rows) {
+    const key = r.project ?? null;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => (a === null ? 1 : b === null ? -1 : a.localeCompare(b)))
+    .map(([project, rows]) => ({ project, rows: rows.sort((x, y) => x.name.localeCompare(y.name)) }));
+}
+
+// Per-layer pull progress, folded from the engine's stream.
+export type PullEvent = { id?: string | null; status: string; current?: number | null; total?: number | null };
+export type Layer = { id: string; status: string; fraction: number };
+
+export function foldPull(layers: Layer[], ev: PullEvent): Layer[] {
+  if (!ev.id || !/^[0-9a-f]{12}$/.test(ev.id)) return layers;
+  const fraction =
+    ev.total && ev.total > 0 && ev.current != null
+      ? Math.min(1, ev.current / ev.total)
+      : /complete|already exists/i.test(ev.status)
+        ? 1
+        : 0;
+  const next = layers.filter((l) => l.id !== ev.id);
+  const old = layers.find((l) => l.id === ev.id);
+  const merged = { id: ev.id, status: ev.status, fraction: Math.max(fraction, /complete|exists/i.test(ev.status) ? 1 : 0, old && ev.status === old.status ? old.fraction : 0) };
+  const at = layers.findIndex((l) => l.id === ev.id);
+  if (at < 0) return [...layers, merged];
+  next.splice(at, 0, merged);
+  return next;
+}
+
+// Lines matching a search, case-insensitively; all lines for an empty search.
+export function filterLines(lines: string[], search: string): string[] {
+  const s = search.trim().toLowerCase();
+  return s ? lines.filter((l) => l.toLowerCase().includes(s)) : lines;
+}
+
+// Splits a multi-line textarea into its non-empty lines (ports, env, volumes).
+export function lines(text: string): string[] {
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}

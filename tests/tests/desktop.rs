@@ -1,0 +1,333 @@
+//! The desktop app end to end: the real `berth-desktop` binary under Xvfb,
+//! driven over WebDriver (`tauri-driver` in front of Debian's
+//! `WebKitWebDriver`), against a real engine on the native backend and the
+//! local registry. A user's first session: pull an image with the GUI, run it
+//! with a published port, find it in the list, read its logs, type in its
+//! terminal, stop and remove it. Screenshots of each page go to
+//! `target/desktop-e2e/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use berth_tests::engine::Engine;
+use berth_tests::images::{busybox_image, Compression};
+use berth_tests::registry::{Registry, RegistryAuth};
+use berth_tests::vm::workspace_bin;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Xvfb on the first free display from :90.
+fn xvfb() -> anyhow::Result<(Proc, String)> {
+    for n in 90..140 {
+        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        {
+            continue;
+        }
+        let mut child = Command::new("Xvfb")
+            .args([
+                &format!(":{n}"),
+                "-screen",
+                "0",
+                "1280x860x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("Xvfb (Debian's xvfb) is installed")?;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                return Ok((Proc(child), format!(":{n}")));
+            }
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+    }
+    bail!("no free X display")
+}
+
+fn tauri_driver() -> anyhow::Result<PathBuf> {
+    let tools = workspace_bin("berth")?
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("tools/bin/tauri-driver"))
+        .context("target dir")?;
+    if tools.is_file() {
+        return Ok(tools);
+    }
+    bail!(
+        "tauri-driver not found at {} (cargo xtask test installs it)",
+        tools.display()
+    )
+}
+
+fn screenshots() -> PathBuf {
+    let dir = workspace_bin("berth")
+        .ok()
+        .and_then(|b| b.parent()?.parent().map(|t| t.join("desktop-e2e")))
+        .unwrap_or_else(|| PathBuf::from("target/desktop-e2e"));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(screenshots().join(format!("{name}.png")), png);
+    }
+}
+
+/// Polls `f` until it yields, or fails after `within` with `what`.
+async fn until<T, F, Fut>(within: Duration, what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if t.elapsed() > within {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+async fn click(c: &Client, css: &str) -> anyhow::Result<()> {
+    let el = until(Duration::from_secs(20), css, || async {
+        c.find(Locator::Css(css)).await.ok()
+    })
+    .await?;
+    el.click()
+        .await
+        .with_context(|| format!("clicking {css}"))?;
+    Ok(())
+}
+
+async fn fill(c: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    let el = c
+        .find(Locator::Css(css))
+        .await
+        .with_context(|| css.to_string())?;
+    el.clear().await?;
+    el.send_keys(text).await?;
+    Ok(())
+}
+
+fn http_get(port: u16) -> Option<String> {
+    berth_tests::http_request(&format!("127.0.0.1:{port}"), "GET", "/", &[], None)
+        .ok()
+        .map(|r| r.text())
+}
+
+async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
+    let long = Duration::from_secs(60);
+    until(long, "the engine to show as running", || async {
+        let el = c
+            .find(Locator::Css("[data-testid=engine-status]"))
+            .await
+            .ok()?;
+        (el.attr("data-state").await.ok()?? == "running").then_some(())
+    })
+    .await?;
+    shot(c, "01-containers-empty").await;
+
+    // Pull with the GUI.
+    click(c, "[data-testid=nav-images]").await?;
+    fill(c, "[data-testid=pull-ref]", image).await?;
+    click(c, "[data-testid=pull]").await?;
+    until(long, "the pull to finish", || async {
+        if let Some(e) = text_of(c, "[data-testid=images-error]").await {
+            return Some(Err(e));
+        }
+        text_of(c, "[data-testid=pull-status]")
+            .await
+            .filter(|t| t.starts_with("Pulled"))
+            .map(Ok)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("the app says: {e}"))?;
+    let row = format!("[data-testid=image-row][data-tags~='{image}']");
+    until(long, "the image in the list", || async {
+        c.find(Locator::Css(&row)).await.ok()
+    })
+    .await?;
+    shot(c, "02-images-pulled").await;
+
+    // Run it with a published port and a command that says hello.
+    click(c, &format!("{row} [data-testid=run-image]")).await?;
+    fill(c, "[data-testid=run-name]", "gui-web").await?;
+    fill(
+        c,
+        "[data-testid=run-ports]",
+        &format!("127.0.0.1:{port}:80"),
+    )
+    .await?;
+    fill(
+        c,
+        "[data-testid=run-command]",
+        "sh -c 'mkdir -p /www && echo served-by-gui > /www/index.html && echo hello-from-the-gui && exec httpd -f -p 80 -h /www'",
+    )
+    .await?;
+    shot(c, "03-run-form").await;
+    click(c, "[data-testid=run-submit]").await?;
+    let running = "[data-testid=container-row][data-name=gui-web][data-state=running]";
+    until(long, "gui-web running in the list", || async {
+        c.find(Locator::Css(running)).await.ok()
+    })
+    .await?;
+    let link = text_of(c, &format!("{running} [data-testid=port-link]"))
+        .await
+        .unwrap_or_default();
+    assert!(link.contains(&port.to_string()), "port link {link:?}");
+    let body = until(long, "the published port to answer", || async {
+        http_get(port)
+    })
+    .await?;
+    assert!(body.contains("served-by-gui"), "{body}");
+    shot(c, "04-containers-running").await;
+
+    // Its logs.
+    click(c, &format!("{running} [data-testid=open-container]")).await?;
+    until(long, "the known log line", || async {
+        text_of(c, "[data-testid=logs]")
+            .await
+            .filter(|t| t.contains("hello-from-the-gui"))
+    })
+    .await?;
+    shot(c, "05-logs").await;
+
+    // Its terminal: keys go to xterm's input, output shows in its rows.
+    click(c, "[data-testid=tab-terminal]").await?;
+    let input = until(long, "the terminal", || async {
+        c.find(Locator::Css("[data-testid=terminal] textarea"))
+            .await
+            .ok()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    input.send_keys("echo term-$((6*7))\n").await?;
+    until(long, "the terminal's output", || async {
+        text_of(c, "[data-testid=terminal] .xterm-rows")
+            .await
+            .filter(|t| t.contains("term-42"))
+    })
+    .await?;
+    shot(c, "06-terminal").await;
+
+    // Stop and remove.
+    click(c, "[data-testid=back]").await?;
+    let row = "[data-testid=container-row][data-name=gui-web]";
+    click(c, &format!("{row} [data-testid=stop]")).await?;
+    until(long, "gui-web stopped", || async {
+        let el = c.find(Locator::Css(row)).await.ok()?;
+        (el.attr("data-state").await.ok()?? != "running").then_some(())
+    })
+    .await?;
+    click(c, &format!("{row} [data-testid=remove]")).await?;
+    until(long, "gui-web gone", || async {
+        c.find(Locator::Css(row)).await.is_err().then_some(())
+    })
+    .await?;
+    shot(c, "07-removed").await;
+    Ok(())
+}
+
+#[test]
+fn a_first_session_in_the_app() {
+    let app = workspace_bin("berth-desktop").expect("cargo build -p berth-desktop");
+    let engine = Engine::start().unwrap();
+    let registry = Registry::start(RegistryAuth::None).unwrap();
+    busybox_image(Compression::Gzip, "amd64")
+        .unwrap()
+        .push(&registry, "gui/bb:latest")
+        .unwrap();
+    let image = format!("{}/gui/bb:latest", registry.addr());
+    let port = berth_tests::free_port().unwrap();
+
+    let (_x, display) = xvfb().unwrap();
+    let wd_port = berth_tests::free_port().unwrap();
+    let native_port = berth_tests::free_port().unwrap();
+    let _driver = Proc(
+        Command::new(tauri_driver().unwrap())
+            .args([
+                "--port",
+                &wd_port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+                "--native-driver",
+                "/usr/bin/WebKitWebDriver",
+            ])
+            .env("DISPLAY", &display)
+            .env("DOCKER_HOST", engine.docker_host())
+            // No accessibility bus under Xvfb; GTK would wait for it.
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tauri-driver starts"),
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result: anyhow::Result<()> = rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app }),
+        );
+        caps.insert("browserName".into(), "wry".into());
+        let url = format!("http://127.0.0.1:{wd_port}");
+        let client = until(
+            Duration::from_secs(30),
+            "tauri-driver to accept a session",
+            || {
+                let caps = caps.clone();
+                let url = url.clone();
+                async move {
+                    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                        .capabilities(caps)
+                        .connect(&url)
+                        .await
+                        .ok()
+                }
+            },
+        )
+        .await?;
+        let r = session(&client, &image, port).await;
+        if r.is_err() {
+            shot(&client, "99-failure").await;
+        }
+        let _ = client.close().await;
+        r
+    });
+    if let Err(e) = result {
+        let ps = engine.docker(&["ps", "-a"]);
+        panic!(
+            "{e:#}\nscreenshots in {}\ndocker ps -a:\n{}",
+            screenshots().display(),
+            String::from_utf8_lossy(&ps.stdout)
+        );
+    }
+}
