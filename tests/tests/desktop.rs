@@ -3,7 +3,8 @@
 //! `WebKitWebDriver`), against a real engine on the native backend and the
 //! local registry. A user's first session: pull an image with the GUI, run it
 //! with a published port, find it in the list, read its logs, type in its
-//! terminal, stop and remove it. Screenshots of each page go to
+//! terminal, watch its usage, stop and remove it, create a volume and see the
+//! networks. Screenshots of each page go to
 //! `target/desktop-e2e/`.
 
 use std::path::{Path, PathBuf};
@@ -237,6 +238,16 @@ async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
     .await?;
     shot(c, "06-terminal").await;
 
+    // Live usage: the first sample fills the CPU figure.
+    click(c, "[data-testid=tab-stats]").await?;
+    until(long, "a stats sample", || async {
+        text_of(c, "[data-testid=stats]")
+            .await
+            .filter(|t| t.contains('%') && !t.contains("CPU – %"))
+    })
+    .await?;
+    shot(c, "07-stats").await;
+
     // Stop and remove.
     click(c, "[data-testid=back]").await?;
     let row = "[data-testid=container-row][data-name=gui-web]";
@@ -251,7 +262,27 @@ async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
         c.find(Locator::Css(row)).await.is_err().then_some(())
     })
     .await?;
-    shot(c, "07-removed").await;
+    shot(c, "08-removed").await;
+
+    // Volumes: create one; networks: the default bridge is listed.
+    click(c, "[data-testid=nav-volumes]").await?;
+    fill(c, "[data-testid=volume-name]", "gui-vol").await?;
+    click(c, "[data-testid=volume-create]").await?;
+    until(long, "the new volume", || async {
+        c.find(Locator::Css("[data-testid=volume-row][data-name=gui-vol]"))
+            .await
+            .ok()
+    })
+    .await?;
+    shot(c, "09-volumes").await;
+    click(c, "[data-testid=nav-networks]").await?;
+    until(long, "the bridge network", || async {
+        c.find(Locator::Css("[data-testid=network-row][data-name=bridge]"))
+            .await
+            .ok()
+    })
+    .await?;
+    shot(c, "10-networks").await;
     Ok(())
 }
 

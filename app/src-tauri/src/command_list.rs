@@ -16,4 +16,11 @@ pub const COMMANDS: &[&str] = &[
     "exec_start",
     "exec_input",
     "exec_resize",
+    "prune_images",
+    "list_volumes",
+    "create_volume",
+    "remove_volume",
+    "list_networks",
+    "inspect",
+    "watch_stats",
 ];

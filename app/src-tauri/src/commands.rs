@@ -13,7 +13,7 @@ use tauri::ipc::Channel;
 use tauri::State;
 
 use crate::engine::{self, EngineStatus};
-use crate::model::{self, ContainerRow, ImageRow};
+use crate::model::{self, ContainerRow, ImageRow, NetworkRow, StatsPoint, VolumeRow};
 use crate::streams::Streams;
 
 pub struct App {
@@ -104,6 +104,112 @@ pub async fn remove_image(app: State<'_, App>, id: String) -> Res<()> {
         .await
         .map(drop)
         .map_err(msg)
+}
+
+#[tauri::command]
+pub async fn prune_images(app: State<'_, App>) -> Res<i64> {
+    let r = docker(&app)?
+        .prune_images(None::<q::PruneImagesOptions>)
+        .await
+        .map_err(msg)?;
+    Ok(r.space_reclaimed.unwrap_or(0))
+}
+
+#[tauri::command]
+pub async fn list_volumes(app: State<'_, App>) -> Res<Vec<VolumeRow>> {
+    let d = docker(&app)?;
+    let volumes = d
+        .list_volumes(None::<q::ListVolumesOptions>)
+        .await
+        .map_err(msg)?
+        .volumes
+        .unwrap_or_default();
+    let containers = d
+        .list_containers(Some(q::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
+        .await
+        .map_err(msg)?;
+    Ok(model::volume_rows(&volumes, &containers))
+}
+
+#[tauri::command]
+pub async fn create_volume(app: State<'_, App>, name: String) -> Res<()> {
+    docker(&app)?
+        .create_volume(bollard::models::VolumeCreateRequest {
+            name: Some(name),
+            ..Default::default()
+        })
+        .await
+        .map(drop)
+        .map_err(msg)
+}
+
+#[tauri::command]
+pub async fn remove_volume(app: State<'_, App>, name: String) -> Res<()> {
+    docker(&app)?
+        .remove_volume(&name, None::<q::RemoveVolumeOptions>)
+        .await
+        .map_err(msg)
+}
+
+#[tauri::command]
+pub async fn list_networks(app: State<'_, App>) -> Res<Vec<NetworkRow>> {
+    let list = docker(&app)?
+        .list_networks(None::<q::ListNetworksOptions>)
+        .await
+        .map_err(msg)?;
+    let mut rows: Vec<NetworkRow> = list.iter().map(model::network_row).collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+/// The engine's inspect document of a container or network, for detail views.
+#[tauri::command]
+pub async fn inspect(app: State<'_, App>, kind: String, id: String) -> Res<serde_json::Value> {
+    let d = docker(&app)?;
+    let v = match kind.as_str() {
+        "container" => serde_json::to_value(
+            d.inspect_container(&id, None::<q::InspectContainerOptions>)
+                .await
+                .map_err(msg)?,
+        ),
+        "network" => serde_json::to_value(
+            d.inspect_network(&id, None::<q::InspectNetworkOptions>)
+                .await
+                .map_err(msg)?,
+        ),
+        other => return Err(format!("cannot inspect a {other:?}")),
+    };
+    v.map_err(|e| e.to_string())
+}
+
+/// Live usage of one container, a sample a second (`docker stats`).
+#[tauri::command]
+pub async fn watch_stats(
+    app: State<'_, App>,
+    id: String,
+    on_sample: Channel<StatsPoint>,
+) -> Res<u64> {
+    let d = docker(&app)?.clone();
+    let sid = app.streams.id();
+    let task = tokio::spawn(async move {
+        let mut s = d.stats(
+            &id,
+            Some(q::StatsOptions {
+                stream: true,
+                one_shot: false,
+            }),
+        );
+        while let Some(Ok(sample)) = s.next().await {
+            if on_sample.send(model::stats_point(&sample)).is_err() {
+                break;
+            }
+        }
+    });
+    app.streams.track(sid, task.abort_handle());
+    Ok(sid)
 }
 
 /// One line of pull progress, per layer.

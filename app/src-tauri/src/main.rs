@@ -38,6 +38,13 @@ fn main() -> anyhow::Result<()> {
             commands::exec_start,
             commands::exec_input,
             commands::exec_resize,
+            commands::prune_images,
+            commands::list_volumes,
+            commands::create_volume,
+            commands::remove_volume,
+            commands::list_networks,
+            commands::inspect,
+            commands::watch_stats,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))

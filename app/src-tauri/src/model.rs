@@ -1,7 +1,9 @@
 //! What the dashboard shows, computed from the Docker API's answers: pure
 //! functions, tested without a window or an engine.
 
-use bollard::models::{ContainerSummary, ImageSummary, PortSummary};
+use bollard::models::{
+    ContainerStatsResponse, ContainerSummary, ImageSummary, Network, PortSummary, Volume,
+};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,6 +102,131 @@ pub fn image_row(i: &ImageSummary) -> ImageRow {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeRow {
+    pub name: String,
+    pub driver: String,
+    pub mountpoint: String,
+    /// Names of the containers (running or not) that mount it.
+    pub used_by: Vec<String>,
+}
+
+/// Volumes with the containers that use them (from the containers' mounts).
+pub fn volume_rows(volumes: &[Volume], containers: &[ContainerSummary]) -> Vec<VolumeRow> {
+    let mut rows: Vec<VolumeRow> = volumes
+        .iter()
+        .map(|v| {
+            let mut used_by: Vec<String> = containers
+                .iter()
+                .filter(|c| {
+                    c.mounts.iter().flatten().any(|m| {
+                        m.typ.as_deref() == Some("volume")
+                            && m.name.as_deref() == Some(v.name.as_str())
+                    })
+                })
+                .map(|c| container_row(c).name)
+                .collect();
+            used_by.sort();
+            VolumeRow {
+                name: v.name.clone(),
+                driver: v.driver.clone(),
+                mountpoint: v.mountpoint.clone(),
+                used_by,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkRow {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub subnets: Vec<String>,
+}
+
+pub fn network_row(n: &Network) -> NetworkRow {
+    NetworkRow {
+        id: n.id.clone().unwrap_or_default(),
+        name: n.name.clone().unwrap_or_default(),
+        driver: n.driver.clone().unwrap_or_default(),
+        subnets: n
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.subnet.clone())
+            .collect(),
+    }
+}
+
+/// One sample of a container's usage, as `docker stats` computes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsPoint {
+    /// Percent of one CPU (200 = two CPUs busy), from the delta to the previous sample.
+    pub cpu_percent: f64,
+    /// Used memory without the page cache (`usage - inactive_file`), bytes.
+    pub memory: u64,
+    pub memory_limit: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+}
+
+pub fn stats_point(s: &ContainerStatsResponse) -> StatsPoint {
+    let total = |c: &Option<bollard::models::ContainerCpuStats>| {
+        c.as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0)
+    };
+    let system = |c: &Option<bollard::models::ContainerCpuStats>| {
+        c.as_ref().and_then(|c| c.system_cpu_usage).unwrap_or(0)
+    };
+    let cpu_delta = total(&s.cpu_stats).saturating_sub(total(&s.precpu_stats)) as f64;
+    let sys_delta = system(&s.cpu_stats).saturating_sub(system(&s.precpu_stats)) as f64;
+    let cpus = s
+        .cpu_stats
+        .as_ref()
+        .and_then(|c| c.online_cpus)
+        .unwrap_or(1)
+        .max(1) as f64;
+    let cpu_percent = if sys_delta > 0.0 {
+        cpu_delta / sys_delta * cpus * 100.0
+    } else {
+        0.0
+    };
+    let mem = s.memory_stats.as_ref();
+    let usage = mem.and_then(|m| m.usage).unwrap_or(0);
+    let cache = mem
+        .and_then(|m| m.stats.as_ref())
+        .and_then(|st| {
+            st.get("inactive_file")
+                .or_else(|| st.get("total_inactive_file"))
+        })
+        .copied()
+        .unwrap_or(0);
+    let (rx, tx) = s
+        .networks
+        .iter()
+        .flatten()
+        .fold((0, 0), |(rx, tx), (_, n)| {
+            (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+        });
+    StatsPoint {
+        cpu_percent,
+        memory: usage.saturating_sub(cache),
+        memory_limit: mem.and_then(|m| m.limit).unwrap_or(0),
+        net_rx: rx,
+        net_tx: tx,
+    }
+}
+
 /// Splits `-p`-style text (`8080:80`, `127.0.0.1:8080:80/udp`, `80`) into
 /// (host ip, host port, container port/proto).
 pub fn parse_port(spec: &str) -> Result<(String, String, String), String> {
@@ -170,6 +297,58 @@ mod tests {
         assert_eq!(r.ports[0].url.as_deref(), Some("http://localhost:8080"));
         assert_eq!(r.ports[0].label, "localhost:8080 → 80/tcp");
         assert_eq!(r.ports[1].url, None);
+    }
+
+    #[test]
+    fn volumes_know_their_containers() {
+        use bollard::models::MountPoint;
+        let vol = |n: &str| Volume {
+            name: n.into(),
+            driver: "local".into(),
+            ..Default::default()
+        };
+        let c = ContainerSummary {
+            names: Some(vec!["/db".into()]),
+            mounts: Some(vec![MountPoint {
+                typ: Some("volume".into()),
+                name: Some("data".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let rows = volume_rows(&[vol("spare"), vol("data")], &[c]);
+        assert_eq!(rows[0].name, "data");
+        assert_eq!(rows[0].used_by, ["db"]);
+        assert!(rows[1].used_by.is_empty());
+    }
+
+    #[test]
+    fn stats_like_docker_stats() {
+        use bollard::models::{ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats};
+        let cpu = |total, system| ContainerCpuStats {
+            cpu_usage: Some(ContainerCpuUsage {
+                total_usage: Some(total),
+                ..Default::default()
+            }),
+            system_cpu_usage: Some(system),
+            online_cpus: Some(2),
+            ..Default::default()
+        };
+        let s = ContainerStatsResponse {
+            cpu_stats: Some(cpu(1_500, 10_000)),
+            precpu_stats: Some(cpu(1_000, 9_000)),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(10_000),
+                limit: Some(1 << 30),
+                stats: Some([("inactive_file".to_string(), 4_000u64)].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let p = stats_point(&s);
+        assert!((p.cpu_percent - 100.0).abs() < 1e-9, "{p:?}");
+        assert_eq!(p.memory, 6_000);
+        assert_eq!(p.memory_limit, 1 << 30);
     }
 
     #[test]

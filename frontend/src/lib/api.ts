@@ -50,3 +50,20 @@ export function execStart(id: string, cols: number, rows: number, onOutput: (byt
 }
 export const execInput = (id: number, data: string) => invoke<void>("exec_input", { id, data });
 export const execResize = (id: number, cols: number, rows: number) => invoke<void>("exec_resize", { id, cols, rows });
+
+export type Volume = { name: string; driver: string; mountpoint: string; usedBy: string[] };
+export type Network = { id: string; name: string; driver: string; subnets: string[] };
+export type StatsPoint = { cpuPercent: number; memory: number; memoryLimit: number; netRx: number; netTx: number };
+
+export const pruneImages = () => invoke<number>("prune_images");
+export const listVolumes = () => invoke<Volume[]>("list_volumes");
+export const createVolume = (name: string) => invoke<void>("create_volume", { name });
+export const removeVolume = (name: string) => invoke<void>("remove_volume", { name });
+export const listNetworks = () => invoke<Network[]>("list_networks");
+export const inspect = (kind: "container" | "network", id: string) => invoke<unknown>("inspect", { kind, id });
+
+export function watchStats(id: string, onSample: (s: StatsPoint) => void): Promise<number> {
+  const ch = new Channel<StatsPoint>();
+  ch.onmessage = onSample;
+  return invoke<number>("watch_stats", { id, onSample: ch });
+}

@@ -43,3 +43,13 @@ describe("format", () => {
     expect(lines(" 8080:80 \n\n KEY=v\n")).toEqual(["8080:80", "KEY=v"]);
   });
 });
+
+import { sparkline } from "./format";
+
+describe("sparkline", () => {
+  it("scales into the box", () => {
+    expect(sparkline([], 10, 10)).toBe("");
+    expect(sparkline([0, 5, 10], 100, 20)).toBe("0.0,20.0 50.0,10.0 100.0,0.0");
+    expect(sparkline([50], 100, 20, 100)).toBe("0.0,10.0");
+  });
+});

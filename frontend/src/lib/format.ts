@@ -65,3 +65,13 @@ export function lines(text: string): string[] {
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
 }
+
+// An SVG polyline's points for `values` scaled into a w×h box (max at the top).
+export function sparkline(values: number[], w: number, h: number, max?: number): string {
+  if (values.length === 0) return "";
+  const top = Math.max(max ?? Math.max(...values), 1e-9);
+  const step = values.length > 1 ? w / (values.length - 1) : 0;
+  return values
+    .map((v, i) => `${(i * step).toFixed(1)},${(h - (Math.min(v, top) / top) * h).toFixed(1)}`)
+    .join(" ");
+}
