@@ -129,6 +129,12 @@ pub enum SettingsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} is not valid settings: {source}")]
     Parse {
         path: String,
@@ -138,6 +144,26 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// Writes through a temp file and a rename, so a crash never leaves half a file.
+    pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
+        let write_err = |source| SettingsError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| SettingsError::Parse {
+                path: path.display().to_string(),
+                source,
+            })?;
+        text.push('\n');
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).map_err(write_err)?;
+        std::fs::rename(&tmp, path).map_err(write_err)
+    }
+
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -195,6 +221,18 @@ mod tests {
             Settings::load(&p),
             Err(SettingsError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn saved_settings_load_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("berth/settings.json");
+        let mut s = Settings::default();
+        s.vm.cpus = 6;
+        s.vm.insecure_registries = vec!["reg:5000".into()];
+        s.save(&p).unwrap();
+        assert_eq!(Settings::load(&p).unwrap(), s);
+        assert!(!p.with_extension("json.tmp").exists());
     }
 
     #[test]

@@ -283,6 +283,24 @@ async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
     })
     .await?;
     shot(c, "10-networks").await;
+
+    // Settings: a change is saved to the settings file.
+    click(c, "[data-testid=nav-settings]").await?;
+    fill(c, "[data-testid=set-cpus]", "3").await?;
+    click(c, "[data-testid=settings-save]").await?;
+    until(long, "the settings to save", || async {
+        text_of(c, "[data-testid=settings-saved]")
+            .await
+            .filter(|t| t.starts_with("Saved"))
+    })
+    .await?;
+    shot(c, "11-settings").await;
+    click(c, "[data-testid=nav-troubleshoot]").await?;
+    until(long, "the troubleshoot page", || async {
+        c.find(Locator::Css("[data-testid=console]")).await.ok()
+    })
+    .await?;
+    shot(c, "12-troubleshoot").await;
     Ok(())
 }
 
@@ -298,6 +316,7 @@ fn a_first_session_in_the_app() {
     let image = format!("{}/gui/bb:latest", registry.addr());
     let port = berth_tests::free_port().unwrap();
 
+    let config = tempfile::tempdir().unwrap();
     let (_x, display) = xvfb().unwrap();
     let wd_port = berth_tests::free_port().unwrap();
     let native_port = berth_tests::free_port().unwrap();
@@ -313,6 +332,8 @@ fn a_first_session_in_the_app() {
             ])
             .env("DISPLAY", &display)
             .env("DOCKER_HOST", engine.docker_host())
+            .env("BERTH_CONFIG_DIR", config.path())
+            .env("BERTH_HOME", config.path().join("home"))
             // No accessibility bus under Xvfb; GTK would wait for it.
             .env("NO_AT_BRIDGE", "1")
             .stdout(Stdio::null())
@@ -353,6 +374,13 @@ fn a_first_session_in_the_app() {
         let _ = client.close().await;
         r
     });
+    if result.is_ok() {
+        let saved: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(config.path().join("settings.json")).expect("the app saved settings"),
+        )
+        .unwrap();
+        assert_eq!(saved["vm"]["cpus"], 3, "{saved}");
+    }
     if let Err(e) = result {
         let ps = engine.docker(&["ps", "-a"]);
         panic!(

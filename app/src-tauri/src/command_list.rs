@@ -23,4 +23,8 @@ pub const COMMANDS: &[&str] = &[
     "list_networks",
     "inspect",
     "watch_stats",
+    "get_settings",
+    "save_settings",
+    "troubleshoot",
+    "factory_reset",
 ];

@@ -212,6 +212,71 @@ pub async fn watch_stats(
     Ok(sid)
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    pub settings: berth::settings::Settings,
+    pub path: String,
+}
+
+#[tauri::command]
+pub fn get_settings() -> Res<SettingsView> {
+    let path = berth::paths::Paths::for_user().settings_file();
+    let settings = berth::settings::Settings::load(&path).map_err(|e| e.to_string())?;
+    Ok(SettingsView {
+        settings,
+        path: path.display().to_string(),
+    })
+}
+
+/// Saves the settings; `true` when the VM runs and must restart to use them.
+#[tauri::command]
+pub fn save_settings(settings: berth::settings::Settings) -> Res<bool> {
+    let paths = berth::paths::Paths::for_user();
+    let old = berth::settings::Settings::load(&paths.settings_file()).unwrap_or_default();
+    settings
+        .save(&paths.settings_file())
+        .map_err(|e| e.to_string())?;
+    let running = berth::vm::running_supervisor(&berth::vm::VmPaths::new(paths.vm_dir())).is_some();
+    Ok(running && old != settings)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Troubleshoot {
+    /// The VM supervisor's published state, when it runs.
+    pub vm: Option<berth::vm::VmState>,
+    /// The last lines of the VM's console.
+    pub console: String,
+    /// What a reset to factory defaults deletes.
+    pub reset_deletes: Vec<String>,
+}
+
+#[tauri::command]
+pub fn troubleshoot() -> Res<Troubleshoot> {
+    let paths = berth::paths::Paths::for_user();
+    let vm = berth::vm::VmPaths::new(paths.vm_dir());
+    let state = berth::vm::running_supervisor(&vm).and_then(|_| berth::vm::VmState::read(&vm));
+    let console = std::fs::read_to_string(vm.console_log()).unwrap_or_default();
+    let lines: Vec<&str> = console.lines().collect();
+    Ok(Troubleshoot {
+        vm: state,
+        console: lines[lines.len().saturating_sub(200)..].join("\n"),
+        reset_deletes: berth::vm::reset::plan(&paths)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+    })
+}
+
+/// Deletes what `troubleshoot` listed; refused while the VM runs.
+#[tauri::command]
+pub fn factory_reset() -> Res<Vec<String>> {
+    berth::vm::reset::reset(&berth::paths::Paths::for_user())
+        .map(|v| v.iter().map(|p| p.display().to_string()).collect())
+        .map_err(|e| e.to_string())
+}
+
 /// One line of pull progress, per layer.
 #[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -45,6 +45,10 @@ fn main() -> anyhow::Result<()> {
             commands::list_networks,
             commands::inspect,
             commands::watch_stats,
+            commands::get_settings,
+            commands::save_settings,
+            commands::troubleshoot,
+            commands::factory_reset,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))

@@ -12,6 +12,7 @@ pub mod control;
 pub mod doctor;
 pub mod image;
 pub mod qmp;
+pub mod reset;
 pub mod shares;
 mod supervisor;
 

@@ -67,3 +67,29 @@ export function watchStats(id: string, onSample: (s: StatsPoint) => void): Promi
   ch.onmessage = onSample;
   return invoke<number>("watch_stats", { id, onSample: ch });
 }
+
+export type SharedFolder = { path: string; readOnly: boolean };
+export type VmSettings = {
+  cpus: number;
+  memoryMib: number;
+  diskGib: number;
+  accel: string;
+  transport: string;
+  insecureRegistries: string[];
+  imageDir: string | null;
+  restartOnCrash: boolean;
+  debug: boolean;
+  sharedFolders: SharedFolder[];
+  fileSharing: string;
+};
+export type Settings = { vm: VmSettings };
+export type Troubleshoot = {
+  vm: { phase: string; accel: string; transport: string; dockerHost: string; bootMs: number | null; restarts: number; lastCrash: string | null; fileSharing: string } | null;
+  console: string;
+  resetDeletes: string[];
+};
+
+export const getSettings = () => invoke<{ settings: Settings; path: string }>("get_settings");
+export const saveSettings = (settings: Settings) => invoke<boolean>("save_settings", { settings });
+export const troubleshoot = () => invoke<Troubleshoot>("troubleshoot");
+export const factoryReset = () => invoke<string[]>("factory_reset");
