@@ -1,8 +1,7 @@
 //! The `berth` command: `berth vm start|stop|status|logs`, and host integration.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::io::Read;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use berth::paths::{DockerEndpoint, HostOs, Paths};
@@ -152,8 +151,8 @@ fn main() -> anyhow::Result<()> {
                         settings: settings.vm,
                     }))?;
                 }
-                VmCommand::Start { timeout } => start(&paths, &vmp, timeout)?,
-                VmCommand::Stop => stop(&vmp)?,
+                VmCommand::Start { timeout } => start(&paths, timeout)?,
+                VmCommand::Stop => stop(&paths)?,
                 VmCommand::Status { json } => status(&paths, &vmp, json)?,
                 VmCommand::Logs { follow } => logs(&vmp, follow)?,
             }
@@ -235,94 +234,35 @@ fn socket_path(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {
     }
 }
 
-fn start(paths: &Paths, vmp: &VmPaths, timeout: u64) -> anyhow::Result<()> {
-    let sock = socket_path(paths)?;
-    if let Some(pid) = vm::running_supervisor(vmp) {
-        if vm::ping_socket(&sock) {
-            println!(
-                "The VM is already running.\nexport DOCKER_HOST={}",
-                endpoint(paths).docker_host()
-            );
-            return Ok(());
-        }
-        bail!("a VM supervisor (pid {pid}) is still starting or stopping; try again shortly");
-    }
-    // Validate settings here, where the user sees the error.
-    Settings::load(&paths.settings_file())?;
-    std::fs::create_dir_all(&vmp.dir).with_context(|| format!("creating {}", vmp.dir.display()))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(vmp.supervisor_log())
-        .with_context(|| format!("opening {}", vmp.supervisor_log().display()))?;
-    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+fn start(paths: &Paths, timeout: u64) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the berth binary")?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(["vm", "run"])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // Its own session: the supervisor outlives this command and its terminal.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
+    let s = vm::lifecycle::start(paths, &exe, Duration::from_secs(timeout))?;
+    if s.already {
+        println!(
+            "The VM is already running.\nexport DOCKER_HOST={}",
+            s.docker_host
+        );
+        return Ok(());
     }
-    let mut child = cmd.spawn().context("starting the VM supervisor")?;
-    let t = Instant::now();
-    loop {
-        if vm::ping_socket(&sock) {
-            break;
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "the VM supervisor stopped ({status}):\n{}",
-                log_tail(&vmp.supervisor_log(), log_start)
-            );
-        }
-        if t.elapsed() > Duration::from_secs(timeout) {
-            bail!(
-                "the engine did not answer within {timeout}s; the VM is still starting (see `berth vm logs`)"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let state = VmState::read(vmp);
     println!(
         "Berth VM running ({}, {}), engine ready in {:.1}s.\nexport DOCKER_HOST={}",
-        state.as_ref().map(|s| s.accel.as_str()).unwrap_or("?"),
-        state.as_ref().map(|s| s.transport.as_str()).unwrap_or("?"),
-        t.elapsed().as_secs_f64(),
-        endpoint(paths).docker_host()
+        s.state.as_ref().map(|s| s.accel.as_str()).unwrap_or("?"),
+        s.state
+            .as_ref()
+            .map(|s| s.transport.as_str())
+            .unwrap_or("?"),
+        s.took.as_secs_f64(),
+        s.docker_host
     );
     Ok(())
 }
 
-fn log_tail(path: &std::path::Path, from: u64) -> String {
-    let mut s = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = f.seek(SeekFrom::Start(from));
-        let _ = f.read_to_string(&mut s);
-    }
-    s
-}
-
-fn stop(vmp: &VmPaths) -> anyhow::Result<()> {
-    let Some(pid) = vm::running_supervisor(vmp) else {
+fn stop(paths: &Paths) -> anyhow::Result<()> {
+    if vm::lifecycle::stop(paths)? {
+        println!("The VM is stopped.");
+    } else {
         println!("The VM is not running.");
-        return Ok(());
-    };
-    // SAFETY: plain kill(2) on a pid we just checked.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let t = Instant::now();
-    while vm::pid_alive(pid) {
-        if t.elapsed() > Duration::from_secs(90) {
-            bail!("the VM supervisor (pid {pid}) did not stop within 90s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
-    println!("The VM is stopped.");
     Ok(())
 }
 

@@ -301,6 +301,28 @@ async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
     })
     .await?;
     shot(c, "12-troubleshoot").await;
+
+    // The VM from the app, through the berth library: start, see it, stop.
+    click(c, "[data-testid=vm-start]").await?;
+    until(Duration::from_secs(300), "the VM to start", || async {
+        if let Some(e) = text_of(c, "[data-testid=troubleshoot-error]").await {
+            return Some(Err(e));
+        }
+        text_of(c, "[data-testid=vm-line]")
+            .await
+            .filter(|t| t.starts_with("running"))
+            .map(Ok)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("starting the VM: {e}"))?;
+    shot(c, "13-vm-running").await;
+    click(c, "[data-testid=vm-stop]").await?;
+    until(Duration::from_secs(120), "the VM to stop", || async {
+        text_of(c, "[data-testid=vm-done]")
+            .await
+            .filter(|t| t.contains("stopped"))
+    })
+    .await?;
     Ok(())
 }
 
@@ -317,6 +339,17 @@ fn a_first_session_in_the_app() {
     let port = berth_tests::free_port().unwrap();
 
     let config = tempfile::tempdir().unwrap();
+    // The VM the app may start: TCG, the built image, no shared folders.
+    let image_dir = berth_tests::vm::image_dir().expect("cargo xtask vm-image");
+    std::fs::write(
+        config.path().join("settings.json"),
+        serde_json::to_vec(&serde_json::json!({"vm": {
+            "accel": "tcg", "cpus": 2, "memoryMib": 1024, "diskGib": 8,
+            "imageDir": image_dir, "fileSharing": "off",
+        }}))
+        .unwrap(),
+    )
+    .unwrap();
     let (_x, display) = xvfb().unwrap();
     let wd_port = berth_tests::free_port().unwrap();
     let native_port = berth_tests::free_port().unwrap();
@@ -374,6 +407,12 @@ fn a_first_session_in_the_app() {
         let _ = client.close().await;
         r
     });
+    // Whatever happened, no VM outlives the test.
+    let _ = Command::new(workspace_bin("berth").unwrap())
+        .args(["vm", "stop"])
+        .env("BERTH_CONFIG_DIR", config.path())
+        .env("BERTH_HOME", config.path().join("home"))
+        .output();
     if result.is_ok() {
         let saved: serde_json::Value = serde_json::from_slice(
             &std::fs::read(config.path().join("settings.json")).expect("the app saved settings"),

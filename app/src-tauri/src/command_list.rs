@@ -27,4 +27,6 @@ pub const COMMANDS: &[&str] = &[
     "save_settings",
     "troubleshoot",
     "factory_reset",
+    "vm_start",
+    "vm_stop",
 ];

@@ -269,6 +269,57 @@ pub fn troubleshoot() -> Res<Troubleshoot> {
     })
 }
 
+/// The `berth` binary that runs the VM supervisor: beside the app, else on PATH.
+fn berth_exe() -> Res<std::path::PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("berth")))
+        .filter(|p| p.is_file())
+        .or_else(|| berth::vm::image::find_program("berth"))
+        .ok_or_else(|| "the berth command is not installed beside the app".to_string())
+}
+
+/// Boots the VM (returns once its engine answers), off the UI's threads.
+#[tauri::command]
+pub async fn vm_start() -> Res<String> {
+    let exe = berth_exe()?;
+    tokio::task::spawn_blocking(move || {
+        berth::vm::lifecycle::start(
+            &berth::paths::Paths::for_user(),
+            &exe,
+            std::time::Duration::from_secs(300),
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map(|s| {
+        if s.already {
+            "The VM was already running.".to_string()
+        } else {
+            format!(
+                "The VM is up; its engine answered after {:.1} s.",
+                s.took.as_secs_f64()
+            )
+        }
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+pub async fn vm_stop() -> Res<String> {
+    tokio::task::spawn_blocking(|| berth::vm::lifecycle::stop(&berth::paths::Paths::for_user()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|was| {
+            if was {
+                "The VM is stopped.".to_string()
+            } else {
+                "The VM was not running.".to_string()
+            }
+        })
+        .map_err(|e| e.to_string())
+}
+
 /// Deletes what `troubleshoot` listed; refused while the VM runs.
 #[tauri::command]
 pub fn factory_reset() -> Res<Vec<String>> {

@@ -9,6 +9,7 @@ mod commands;
 mod engine;
 mod model;
 mod streams;
+mod tray;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -23,6 +24,13 @@ fn main() -> anyhow::Result<()> {
         .manage(commands::App {
             docker,
             streams: Default::default(),
+        })
+        .setup(|app| {
+            // A desktop without a tray (or a status-notifier host) still gets the window.
+            if let Err(e) = tray::install(app.handle()) {
+                tracing::warn!(error = %e, "no tray icon");
+            }
+            Ok(())
         })
         .invoke_handler(tauri::generate_handler![
             commands::engine_status,
@@ -49,6 +57,8 @@ fn main() -> anyhow::Result<()> {
             commands::save_settings,
             commands::troubleshoot,
             commands::factory_reset,
+            commands::vm_start,
+            commands::vm_stop,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))

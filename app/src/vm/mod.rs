@@ -11,6 +11,7 @@ pub mod argv;
 pub mod control;
 pub mod doctor;
 pub mod image;
+pub mod lifecycle;
 pub mod qmp;
 pub mod reset;
 pub mod shares;

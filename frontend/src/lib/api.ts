@@ -93,3 +93,5 @@ export const getSettings = () => invoke<{ settings: Settings; path: string }>("g
 export const saveSettings = (settings: Settings) => invoke<boolean>("save_settings", { settings });
 export const troubleshoot = () => invoke<Troubleshoot>("troubleshoot");
 export const factoryReset = () => invoke<string[]>("factory_reset");
+export const vmStart = () => invoke<string>("vm_start");
+export const vmStop = () => invoke<string>("vm_stop");

@@ -53,3 +53,11 @@ describe("sparkline", () => {
     expect(sparkline([50], 100, 20, 100)).toBe("0.0,10.0");
   });
 });
+
+import { stripAnsi } from "./format";
+
+describe("stripAnsi", () => {
+  it("keeps the text", () => {
+    expect(stripAnsi("\x1b[2m2026\x1b[0m \x1b[32m INFO\x1b[0m ready")).toBe("2026  INFO ready");
+  });
+});

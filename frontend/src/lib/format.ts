@@ -75,3 +75,9 @@ export function sparkline(values: number[], w: number, h: number, max?: number):
     .map((v, i) => `${(i * step).toFixed(1)},${(h - (Math.min(v, top) / top) * h).toFixed(1)}`)
     .join(" ");
 }
+
+// The console log as text: terminal colour and cursor sequences removed.
+export function stripAnsi(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "");
+}

@@ -1,0 +1,140 @@
+//! Starting and stopping the VM, for the `berth` CLI and the desktop app
+//! alike: `start` launches the detached supervisor (`berth vm run`) and
+//! returns once the engine answers on the host socket; `stop` signals the
+//! supervisor and waits for it to finish its clean shutdown.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::{io_err, pid_alive, ping_socket, running_supervisor, VmError, VmPaths, VmState};
+use crate::paths::{DockerEndpoint, HostOs, Paths};
+use crate::settings::Settings;
+
+/// How long a stop may take: the guest's clean shutdown, then escalation.
+const STOP_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct Started {
+    /// It was running already.
+    pub already: bool,
+    pub state: Option<VmState>,
+    pub took: Duration,
+    pub docker_host: String,
+}
+
+fn socket(paths: &Paths) -> Result<(PathBuf, String), VmError> {
+    let user = std::env::var("USER").unwrap_or_default();
+    let ep = paths.docker_endpoint(HostOs::current(), &user);
+    let host = ep.docker_host();
+    match ep {
+        DockerEndpoint::Unix(p) => Ok((p, host)),
+        DockerEndpoint::NamedPipe(_) => Err(VmError::Boot(
+            "named pipes are served only on Windows".into(),
+        )),
+    }
+}
+
+fn log_tail(path: &Path, from: u64) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(from));
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Boots the VM through `berth_exe vm run` (the `berth` binary: the CLI passes
+/// itself, the app the one installed beside it).
+pub fn start(paths: &Paths, berth_exe: &Path, timeout: Duration) -> Result<Started, VmError> {
+    let vmp = VmPaths::new(paths.vm_dir());
+    let (sock, docker_host) = socket(paths)?;
+    let t = Instant::now();
+    if let Some(pid) = running_supervisor(&vmp) {
+        if ping_socket(&sock) {
+            return Ok(Started {
+                already: true,
+                state: VmState::read(&vmp),
+                took: t.elapsed(),
+                docker_host,
+            });
+        }
+        return Err(VmError::Boot(format!(
+            "a VM supervisor (pid {pid}) is still starting or stopping; try again shortly"
+        )));
+    }
+    // Validate settings here, where the user sees the error.
+    Settings::load(&paths.settings_file())?;
+    std::fs::create_dir_all(&vmp.dir).map_err(io_err(format!("creating {}", vmp.dir.display())))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(vmp.supervisor_log())
+        .map_err(io_err("opening the supervisor log"))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut cmd = std::process::Command::new(berth_exe);
+    cmd.args(["vm", "run"])
+        .stdin(Stdio::null())
+        .stdout(
+            log.try_clone()
+                .map_err(io_err("opening the supervisor log"))?,
+        )
+        .stderr(log);
+    // Its own session: the supervisor outlives the command (or app) that started it.
+    // SAFETY: setsid is async-signal-safe and affects only the child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(io_err("starting the VM supervisor"))?;
+    loop {
+        if ping_socket(&sock) {
+            break;
+        }
+        if let Some(status) = child
+            .try_wait()
+            .map_err(io_err("waiting for the supervisor"))?
+        {
+            return Err(VmError::Boot(format!(
+                "the VM supervisor stopped ({status}):\n{}",
+                log_tail(&vmp.supervisor_log(), log_start)
+            )));
+        }
+        if t.elapsed() > timeout {
+            return Err(VmError::Boot(format!(
+                "the engine did not answer within {}s; the VM is still starting (see `berth vm logs`)",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Started {
+        already: false,
+        state: VmState::read(&vmp),
+        took: t.elapsed(),
+        docker_host,
+    })
+}
+
+/// Asks the supervisor to shut the VM down and waits; `false` if it was not running.
+pub fn stop(paths: &Paths) -> Result<bool, VmError> {
+    let vmp = VmPaths::new(paths.vm_dir());
+    let Some(pid) = running_supervisor(&vmp) else {
+        return Ok(false);
+    };
+    // SAFETY: plain kill(2) on a pid we just checked.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let t = Instant::now();
+    while pid_alive(pid) {
+        if t.elapsed() > STOP_TIMEOUT {
+            return Err(VmError::Boot(format!(
+                "the VM supervisor (pid {pid}) did not stop within {}s",
+                STOP_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(true)
+}
