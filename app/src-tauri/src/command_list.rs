@@ -29,4 +29,6 @@ pub const COMMANDS: &[&str] = &[
     "factory_reset",
     "vm_start",
     "vm_stop",
+    "open_link",
+    "app_ready",
 ];

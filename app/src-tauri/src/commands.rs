@@ -269,6 +269,29 @@ pub fn troubleshoot() -> Res<Troubleshoot> {
     })
 }
 
+/// The page has painted for the first time: logged with the time since the
+/// process started (what `cargo xtask bench app` reads).
+#[tauri::command]
+pub fn app_ready() {
+    let ms = crate::STARTED
+        .get()
+        .map(|t| t.elapsed().as_millis() as u64)
+        .unwrap_or(0);
+    tracing::info!(ms, "first paint");
+}
+
+/// Opens a published port's link in the user's browser.
+#[tauri::command]
+pub fn open_link(app: tauri::AppHandle, url: String) -> Res<()> {
+    use tauri_plugin_opener::OpenerExt;
+    if !model::is_port_link(&url) {
+        return Err(format!("{url} is not a published port's link"));
+    }
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| e.to_string())
+}
+
 /// The `berth` binary that runs the VM supervisor: beside the app, else on PATH.
 fn berth_exe() -> Res<std::path::PathBuf> {
     std::env::current_exe()

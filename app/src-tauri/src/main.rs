@@ -11,7 +11,11 @@ mod model;
 mod streams;
 mod tray;
 
+/// When the process started, for the first-paint log line.
+pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 fn main() -> anyhow::Result<()> {
+    STARTED.get_or_init(std::time::Instant::now);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -21,6 +25,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let docker = engine::connect().map_err(|e| e.to_string());
     tauri::Builder::default()
+        .plugin(tauri_plugin_opener::init())
         .manage(commands::App {
             docker,
             streams: Default::default(),
@@ -59,6 +64,8 @@ fn main() -> anyhow::Result<()> {
             commands::factory_reset,
             commands::vm_start,
             commands::vm_stop,
+            commands::open_link,
+            commands::app_ready,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))

@@ -227,6 +227,25 @@ pub fn stats_point(s: &ContainerStatsResponse) -> StatsPoint {
     }
 }
 
+/// Whether the app may hand `url` to the system browser: only the `http://`
+/// links it made for published ports (a host and a port, nothing else).
+pub fn is_port_link(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = host == "localhost"
+        || host.parse::<std::net::Ipv4Addr>().is_ok()
+        || (host.starts_with('[')
+            && host.ends_with(']')
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok());
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 /// Splits `-p`-style text (`8080:80`, `127.0.0.1:8080:80/udp`, `80`) into
 /// (host ip, host port, container port/proto).
 pub fn parse_port(spec: &str) -> Result<(String, String, String), String> {
@@ -349,6 +368,27 @@ mod tests {
         assert!((p.cpu_percent - 100.0).abs() < 1e-9, "{p:?}");
         assert_eq!(p.memory, 6_000);
         assert_eq!(p.memory_limit, 1 << 30);
+    }
+
+    #[test]
+    fn only_port_links_open() {
+        for ok in [
+            "http://localhost:8080",
+            "http://10.0.0.5:80",
+            "http://[::1]:3000",
+        ] {
+            assert!(is_port_link(ok), "{ok}");
+        }
+        for bad in [
+            "https://localhost:8080",
+            "http://localhost:8080/x",
+            "http://evil.example:80",
+            "file:///etc/passwd",
+            "http://localhost:0",
+            "javascript:alert(1)",
+        ] {
+            assert!(!is_port_link(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -95,3 +95,4 @@ export const troubleshoot = () => invoke<Troubleshoot>("troubleshoot");
 export const factoryReset = () => invoke<string[]>("factory_reset");
 export const vmStart = () => invoke<string>("vm_start");
 export const vmStop = () => invoke<string>("vm_stop");
+export const openLink = (url: string) => invoke<void>("open_link", { url });

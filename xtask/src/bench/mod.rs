@@ -2,6 +2,7 @@
 //! same run on the same inputs through the stock `docker` CLI, reported as one Markdown
 //! table in `target/bench/report.md`. Each issue adds its group to `GROUPS`.
 
+mod app;
 mod build;
 mod engine;
 mod fs;
@@ -65,6 +66,11 @@ const GROUPS: &[Group] = &[
         about:
             "the VM path: cold boot, `docker run` through the VM vs native, forwarding, QEMU RSS",
         run: vm::bench,
+    },
+    Group {
+        name: "app",
+        about: "the desktop app: binary size, cold start to first paint, RSS with 100 containers",
+        run: app::bench,
     },
     Group {
         name: "fs",
@@ -152,6 +158,12 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
 
     step("build berth-agent and berth (release)");
     run(cargo().args(["build", "--release", "-p", "berth-agent", "-p", "berth"]))?;
+    if wanted.is_empty() || wanted.contains(&"app") {
+        deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
+        step("desktop app (release)");
+        deps::build_frontend(false)?;
+        run(cargo().args(["build", "--release", "-p", "berth-desktop"]))?;
+    }
     if wanted.is_empty() || wanted.contains(&"vm") || wanted.contains(&"fs") {
         deps::ensure_vhost_device_vsock()?;
         deps::ensure_virtiofsd()?;
