@@ -3,24 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostOs {
-    Linux,
-    MacOs,
-    Windows,
-}
-
-impl HostOs {
-    pub fn current() -> HostOs {
-        if cfg!(target_os = "macos") {
-            HostOs::MacOs
-        } else if cfg!(target_os = "windows") {
-            HostOs::Windows
-        } else {
-            HostOs::Linux
-        }
-    }
-}
+pub use berth_proto::HostOs;
 
 /// Berth's per-user directories.
 #[derive(Debug, Clone, PartialEq, Eq)]

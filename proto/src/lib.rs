@@ -38,6 +38,42 @@ pub mod lines;
 pub mod mux;
 pub mod shares;
 
+/// The host's OS: what the host side is built for, and what the guest is told
+/// (`berth.hostos=`) so it reads the host's paths right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOs {
+    Linux,
+    MacOs,
+    Windows,
+}
+
+impl HostOs {
+    /// The OS this binary is built for.
+    pub fn current() -> HostOs {
+        if cfg!(target_os = "macos") {
+            HostOs::MacOs
+        } else if cfg!(target_os = "windows") {
+            HostOs::Windows
+        } else {
+            HostOs::Linux
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HostOs::Linux => "linux",
+            HostOs::MacOs => "macos",
+            HostOs::Windows => "windows",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HostOs> {
+        [HostOs::Linux, HostOs::MacOs, HostOs::Windows]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
+}
+
 /// The Docker Engine API.
 pub const API_PORT: u32 = 1024;
 /// Control messages: published ports, health, time, shutdown.

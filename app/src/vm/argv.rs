@@ -273,12 +273,7 @@ pub fn cmdline(
     if !insecure.is_empty() {
         c.push_str(&format!(" berth.insecure={}", insecure.join(",")));
     }
-    let hostos = match os {
-        HostOs::Linux => "linux",
-        HostOs::MacOs => "macos",
-        HostOs::Windows => "windows",
-    };
-    c.push_str(&format!(" berth.hostos={hostos}"));
+    c.push_str(&format!(" berth.hostos={}", os.name()));
     for s in shares {
         c.push_str(&format!(" berth.share={}", s.encode()));
     }

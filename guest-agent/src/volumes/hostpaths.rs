@@ -8,24 +8,7 @@
 use std::path::Path;
 
 use berth_proto::shares::{windows_guest_path, ShareMount};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostOs {
-    Linux,
-    MacOs,
-    Windows,
-}
-
-impl HostOs {
-    pub fn parse(s: &str) -> Option<HostOs> {
-        match s {
-            "linux" => Some(HostOs::Linux),
-            "macos" => Some(HostOs::MacOs),
-            "windows" => Some(HostOs::Windows),
-            _ => None,
-        }
-    }
-}
+pub use berth_proto::HostOs;
 
 #[derive(Debug, Clone)]
 pub struct HostPaths {
