@@ -3,6 +3,7 @@
 //! and keeps registry credentials in the OS keychain. It never re-implements
 //! engine logic.
 
+pub mod autostart;
 pub mod creds;
 pub mod forward;
 pub mod paths;

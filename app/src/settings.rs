@@ -115,10 +115,19 @@ impl Default for VmSettings {
     }
 }
 
+/// The desktop app's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AppSettings {
+    /// Open the app (and so the engine) when the user logs in.
+    pub start_at_login: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Settings {
     pub vm: VmSettings,
+    pub app: AppSettings,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -208,6 +208,12 @@ async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
     })
     .await?;
     assert!(body.contains("served-by-gui"), "{body}");
+    until(long, "the container's CPU in the list", || async {
+        text_of(c, &format!("{running} [data-testid=cpu]"))
+            .await
+            .filter(|t| t.ends_with('%'))
+    })
+    .await?;
     shot(c, "04-containers-running").await;
 
     // Its logs.

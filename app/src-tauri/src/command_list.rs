@@ -31,4 +31,5 @@ pub const COMMANDS: &[&str] = &[
     "vm_stop",
     "open_link",
     "app_ready",
+    "list_usage",
 ];

@@ -29,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         .manage(commands::App {
             docker,
             streams: Default::default(),
+            usage: Default::default(),
         })
         .setup(|app| {
             // A desktop without a tray (or a status-notifier host) still gets the window.
@@ -66,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             commands::vm_stop,
             commands::open_link,
             commands::app_ready,
+            commands::list_usage,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))

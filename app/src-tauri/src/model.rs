@@ -227,6 +227,27 @@ pub fn stats_point(s: &ContainerStatsResponse) -> StatsPoint {
     }
 }
 
+/// A container's cumulative CPU time and the host's, with its CPU count.
+pub type CpuCounters = (u64, u64, u32);
+
+pub fn cpu_counters(s: &ContainerStatsResponse) -> CpuCounters {
+    let c = s.cpu_stats.as_ref();
+    (
+        c.and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0),
+        c.and_then(|c| c.system_cpu_usage).unwrap_or(0),
+        c.and_then(|c| c.online_cpus).unwrap_or(1).max(1),
+    )
+}
+
+/// CPU percent (of one CPU) between two samples; `None` without progress.
+pub fn cpu_between(prev: CpuCounters, now: CpuCounters) -> Option<f64> {
+    let sys = now.1.checked_sub(prev.1).filter(|d| *d > 0)? as f64;
+    let cpu = now.0.saturating_sub(prev.0) as f64;
+    Some(cpu / sys * now.2 as f64 * 100.0)
+}
+
 /// Whether the app may hand `url` to the system browser: only the `http://`
 /// links it made for published ports (a host and a port, nothing else).
 pub fn is_port_link(url: &str) -> bool {
@@ -368,6 +389,12 @@ mod tests {
         assert!((p.cpu_percent - 100.0).abs() < 1e-9, "{p:?}");
         assert_eq!(p.memory, 6_000);
         assert_eq!(p.memory_limit, 1 << 30);
+    }
+
+    #[test]
+    fn cpu_from_two_samples() {
+        assert_eq!(cpu_between((100, 1000, 2), (150, 1100, 2)), Some(100.0));
+        assert_eq!(cpu_between((100, 1000, 2), (150, 1000, 2)), None);
     }
 
     #[test]

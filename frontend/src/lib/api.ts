@@ -82,7 +82,7 @@ export type VmSettings = {
   sharedFolders: SharedFolder[];
   fileSharing: string;
 };
-export type Settings = { vm: VmSettings };
+export type Settings = { vm: VmSettings; app: { startAtLogin: boolean } };
 export type Troubleshoot = {
   vm: { phase: string; accel: string; transport: string; dockerHost: string; bootMs: number | null; restarts: number; lastCrash: string | null; fileSharing: string } | null;
   console: string;
@@ -96,3 +96,5 @@ export const factoryReset = () => invoke<string[]>("factory_reset");
 export const vmStart = () => invoke<string>("vm_start");
 export const vmStop = () => invoke<string>("vm_stop");
 export const openLink = (url: string) => invoke<void>("open_link", { url });
+export type Usage = { id: string; cpuPercent: number | null; memory: number };
+export const listUsage = () => invoke<Usage[]>("list_usage");
