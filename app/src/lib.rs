@@ -5,7 +5,9 @@
 
 pub mod autostart;
 pub mod creds;
+pub mod doctor;
 pub mod forward;
+pub mod integration;
 pub mod paths;
 pub mod settings;
 pub mod transport;

@@ -45,6 +45,18 @@ enum Command {
     },
     /// Forget a registry login.
     Logout { server: Option<String> },
+    /// Hook Berth into this user's docker CLI: a `berth` context (made current
+    /// if no other context was), the credential helper, and the commands on PATH.
+    Install {
+        /// What the context points at (default: Berth's socket).
+        #[arg(long)]
+        host: Option<String>,
+        /// Where to link `berth` and `docker-credential-berth` (default: ~/.local/bin).
+        #[arg(long)]
+        bin_dir: Option<std::path::PathBuf>,
+    },
+    /// Undo exactly what `berth install` changed.
+    Uninstall,
 }
 
 #[derive(Subcommand)]
@@ -100,7 +112,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Doctor => {
             let settings = Settings::load(&paths.settings_file())?;
-            let checks = berth::vm::doctor::run(&paths, &settings.vm);
+            let mut checks = berth::doctor::run(&paths, &settings.vm);
+            let docker_dir = layout(&paths, None)?.docker_dir;
+            checks.extend(berth::doctor::integration(&paths, &docker_dir));
             for c in &checks {
                 println!(
                     "{} {:<20} {}",
@@ -108,6 +122,9 @@ fn main() -> anyhow::Result<()> {
                     c.name,
                     c.detail
                 );
+                if let Some(fix) = &c.fix {
+                    println!("     {:<20} → {fix}", "");
+                }
             }
             if checks.iter().any(|c| !c.ok) {
                 std::process::exit(1);
@@ -137,6 +154,33 @@ fn main() -> anyhow::Result<()> {
                     )
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Install { host, bin_dir } => {
+            let l = layout(&paths, bin_dir)?;
+            let host = host.unwrap_or_else(|| endpoint(&paths).docker_host());
+            let r = berth::integration::install(&l, &host)?;
+            println!("docker context \"berth\" → {host}");
+            if r.made_current.is_some() {
+                println!("it is now the docker CLI's current context");
+            } else {
+                println!("your current context is unchanged (`docker context use berth` switches)");
+            }
+            println!(
+                "credential helper: credsStore \"berth\" in {}",
+                l.docker_dir.join("config.json").display()
+            );
+            for link in &r.links {
+                println!("linked {}", link.display());
+            }
+        }
+        Command::Uninstall => {
+            let l = layout(&paths, None)?;
+            match berth::integration::uninstall(&l)? {
+                Some(_) => {
+                    println!("Berth's docker context, credential helper and links are removed.")
+                }
+                None => println!("Nothing to undo: Berth was not installed for this user."),
             }
         }
         Command::Vm { command } => {
@@ -220,6 +264,29 @@ fn login(
     )?;
     println!("Login Succeeded");
     Ok(())
+}
+
+fn layout(
+    paths: &Paths,
+    bin_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<berth::integration::Layout> {
+    let exe = std::env::current_exe().context("locating the berth binary")?;
+    let dir = exe.parent().context("the berth binary's directory")?;
+    let docker_config = berth::creds::docker_config::config_path();
+    let home = dirs::home_dir().unwrap_or_else(|| std::path::PathBuf::from("."));
+    Ok(berth::integration::Layout {
+        docker_dir: docker_config
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| home.join(".docker")),
+        record: paths.home.join("install.json"),
+        bin_dir: bin_dir.unwrap_or_else(|| home.join(".local/bin")),
+        binaries: ["berth", "docker-credential-berth"]
+            .iter()
+            .map(|b| dir.join(b))
+            .filter(|p| p.is_file())
+            .collect(),
+    })
 }
 
 fn endpoint(paths: &Paths) -> DockerEndpoint {

@@ -84,6 +84,47 @@ fn write(path: &Path, map: &Map<String, Value>, mode: Option<u32>) -> Result<(),
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// The CLI's `credsStore`, if set.
+pub fn creds_store(path: &Path) -> Result<Option<String>, ConfigError> {
+    let (map, _) = read(path)?;
+    Ok(map
+        .get("credsStore")
+        .and_then(Value::as_str)
+        .map(str::to_string))
+}
+
+/// The CLI's current context (`currentContext`), if one is set.
+pub fn current_context(path: &Path) -> Result<Option<String>, ConfigError> {
+    let (map, _) = read(path)?;
+    Ok(map
+        .get("currentContext")
+        .and_then(Value::as_str)
+        .map(str::to_string))
+}
+
+/// Sets (or with `None` removes) `currentContext`, keeping everything else.
+pub fn set_current_context(path: &Path, name: Option<&str>) -> Result<(), ConfigError> {
+    let (mut map, mode) = read(path)?;
+    match name {
+        Some(n) => {
+            map.insert("currentContext".into(), Value::String(n.into()));
+        }
+        None => {
+            map.remove("currentContext");
+        }
+    }
+    write(path, &map, mode)
+}
+
+/// Removes the file if nothing is left in it (it was created for Berth's keys).
+pub fn remove_if_empty(path: &Path) -> Result<(), ConfigError> {
+    let (map, _) = read(path)?;
+    if map.is_empty() && path.exists() {
+        std::fs::remove_file(path).map_err(io(path))?;
+    }
+    Ok(())
+}
+
 /// Sets `credsStore: "berth"`; remembers the previous value (once: installing
 /// twice keeps the original).
 pub fn install(path: &Path) -> Result<(), ConfigError> {

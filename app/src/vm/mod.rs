@@ -9,13 +9,12 @@
 
 pub mod argv;
 pub mod control;
-pub mod doctor;
 pub mod image;
 pub mod lifecycle;
 pub mod qmp;
 pub mod reset;
 pub mod shares;
-mod supervisor;
+pub(crate) mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
