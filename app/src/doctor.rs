@@ -82,10 +82,7 @@ const MIN_FREE: u64 = 2 << 30;
 /// and the credential helper. `docker_dir` is the CLI's config directory.
 pub fn integration(paths: &Paths, docker_dir: &Path) -> Vec<Check> {
     let mut out = Vec::new();
-    let user = std::env::var("USER").unwrap_or_default();
-    let own = paths
-        .docker_endpoint(HostOs::current(), &user)
-        .docker_host();
+    let own = paths.user_docker_endpoint().docker_host();
     let meta = std::fs::read(context::meta_dir(docker_dir, context::NAME).join("meta.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use berth::paths::{DockerEndpoint, HostOs, Paths};
+use berth::paths::{DockerEndpoint, Paths};
 use berth::settings::Settings;
 use berth::vm::{self, VmPaths, VmState};
 use clap::{Parser, Subcommand};
@@ -290,8 +290,7 @@ fn layout(
 }
 
 fn endpoint(paths: &Paths) -> DockerEndpoint {
-    let user = std::env::var("USER").unwrap_or_default();
-    paths.docker_endpoint(HostOs::current(), &user)
+    paths.user_docker_endpoint()
 }
 
 fn socket_path(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {

@@ -49,6 +49,12 @@ impl Paths {
         self.config.join("settings.json")
     }
 
+    /// This host's endpoint for the current user (`USER` names the Windows pipe).
+    pub fn user_docker_endpoint(&self) -> DockerEndpoint {
+        let user = std::env::var("USER").unwrap_or_default();
+        self.docker_endpoint(HostOs::current(), &user)
+    }
+
     /// Where the docker CLI finds the engine on `os`: a unix socket, or on
     /// Windows a named pipe (per user, like Docker Desktop's `dockerDesktopLinuxEngine`).
     pub fn docker_endpoint(&self, os: HostOs, user: &str) -> DockerEndpoint {

@@ -23,9 +23,7 @@ pub fn socket_path() -> Result<String, EngineError> {
                 .ok_or(EngineError::NotUnix(host));
         }
     }
-    let paths = berth::paths::Paths::for_user();
-    let user = std::env::var("USER").unwrap_or_default();
-    match paths.docker_endpoint(berth::paths::HostOs::current(), &user) {
+    match berth::paths::Paths::for_user().user_docker_endpoint() {
         berth::paths::DockerEndpoint::Unix(p) => Ok(p.display().to_string()),
         other => Err(EngineError::NotUnix(other.docker_host())),
     }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{io_err, pid_alive, ping_socket, running_supervisor, VmError, VmPaths, VmState};
-use crate::paths::{DockerEndpoint, HostOs, Paths};
+use crate::paths::{DockerEndpoint, Paths};
 use crate::settings::Settings;
 
 /// How long a stop may take: the guest's clean shutdown, then escalation.
@@ -24,8 +24,7 @@ pub struct Started {
 }
 
 fn socket(paths: &Paths) -> Result<(PathBuf, String), VmError> {
-    let user = std::env::var("USER").unwrap_or_default();
-    let ep = paths.docker_endpoint(HostOs::current(), &user);
+    let ep = paths.user_docker_endpoint();
     let host = ep.docker_host();
     match ep {
         DockerEndpoint::Unix(p) => Ok((p, host)),

@@ -199,8 +199,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         tracing::warn!("no hardware acceleration: the VM runs under TCG emulation and is slow");
     }
 
-    let user = std::env::var("USER").unwrap_or_default();
-    let endpoint = opts.paths.docker_endpoint(os, &user);
+    let endpoint = opts.paths.user_docker_endpoint();
     let DockerEndpoint::Unix(sock_path) = &endpoint else {
         // The named pipe server belongs to the Windows build.
         return Err(VmError::Boot(
