@@ -89,7 +89,12 @@ pub fn start(paths: &Paths, berth_exe: &Path, timeout: Duration) -> Result<Start
     }
     let mut child = cmd.spawn().map_err(io_err("starting the VM supervisor"))?;
     loop {
-        if ping_socket(&sock) {
+        // The supervisor marks the VM running right after its own first
+        // `_ping`; waiting for both means callers (the CLI's summary, the app's
+        // status) read a settled state, not "starting".
+        if ping_socket(&sock)
+            && VmState::read(&vmp).is_some_and(|s| s.phase == super::Phase::Running)
+        {
             break;
         }
         if let Some(status) = child
