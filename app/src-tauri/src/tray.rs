@@ -59,8 +59,8 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
     }
     tray.build(app)?;
 
-    // Keep the status line current.
-    let docker = crate::engine::connect().ok();
+    // Keep the status line current, with the client the commands use.
+    let docker = app.state::<crate::commands::App>().docker.clone().ok();
     tauri::async_runtime::spawn(async move {
         loop {
             let text = match &docker {

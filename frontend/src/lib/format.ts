@@ -37,19 +37,13 @@ export type Layer = { id: string; status: string; fraction: number };
 
 export function foldPull(layers: Layer[], ev: PullEvent): Layer[] {
   if (!ev.id || !/^[0-9a-f]{12}$/.test(ev.id)) return layers;
-  const fraction =
-    ev.total && ev.total > 0 && ev.current != null
-      ? Math.min(1, ev.current / ev.total)
-      : /complete|already exists/i.test(ev.status)
-        ? 1
-        : 0;
-  const next = layers.filter((l) => l.id !== ev.id);
   const old = layers.find((l) => l.id === ev.id);
-  const merged = { id: ev.id, status: ev.status, fraction: Math.max(fraction, /complete|exists/i.test(ev.status) ? 1 : 0, old && ev.status === old.status ? old.fraction : 0) };
-  const at = layers.findIndex((l) => l.id === ev.id);
-  if (at < 0) return [...layers, merged];
-  next.splice(at, 0, merged);
-  return next;
+  const done = /complete|already exists/i.test(ev.status);
+  const measured = ev.total && ev.total > 0 && ev.current != null ? Math.min(1, ev.current / ev.total) : 0;
+  // A status line without numbers keeps the bar where it was.
+  const kept = old && old.status === ev.status ? old.fraction : 0;
+  const layer = { id: ev.id, status: ev.status, fraction: done ? 1 : Math.max(measured, kept) };
+  return old ? layers.map((l) => (l.id === ev.id ? layer : l)) : [...layers, layer];
 }
 
 // Lines matching a search, case-insensitively; all lines for an empty search.
