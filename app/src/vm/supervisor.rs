@@ -26,6 +26,9 @@ pub struct SuperviseOptions {
 
 /// How long a boot may take before the manager gives up on it (TCG is slow).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a boot may go without the guest's ready signal before the
+/// supervisor pings the engine anyway (a TCG boot signals within ~10 s).
+const READY_GRACE: Duration = Duration::from_secs(30);
 /// Crash restarts before the supervisor gives up.
 const MAX_RESTARTS: u32 = 5;
 
@@ -42,8 +45,17 @@ impl Machine {
         self.kill_backends().await;
     }
 
+    /// Each backend leads its own process group (`virtiofsd --sandbox
+    /// namespace` forks a worker that holds the share's pid-file lock), so the
+    /// whole group goes, not just the process we spawned.
     async fn kill_backends(&mut self) {
         for b in self.backends.iter_mut() {
+            if let Some(pid) = b.id() {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = b.kill().await;
         }
     }
@@ -275,6 +287,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         // signal, the first CONNECT waits for it (see berth_proto::READY_PORT).
         let deadline = tokio::time::Instant::now() + BOOT_TIMEOUT;
         let mut signaled = matches!(ready_signal, ReadySignal::Poll);
+        let mut warned_unsignaled = false;
         let ready = loop {
             tokio::select! {
                 status = machine.qemu.wait() => break Err(status),
@@ -290,6 +303,18 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
                 }
                 _ = tokio::time::sleep(Duration::from_millis(50)), if signaled => {
                     if transport::ping(transport.as_ref()).await {
+                        break Ok(true);
+                    }
+                }
+                // A ready signal lost on its way (the guest gives up after a
+                // while): ask the engine itself, bounded, as the poll does.
+                _ = tokio::time::sleep(Duration::from_secs(2)), if !signaled && booted.elapsed() > READY_GRACE => {
+                    if !warned_unsignaled {
+                        tracing::warn!("no ready signal from the guest yet; asking the engine directly");
+                        warned_unsignaled = true;
+                    }
+                    let ping = transport::ping(transport.as_ref());
+                    if tokio::time::timeout(Duration::from_secs(10), ping).await == Ok(true) {
                         break Ok(true);
                     }
                 }
@@ -484,6 +509,22 @@ async fn wait_for_socket(socket: &std::path::Path, who: &str) -> Result<(), VmEr
     Ok(())
 }
 
+/// Waits (a few seconds at most) until nobody holds `virtiofsd`'s pid-file
+/// lock; a missing file is free.
+async fn wait_for_unlocked(pid_file: &std::path::Path) {
+    use nix::fcntl::{Flock, FlockArg};
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        let Ok(f) = std::fs::File::open(pid_file) else {
+            return;
+        };
+        if Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// `virtiofsd` for one share. Unprivileged, it runs in a user namespace where
 /// the user is root, and every guest uid is squashed onto that root: whatever a
 /// container creates lands on the host owned by the user, as with Docker
@@ -531,10 +572,14 @@ async fn launch(spec: &MachineSpec, vm: &VmPaths, sharing: &Sharing) -> Result<M
     let mut backends = Vec::new();
     for (i, (folder, socket, read_only)) in sharing.daemons.iter().enumerate() {
         let _ = std::fs::remove_file(socket);
+        // A killed predecessor's worker may still be exiting; virtiofsd refuses
+        // to start while it holds the pid-file lock.
+        wait_for_unlocked(&socket.with_extension("sock.pid")).await;
         let prog = image::find_program("virtiofsd").ok_or(VmError::MissingProgram("virtiofsd"))?;
         let log = std::fs::File::create(vm.dir.join(format!("virtiofsd-{i}.log")))
             .map_err(io_err("creating the virtiofsd log"))?;
         let mut cmd = virtiofsd_command(&prog, folder, socket, *read_only, log);
+        cmd.process_group(0);
         die_with_parent(&mut cmd);
         backends.push(cmd.spawn().map_err(io_err("starting virtiofsd"))?);
         wait_for_socket(socket, "virtiofsd").await?;
@@ -550,6 +595,7 @@ async fn launch(spec: &MachineSpec, vm: &VmPaths, sharing: &Sharing) -> Result<M
             .arg("--uds-path")
             .arg(vm.vsock_uds())
             .stdin(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true);
         die_with_parent(&mut cmd);
         backends.push(cmd.spawn().map_err(io_err("starting vhost-device-vsock"))?);
