@@ -4,7 +4,7 @@
 //! supervisor left) and removes the directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -29,6 +29,45 @@ pub fn image_dir() -> Option<PathBuf> {
     let dir = berth.parent()?.parent()?.join("vm-image/x86_64");
     let kernel = dir.join("vmlinux.zst").is_file() || dir.join("vmlinuz").is_file();
     (kernel && dir.join("initramfs.img").is_file()).then_some(dir)
+}
+
+/// How long one client command may take against a TCG guest before the test
+/// gives up on it (a hung guest must fail the test, not stall the suite).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(180);
+
+/// Waits for `child` (stdout and stderr piped, or not) at most `limit`; kills
+/// it and returns `None` when it is still running then.
+pub fn finish_within(mut child: Child, limit: Duration) -> Option<Output> {
+    use std::io::Read;
+    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let t = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if t.elapsed() < limit => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    Some(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
 
 pub struct Vm {
@@ -143,8 +182,28 @@ impl Vm {
         c
     }
 
+    /// Runs docker; a command that outlives [`COMMAND_LIMIT`] fails the test
+    /// with the guest's console tail (a wedged guest shows there).
     pub fn docker(&self, args: &[&str]) -> Output {
-        self.docker_cmd(args).output().expect("running docker")
+        let child = self
+            .docker_cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running docker");
+        self.finish(child, &format!("docker {args:?}"))
+    }
+
+    /// [`finish_within`] with [`COMMAND_LIMIT`], failing the test on a hang.
+    pub fn finish(&self, child: Child, what: &str) -> Output {
+        finish_within(child, COMMAND_LIMIT).unwrap_or_else(|| {
+            panic!(
+                "{what} did not finish within {}s\n--- console tail ---\n{}",
+                COMMAND_LIMIT.as_secs(),
+                tail(&self.console(), 40)
+            )
+        })
     }
 
     /// Runs docker and insists on success; returns stdout.

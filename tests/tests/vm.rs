@@ -63,7 +63,7 @@ fn docker_it(vm: &Vm, args: &str, input: &str) -> std::process::Output {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     // Keep stdin open until the shell has read it; it exits on `exit`.
-    let out = child.wait_with_output().unwrap();
+    let out = vm.finish(child, &format!("docker {args}"));
     drop(stdin);
     out
 }
@@ -216,7 +216,7 @@ fn serial_mux_transport() {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"a\nb\nc\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = vm.finish(child, "docker run -i");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
 
     // UDP published on the host: an echo server in the container.
