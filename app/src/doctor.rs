@@ -83,13 +83,7 @@ const MIN_FREE: u64 = 2 << 30;
 pub fn integration(paths: &Paths, docker_dir: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let own = paths.user_docker_endpoint().docker_host();
-    let meta = std::fs::read(context::meta_dir(docker_dir, context::NAME).join("meta.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let host = meta
-        .as_ref()
-        .and_then(|m| m["Endpoints"]["docker"]["Host"].as_str())
-        .map(str::to_string);
+    let host = context::host(docker_dir, context::NAME);
     out.push(match &host {
         Some(h) => check("docker context", true, format!("\"berth\" → {h}")),
         None => broken(
@@ -106,7 +100,8 @@ pub fn integration(paths: &Paths, docker_dir: &Path) -> Vec<Check> {
         Some(_) => broken(
             "engine",
             format!("nothing answers on {target}"),
-            "start it: `berth vm start` (or the desktop app); on Linux, `cargo xtask run` runs it natively",
+            "start it: `berth vm start` (or the desktop app); on Linux it also runs natively: \
+             `sudo systemctl start berth-engine` (the package) or `cargo xtask run` (a checkout)",
         ),
         None => check("engine", true, format!("{target} (not checked from here)")),
     });

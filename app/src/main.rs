@@ -51,9 +51,23 @@ enum Command {
         /// What the context points at (default: Berth's socket).
         #[arg(long)]
         host: Option<String>,
-        /// Where to link `berth` and `docker-credential-berth` (default: ~/.local/bin).
+        /// Where to link `berth` and `docker-credential-berth` (default:
+        /// ~/.local/bin; nothing is linked when they are already on PATH).
         #[arg(long)]
         bin_dir: Option<std::path::PathBuf>,
+        /// Also link /var/run/docker.sock to Berth's socket, for tools that
+        /// ignore docker contexts (never replaces another engine's socket).
+        /// Asked when neither this nor --no-docker-sock is given on a terminal.
+        #[arg(long, conflicts_with = "no_docker_sock")]
+        docker_sock: bool,
+        #[arg(long)]
+        no_docker_sock: bool,
+        /// Where the docker.sock link goes (tests use a scratch path).
+        #[arg(long, hide = true, default_value = berth::integration::docker_sock::WELL_KNOWN)]
+        docker_sock_path: std::path::PathBuf,
+        /// Start the desktop app at login.
+        #[arg(long)]
+        autostart: bool,
     },
     /// Undo exactly what `berth install` changed.
     Uninstall,
@@ -156,10 +170,35 @@ fn main() -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Command::Install { host, bin_dir } => {
-            let l = layout(&paths, bin_dir)?;
+        Command::Install {
+            host,
+            bin_dir,
+            docker_sock,
+            no_docker_sock,
+            docker_sock_path,
+            autostart,
+        } => {
+            let mut l = layout(&paths, bin_dir)?;
             let host = host.unwrap_or_else(|| endpoint(&paths).docker_host());
-            let r = berth::integration::install(&l, &host)?;
+            if docker_sock || (!no_docker_sock && ask_docker_sock(&docker_sock_path)) {
+                let target = host
+                    .strip_prefix("unix://")
+                    .context("the docker.sock link needs a unix:// host")?;
+                l.docker_sock = Some(berth::integration::docker_sock::Link {
+                    link: docker_sock_path,
+                    target: target.into(),
+                });
+            }
+            if autostart {
+                let exe = std::env::current_exe().context("locating the berth binary")?;
+                let app = exe.with_file_name("berth-desktop");
+                if !app.is_file() {
+                    bail!("the desktop app is not installed beside {}", exe.display());
+                }
+                l.autostart = Some(berth::autostart::for_user(&app));
+            }
+            let done = berth::integration::install(&l, &host)?;
+            let r = done.record;
             println!("docker context \"berth\" → {host}");
             if r.made_current.is_some() {
                 println!("it is now the docker CLI's current context");
@@ -172,6 +211,17 @@ fn main() -> anyhow::Result<()> {
             );
             for link in &r.links {
                 println!("linked {}", link.display());
+            }
+            use berth::integration::docker_sock::Outcome;
+            match (done.docker_sock, &l.docker_sock) {
+                (Some(Outcome::Created | Outcome::AlreadyBerths), Some(s)) => {
+                    println!("{} → {}", s.link.display(), s.target.display())
+                }
+                (Some(Outcome::LeftAlone(why)), _) => println!("docker.sock: {why}"),
+                _ => {}
+            }
+            if let Some(path) = &r.autostart {
+                println!("starts at login: {}", path.display());
             }
         }
         Command::Uninstall => {
@@ -266,27 +316,29 @@ fn login(
     Ok(())
 }
 
+/// On a terminal, asks whether to link docker.sock (default no).
+fn ask_docker_sock(link: &std::path::Path) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return false;
+    }
+    print!(
+        "Also link {} to Berth's socket, for tools that ignore docker contexts? [y/N] ",
+        link.display()
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
 fn layout(
     paths: &Paths,
     bin_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<berth::integration::Layout> {
     let exe = std::env::current_exe().context("locating the berth binary")?;
     let dir = exe.parent().context("the berth binary's directory")?;
-    let docker_config = berth::creds::docker_config::config_path();
-    let home = dirs::home_dir().unwrap_or_else(|| std::path::PathBuf::from("."));
-    Ok(berth::integration::Layout {
-        docker_dir: docker_config
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_else(|| home.join(".docker")),
-        record: paths.home.join("install.json"),
-        bin_dir: bin_dir.unwrap_or_else(|| home.join(".local/bin")),
-        binaries: ["berth", "docker-credential-berth"]
-            .iter()
-            .map(|b| dir.join(b))
-            .filter(|p| p.is_file())
-            .collect(),
-    })
+    Ok(berth::integration::Layout::for_user(paths, dir, bin_dir))
 }
 
 fn endpoint(paths: &Paths) -> DockerEndpoint {

@@ -18,6 +18,15 @@ pub fn exists(docker_dir: &Path, name: &str) -> bool {
     meta_dir(docker_dir, name).join("meta.json").is_file()
 }
 
+/// The docker endpoint the context `name` points at, if it exists.
+pub fn host(docker_dir: &Path, name: &str) -> Option<String> {
+    let meta = std::fs::read(meta_dir(docker_dir, name).join("meta.json")).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta).ok()?;
+    meta["Endpoints"]["docker"]["Host"]
+        .as_str()
+        .map(str::to_string)
+}
+
 /// Creates or updates the context `name` pointing at `host` (`unix://…`, `npipe://…`).
 pub fn write(docker_dir: &Path, name: &str, host: &str) -> std::io::Result<()> {
     let dir = meta_dir(docker_dir, name);

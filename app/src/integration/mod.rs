@@ -1,15 +1,18 @@
 //! Host integration (`berth install` / `berth uninstall`): a docker context
 //! named `berth`, made current only when the user had no other context (as
 //! Docker Desktop does), the credential helper as the CLI's `credsStore`, and
-//! `berth` and `docker-credential-berth` linked onto PATH. Every change is
-//! recorded in `~/.berth/install.json`, and uninstall reverses exactly those.
+//! `berth` and `docker-credential-berth` linked onto PATH, and where asked the
+//! `/var/run/docker.sock` link and start at login. Every change is recorded in
+//! `~/.berth/install.json`, and uninstall reverses exactly those.
 
 pub mod context;
+pub mod docker_sock;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::autostart;
 use crate::creds::docker_config;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,10 @@ pub enum IntegrationError {
     },
     #[error(transparent)]
     Config(#[from] docker_config::ConfigError),
+    #[error(transparent)]
+    DockerSock(#[from] docker_sock::LinkError),
+    #[error(transparent)]
+    Autostart(#[from] autostart::AutostartError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> IntegrationError {
@@ -39,6 +46,12 @@ pub struct Record {
     pub made_current: Option<Previous>,
     pub creds_store: bool,
     pub links: Vec<PathBuf>,
+    /// The docker.sock link install made.
+    #[serde(default)]
+    pub docker_sock: Option<docker_sock::Link>,
+    /// The start-at-login entry install made (a file).
+    #[serde(default)]
+    pub autostart: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,23 +61,74 @@ pub struct Previous {
 }
 
 /// Where things are: the CLI's config dir, Berth's record, the PATH dir for
-/// links and the binaries to link.
+/// links and the binaries to link; and the optional pieces the user asked for.
 pub struct Layout {
     pub docker_dir: PathBuf,
     pub record: PathBuf,
     pub bin_dir: PathBuf,
     pub binaries: Vec<PathBuf>,
+    /// Link this path (`/var/run/docker.sock`) to Berth's socket.
+    pub docker_sock: Option<docker_sock::Link>,
+    /// Start the desktop app at login.
+    pub autostart: Option<autostart::Entry>,
+}
+
+/// What install did: its record, and what became of the docker.sock link.
+#[derive(Debug)]
+pub struct Installed {
+    pub record: Record,
+    pub docker_sock: Option<docker_sock::Outcome>,
 }
 
 impl Layout {
+    /// This user's layout for the binaries in `exe_dir` (where `berth`, the
+    /// app and `docker-credential-berth` are installed together): the docker
+    /// CLI's config dir (`DOCKER_CONFIG`, else `~/.docker`), the record in
+    /// Berth's home, and links into `bin_dir` (default `~/.local/bin`) unless
+    /// `exe_dir` is on PATH already (a package's `/usr/bin`).
+    pub fn for_user(
+        paths: &crate::paths::Paths,
+        exe_dir: &std::path::Path,
+        bin_dir: Option<PathBuf>,
+    ) -> Layout {
+        let config = docker_config::config_path();
+        let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("."));
+        let on_path = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d == exe_dir));
+        Layout {
+            docker_dir: config
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| home.join(".docker")),
+            record: paths.home.join("install.json"),
+            bin_dir: bin_dir.unwrap_or_else(|| home.join(".local/bin")),
+            binaries: if on_path {
+                Vec::new()
+            } else {
+                ["berth", "docker-credential-berth"]
+                    .iter()
+                    .map(|b| exe_dir.join(b))
+                    .filter(|p| p.is_file())
+                    .collect()
+            },
+            docker_sock: None,
+            autostart: None,
+        }
+    }
+
     fn config(&self) -> PathBuf {
         self.docker_dir.join("config.json")
+    }
+
+    /// Whether `berth install` has run for this user (and not been undone).
+    pub fn installed(&self) -> bool {
+        self.record.is_file()
     }
 }
 
 /// Installs; `host` is what the context points at. Installing twice keeps the
 /// first record's view of what was there before.
-pub fn install(l: &Layout, host: &str) -> Result<Record, IntegrationError> {
+pub fn install(l: &Layout, host: &str) -> Result<Installed, IntegrationError> {
     let previous: Option<Record> = std::fs::read(&l.record)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -99,13 +163,31 @@ pub fn install(l: &Layout, host: &str) -> Result<Record, IntegrationError> {
             .map_err(io(format!("linking {}", link.display())))?;
         r.links.push(link);
     }
+    let mut sock_outcome = None;
+    if let Some(want) = &l.docker_sock {
+        let outcome = docker_sock::link(&want.link, &want.target)?;
+        if outcome == docker_sock::Outcome::Created {
+            r.docker_sock = Some(want.clone());
+        }
+        sock_outcome = Some(outcome);
+    }
+    if let Some(entry @ autostart::Entry::File { path, .. }) = &l.autostart {
+        // One the user already had stays theirs: not recorded, never removed.
+        if !path.exists() {
+            autostart::apply(entry, true)?;
+            r.autostart = Some(path.clone());
+        }
+    }
     if let Some(dir) = l.record.parent() {
         std::fs::create_dir_all(dir).map_err(io("creating Berth's directory"))?;
     }
     let text = serde_json::to_vec_pretty(&r)
         .map_err(|e| io("encoding the record")(std::io::Error::other(e)))?;
     std::fs::write(&l.record, text).map_err(io("writing the install record"))?;
-    Ok(r)
+    Ok(Installed {
+        record: r,
+        docker_sock: sock_outcome,
+    })
 }
 
 /// Undoes what the record says; without a record there is nothing to undo.
@@ -119,6 +201,18 @@ pub fn uninstall(l: &Layout) -> Result<Option<Record>, IntegrationError> {
     for link in &r.links {
         if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
             std::fs::remove_file(link).map_err(io(format!("removing {}", link.display())))?;
+        }
+    }
+    if let Some(s) = &r.docker_sock {
+        docker_sock::unlink(&s.link, &s.target)
+            .map_err(io(format!("removing {}", s.link.display())))?;
+    }
+    if let Some(path) = &r.autostart {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("removing {}", path.display()))(e))
+            }
+            _ => {}
         }
     }
     if r.creds_store {
@@ -152,6 +246,8 @@ mod tests {
             record: dir.join("berth-home/install.json"),
             bin_dir: dir.join("bin"),
             binaries: vec![dir.join("berth")],
+            docker_sock: None,
+            autostart: None,
         }
     }
 
@@ -159,7 +255,7 @@ mod tests {
     fn a_fresh_user_gets_everything_and_loses_it_again() {
         let dir = tempfile::tempdir().unwrap();
         let l = layout(dir.path());
-        let r = install(&l, "unix:///x.sock").unwrap();
+        let r = install(&l, "unix:///x.sock").unwrap().record;
         assert!(r.config_created && r.context_created && r.creds_store);
         assert_eq!(r.made_current, Some(Previous { context: None }));
         assert_eq!(
@@ -169,7 +265,11 @@ mod tests {
             Some("berth")
         );
         assert!(l.bin_dir.join("berth").is_symlink());
-        assert_eq!(install(&l, "unix:///x.sock").unwrap(), r, "idempotent");
+        assert_eq!(
+            install(&l, "unix:///x.sock").unwrap().record,
+            r,
+            "idempotent"
+        );
         uninstall(&l).unwrap();
         assert!(!l.config().exists());
         assert!(!l.docker_dir.join("contexts").exists());
@@ -186,7 +286,7 @@ mod tests {
         std::fs::write(l.config(), before).unwrap();
         std::fs::create_dir_all(&l.bin_dir).unwrap();
         std::fs::write(l.bin_dir.join("berth"), b"someone else's").unwrap();
-        let r = install(&l, "unix:///x.sock").unwrap();
+        let r = install(&l, "unix:///x.sock").unwrap().record;
         assert_eq!(r.made_current, None);
         assert!(r.links.is_empty(), "an existing file is never replaced");
         assert_eq!(
@@ -206,5 +306,42 @@ mod tests {
             std::fs::read(l.bin_dir.join("berth")).unwrap(),
             b"someone else's"
         );
+    }
+
+    #[test]
+    fn the_socket_link_and_login_entry_are_undone_only_when_install_made_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = layout(dir.path());
+        let sock = docker_sock::Link {
+            link: dir.path().join("docker.sock"),
+            target: dir.path().join("berth.sock"),
+        };
+        let entry_path = dir.path().join("autostart/berth.desktop");
+        l.docker_sock = Some(sock.clone());
+        l.autostart = Some(autostart::Entry::File {
+            path: entry_path.clone(),
+            contents: "[Desktop Entry]\n".into(),
+        });
+        let done = install(&l, "unix:///x.sock").unwrap();
+        assert_eq!(done.docker_sock, Some(docker_sock::Outcome::Created));
+        assert_eq!(done.record.docker_sock, Some(sock.clone()));
+        assert!(entry_path.is_file());
+        uninstall(&l).unwrap();
+        assert!(std::fs::symlink_metadata(&sock.link).is_err());
+        assert!(!entry_path.exists());
+
+        // Both already there (the user's own): kept through install and uninstall.
+        std::fs::write(&sock.link, b"theirs").unwrap();
+        std::fs::write(&entry_path, b"theirs").unwrap();
+        let done = install(&l, "unix:///x.sock").unwrap();
+        assert!(matches!(
+            done.docker_sock,
+            Some(docker_sock::Outcome::LeftAlone(_))
+        ));
+        assert_eq!(done.record.docker_sock, None);
+        assert_eq!(done.record.autostart, None);
+        uninstall(&l).unwrap();
+        assert_eq!(std::fs::read(&sock.link).unwrap(), b"theirs");
+        assert_eq!(std::fs::read(&entry_path).unwrap(), b"theirs");
     }
 }
