@@ -50,6 +50,8 @@ pub struct Engine {
     dir: PathBuf,
     owns_root: bool,
     extra: Vec<String>,
+    /// The agent binary (`None`: [`agent_bin`]).
+    bin: Option<PathBuf>,
 }
 
 impl Engine {
@@ -58,6 +60,16 @@ impl Engine {
         let dir = new_dir()?;
         let root = dir.join("root");
         Self::launch(dir, root, true, Vec::new())
+    }
+
+    /// A fresh engine from another agent binary (an installed package's).
+    pub fn start_bin(bin: PathBuf) -> anyhow::Result<Engine> {
+        let dir = new_dir()?;
+        let root = dir.join("root");
+        let mut e = Self::prepare(dir, root, true, Vec::new())?;
+        e.bin = Some(bin);
+        e.spawn()?;
+        Ok(e)
     }
 
     /// Starts an engine on an existing root (restart tests), with extra daemon
@@ -79,17 +91,28 @@ impl Engine {
         owns_root: bool,
         extra: Vec<String>,
     ) -> anyhow::Result<Engine> {
-        let mut e = Engine {
+        let mut e = Self::prepare(dir, root, owns_root, extra)?;
+        e.spawn()?;
+        Ok(e)
+    }
+
+    fn prepare(
+        dir: PathBuf,
+        root: PathBuf,
+        owns_root: bool,
+        extra: Vec<String>,
+    ) -> anyhow::Result<Engine> {
+        let e = Engine {
             child: None,
             socket: dir.join("docker.sock"),
             root,
             dir,
             owns_root,
             extra,
+            bin: None,
         };
         std::fs::create_dir_all(e.dir.join("docker-config"))?;
         std::fs::write(e.dir.join("docker-config/config.json"), b"{}")?;
-        e.spawn()?;
         Ok(e)
     }
 
@@ -108,7 +131,10 @@ impl Engine {
             .append(true)
             .open(self.log_path())
             .context("opening the engine log")?;
-        let bin = agent_bin()?;
+        let bin = match &self.bin {
+            Some(b) => b.clone(),
+            None => agent_bin()?,
+        };
         let child = Command::new(&bin)
             .arg("daemon")
             .arg("--root")

@@ -2,6 +2,7 @@
 //! `bench` measures Berth side by side with Debian's dockerd.
 
 mod bench;
+mod bundle;
 mod deps;
 mod ping;
 mod proc;
@@ -20,6 +21,7 @@ usage: cargo xtask <command>
   test  [nextest args…]                fmt, clippy, build, every test suite
   bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)
   vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>
+  bundle [--debug] [--formats deb,appimage]  the installers this machine can build (target/bundle)
   frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)";
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn dispatch() -> anyhow::Result<()> {
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
         Some("vm-image") => vm_image::vm_image(&rest),
+        Some("bundle") => bundle::bundle(&rest),
         Some("frontend") => {
             deps::ensure_packages(&["nodejs"])?;
             deps::build_frontend(rest.iter().any(|a| a == "--test"))

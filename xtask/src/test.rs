@@ -96,6 +96,14 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
                 &["vm-image"],
             ),
         ),
+        // The package suite installs this .deb (the debug app, as built above).
+        (
+            "bundle (.deb)",
+            with_args(
+                Command::new(std::env::current_exe().unwrap_or_else(|_| "xtask".into())),
+                &["bundle", "--debug", "--formats", "deb"],
+            ),
+        ),
         (if nextest { "nextest" } else { "cargo test" }, tests),
     ];
 

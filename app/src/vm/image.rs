@@ -85,8 +85,8 @@ fn exe_dir() -> Option<PathBuf> {
 }
 
 /// The places an image can be, in order: the setting, `BERTH_VM_IMAGE_DIR`, an
-/// installed copy beside the binary (`../share/berth/vm-image/<arch>`), and a
-/// development build (`target/vm-image/<arch>` beside `target/debug`).
+/// installed copy beside the binary (`../share/berth/vm-image/<arch>` on Linux
+/// and in a macOS app, `vm-image/<arch>` on Windows), and a development build (`target/vm-image/<arch>` beside `target/debug`).
 pub fn candidates(configured: Option<&Path>, exe_dir: Option<&Path>, arch: Arch) -> Vec<PathBuf> {
     let mut c = Vec::new();
     if let Some(d) = configured {
@@ -98,6 +98,8 @@ pub fn candidates(configured: Option<&Path>, exe_dir: Option<&Path>, arch: Arch)
     if let Some(exe) = exe_dir {
         c.push(exe.join("../share/berth/vm-image").join(arch.name()));
         c.push(exe.join("../vm-image").join(arch.name()));
+        // Windows installs resources beside the executable.
+        c.push(exe.join("vm-image").join(arch.name()));
     }
     c
 }
@@ -107,8 +109,9 @@ pub fn find(configured: Option<&Path>, arch: Arch) -> Result<GuestImage, Vec<Pat
     tried.iter().find_map(|d| GuestImage::at(d)).ok_or(tried)
 }
 
-/// A helper program: on PATH, or installed beside the binary (`../tools/bin`,
-/// where `cargo xtask` puts the ones it builds).
+/// A helper program: on PATH, or installed beside the binary (`../lib/berth`,
+/// where the packages put `vhost-device-vsock`; `../tools/bin`, where `cargo
+/// xtask` puts the ones it builds).
 pub fn find_program(name: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
@@ -121,6 +124,7 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     let exe = exe_dir()?;
     // Debian puts virtiofsd in /usr/libexec.
     [
+        exe.join("../lib/berth").join(name),
         exe.join("../tools/bin").join(name),
         exe.join(name),
         PathBuf::from("/usr/libexec").join(name),
