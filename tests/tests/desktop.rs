@@ -143,7 +143,68 @@ fn http_get(port: u16) -> Option<String> {
         .map(|r| r.text())
 }
 
-async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
+/// Settings → Docker CLI: "use Berth" writes the `berth` context (current, as
+/// the user had none) and the credential helper into `home`'s docker config;
+/// "stop" removes exactly that again.
+async fn docker_cli_setting(c: &Client, home: &Path, engine_host: &str) -> anyhow::Result<()> {
+    let long = Duration::from_secs(30);
+    let current = |want: &'static str| async move {
+        until(
+            long,
+            &format!("the CLI's context to read {want}"),
+            || async {
+                text_of(c, "[data-testid=cli-current]")
+                    .await
+                    .filter(|t| t == want)
+            },
+        )
+        .await
+    };
+    current("default").await?;
+    click(c, "[data-testid=cli-use]").await?;
+    current("berth").await?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join(".docker/config.json"))?)?;
+    anyhow::ensure!(config["credsStore"] == "berth", "config.json: {config}");
+    anyhow::ensure!(config["currentContext"] == "berth", "config.json: {config}");
+    let contexts = Command::new("docker")
+        .args([
+            "context",
+            "inspect",
+            "berth",
+            "--format",
+            "{{.Endpoints.docker.Host}}",
+        ])
+        .env("HOME", home)
+        .env_remove("DOCKER_CONFIG")
+        .output()?;
+    anyhow::ensure!(
+        String::from_utf8_lossy(&contexts.stdout).trim() == engine_host,
+        "docker context inspect berth: {}{}",
+        String::from_utf8_lossy(&contexts.stdout),
+        String::from_utf8_lossy(&contexts.stderr)
+    );
+    shot(c, "12-docker-cli").await;
+    click(c, "[data-testid=cli-undo]").await?;
+    current("default").await?;
+    until(long, "the use-Berth button to return", || async {
+        c.find(Locator::Css("[data-testid=cli-use]")).await.ok()
+    })
+    .await?;
+    anyhow::ensure!(
+        !home.join(".docker/config.json").exists(),
+        "the config.json Berth created is gone again"
+    );
+    Ok(())
+}
+
+async fn session(
+    c: &Client,
+    image: &str,
+    port: u16,
+    home: &Path,
+    engine_host: &str,
+) -> anyhow::Result<()> {
     let long = Duration::from_secs(60);
     until(long, "the engine to show as running", || async {
         let el = c
@@ -301,6 +362,7 @@ async fn session(c: &Client, image: &str, port: u16) -> anyhow::Result<()> {
     })
     .await?;
     shot(c, "11-settings").await;
+    docker_cli_setting(c, home, engine_host).await?;
     click(c, "[data-testid=nav-troubleshoot]").await?;
     until(long, "the troubleshoot page", || async {
         c.find(Locator::Css("[data-testid=console]")).await.ok()
@@ -356,6 +418,10 @@ fn a_first_session_in_the_app() {
         .unwrap(),
     )
     .unwrap();
+    // The user's home: where the Docker CLI setting writes `~/.docker` (and
+    // WebKit its caches), never the real one.
+    let user_home = config.path().join("user");
+    std::fs::create_dir_all(&user_home).unwrap();
     let (_x, display) = xvfb().unwrap();
     let wd_port = berth_tests::free_port().unwrap();
     let native_port = berth_tests::free_port().unwrap();
@@ -370,6 +436,8 @@ fn a_first_session_in_the_app() {
                 "/usr/bin/WebKitWebDriver",
             ])
             .env("DISPLAY", &display)
+            .env("HOME", &user_home)
+            .env_remove("DOCKER_CONFIG")
             .env("DOCKER_HOST", engine.docker_host())
             .env("BERTH_CONFIG_DIR", config.path())
             .env("BERTH_HOME", config.path().join("home"))
@@ -406,7 +474,7 @@ fn a_first_session_in_the_app() {
             },
         )
         .await?;
-        let r = session(&client, &image, port).await;
+        let r = session(&client, &image, port, &user_home, &engine.docker_host()).await;
         if r.is_err() {
             shot(&client, "99-failure").await;
         }

@@ -25,6 +25,8 @@ pub const COMMANDS: &[&str] = &[
     "watch_stats",
     "get_settings",
     "save_settings",
+    "docker_cli",
+    "set_docker_cli",
     "troubleshoot",
     "factory_reset",
     "vm_start",

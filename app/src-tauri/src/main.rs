@@ -61,6 +61,8 @@ fn main() -> anyhow::Result<()> {
             commands::watch_stats,
             commands::get_settings,
             commands::save_settings,
+            commands::docker_cli,
+            commands::set_docker_cli,
             commands::troubleshoot,
             commands::factory_reset,
             commands::vm_start,

@@ -91,6 +91,15 @@ export type Troubleshoot = {
 
 export const getSettings = () => invoke<{ settings: Settings; path: string }>("get_settings");
 export const saveSettings = (settings: Settings) => invoke<boolean>("save_settings", { settings });
+export type DockerCli = {
+  current: string;
+  berthContext: string | null;
+  installed: boolean;
+  engineHost: string;
+  config: string;
+};
+export const dockerCli = () => invoke<DockerCli>("docker_cli");
+export const setDockerCli = (useBerth: boolean) => invoke<DockerCli>("set_docker_cli", { useBerth });
 export const troubleshoot = () => invoke<Troubleshoot>("troubleshoot");
 export const factoryReset = () => invoke<string[]>("factory_reset");
 export const vmStart = () => invoke<string>("vm_start");
