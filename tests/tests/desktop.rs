@@ -184,7 +184,7 @@ async fn docker_cli_setting(c: &Client, home: &Path, engine_host: &str) -> anyho
         String::from_utf8_lossy(&contexts.stdout),
         String::from_utf8_lossy(&contexts.stderr)
     );
-    shot(c, "12-docker-cli").await;
+    shot(c, "11-settings-docker-cli").await;
     click(c, "[data-testid=cli-undo]").await?;
     current("default").await?;
     until(long, "the use-Berth button to return", || async {
@@ -198,13 +198,69 @@ async fn docker_cli_setting(c: &Client, home: &Path, engine_host: &str) -> anyho
     Ok(())
 }
 
+/// The containers page with 500 containers: every row is listed (the list
+/// follows the engine's events) and the page still answers: a detail page
+/// opens and the list comes back. The times are printed, not asserted (the
+/// bench measures speed).
+async fn many_containers(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
+    const N: usize = 500;
+    let body = serde_json::json!({ "Image": image, "Cmd": ["true"] }).to_string();
+    for i in 0..N {
+        let (status, _, b) = engine.request(
+            "POST",
+            &format!("/containers/create?name=many-{i}"),
+            Some(body.as_bytes()),
+        );
+        anyhow::ensure!(status == 201, "create: {}", String::from_utf8_lossy(&b));
+    }
+    let t = Instant::now();
+    click(c, "[data-testid=nav-containers]").await?;
+    let rows = || async {
+        c.find_all(Locator::Css("[data-testid=container-row]"))
+            .await
+            .map(|r| r.len())
+            .unwrap_or(0)
+    };
+    until(Duration::from_secs(60), "500 container rows", || async {
+        (rows().await >= N).then_some(())
+    })
+    .await?;
+    let listed = t.elapsed();
+    shot(c, "14-500-containers").await;
+    let t = Instant::now();
+    click(
+        c,
+        "[data-testid=container-row][data-name=many-250] [data-testid=open-container]",
+    )
+    .await?;
+    until(
+        Duration::from_secs(30),
+        "many-250's detail page",
+        || async { c.find(Locator::Css("[data-testid=logs]")).await.ok() },
+    )
+    .await?;
+    click(c, "[data-testid=back]").await?;
+    until(Duration::from_secs(30), "the list again", || async {
+        (rows().await >= N).then_some(())
+    })
+    .await?;
+    println!(
+        "{N} containers: listed {:.2} s after opening the page; detail and back in {:.2} s",
+        listed.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 async fn session(
     c: &Client,
     image: &str,
     port: u16,
     home: &Path,
-    engine_host: &str,
+    engine: &Engine,
 ) -> anyhow::Result<()> {
+    let engine_host = engine.docker_host();
+    let engine_host = engine_host.as_str();
     let long = Duration::from_secs(60);
     until(long, "the engine to show as running", || async {
         let el = c
@@ -391,6 +447,7 @@ async fn session(
             .filter(|t| t.contains("stopped"))
     })
     .await?;
+    many_containers(c, engine, image).await?;
     Ok(())
 }
 
@@ -474,7 +531,7 @@ fn a_first_session_in_the_app() {
             },
         )
         .await?;
-        let r = session(&client, &image, port, &user_home, &engine.docker_host()).await;
+        let r = session(&client, &image, port, &user_home, &engine).await;
         if r.is_err() {
             shot(&client, "99-failure").await;
         }
