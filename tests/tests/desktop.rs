@@ -7,6 +7,7 @@
 //! networks. Screenshots of each page go to
 //! `target/desktop-e2e/`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,10 +20,17 @@ use berth_tests::vm::workspace_bin;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 /// A child process killed on drop.
+/// A child killed with its whole process group on drop: tauri-driver's
+/// WebKitWebDriver (and the app under it) would outlive tauri-driver alone.
 struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // Each Proc is spawned as its own group leader (process_group(0)).
+        // SAFETY: killpg takes plain integers; a group that is gone is ESRCH.
+        unsafe {
+            libc::killpg(self.0.id() as libc::pid_t, libc::SIGKILL);
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -47,6 +55,7 @@ fn xvfb() -> anyhow::Result<(Proc, String)> {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .context("Xvfb (Debian's xvfb) is installed")?;
         let t = Instant::now();
@@ -484,6 +493,7 @@ fn a_first_session_in_the_app() {
     let native_port = berth_tests::free_port().unwrap();
     let _driver = Proc(
         Command::new(tauri_driver().unwrap())
+            .process_group(0)
             .args([
                 "--port",
                 &wd_port.to_string(),
