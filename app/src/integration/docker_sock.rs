@@ -30,28 +30,28 @@ pub enum LinkError {
     },
 }
 
+/// Whether `link` is a symlink to exactly `target`.
+fn points_at(link: &Path, target: &Path) -> bool {
+    std::fs::read_link(link).is_ok_and(|t| t == target)
+}
+
 /// Links `link` to `target` unless something other than that link is there.
 pub fn link(link: &Path, target: &Path) -> Result<Outcome, LinkError> {
-    match std::fs::symlink_metadata(link) {
-        Ok(m)
-            if m.file_type().is_symlink()
-                && std::fs::read_link(link).ok().as_deref() == Some(target) =>
-        {
-            return Ok(Outcome::AlreadyBerths)
-        }
-        Ok(_) if crate::vm::ping_socket(link) => {
-            return Ok(Outcome::LeftAlone(format!(
+    if points_at(link, target) {
+        return Ok(Outcome::AlreadyBerths);
+    }
+    if std::fs::symlink_metadata(link).is_ok() {
+        return Ok(Outcome::LeftAlone(if crate::vm::ping_socket(link) {
+            format!(
                 "another engine answers on {}; Berth does not replace it",
                 link.display()
-            )))
-        }
-        Ok(_) => {
-            return Ok(Outcome::LeftAlone(format!(
+            )
+        } else {
+            format!(
                 "{} exists and is not Berth's; remove it first if it is stale",
                 link.display()
-            )))
-        }
-        Err(_) => {}
+            )
+        }));
     }
     std::os::unix::fs::symlink(target, link).map_err(|source| {
         if source.kind() == std::io::ErrorKind::PermissionDenied {
@@ -71,8 +71,7 @@ pub fn link(link: &Path, target: &Path) -> Result<Outcome, LinkError> {
 
 /// Removes `link` if it is still the link to `target` that install made.
 pub fn unlink(link: &Path, target: &Path) -> std::io::Result<bool> {
-    let ours = std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink())
-        && std::fs::read_link(link).ok().as_deref() == Some(target);
+    let ours = points_at(link, target);
     if ours {
         std::fs::remove_file(link)?;
     }
