@@ -259,19 +259,19 @@ pub struct DockerCli {
     pub config: String,
 }
 
-fn docker_cli_layout() -> Res<(berth::integration::Layout, berth::paths::Paths)> {
-    let paths = berth::paths::Paths::for_user();
+fn docker_cli_layout() -> Res<berth::integration::Layout> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the app: {e}"))?;
     let dir = exe.parent().ok_or("the app's directory")?;
-    Ok((
-        berth::integration::Layout::for_user(&paths, dir, None),
-        paths,
+    Ok(berth::integration::Layout::for_user(
+        &berth::paths::Paths::for_user(),
+        dir,
+        None,
     ))
 }
 
 #[tauri::command]
 pub fn docker_cli() -> Res<DockerCli> {
-    let (layout, _) = docker_cli_layout()?;
+    let layout = docker_cli_layout()?;
     let config = layout.docker_dir.join("config.json");
     let current = berth::creds::docker_config::current_context(&config)
         .map_err(|e| e.to_string())?
@@ -283,9 +283,7 @@ pub fn docker_cli() -> Res<DockerCli> {
             berth::integration::context::NAME,
         ),
         installed: layout.installed(),
-        engine_host: crate::engine::socket_path()
-            .map(|p| format!("unix://{p}"))
-            .map_err(|e| e.to_string())?,
+        engine_host: crate::engine::docker_host().map_err(|e| e.to_string())?,
         config: config.display().to_string(),
     })
 }
@@ -295,11 +293,9 @@ pub fn docker_cli() -> Res<DockerCli> {
 /// exactly that (`berth uninstall`). New `docker` commands see it at once.
 #[tauri::command]
 pub fn set_docker_cli(use_berth: bool) -> Res<DockerCli> {
-    let (layout, _) = docker_cli_layout()?;
+    let layout = docker_cli_layout()?;
     if use_berth {
-        let host = crate::engine::socket_path()
-            .map(|p| format!("unix://{p}"))
-            .map_err(|e| e.to_string())?;
+        let host = crate::engine::docker_host().map_err(|e| e.to_string())?;
         berth::integration::install(&layout, &host).map_err(|e| e.to_string())?;
     } else {
         berth::integration::uninstall(&layout).map_err(|e| e.to_string())?;

@@ -29,6 +29,11 @@ pub fn socket_path() -> Result<String, EngineError> {
     }
 }
 
+/// The same as a docker endpoint: `unix://…`.
+pub fn docker_host() -> Result<String, EngineError> {
+    socket_path().map(|p| format!("unix://{p}"))
+}
+
 pub fn connect() -> Result<Docker, EngineError> {
     let path = socket_path()?;
     Ok(Docker::connect_with_unix(
@@ -49,9 +54,7 @@ pub struct EngineStatus {
 }
 
 pub async fn status(docker: &Docker) -> EngineStatus {
-    let docker_host = socket_path()
-        .map(|p| format!("unix://{p}"))
-        .unwrap_or_default();
+    let docker_host = docker_host().unwrap_or_default();
     match docker.version().await {
         Ok(v) => EngineStatus {
             state: "running",
