@@ -59,17 +59,14 @@ impl Engine {
     pub fn start() -> anyhow::Result<Engine> {
         let dir = new_dir()?;
         let root = dir.join("root");
-        Self::launch(dir, root, true, Vec::new())
+        Self::launch(dir, root, true, Vec::new(), None)
     }
 
     /// A fresh engine from another agent binary (an installed package's).
     pub fn start_bin(bin: PathBuf) -> anyhow::Result<Engine> {
         let dir = new_dir()?;
         let root = dir.join("root");
-        let mut e = Self::prepare(dir, root, true, Vec::new())?;
-        e.bin = Some(bin);
-        e.spawn()?;
-        Ok(e)
+        Self::launch(dir, root, true, Vec::new(), Some(bin))
     }
 
     /// Starts an engine on an existing root (restart tests), with extra daemon
@@ -82,6 +79,7 @@ impl Engine {
             root,
             false,
             extra_args.iter().map(|s| s.to_string()).collect(),
+            None,
         )
     }
 
@@ -90,29 +88,20 @@ impl Engine {
         root: PathBuf,
         owns_root: bool,
         extra: Vec<String>,
+        bin: Option<PathBuf>,
     ) -> anyhow::Result<Engine> {
-        let mut e = Self::prepare(dir, root, owns_root, extra)?;
-        e.spawn()?;
-        Ok(e)
-    }
-
-    fn prepare(
-        dir: PathBuf,
-        root: PathBuf,
-        owns_root: bool,
-        extra: Vec<String>,
-    ) -> anyhow::Result<Engine> {
-        let e = Engine {
+        let mut e = Engine {
             child: None,
             socket: dir.join("docker.sock"),
             root,
             dir,
             owns_root,
             extra,
-            bin: None,
+            bin,
         };
         std::fs::create_dir_all(e.dir.join("docker-config"))?;
         std::fs::write(e.dir.join("docker-config/config.json"), b"{}")?;
+        e.spawn()?;
         Ok(e)
     }
 
