@@ -56,19 +56,22 @@ fn xvfb() -> anyhow::Result<(Proc, String)> {
     bail!("no free X display")
 }
 
-/// Memory of `pid` and all its descendants, in MB: `field` of
-/// `/proc/<pid>/smaps_rollup` (`Rss:`, `Pss:`, `Pss_Anon:`) summed.
-fn tree_mem_mb(pid: u32, field: &str) -> f64 {
-    let mut total_kb = 0.0;
+/// Memory of `pid` and all its descendants, in MB, read in one walk: for
+/// each of `fields` of `/proc/<pid>/smaps_rollup` (`Rss:`, `Pss:`,
+/// `Pss_Anon:`) the sum over the tree.
+fn tree_mem_mb<const N: usize>(pid: u32, fields: [&str; N]) -> [f64; N] {
+    let mut total_kb = [0.0; N];
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
-            if let Some(kb) = status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            {
-                total_kb += kb;
+        if let Ok(rollup) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
+            for (field, total) in fields.iter().zip(total_kb.iter_mut()) {
+                if let Some(kb) = rollup
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                {
+                    *total += kb;
+                }
             }
         }
         if let Ok(children) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
@@ -79,7 +82,7 @@ fn tree_mem_mb(pid: u32, field: &str) -> f64 {
             );
         }
     }
-    total_kb / 1024.0
+    total_kb.map(|kb| kb / 1024.0)
 }
 
 /// Starts the app and waits for its "first paint" line; (ms, the process).
@@ -148,10 +151,9 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
     }
     let (_, p) = launch(&app, &display, &docker_host)?;
     std::thread::sleep(Duration::from_secs(5));
-    let pid = p.0.id();
-    let rss: Samples = Ok(vec![tree_mem_mb(pid, "Rss:")]);
-    let pss: Samples = Ok(vec![tree_mem_mb(pid, "Pss:")]);
-    let anon: Samples = Ok(vec![tree_mem_mb(pid, "Pss_Anon:")]);
+    let [rss, pss, anon] = tree_mem_mb(p.0.id(), ["Rss:", "Pss:", "Pss_Anon:"]);
+    let (rss, pss, anon): (Samples, Samples, Samples) =
+        (Ok(vec![rss]), Ok(vec![pss]), Ok(vec![anon]));
     drop(p);
 
     report.notes.push(format!(
