@@ -22,6 +22,9 @@ pub struct Config {
     /// Inside Berth's VM: the host's OS (`--host-os`), which decides how bind
     /// sources are read. Set, it also turns on the shared-folder check.
     pub host_os: Option<crate::volumes::hostpaths::HostOs>,
+    /// Image archives (files, or directories of `*.tar`) loaded once into a fresh
+    /// store (`--preload`): the getting-started tutorial.
+    pub preload: Vec<PathBuf>,
 }
 
 /// The guest end of the host↔guest transport (see `berth-proto`).
@@ -58,7 +61,7 @@ pub enum ConfigError {
 }
 
 pub const USAGE: &str =
-    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial] [--share TAG,FS,ro|rw,PATH]... [--host-os linux|macos|windows]";
+    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial] [--share TAG,FS,ro|rw,PATH]... [--host-os linux|macos|windows] [--preload ARCHIVE|DIR]...";
 
 impl Config {
     /// Parses the arguments after `daemon`.
@@ -72,6 +75,7 @@ impl Config {
             host_link: None,
             shares: Vec::new(),
             host_os: None,
+            preload: Vec::new(),
         };
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
@@ -93,6 +97,7 @@ impl Config {
                     cfg.socket = PathBuf::from(v.strip_prefix("unix://").unwrap_or(&v));
                 }
                 "--insecure-registry" => cfg.insecure_registries.push(value()?),
+                "--preload" => cfg.preload.push(PathBuf::from(value()?)),
                 "--init-path" => cfg.init_binary = Some(PathBuf::from(value()?)),
                 "--bridge" | "-b" => {
                     let b = value()?;

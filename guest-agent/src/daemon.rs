@@ -95,6 +95,25 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Ok(n) => tracing::info!(layers = n, "removed layers left by interrupted pulls"),
         Err(e) => tracing::warn!(error = %e, "layer garbage collection failed"),
     }
+    // Before the socket opens: the first `docker run` of a shipped image finds it.
+    let preloaded = tokio::task::block_in_place(|| {
+        crate::images::preload::run(
+            &engine.images,
+            &engine.config.root,
+            &engine.config.preload,
+        )
+    });
+    for (archive, outcome) in preloaded {
+        match outcome {
+            Ok(crate::images::preload::Preloaded::Loaded(lines)) => {
+                tracing::info!(archive = %archive.display(), loaded = ?lines, "preloaded images")
+            }
+            Ok(crate::images::preload::Preloaded::AlreadyDone) => {}
+            Err(e) => {
+                tracing::warn!(archive = %archive.display(), error = %e, "could not preload images")
+            }
+        }
+    }
     match crate::reaper::become_subreaper() {
         Ok(()) => {
             tokio::spawn(crate::reaper::run());

@@ -160,18 +160,18 @@ pub async fn build(
                     )))
                 }
             };
-            if name == "scratch" {
-                return Err(BuildError::Invalid(format!(
-                    "line {}: FROM scratch is not supported yet",
-                    step.line
-                )));
-            }
-            // An earlier stage's name, else an image.
-            let source = stages
+            // An earlier stage's name, else an image (`scratch`: the empty base).
+            let stage = stages
                 .iter()
                 .find(|(n, _)| n.as_deref() == Some(name.to_lowercase().as_str()))
-                .map(|(_, id)| id.clone())
-                .unwrap_or(name.clone());
+                .map(|(_, id)| id.clone());
+            let source = match stage {
+                Some(id) => id,
+                None if name == "scratch" => images.scratch().map_err(|e| {
+                    BuildError::Invalid(format!("line {}: FROM scratch: {e}", step.line))
+                })?,
+                None => name.clone(),
+            };
             let (id, cfg) = images.config(&source).map_err(|e| {
                 BuildError::Invalid(format!("line {}: FROM {name}: {e}", step.line))
             })?;

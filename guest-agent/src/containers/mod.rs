@@ -598,6 +598,7 @@ impl ContainerService {
             Ok(x) => x,
             Err(e) => {
                 self.network.detach(&id).await;
+                self.remove_if_auto(&rec, &id).await;
                 return Err(e);
             }
         };
@@ -620,6 +621,7 @@ impl ContainerService {
             self.network.detach(&id).await;
             let _ = self.update(&id, net::clear_wiring);
             self.volumes.unmount_container(&id);
+            self.remove_if_auto(&rec, &id).await;
             return Err(e);
         }
         match spawn_shim(
@@ -670,14 +672,21 @@ impl ContainerService {
                     l.exit_code = code;
                     l.error = message.clone();
                 });
-                // dockerd removes a `--rm` container whose start failed.
-                if rec.host_config.auto_remove == Some(true) {
-                    let _ = self.remove(&id, true, true).await;
-                }
+                self.remove_if_auto(&rec, &id).await;
                 Err(ContainerError::Start {
                     message,
                     exit_code: code,
                 })
+            }
+        }
+    }
+
+    /// dockerd removes a `--rm` container whose start failed, at whichever step: the
+    /// CLI waits for that removal before it exits.
+    async fn remove_if_auto(self: &Arc<Self>, rec: &ContainerRecord, id: &str) {
+        if rec.host_config.auto_remove == Some(true) {
+            if let Err(e) = self.remove(id, true, true).await {
+                tracing::warn!(container = id, error = %e, "auto-remove after a failed start");
             }
         }
     }

@@ -147,6 +147,43 @@ impl ImageService {
         Ok(id)
     }
 
+    /// The empty base of `FROM scratch`: a config with no layers, registered untagged
+    /// (and left out of `docker images`, as dockerd has no such image), so the build's
+    /// first step has a parent to commit on.
+    pub fn scratch(&self) -> Result<String, ImageError> {
+        let p = self.platform();
+        let cfg = ConfigFile {
+            architecture: p.architecture.clone(),
+            os: p.os.clone(),
+            variant: p.variant.clone(),
+            config: Some(ImageConfig::default()),
+            rootfs: super::config::RootFs {
+                typ: "layers".into(),
+                diff_ids: Vec::new(),
+            },
+            ..Default::default()
+        };
+        let cfg_bytes = serde_json::to_vec(&cfg)
+            .map_err(|e| ImageError::Corrupt(format!("encoding the image config: {e}")))?;
+        let id = super::digest::sha256(&cfg_bytes);
+        self.blobs.put(&id, &cfg_bytes)?;
+        let mut cat = self.catalog();
+        if !cat.data.images.contains_key(&id) {
+            cat.data.images.insert(
+                id.clone(),
+                ImageRecord {
+                    id: id.clone(),
+                    diff_ids: Vec::new(),
+                    size: 0,
+                    manifest_digest: None,
+                    last_tag_time: None,
+                },
+            );
+            cat.save()?;
+        }
+        Ok(id)
+    }
+
     /// `docker import`: a new single-layer image from a root filesystem tar (plain,
     /// gzip or zstd), with `config` as its config (from `--change`).
     pub fn import(

@@ -13,6 +13,7 @@ mod error;
 mod layers;
 mod login;
 mod platform;
+pub mod preload;
 mod pull;
 mod push;
 pub mod reference;
@@ -166,6 +167,10 @@ impl ImageService {
         for rec in cat.data.images.values() {
             let cfg = self.config_of(&rec.id)?;
             let (tags, digests) = cat.names_of(&rec.id);
+            if rec.diff_ids.is_empty() && tags.is_empty() && digests.is_empty() {
+                // The build's `FROM scratch` base: dockerd lists nothing for it.
+                continue;
+            }
             let mut repo_tags = familiar_all(&tags);
             let mut repo_digests = familiar_all(&digests);
             if !filters.reference.is_empty() {
