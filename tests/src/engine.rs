@@ -34,6 +34,24 @@ pub fn agent_bin() -> anyhow::Result<PathBuf> {
     bail!("berth-agent binary not found: run `cargo build -p berth-agent` or set BERTH_AGENT_BIN")
 }
 
+/// The getting-started tutorial's image archive that `cargo xtask tutorial-image` (and
+/// the VM image build, which ships it) leaves in `target/tutorial`.
+pub fn tutorial_archive() -> anyhow::Result<PathBuf> {
+    let agent = agent_bin()?;
+    let archive = agent
+        .parent()
+        .and_then(Path::parent)
+        .map(|target| target.join("tutorial/getting-started.tar"))
+        .context("the agent binary has no target directory")?;
+    if !archive.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask tutorial-image`",
+            archive.display()
+        );
+    }
+    Ok(archive)
+}
+
 /// Status, headers and body of a raw HTTP response.
 pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
 
@@ -60,6 +78,14 @@ impl Engine {
         let dir = new_dir()?;
         let root = dir.join("root");
         Self::launch(dir, root, true, Vec::new(), None)
+    }
+
+    /// A fresh engine on a temp root and socket, with extra daemon arguments.
+    pub fn start_args(extra_args: &[&str]) -> anyhow::Result<Engine> {
+        let dir = new_dir()?;
+        let root = dir.join("root");
+        let extra = extra_args.iter().map(|s| s.to_string()).collect();
+        Self::launch(dir, root, true, extra, None)
     }
 
     /// A fresh engine from another agent binary (an installed package's).

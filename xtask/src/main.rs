@@ -9,6 +9,7 @@ mod proc;
 mod run;
 mod test;
 mod vm_image;
+mod tutorial;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ usage: cargo xtask <command>
   bundle [--debug] [--formats deb,appimage]  the installers this machine can build (target/bundle)
   frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)";
 
+  tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
 fn main() -> ExitCode {
     match dispatch() {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +50,7 @@ fn dispatch() -> anyhow::Result<()> {
         Some("frontend") => {
             deps::ensure_packages(&["nodejs"])?;
             deps::build_frontend(rest.iter().any(|a| a == "--test"))
+        Some("tutorial-image") => tutorial::tutorial_image(&rest),
         }
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");

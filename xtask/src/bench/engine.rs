@@ -79,6 +79,11 @@ impl Engine {
     /// Berth: `berth-agent daemon --root <tmp>/root --socket <tmp>/docker.sock`, its
     /// default bridge named [`BERTH_BRIDGE`] and removed afterwards.
     pub fn berth(bin: &Path) -> anyhow::Result<Engine> {
+        Engine::berth_on(bin, BERTH_BRIDGE)
+    }
+
+    /// Berth with its default network on `bridge` (deleted afterwards).
+    pub fn berth_on(bin: &Path, bridge: &str) -> anyhow::Result<Engine> {
         let dir = Scratch::new("berth")?;
         let socket = dir.join("docker.sock");
         let log_path = dir.join("berth-agent.log");
@@ -92,7 +97,7 @@ impl Engine {
                 .arg("--socket")
                 .arg(&socket)
                 .arg("--bridge")
-                .arg(BERTH_BRIDGE)
+                .arg(bridge)
                 .env("BERTH_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -100,7 +105,7 @@ impl Engine {
             Duration::from_secs(15),
         )?;
         let cleanup = NetCleanup {
-            bridges: vec![BERTH_BRIDGE.to_string()],
+            bridges: vec![bridge.to_string()],
             berth_store: Some(dir.join("root/network/networks.json")),
         };
         Engine::ready("Berth", socket, log_path, vec![daemon], dir, cleanup)

@@ -4,7 +4,7 @@
 
 mod app;
 mod build;
-mod engine;
+pub(crate) mod engine;
 mod fs;
 mod net;
 mod oci;
@@ -12,7 +12,7 @@ mod pull;
 mod registry;
 mod report;
 mod run;
-mod scratch;
+pub(crate) mod scratch;
 mod vm;
 
 use std::path::PathBuf;
