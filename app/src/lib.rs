@@ -11,4 +11,5 @@ pub mod integration;
 pub mod paths;
 pub mod settings;
 pub mod transport;
+pub mod tutorial;
 pub mod vm;

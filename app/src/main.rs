@@ -71,6 +71,13 @@ enum Command {
     },
     /// Undo exactly what `berth install` changed.
     Uninstall,
+    /// Run the getting-started tutorial (offline) and open it in the browser: the
+    /// `docker run` it takes is printed, then run with your docker CLI.
+    Tutorial {
+        /// Print the address instead of opening a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +231,7 @@ fn main() -> anyhow::Result<()> {
                 println!("starts at login: {}", path.display());
             }
         }
+        Command::Tutorial { no_open } => tutorial(&paths, no_open)?,
         Command::Uninstall => {
             let l = layout(&paths, None)?;
             match berth::integration::uninstall(&l)? {
@@ -263,6 +271,85 @@ fn engine_socket(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {
         }
     }
     socket_path(paths)
+}
+
+/// `docker …` against the engine `berth` uses; its stdout, or why it failed.
+fn docker(sock: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("docker")
+        .arg("--host")
+        .arg(format!("unix://{}", sock.display()))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("running the docker CLI (is it installed? `berth doctor` checks)")?;
+    if !out.status.success() {
+        bail!(
+            "`docker {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Starts (or finds) the tutorial container with the stock docker CLI, so what is
+/// printed is exactly what ran, and opens its page.
+fn tutorial(paths: &Paths, no_open: bool) -> anyhow::Result<()> {
+    use berth::tutorial as t;
+    let sock = engine_socket(paths)?;
+    if !vm::ping_socket(&sock) {
+        bail!(
+            "the engine does not answer on {}: start it first (`berth vm start`, or the app)",
+            sock.display()
+        );
+    }
+    let state = docker(
+        &sock,
+        &["inspect", "-f", "{{.State.Running}}", t::CONTAINER],
+    )
+    .ok();
+    match state.as_deref().map(str::trim) {
+        Some("true") => println!("The tutorial is already running."),
+        Some(_) => {
+            println!("$ docker start {}", t::CONTAINER);
+            docker(&sock, &["start", t::CONTAINER])?;
+        }
+        None => {
+            if docker(&sock, &["image", "inspect", "-f", "{{.Id}}", t::IMAGE]).is_err() {
+                bail!(
+                    "{} is not in this engine: it is loaded on an engine's first start from                      Berth's VM image or package",
+                    t::IMAGE
+                );
+            }
+            let port = t::pick_port();
+            println!("$ {}", t::command(port));
+            let args = t::run_args(port);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            docker(&sock, &args)?;
+        }
+    }
+    let published = docker(&sock, &["port", t::CONTAINER, "80/tcp"])?;
+    let port = t::port_from_docker_port(&published)
+        .context("the tutorial container publishes no port for 80/tcp")?;
+    let url = t::url(port);
+    println!("The tutorial is at {url}");
+    if !no_open {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        if std::process::Command::new(opener)
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            println!("(no browser could be opened here: open the address yourself)");
+        }
+    }
+    Ok(())
 }
 
 fn login(

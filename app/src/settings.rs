@@ -121,6 +121,9 @@ impl Default for VmSettings {
 pub struct AppSettings {
     /// Open the app (and so the engine) when the user logs in.
     pub start_at_login: bool,
+    /// The first-run welcome was finished or skipped (Help → Getting started
+    /// opens it again).
+    pub welcome_done: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

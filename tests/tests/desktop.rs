@@ -103,6 +103,88 @@ async fn shot(c: &Client, name: &str) {
     }
 }
 
+/// The app under Xvfb behind tauri-driver, with `HOME`, Berth's config and the
+/// engine of the test; `path_first` goes before `PATH` (a stand-in browser).
+struct AppUnderTest {
+    app: PathBuf,
+    wd_port: u16,
+    // Dropped in this order: the driver (and the app under it), then the display.
+    _driver: Proc,
+    _x: Proc,
+}
+
+impl AppUnderTest {
+    fn start(
+        app: &Path,
+        engine: &Engine,
+        config: &Path,
+        home: &Path,
+        path_first: Option<&Path>,
+    ) -> anyhow::Result<AppUnderTest> {
+        let (x, display) = xvfb()?;
+        let wd_port = berth_tests::free_port()?;
+        let native_port = berth_tests::free_port()?;
+        let mut cmd = Command::new(tauri_driver()?);
+        cmd.process_group(0)
+            .args([
+                "--port",
+                &wd_port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+                "--native-driver",
+                "/usr/bin/WebKitWebDriver",
+            ])
+            .env("DISPLAY", &display)
+            .env("HOME", home)
+            .env_remove("DOCKER_CONFIG")
+            .env("DOCKER_HOST", engine.docker_host())
+            .env("BERTH_CONFIG_DIR", config)
+            .env("BERTH_HOME", config.join("home"))
+            // No accessibility bus under Xvfb; GTK would wait for it.
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(dir) = path_first {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
+        let driver = Proc(cmd.spawn().context("starting tauri-driver")?);
+        Ok(AppUnderTest {
+            app: app.to_path_buf(),
+            wd_port,
+            _driver: driver,
+            _x: x,
+        })
+    }
+
+    /// A WebDriver session on the app's window.
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": self.app }),
+        );
+        caps.insert("browserName".into(), "wry".into());
+        let url = format!("http://127.0.0.1:{}", self.wd_port);
+        until(
+            Duration::from_secs(30),
+            "tauri-driver to accept a session",
+            || {
+                let caps = caps.clone();
+                let url = url.clone();
+                async move {
+                    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                        .capabilities(caps)
+                        .connect(&url)
+                        .await
+                        .ok()
+                }
+            },
+        )
+        .await
+    }
+}
+
 /// Polls `f` until it yields, or fails after `within` with `what`.
 async fn until<T, F, Fut>(within: Duration, what: &str, mut f: F) -> anyhow::Result<T>
 where
@@ -480,7 +562,7 @@ fn a_first_session_in_the_app() {
         serde_json::to_vec(&serde_json::json!({"vm": {
             "accel": "tcg", "cpus": 2, "memoryMib": 1024, "diskGib": 8,
             "imageDir": image_dir, "fileSharing": "off",
-        }}))
+        }, "app": {"welcomeDone": true}}))
         .unwrap(),
     )
     .unwrap();
@@ -488,59 +570,12 @@ fn a_first_session_in_the_app() {
     // WebKit its caches), never the real one.
     let user_home = config.path().join("user");
     std::fs::create_dir_all(&user_home).unwrap();
-    let (_x, display) = xvfb().unwrap();
-    let wd_port = berth_tests::free_port().unwrap();
-    let native_port = berth_tests::free_port().unwrap();
-    let _driver = Proc(
-        Command::new(tauri_driver().unwrap())
-            .process_group(0)
-            .args([
-                "--port",
-                &wd_port.to_string(),
-                "--native-port",
-                &native_port.to_string(),
-                "--native-driver",
-                "/usr/bin/WebKitWebDriver",
-            ])
-            .env("DISPLAY", &display)
-            .env("HOME", &user_home)
-            .env_remove("DOCKER_CONFIG")
-            .env("DOCKER_HOST", engine.docker_host())
-            .env("BERTH_CONFIG_DIR", config.path())
-            .env("BERTH_HOME", config.path().join("home"))
-            // No accessibility bus under Xvfb; GTK would wait for it.
-            .env("NO_AT_BRIDGE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tauri-driver starts"),
-    );
+    let app_under_test =
+        AppUnderTest::start(&app, &engine, config.path(), &user_home, None).unwrap();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let result: anyhow::Result<()> = rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "tauri:options".into(),
-            serde_json::json!({ "application": app }),
-        );
-        caps.insert("browserName".into(), "wry".into());
-        let url = format!("http://127.0.0.1:{wd_port}");
-        let client = until(
-            Duration::from_secs(30),
-            "tauri-driver to accept a session",
-            || {
-                let caps = caps.clone();
-                let url = url.clone();
-                async move {
-                    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-                        .capabilities(caps)
-                        .connect(&url)
-                        .await
-                        .ok()
-                }
-            },
-        )
-        .await?;
+        let client = app_under_test.connect().await?;
         let r = session(&client, &image, port, &user_home, &engine).await;
         if r.is_err() {
             shot(&client, "99-failure").await;
@@ -569,4 +604,133 @@ fn a_first_session_in_the_app() {
             String::from_utf8_lossy(&ps.stdout)
         );
     }
+}
+
+/// The first-run flow on a fresh engine with no registry: welcome → the engine
+/// shows as running → "Run the tutorial" starts the preloaded tutorial with a
+/// published port, shows the `docker run` it took and hands its address to the
+/// browser (a stand-in `xdg-open` that records it) → that address serves the
+/// tutorial. Done is remembered; Help → Getting started opens the flow again.
+async fn first_run(c: &Client, opened: &Path, engine: &Engine) -> anyhow::Result<()> {
+    let long = Duration::from_secs(60);
+    until(long, "the welcome", || async {
+        c.find(Locator::Css("[data-testid=welcome][data-step=welcome]"))
+            .await
+            .ok()
+    })
+    .await?;
+    shot(c, "20-welcome").await;
+    click(c, "[data-testid=welcome-start]").await?;
+    until(long, "the engine to show as running", || async {
+        c.find(Locator::Css(
+            "[data-testid=welcome-engine][data-state=running]",
+        ))
+        .await
+        .ok()
+    })
+    .await?;
+    shot(c, "21-welcome-engine").await;
+    click(c, "[data-testid=welcome-run]").await?;
+    let command = until(long, "the tutorial to run", || async {
+        if let Some(e) = text_of(c, "[data-testid=welcome-error]").await {
+            return Some(Err(e));
+        }
+        text_of(c, "[data-testid=welcome-command]").await.map(Ok)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("the app says: {e}"))?;
+    shot(c, "22-welcome-tutorial").await;
+    if !command.starts_with("docker run -d -p ")
+        || !command.ends_with(":80 --name getting-started berth/getting-started")
+    {
+        bail!("the command shown is {command:?}");
+    }
+    let url = until(
+        long,
+        "the browser to be asked to open the tutorial",
+        || async {
+            std::fs::read_to_string(opened)
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+        },
+    )
+    .await?;
+    let port: u16 = url
+        .trim()
+        .strip_prefix("http://localhost:")
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("the browser was given {url:?}"))?;
+    let page = until(long, "the tutorial's first page", || async move {
+        http_get(port).filter(|b| b.contains("Welcome to Berth"))
+    })
+    .await?;
+    if !page.contains("docker run -d -p 8080:80") {
+        bail!("the first page does not teach the command: {page}");
+    }
+    let running = engine.docker_ok(&["ps", "--format", "{{.Names}} {{.Image}}"]);
+    if !running.contains("getting-started berth/getting-started") {
+        bail!("docker ps shows: {running}");
+    }
+    click(c, "[data-testid=welcome-done]").await?;
+    until(long, "the welcome to close", || async {
+        c.find(Locator::Css("[data-testid=welcome]"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await?;
+    // Help reopens it; the tutorial, already running, is found again.
+    click(c, "[data-testid=nav-welcome]").await?;
+    click(c, "[data-testid=welcome-start]").await?;
+    click(c, "[data-testid=welcome-run]").await?;
+    let again = until(long, "the tutorial found again", || async {
+        text_of(c, "[data-testid=welcome-command]").await
+    })
+    .await?;
+    if again != command {
+        bail!("second time the command is {again:?}, first {command:?}");
+    }
+    click(c, "[data-testid=welcome-done]").await?;
+    Ok(())
+}
+
+#[test]
+fn the_first_run_flow_opens_the_offline_tutorial() {
+    let app = workspace_bin("berth-desktop").expect("cargo build -p berth-desktop");
+    let archive = berth_tests::engine::tutorial_archive().unwrap();
+    let engine = Engine::start_args(&["--preload", archive.to_str().unwrap()]).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let user_home = config.path().join("user");
+    std::fs::create_dir_all(&user_home).unwrap();
+    // The user's browser: records the address it is asked to open.
+    let bin = config.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let opened = config.path().join("opened-url");
+    std::fs::write(
+        bin.join("xdg-open"),
+        format!("#!/bin/sh\necho \"$1\" > '{}'\n", opened.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("xdg-open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let under_test =
+        AppUnderTest::start(&app, &engine, config.path(), &user_home, Some(&bin)).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result: anyhow::Result<()> = rt.block_on(async {
+        let client = under_test.connect().await?;
+        let r = first_run(&client, &opened, &engine).await;
+        if r.is_err() {
+            shot(&client, "29-welcome-failure").await;
+        }
+        let _ = client.close().await;
+        r
+    });
+    if let Err(e) = result {
+        panic!("{e:#}\nscreenshots in {}", screenshots().display());
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(config.path().join("settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["app"]["welcomeDone"], true, "{saved}");
 }

@@ -115,7 +115,8 @@ fn the_tutorial_runs_on_a_fresh_engine_with_no_registry() {
     assert!(style.contains("pre.cmd"), "{style}");
 
     // Loaded once per store: a user who removes it does not get it back at restart.
-    engine.docker_ok(&["rm", "-f", "-v", &engine.docker_ok(&["ps", "-aq"]).trim()]);
+    let ids = engine.docker_ok(&["ps", "-aq"]);
+    engine.docker_ok(&["rm", "-f", "-v", ids.trim()]);
     engine.docker_ok(&["rmi", IMAGE]);
     engine.stop();
     engine.respawn().unwrap();
@@ -197,7 +198,10 @@ fn every_command_block_of_the_tutorial_runs_in_order() {
             Some(_) => format!("script -qec {} /dev/null", shell_quote(&command)),
             None => command.clone(),
         };
-        let script = format!("set -e\ncd \"$(cat {cwd:?})\"\n{body}\npwd > {cwd:?}\n", cwd = cwd_file);
+        let script = format!(
+            "set -e\ncd \"$(cat {cwd:?})\"\n{body}\npwd > {cwd:?}\n",
+            cwd = cwd_file
+        );
         let mut child = Command::new("bash");
         child
             .arg("-c")
@@ -221,8 +225,12 @@ fn every_command_block_of_the_tutorial_runs_in_order() {
                 std::thread::sleep(Duration::from_millis(1500));
             }
         }
-        let out = berth_tests::vm::finish_within(proc, BLOCK_LIMIT)
-            .unwrap_or_else(|| panic!("block {n} ({}) still running after {BLOCK_LIMIT:?}: {command}", b.page));
+        let out = berth_tests::vm::finish_within(proc, BLOCK_LIMIT).unwrap_or_else(|| {
+            panic!(
+                "block {n} ({}) still running after {BLOCK_LIMIT:?}: {command}",
+                b.page
+            )
+        });
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("--- {} #{n}: $ {command}\n{stdout}{stderr}", b.page);

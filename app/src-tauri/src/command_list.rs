@@ -34,4 +34,6 @@ pub const COMMANDS: &[&str] = &[
     "open_link",
     "app_ready",
     "list_usage",
+    "start_tutorial",
+    "finish_welcome",
 ];

@@ -791,3 +791,108 @@ mod tests {
         assert_eq!(split_reference("bb@sha256:ab").1, None);
     }
 }
+
+/// What the first-run flow shows once the tutorial runs.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TutorialStarted {
+    /// The `docker run` a user would type for it.
+    pub command: String,
+    pub url: String,
+    /// It was running already (or only needed a start).
+    pub already: bool,
+}
+
+/// The host port published for the tutorial's port 80, from an inspect.
+fn tutorial_port(c: &bollard::models::ContainerInspectResponse) -> Option<u16> {
+    let key = format!("{}/tcp", berth::tutorial::CONTAINER_PORT);
+    c.network_settings
+        .as_ref()?
+        .ports
+        .as_ref()?
+        .get(&key)?
+        .as_ref()?
+        .iter()
+        .find_map(|b| b.host_port.as_deref()?.parse().ok())
+}
+
+/// Runs the getting-started tutorial as `berth tutorial` does: the named container
+/// from the preloaded image with its port published (started again if it exists).
+#[tauri::command]
+pub async fn start_tutorial(app: State<'_, App>) -> Res<TutorialStarted> {
+    use berth::tutorial as t;
+    let d = docker(&app)?;
+    let existing = d
+        .inspect_container(t::CONTAINER, None::<q::InspectContainerOptions>)
+        .await
+        .ok();
+    if let Some(c) = existing {
+        let running = c.state.as_ref().and_then(|s| s.running) == Some(true);
+        if !running {
+            d.start_container(t::CONTAINER, None::<q::StartContainerOptions>)
+                .await
+                .map_err(msg)?;
+        }
+        let c = d
+            .inspect_container(t::CONTAINER, None::<q::InspectContainerOptions>)
+            .await
+            .map_err(msg)?;
+        let port = tutorial_port(&c).ok_or("the tutorial container publishes no port")?;
+        return Ok(TutorialStarted {
+            command: t::command(port),
+            url: t::url(port),
+            already: true,
+        });
+    }
+    if d.inspect_image(t::IMAGE).await.is_err() {
+        return Err(format!(
+            "{} is not in this engine: it is loaded on an engine's first start from \
+             Berth's VM image or package",
+            t::IMAGE
+        ));
+    }
+    let port = t::pick_port();
+    let container_port = format!("{}/tcp", t::CONTAINER_PORT);
+    let body = ContainerCreateBody {
+        image: Some(t::IMAGE.to_string()),
+        exposed_ports: Some(vec![container_port.clone()]),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                container_port,
+                Some(vec![PortBinding {
+                    host_ip: Some(String::new()),
+                    host_port: Some(port.to_string()),
+                }]),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    d.create_container(
+        Some(q::CreateContainerOptions {
+            name: Some(t::CONTAINER.to_string()),
+            ..Default::default()
+        }),
+        body,
+    )
+    .await
+    .map_err(msg)?;
+    d.start_container(t::CONTAINER, None::<q::StartContainerOptions>)
+        .await
+        .map_err(msg)?;
+    Ok(TutorialStarted {
+        command: t::command(port),
+        url: t::url(port),
+        already: false,
+    })
+}
+
+/// Records that the first-run welcome was done (or skipped), so it opens only
+/// from Help from now on.
+#[tauri::command]
+pub fn finish_welcome() -> Res<()> {
+    let path = berth::paths::Paths::for_user().settings_file();
+    let mut settings = berth::settings::Settings::load(&path).map_err(|e| e.to_string())?;
+    settings.app.welcome_done = true;
+    settings.save(&path).map_err(|e| e.to_string())
+}

@@ -70,6 +70,8 @@ fn main() -> anyhow::Result<()> {
             commands::open_link,
             commands::app_ready,
             commands::list_usage,
+            commands::start_tutorial,
+            commands::finish_welcome,
         ])
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager};
+use tauri::{AppHandle, Emitter, Manager};
 
 fn show(app: &AppHandle) {
     if let Some(w) = app.get_webview_window("main") {
@@ -41,6 +41,8 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
             &MenuItem::with_id(app, "vm-start", "Start VM", true, None::<&str>)?,
             &MenuItem::with_id(app, "vm-stop", "Stop VM", true, None::<&str>)?,
             &PredefinedMenuItem::separator(app)?,
+            &MenuItem::with_id(app, "welcome", "Getting started", true, None::<&str>)?,
+            &PredefinedMenuItem::separator(app)?,
             &MenuItem::with_id(app, "quit", "Quit Berth", true, None::<&str>)?,
         ],
     )?;
@@ -51,6 +53,11 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
             "show" => show(app),
             "vm-start" => vm("start"),
             "vm-stop" => vm("stop"),
+            "welcome" => {
+                show(app);
+                // The window's App listens and opens the first-run flow.
+                let _ = app.emit("open-welcome", ());
+            }
             "quit" => app.exit(0),
             _ => {}
         });

@@ -82,7 +82,7 @@ export type VmSettings = {
   sharedFolders: SharedFolder[];
   fileSharing: string;
 };
-export type Settings = { vm: VmSettings; app: { startAtLogin: boolean } };
+export type Settings = { vm: VmSettings; app: { startAtLogin: boolean; welcomeDone?: boolean } };
 export type Troubleshoot = {
   vm: { phase: string; accel: string; transport: string; dockerHost: string; bootMs: number | null; restarts: number; lastCrash: string | null; fileSharing: string } | null;
   console: string;
@@ -107,3 +107,6 @@ export const vmStop = () => invoke<string>("vm_stop");
 export const openLink = (url: string) => invoke<void>("open_link", { url });
 export type Usage = { id: string; cpuPercent: number | null; memory: number };
 export const listUsage = () => invoke<Usage[]>("list_usage");
+export type TutorialStarted = { command: string; url: string; already: boolean };
+export const startTutorial = () => invoke<TutorialStarted>("start_tutorial");
+export const finishWelcome = () => invoke<void>("finish_welcome");
