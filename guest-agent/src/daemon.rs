@@ -97,11 +97,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     // Before the socket opens: the first `docker run` of a shipped image finds it.
     let preloaded = tokio::task::block_in_place(|| {
-        crate::images::preload::run(
-            &engine.images,
-            &engine.config.root,
-            &engine.config.preload,
-        )
+        crate::images::preload::run(&engine.images, &engine.config.root, &engine.config.preload)
     });
     for (archive, outcome) in preloaded {
         match outcome {

@@ -63,6 +63,13 @@ fn placeholders(profile_dir: &Path, arch: &str) -> Vec<(&'static str, String)> {
             "@VM_IMAGE@",
             target.join("vm-image").join(arch).display().to_string(),
         ),
+        (
+            "@TUTORIAL@",
+            target
+                .join("tutorial/getting-started.tar")
+                .display()
+                .to_string(),
+        ),
         ("@ARCH@", arch.to_string()),
         ("@QEMU_PACKAGE@", qemu_package.to_string()),
         (

@@ -150,19 +150,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     step("build berth-agent (release)");
     run_cmd(cargo().args(["build", "--release", "-p", "berth-agent"]))?;
     let bin = target_dir().join("release/berth-agent");
+    // The build runs containers (its RUN steps), so it needs what the engine needs.
+    let tutorial = crate::tutorial::archive(&bin)
+        .map_err(|e| println!("note: no getting-started tutorial image this time ({e:#})"))
+        .ok();
 
     step("engine");
     prepare_socket_dir(&socket)?;
-    let mut engine = Daemon::spawn(
-        "berth-agent",
-        Command::new(&bin)
-            .arg("daemon")
-            .arg("--root")
-            .arg(&root)
-            .arg("--socket")
-            .arg(&socket),
-        STOP_GRACE,
-    )?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("daemon")
+        .arg("--root")
+        .arg(&root)
+        .arg("--socket")
+        .arg(&socket);
+    if let Some(t) = &tutorial {
+        // berth/getting-started, loaded into a fresh root (see `berth tutorial`).
+        cmd.arg("--preload").arg(t);
+    }
+    let mut engine = Daemon::spawn("berth-agent", &mut cmd, STOP_GRACE)?;
     forward_signals_to(engine.pid())?;
 
     let deadline = Instant::now() + READY_TIMEOUT;

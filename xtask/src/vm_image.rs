@@ -125,11 +125,14 @@ pub fn build(arch: &str) -> anyhow::Result<PathBuf> {
 
     let (kernel_pkg, kroot, kver) = kernel(spec, &cache)?;
     let agent = build_agent(spec)?;
+    // The static agent runs on this host too: it builds the tutorial image it ships.
+    let tutorial = crate::tutorial::archive(&agent)?;
     let recipe = workspace_root().join("vm-image");
 
     let mut inputs = Sha256::new();
     inputs.update(kernel_pkg.as_bytes());
     inputs.update(std::fs::read(&agent)?);
+    inputs.update(std::fs::read(&tutorial)?);
     for f in ["init", "modules.txt", "acpi/PWRF/00000080"] {
         inputs.update(std::fs::read(recipe.join(f))?);
     }
@@ -167,12 +170,18 @@ pub fn build(arch: &str) -> anyhow::Result<PathBuf> {
         "root",
         "var/lib/berth",
         "var/log",
+        "usr/share/berth/images",
     ] {
         std::fs::create_dir_all(stage.join(d))?;
     }
     userland(spec, &stage)?;
     let agent_dst = stage.join("usr/bin/berth-agent");
     run(Command::new("strip").arg("-o").arg(&agent_dst).arg(&agent))?;
+    // Loaded by the engine on the first start of a fresh disk (`--preload`).
+    std::fs::copy(
+        &tutorial,
+        stage.join("usr/share/berth/images/getting-started.tar"),
+    )?;
     modules(&recipe, &kroot, &kver, &stage)?;
     etc(&recipe, &stage)?;
     std::fs::copy(recipe.join("init"), stage.join("init"))?;
