@@ -366,6 +366,9 @@ pub(super) fn output_stream(
 ) -> ByteStream {
     struct St {
         path: std::path::PathBuf,
+        /// The log, open from the start: a `--rm` container may exit and be removed
+        /// (its directory with it) before a slow client's first read.
+        file: Option<std::fs::File>,
         offset: u64,
         opts: LogOptions,
         tty: bool,
@@ -376,6 +379,7 @@ pub(super) fn output_stream(
         done: bool,
     }
     let st = St {
+        file: std::fs::File::open(&path).ok(),
         path,
         offset,
         opts,
@@ -400,14 +404,27 @@ pub(super) fn output_stream(
                     l.exits > n || l.removed
                 }
             };
-            // The shim rotated the file under us: continue from the new file's start.
-            if logs::live_len(&st.path) < st.offset {
-                st.offset = 0;
+            // The shim rotated the file under us (or it appeared only now): continue
+            // from the new file's start. A name that is gone keeps the open file.
+            if let Ok(named) = std::fs::metadata(&st.path) {
+                use std::os::unix::fs::MetadataExt;
+                let same = st
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .is_some_and(|m| m.ino() == named.ino() && m.dev() == named.dev());
+                if !same {
+                    st.file = std::fs::File::open(&st.path).ok();
+                    st.offset = 0;
+                } else if named.len() < st.offset {
+                    st.offset = 0;
+                }
             }
-            let (entries, next) = match logs::read_from(&st.path, st.offset) {
-                Ok(r) => r,
-                Err(_) => (Vec::new(), st.offset),
+            let read = match &st.file {
+                Some(f) => logs::read_from_file(f, st.offset),
+                None => Ok((Vec::new(), st.offset)),
             };
+            let (entries, next) = read.unwrap_or((Vec::new(), st.offset));
             st.offset = next;
             let entries = if st.first {
                 st.first = false;
@@ -661,6 +678,12 @@ pub async fn attach(
     req: Request<Incoming>,
 ) -> ApiResult {
     let (path, tty, life, status) = engine.containers.output(name)?;
+    // Made now if the container never ran (the shim appends to it): the stream holds
+    // it open from here on, so output is not lost if `--rm` removes it first.
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
     let opts = LogOptions {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),

@@ -73,11 +73,20 @@ fn parse(line: &str) -> Option<Entry> {
 /// Reads entries from byte `offset` to the current end; returns them and the new offset
 /// (only complete lines are consumed).
 pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Entry>, u64)> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
-        Err(e) => return Err(e),
-    };
+    match std::fs::File::open(path) {
+        Ok(f) => read_from_file(&f, offset),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), offset)),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`read_from`] on a log already open: it can still be read once the container (and
+/// so the file's name) is gone.
+pub fn read_from_file(
+    file: &std::fs::File,
+    offset: u64,
+) -> std::io::Result<(Vec<Entry>, u64)> {
+    let mut f = file;
     f.seek(SeekFrom::Start(offset))?;
     let mut r = BufReader::new(f);
     let mut out = Vec::new();
@@ -103,11 +112,6 @@ pub fn read_rotated(path: &Path) -> Vec<Entry> {
         .iter()
         .flat_map(|p| read_from(p, 0).map(|(e, _)| e).unwrap_or_default())
         .collect()
-}
-
-/// The live file's length, to notice a rotation under a follower.
-pub fn live_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 /// The entries `opts` selects from what the log holds now, honouring `tail`.
