@@ -54,8 +54,7 @@ fn footprint(engine: &Engine) -> Footprint {
         })
         .filter(|e| {
             let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            cmd.windows(needle.len()).any(|w| w == needle)
-                && cmd.windows(5).any(|w| w == b"shim\0")
+            cmd.windows(needle.len()).any(|w| w == needle) && cmd.windows(5).any(|w| w == b"shim\0")
         })
         .count();
     let out = Command::new("ip")
@@ -83,7 +82,9 @@ fn footprint(engine: &Engine) -> Footprint {
 
 fn engine_fds(engine: &Engine) -> usize {
     let pid = engine.pid().expect("the engine runs");
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// Polls until the engine's footprint and descriptors are back to `before` (teardown
@@ -164,7 +165,12 @@ fn two_hundred_concurrent_runs_leave_nothing_behind() {
         "200 concurrent `docker run --rm`: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     let ids: Vec<String> = (0..200)
         .map(|n| std::fs::read_to_string(cids.path().join(format!("{n}.cid"))).unwrap())
         .collect();
@@ -176,7 +182,10 @@ fn two_hundred_concurrent_runs_leave_nothing_behind() {
 fn api_get(socket: &Path, path: &str) -> std::io::Result<u16> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
+    )?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
     let head = String::from_utf8_lossy(&resp[..resp.len().min(16)]).into_owned();
@@ -253,7 +262,12 @@ fn a_thousand_concurrent_reads_and_fifty_log_followers() {
         "1,000 concurrent API reads with 50 followers attached: {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(bad.is_empty(), "{} reads failed: {:?}", bad.len(), &bad[..bad.len().min(10)]);
+    assert!(
+        bad.is_empty(),
+        "{} reads failed: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(10)]
+    );
 
     // Every follower saw its own container's output; then the followers go away.
     std::thread::sleep(Duration::from_millis(600));

@@ -82,10 +82,7 @@ pub fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<Entry>, u64)>
 
 /// [`read_from`] on a log already open: it can still be read once the container (and
 /// so the file's name) is gone.
-pub fn read_from_file(
-    file: &std::fs::File,
-    offset: u64,
-) -> std::io::Result<(Vec<Entry>, u64)> {
+pub fn read_from_file(file: &std::fs::File, offset: u64) -> std::io::Result<(Vec<Entry>, u64)> {
     let mut f = file;
     f.seek(SeekFrom::Start(offset))?;
     let mut r = BufReader::new(f);
