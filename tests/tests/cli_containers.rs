@@ -1105,3 +1105,27 @@ fn update_changes_limits_of_a_running_container() {
     );
     engine.docker_ok(&["rm", "-f", "grow"]);
 }
+
+/// Containers start with no standard signal ignored, as Docker's do: the engine and
+/// its shim are Rust programs, which ignore SIGPIPE, and an ignored signal survives
+/// exec. With SIGPIPE ignored, `yes | head` in a container never ends. (Real-time
+/// signals are left out: glibc reserves 32 and 33, and a test runner may ignore them.)
+#[test]
+fn containers_start_with_no_signal_ignored() {
+    let (_r, engine, img) = setup();
+    let ignored = |status: &str| -> u64 {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .unwrap_or_else(|| panic!("no SigIgn in {status}"));
+        u64::from_str_radix(hex.trim(), 16).unwrap() & 0x7fff_ffff
+    };
+    let status = engine.docker_ok(&["run", "--rm", &img, "cat", "/proc/self/status"]);
+    assert_eq!(ignored(&status), 0, "{status}");
+    engine.docker_ok(&["run", "-d", "--name", "sigs", &img, "sleep", "60"]);
+    let status = engine.docker_ok(&["exec", "sigs", "cat", "/proc/self/status"]);
+    assert_eq!(ignored(&status), 0, "{status}");
+    let out = engine.docker_ok(&["exec", "sigs", "sh", "-c", "yes | head -n 2"]);
+    assert_eq!(out, "y\ny\n");
+    engine.docker_ok(&["rm", "-f", "sigs"]);
+}

@@ -240,11 +240,13 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
         .validate_id()
         .map_err(|e| ShimError::Create(e.to_string()))?;
     if let Some(dir) = &args.exec_dir {
-        let pid = builder
-            .as_tenant()
-            .with_process(Some(dir.join("process.json")))
-            .with_detach(true)
-            .build();
+        let pid = with_default_signals(|| {
+            builder
+                .as_tenant()
+                .with_process(Some(dir.join("process.json")))
+                .with_detach(true)
+                .build()
+        });
         let pid = match pid {
             Ok(pid) => pid,
             Err(e) => {
@@ -255,11 +257,23 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
         };
         return supervise(pid, None, &io_dir, io, attach, sync, (None, 1));
     }
-    let container = builder
-        .as_init(&args.bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build();
+    // A shim that was SIGKILLed could not delete its container's state; the engine
+    // starts a shim only for a container that is not running, so any state here is
+    // stale and would make the create fail with "container already exists".
+    let stale = args.state.join(&args.id);
+    if stale.exists() {
+        if let Ok(mut c) = libcontainer::container::Container::load(stale.clone()) {
+            let _ = c.delete(true);
+        }
+        let _ = std::fs::remove_dir_all(&stale);
+    }
+    let container = with_default_signals(|| {
+        builder
+            .as_init(&args.bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+    });
     let mut container = match container {
         Ok(c) => c,
         Err(e) => {
@@ -294,6 +308,40 @@ fn run_container(args: &ShimArgs, sync: &mut Option<File>) -> Result<i32, ShimEr
 
 /// Reports the process started, pumps its I/O until its output closes, reaps it,
 /// deletes the container (init only) and records the exit.
+/// Runs `f` (libcontainer's `build()`, which forks the container's process) with
+/// every ignored signal set back to its default action. Rust ignores SIGPIPE in every
+/// program, the shim included, and an ignored signal stays ignored across fork and
+/// exec: containers would start with SIGPIPE (and whatever else the engine's own
+/// starter ignored, like a shell's SIGQUIT) ignored, where Docker's start with none,
+/// and a writer to a closed pipe would spin on EPIPE instead of dying. The shim's own
+/// dispositions are put back afterwards.
+fn with_default_signals<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let mut restore = Vec::new();
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL (or putting back the action just read) runs no
+        // code of ours in a signal context.
+        if let Ok(old) = unsafe { sigaction(sig, &default) } {
+            if old.handler() == SigHandler::SigIgn {
+                restore.push((sig, old));
+            } else {
+                // SAFETY: as above.
+                let _ = unsafe { sigaction(sig, &old) };
+            }
+        }
+    }
+    let result = f();
+    for (sig, old) in restore {
+        // SAFETY: as above.
+        let _ = unsafe { sigaction(sig, &old) };
+    }
+    result
+}
+
 fn supervise(
     pid: nix::unistd::Pid,
     container: Option<libcontainer::container::Container>,
