@@ -203,6 +203,9 @@ fn hybrid_vsock_end_to_end() {
 fn serial_mux_transport() {
     let (_registry, vm, img) = vm_with_registry("serial");
     assert_eq!(vm.status()["state"]["transport"], "serial-mux");
+    // The image ships the tutorial, loaded into the guest's fresh store at boot.
+    let images = vm.docker_ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(images.contains("berth/getting-started"), "{images}");
     vm.docker_ok(&["pull", "-q", &img]);
     assert_eq!(
         vm.docker_ok(&["run", "--rm", &img, "echo", "over-serial"]),
