@@ -199,6 +199,18 @@ mod tests {
         guest.abort();
     }
 
+    /// Found by the `proto_framing` fuzz target: a window update that opens a stream
+    /// with u32::MAX credit overflowed yamux 0.13's `credit + 256 KiB` (a panic with
+    /// overflow checks); yamux 0.14 refuses the frame and ends the session.
+    #[tokio::test]
+    async fn an_overflowing_initial_window_ends_the_session() {
+        // version 0, type 1 (window update), flags SYN, stream 1, credit u32::MAX
+        let frame = [0, 1, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff];
+        let io = tokio::io::join(&frame[..], tokio::io::sink());
+        // Ending at all is the point (Ok: yamux answers GoAway and closes).
+        let _ = serve(io, |_, _| panic!("no stream may open")).await;
+    }
+
     #[tokio::test]
     async fn a_dead_pipe_fails_opens() {
         let (host_io, guest_io) = tokio::io::duplex(1024);

@@ -18,18 +18,23 @@ const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
 /// `1700000000`, `1700000000.123456789`, an RFC 3339 time, or a Go duration like `10m`
 /// (that long ago) → Unix nanoseconds.
 fn parse_time(v: &str) -> Result<i64, ApiError> {
+    const NANOS: i64 = 1_000_000_000;
     let bad = || ApiError::bad_request(format!("invalid timestamp: {v}"));
     if let Some((s, frac)) = v.split_once('.') {
         let secs: i64 = s.parse().map_err(|_| bad())?;
-        let mut f = frac.to_string();
-        f.truncate(9);
-        while f.len() < 9 {
-            f.push('0');
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
         }
-        return Ok(secs * 1_000_000_000 + f.parse::<i64>().map_err(|_| bad())?);
+        // ASCII digits: any byte index is a char boundary.
+        let digits = &frac[..frac.len().min(9)];
+        let nanos: i64 = format!("{digits:0<9}").parse().map_err(|_| bad())?;
+        return secs
+            .checked_mul(NANOS)
+            .and_then(|n| n.checked_add(nanos))
+            .ok_or_else(bad);
     }
     if let Ok(s) = v.parse::<i64>() {
-        return Ok(s * 1_000_000_000);
+        return s.checked_mul(NANOS).ok_or_else(bad);
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return t.timestamp_nanos_opt().ok_or_else(bad);
@@ -37,12 +42,15 @@ fn parse_time(v: &str) -> Result<i64, ApiError> {
     let (num, unit) = v.split_at(v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
     let n: i64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
         _ => return Err(bad()),
     };
-    Ok(chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) - secs * 1_000_000_000)
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+    secs.and_then(|s| s.checked_mul(NANOS))
+        .and_then(|ago| now.checked_sub(ago))
+        .ok_or_else(bad)
 }
 
 pub fn events(engine: &Engine, q: &Query) -> ApiResult {
@@ -114,5 +122,23 @@ mod tests {
         assert!(parse_time("2024-01-01T00:00:00Z").unwrap() > 0);
         assert!(parse_time("10m").unwrap() > 0);
         assert!(parse_time("soon").is_err());
+    }
+
+    /// Found by the `api_request` fuzz target: these overflowed i64 (a panic in debug
+    /// builds) or cut a UTF-8 character in half.
+    #[test]
+    fn out_of_range_and_non_ascii_times_are_refused() {
+        for v in [
+            "9223372036854775807",
+            "9223372036854775807.5",
+            "-9223372036854775807.5",
+            "9223372036854775807h",
+            "153722867280912931m",
+            "1.12345678\u{e9}",
+            "1.5e3",
+        ] {
+            assert!(parse_time(v).is_err(), "{v}");
+        }
+        assert_eq!(parse_time("1.1234567891").unwrap(), 1_123_456_789);
     }
 }

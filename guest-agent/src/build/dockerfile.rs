@@ -99,21 +99,11 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, ParseError> {
         if acc.is_empty() {
             continue;
         }
-        let (kw, rest) = acc.split_once(char::is_whitespace).unwrap_or((&acc, ""));
-        let keyword = kw.to_ascii_uppercase();
-        if !KNOWN.contains(&keyword.as_str()) {
-            return Err(ParseError {
-                line: start,
-                message: format!("unknown instruction: {kw}"),
-            });
-        }
-        let rest = rest.trim().to_string();
-        let marker = (keyword == "RUN").then(|| heredoc_marker(&rest)).flatten();
-        out.push(Instruction {
-            keyword,
-            rest,
-            line: start,
-        });
+        let ins = instruction(start, &acc)?;
+        let marker = (ins.keyword == "RUN")
+            .then(|| heredoc_marker(&ins.rest))
+            .flatten();
+        out.push(ins);
         if let Some((word, strip)) = marker {
             heredoc = Some((out.len() - 1, word, strip, String::new()));
         }
@@ -124,15 +114,28 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, ParseError> {
             message: format!("unterminated heredoc: no line reads {word}"),
         });
     }
-    if let Some((start, acc)) = pending {
-        let (kw, rest) = acc.split_once(char::is_whitespace).unwrap_or((&acc, ""));
-        out.push(Instruction {
-            keyword: kw.to_ascii_uppercase(),
-            rest: rest.trim().to_string(),
-            line: start,
-        });
+    // A continuation on the last line ends the instruction all the same.
+    if let Some((start, acc)) = pending.filter(|(_, acc)| !acc.is_empty()) {
+        out.push(instruction(start, &acc)?);
     }
     Ok(out)
+}
+
+/// One instruction's joined text: keyword (checked) and the rest.
+fn instruction(line: usize, text: &str) -> Result<Instruction, ParseError> {
+    let (kw, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let keyword = kw.to_ascii_uppercase();
+    if !KNOWN.contains(&keyword.as_str()) {
+        return Err(ParseError {
+            line,
+            message: format!("unknown instruction: {kw}"),
+        });
+    }
+    Ok(Instruction {
+        keyword,
+        rest: rest.trim().to_string(),
+        line,
+    })
 }
 
 /// `<<WORD`, `<<-WORD` or `<<"WORD"` in a RUN line: (WORD, strip leading tabs).
@@ -264,6 +267,20 @@ mod tests {
         assert_eq!(v[2].rest, "cat > /f <<-END\nline\nEND");
         assert_eq!(v[3].keyword, "CMD");
         assert!(parse("FROM x\nRUN <<EOF\necho\n").is_err());
+    }
+
+    /// Found by the `dockerfile` fuzz target: an instruction still open at the end of
+    /// the file (its last line ends in the escape) skipped the keyword check.
+    #[test]
+    fn last_instruction_with_a_continuation_is_checked_too() {
+        let e = parse("FROM x\nC'PY a \\\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dockerfile parse error on line 2: unknown instruction: C'PY"
+        );
+        let v = parse("FROM x\nRUN a \\\n  b \\").unwrap();
+        assert_eq!((v[1].keyword.as_str(), v[1].rest.as_str()), ("RUN", "a b"));
+        assert_eq!(parse("FROM x\n\\").unwrap().len(), 1);
     }
 
     #[test]

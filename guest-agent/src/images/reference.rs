@@ -238,13 +238,15 @@ fn valid_domain(d: &str) -> bool {
     }
 }
 
-/// The familiar (short) spelling of a repository.
+/// The familiar (short) spelling of a repository. As distribution's
+/// `familiarizeName`, `library/` goes only when one component remains after it:
+/// `docker.io/library/a/b` is not `a/b` (that is `docker.io/a/b`).
 pub fn familiar_name(registry: &str, repository: &str) -> String {
     if registry == HUB {
-        repository
-            .strip_prefix(OFFICIAL)
-            .unwrap_or(repository)
-            .to_string()
+        match repository.strip_prefix(OFFICIAL) {
+            Some(official) if !official.contains('/') => official.to_string(),
+            _ => repository.to_string(),
+        }
     } else {
         format!("{registry}/{repository}")
     }
@@ -281,17 +283,46 @@ impl fmt::Display for ImageRef {
 
 /// Matches `name` against a Docker `reference` filter pattern (path.Match semantics:
 /// `*` and `?` never cross a `/`).
+///
+/// Since nothing but a `/` matches a `/`, the slashes pair up and each segment is a
+/// glob of its own, matched greedily with one backtrack point: time is
+/// O(pattern × name), where trying every split per `*` was exponential in the stars.
 pub fn pattern_matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && n[0] != b'/' && go(p, &n[1..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
+    fn segment(p: &[u8], n: &[u8]) -> bool {
+        let (mut pi, mut ni) = (0, 0);
+        // After the latest `*`: where the pattern resumes and how much it swallowed.
+        let mut star: Option<(usize, usize)> = None;
+        while ni < n.len() {
+            match p.get(pi) {
+                Some(b'*') => {
+                    pi += 1;
+                    star = Some((pi, ni));
+                }
+                Some(&c) if c == b'?' || c == n[ni] => {
+                    pi += 1;
+                    ni += 1;
+                }
+                _ => match star {
+                    Some((resume, taken)) => {
+                        pi = resume;
+                        ni = taken + 1;
+                        star = Some((resume, taken + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        p[pi..].iter().all(|&c| c == b'*')
+    }
+    let mut ps = pattern.as_bytes().split(|&b| b == b'/');
+    let mut ns = name.as_bytes().split(|&b| b == b'/');
+    loop {
+        match (ps.next(), ns.next()) {
+            (None, None) => return true,
+            (Some(p), Some(n)) if segment(p, n) => {}
+            _ => return false,
         }
     }
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 #[cfg(test)]
@@ -310,6 +341,19 @@ mod tests {
         assert!(!ImageRef::parse("example.com/a")
             .unwrap()
             .is_loopback_registry());
+    }
+
+    /// Found by the `image_reference` fuzz target: the familiar form of a nested
+    /// official path dropped `library/` and so named another repository.
+    #[test]
+    fn nested_library_paths_keep_their_prefix() {
+        let r = ImageRef::parse("docker.io/library/a/b:1").unwrap();
+        assert_eq!(r.to_string(), "library/a/b:1");
+        assert_eq!(ImageRef::parse(&r.to_string()).unwrap(), r);
+        assert_eq!(
+            ImageRef::parse("library/busybox").unwrap().to_string(),
+            "busybox:latest"
+        );
     }
 
     #[test]
@@ -353,5 +397,29 @@ mod tests {
         assert!(pattern_matches("*/app", "127.0.0.1:5000/app"));
         assert!(!pattern_matches("*", "a/b"));
         assert!(pattern_matches("a?c:*", "abc:latest"));
+        assert!(pattern_matches("*b*", "abc"));
+        assert!(pattern_matches("a/*/c*", "a/b/cd"));
+        assert!(!pattern_matches("a/*", "a/b/c"));
+        assert!(!pattern_matches("a?", "a/"));
+        assert!(!pattern_matches("ab", "abc"));
+        assert!(pattern_matches("", ""));
+        assert!(pattern_matches("**", ""));
+    }
+
+    /// Found by the `image_reference` fuzz target: every `*` tried every split, so
+    /// 30 stars against a name that fails late took minutes (`docker images
+    /// --filter reference=…` held an engine thread that long).
+    #[test]
+    fn many_stars_match_in_polynomial_time() {
+        let pattern = format!("b{}us", "*".repeat(30));
+        let name = format!("b{}", "u".repeat(4000));
+        let t = std::time::Instant::now();
+        assert!(!pattern_matches(&pattern, &name));
+        assert!(pattern_matches(&pattern, &format!("{name}s")));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -38,6 +38,8 @@ pub enum UnpackError {
     ThroughSymlink { path: String, via: String },
     #[error("invalid layer: hardlink {path:?} points to {target:?}, which is outside the layer or missing")]
     BadHardlink { path: String, target: String },
+    #[error("invalid layer: whiteout {path:?} names no file of its directory")]
+    BadWhiteout { path: String },
     #[error("invalid layer: unsupported entry type for {path:?}")]
     Unsupported { path: String },
     #[error("reading layer: {0}")]
@@ -184,6 +186,13 @@ fn unpack<R: Read>(reader: R, dest: &Path, whiteouts: bool) -> Result<UnpackStat
             .strip_prefix(WHITEOUT_PREFIX.as_bytes())
             .filter(|_| whiteouts)
         {
+            // `.wh.`, `.wh..` and `.wh...` would name the directory itself or its
+            // parent: removing that deletes the layer root or what lies above it.
+            if matches!(hidden, b"" | b"." | b"..") {
+                return Err(UnpackError::BadWhiteout {
+                    path: raw_path.to_string_lossy().into_owned(),
+                });
+            }
             let victim = target.with_file_name(OsStr::from_bytes(hidden));
             clear_target(&victim, false)?;
             wr(
@@ -420,6 +429,39 @@ mod tests {
         });
         let err = unpack_layer(&data[..], dir.path()).unwrap_err();
         assert!(matches!(err, UnpackError::BadHardlink { .. }), "{err}");
+    }
+
+    /// Found by the `layer_unpack` fuzz target: `.wh.` removed the layer root, and
+    /// `.wh...` at the top removed everything beside the layer.
+    #[test]
+    fn refuses_whiteouts_of_the_directory_itself() {
+        for name in [".wh.", "sub/.wh..", ".wh...", "sub/.wh..."] {
+            let base = tempfile::tempdir().unwrap();
+            let dir = base.path().join("layer");
+            fs::create_dir(&dir).unwrap();
+            fs::write(base.path().join("sibling"), b"keep").unwrap();
+            let data = tar_with(|b| {
+                let h = file_header("sub/file", 1);
+                b.append(&h, &b"x"[..]).unwrap();
+                let h = file_header(name, 0);
+                b.append(&h, io::empty()).unwrap();
+            });
+            let err = unpack_layer(&data[..], &dir).unwrap_err();
+            assert!(
+                matches!(err, UnpackError::BadWhiteout { .. }),
+                "{name}: {err}"
+            );
+            assert!(dir.join("sub/file").is_file(), "{name}");
+            assert_eq!(fs::read(base.path().join("sibling")).unwrap(), b"keep");
+        }
+        // In a plain tar (`docker cp`) such names are ordinary files.
+        let dir = tempfile::tempdir().unwrap();
+        let data = tar_with(|b| {
+            let h = file_header(".wh.", 1);
+            b.append(&h, &b"x"[..]).unwrap();
+        });
+        unpack_plain(&data[..], dir.path()).unwrap();
+        assert!(dir.path().join(".wh.").is_file());
     }
 
     #[test]

@@ -86,12 +86,26 @@ pub fn parse_size(s: &str) -> Option<u64> {
         'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s.as_str(), 1),
     };
-    num.parse::<u64>().ok().map(|n| n * mult).filter(|n| *n > 0)
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found while writing the `api_request` fuzz target (by reading): `--log-opt
+    /// max-size=` beyond u64 once multiplied overflowed, a panic in debug builds.
+    #[test]
+    fn sizes_out_of_range_are_refused() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("18446744073709551615g"), None);
+        assert_eq!(parse_size("17179869184g"), None);
+        assert_eq!(parse_size("0k"), None);
+    }
 
     #[test]
     fn rotates_and_keeps_max_files() {

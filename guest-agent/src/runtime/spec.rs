@@ -139,9 +139,10 @@ impl Resources {
         let pos = |v: Option<i64>| v.filter(|x| *x > 0);
         let (mut quota, mut period) = (pos(hc.cpu_quota), pos(hc.cpu_period).map(|p| p as u64));
         if let Some(n) = pos(hc.nano_cpus) {
-            // --cpus: a quota over Docker's default 100 ms period.
+            // --cpus: a quota over Docker's default 100 ms period (µs per 10^9
+            // nano-CPUs: n × 100_000 / 10^9, without the product that overflows).
             period = Some(100_000);
-            quota = Some(n * 100_000 / 1_000_000_000);
+            quota = Some(n / 10_000);
         }
         Resources {
             memory: pos(hc.memory),
@@ -241,7 +242,7 @@ pub fn linux_resources(
             m = m.swap(s);
         } else if let Some(l) = r.memory {
             // Docker's default: as much swap as memory.
-            m = m.swap(l * 2);
+            m = m.swap(l.saturating_mul(2));
         }
         resources = resources.memory(m.build().map_err(err)?);
     }
@@ -541,6 +542,22 @@ mod tests {
                 ..Default::default()
             },
         )
+    }
+
+    /// Found while writing the `api_request` fuzz target (by reading): a create body's
+    /// NanoCpus above 9.2e13 and Memory above 4.6e18 overflowed i64, a panic in debug
+    /// builds.
+    #[test]
+    fn huge_cpu_and_memory_limits_do_not_overflow() {
+        let hc = bollard_stubs::models::HostConfig {
+            nano_cpus: Some(i64::MAX),
+            memory: Some(i64::MAX),
+            ..Default::default()
+        };
+        let r = Resources::from_host_config(&hc);
+        assert_eq!(r.cpu_quota, Some(i64::MAX / 10_000));
+        let l = linux_resources(&r, vec![]).unwrap();
+        assert_eq!(l.memory().as_ref().and_then(|m| m.swap()), Some(i64::MAX));
     }
 
     #[test]
