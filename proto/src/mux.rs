@@ -107,9 +107,12 @@ async fn drive_client<T>(
                 }
             }
             // Inbound polling is what moves the session's bytes; the host accepts
-            // no streams from the guest.
+            // no streams from the guest, and polls on: Ready registered no wake-up.
             match conn.poll_next_inbound(cx) {
-                Poll::Ready(Some(Ok(stream))) => drop(stream),
+                Poll::Ready(Some(Ok(stream))) => {
+                    drop(stream);
+                    continue;
+                }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
                 Poll::Ready(None) => return Poll::Ready(Ok(())),
                 Poll::Pending => {}
@@ -163,6 +166,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -209,6 +214,37 @@ mod tests {
         let io = tokio::io::join(&frame[..], tokio::io::sink());
         // Ending at all is the point (Ok: yamux answers GoAway and closes).
         let _ = serve(io, |_, _| panic!("no stream may open")).await;
+    }
+
+    /// Found by the `proto_framing` fuzz target: after dropping a stream the guest
+    /// opened, the host's session returned Pending with nothing to wake it, so it
+    /// read no further (here: not even the end of the pipe) until the next `connect`.
+    #[tokio::test]
+    async fn a_stream_from_the_guest_does_not_stall_the_session() {
+        // Four data frames without bodies, each opening a stream from the guest's
+        // side (SYN; 0x3333 and 0x25 carry undefined flag bits too).
+        #[rustfmt::skip]
+        let guest: &[u8] = &[
+            0, 0, 0, 0x01, 0, 0, 0x20, 0, 0, 0, 0, 0,
+            0, 0, 0x33, 0x33, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0x25, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0x01, 0x67, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        // Small reads, as a serial port gives them.
+        let io = tokio::io::join(
+            tokio::io::BufReader::with_capacity(6, guest),
+            tokio::io::sink(),
+        );
+        let (client, task) = MuxClient::spawn(io);
+        let read = async {
+            let mut s = client.connect(crate::API_PORT).await?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.map_err(MuxError::from)
+        };
+        let read = tokio::time::timeout(Duration::from_secs(10), read).await;
+        assert!(read.is_ok(), "the host's stream outlived the session");
+        drop(client);
+        task.await.unwrap();
     }
 
     #[tokio::test]
