@@ -259,3 +259,44 @@ fn every_command_block_of_the_tutorial_runs_in_order() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+#[test]
+fn berth_tutorial_runs_it_from_the_terminal() {
+    let engine = tutorial_engine();
+    let berth = berth_tests::vm::workspace_bin("berth").expect("cargo build -p berth");
+    let run = || {
+        let out = Command::new(&berth)
+            .args(["tutorial", "--no-open"])
+            .env("DOCKER_HOST", engine.docker_host())
+            .env("DOCKER_CONFIG", engine.docker_config())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    // The command is printed, then run with the user's docker CLI.
+    let first = run();
+    assert!(
+        first.contains("$ docker run -d -p ")
+            && first.contains(" --name getting-started berth/getting-started"),
+        "{first}"
+    );
+    let port: u16 = first
+        .lines()
+        .find_map(|l| l.strip_prefix("The tutorial is at http://localhost:"))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first}"));
+    assert!(wait_for_page(port, "/").contains("Welcome to Berth"));
+    // Again: found running; stopped: started again on the same port.
+    assert!(run().contains("already running"));
+    engine.docker_ok(&["stop", "-t", "1", "getting-started"]);
+    let again = run();
+    assert!(again.contains("$ docker start getting-started"), "{again}");
+    assert!(again.contains(&format!("localhost:{port}")), "{again}");
+    engine.docker_ok(&["rm", "-f", "getting-started"]);
+}
