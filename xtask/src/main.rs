@@ -4,12 +4,13 @@
 mod bench;
 mod bundle;
 mod deps;
+mod fuzz;
 mod ping;
 mod proc;
 mod run;
 mod test;
-mod vm_image;
 mod tutorial;
+mod vm_image;
 
 use std::process::ExitCode;
 
@@ -21,11 +22,12 @@ usage: cargo xtask <command>
   run   [--root DIR] [--socket PATH]   build and start the engine, print its DOCKER_HOST
   test  [nextest args…]                fmt, clippy, build, every test suite
   bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)
+  fuzz  [TARGET…] [--seconds N]        the cargo-fuzz targets in fuzz/, 600 s each
   vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>
   bundle [--debug] [--formats deb,appimage]  the installers this machine can build (target/bundle)
+  tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
   frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)";
 
-  tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
 fn main() -> ExitCode {
     match dispatch() {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,12 +47,13 @@ fn dispatch() -> anyhow::Result<()> {
         Some("run") => run::run(&rest),
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
+        Some("fuzz") => fuzz::fuzz(&rest),
         Some("vm-image") => vm_image::vm_image(&rest),
         Some("bundle") => bundle::bundle(&rest),
+        Some("tutorial-image") => tutorial::tutorial_image(&rest),
         Some("frontend") => {
             deps::ensure_packages(&["nodejs"])?;
             deps::build_frontend(rest.iter().any(|a| a == "--test"))
-        Some("tutorial-image") => tutorial::tutorial_image(&rest),
         }
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");

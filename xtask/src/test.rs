@@ -104,6 +104,14 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
                 &["bundle", "--debug", "--formats", "deb"],
             ),
         ),
+        // Every fuzz target for a few seconds; its build lives in target/fuzz.
+        (
+            "fuzz (bounded)",
+            with_args(
+                Command::new(std::env::current_exe().unwrap_or_else(|_| "xtask".into())),
+                &["fuzz", "--bounded"],
+            ),
+        ),
         (if nextest { "nextest" } else { "cargo test" }, tests),
     ];
 

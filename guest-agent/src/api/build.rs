@@ -18,7 +18,7 @@ use crate::build::{BuildRequest, Output};
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
 
-fn json_map(q: &Query, key: &str) -> Result<HashMap<String, String>, ApiError> {
+pub fn json_map(q: &Query, key: &str) -> Result<HashMap<String, String>, ApiError> {
     match q.get(key) {
         None => Ok(HashMap::new()),
         Some(raw) => {

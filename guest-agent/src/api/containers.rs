@@ -270,25 +270,7 @@ pub async fn prune(engine: &Engine) -> ApiResult {
 }
 
 pub fn list(engine: &Engine, q: &Query) -> ApiResult {
-    let raw = q.filters(LIST_FILTERS)?;
-    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
-    let exited = get("exited")
-        .iter()
-        .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid filter 'exited={v}'")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let filters = ListFilters {
-        all: q.flag("all"),
-        limit: q.get("limit").and_then(|l| l.parse().ok()),
-        status: get("status"),
-        name: get("name"),
-        id: get("id"),
-        label: get("label"),
-        ancestor: get("ancestor"),
-        exited,
-    };
+    let filters = list_filters(q)?;
     let mut rows = engine.containers.list(&filters);
     if q.flag("size") {
         for row in &mut rows {
@@ -298,6 +280,29 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
         }
     }
     json(StatusCode::OK, &rows)
+}
+
+/// `GET /containers/json`'s query: `all`, `limit` and the filters.
+pub fn list_filters(q: &Query) -> Result<ListFilters, ApiError> {
+    let raw = q.filters(LIST_FILTERS)?;
+    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
+    let exited = get("exited")
+        .iter()
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid filter 'exited={v}'")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ListFilters {
+        all: q.flag("all"),
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        status: get("status"),
+        name: get("name"),
+        id: get("id"),
+        label: get("label"),
+        ancestor: get("ancestor"),
+        exited,
+    })
 }
 
 /// `SizeRw` and `SizeRootFs` (the container's layer plus its image's).
@@ -560,7 +565,7 @@ impl DetachScanner {
 
 /// `detachKeys=ctrl-p,ctrl-q` (also single characters like `a`) → bytes. Empty keeps
 /// Docker's default.
-pub(super) fn parse_detach_keys(spec: Option<&str>) -> Result<Vec<u8>, ApiError> {
+pub fn parse_detach_keys(spec: Option<&str>) -> Result<Vec<u8>, ApiError> {
     let spec = spec.unwrap_or("ctrl-p,ctrl-q");
     spec.split(',')
         .map(|k| {
@@ -602,7 +607,7 @@ pub async fn resize(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     empty(StatusCode::OK)
 }
 
-fn log_options(q: &Query) -> Result<LogOptions, ApiError> {
+pub fn log_options(q: &Query) -> Result<LogOptions, ApiError> {
     let time = |k: &str| -> Result<Option<f64>, ApiError> {
         match q.get(k) {
             None => Ok(None),

@@ -17,7 +17,7 @@ const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
 
 /// `1700000000`, `1700000000.123456789`, an RFC 3339 time, or a Go duration like `10m`
 /// (that long ago) → Unix nanoseconds.
-fn parse_time(v: &str) -> Result<i64, ApiError> {
+pub fn parse_time(v: &str) -> Result<i64, ApiError> {
     const NANOS: i64 = 1_000_000_000;
     let bad = || ApiError::bad_request(format!("invalid timestamp: {v}"));
     if let Some((s, frac)) = v.split_once('.') {

@@ -20,7 +20,7 @@ use crate::images::{ImageFilters, Platform, Progress};
 const LIST_FILTERS: &[&str] = &["dangling", "reference", "label", "before", "since", "until"];
 const PRUNE_FILTERS: &[&str] = &["dangling", "label", "until"];
 
-fn parse_filters(q: &Query, allowed: &[&str]) -> Result<ImageFilters, ApiError> {
+pub fn parse_filters(q: &Query, allowed: &[&str]) -> Result<ImageFilters, ApiError> {
     let raw: HashMap<String, Vec<String>> = q.filters(allowed)?;
     let mut f = ImageFilters::default();
     for (k, vals) in raw {

@@ -28,6 +28,18 @@ use hyper::{Method, Request, Response, StatusCode};
 pub use error::ApiError;
 pub use request::Query;
 
+/// The handlers' parsing steps that need no engine: what the fuzz targets in `fuzz/`
+/// feed. Not an API of the crate.
+#[doc(hidden)]
+pub mod parsing {
+    pub use super::build::json_map;
+    pub use super::containers::{list_filters, log_options, parse_detach_keys};
+    pub use super::events::parse_time;
+    pub use super::images::parse_filters as image_filters;
+    pub use super::request::registry_auth;
+    pub use super::volumes::filters as volume_filters;
+}
+
 use crate::engine::Engine;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;

@@ -18,7 +18,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn filters(q: &Query, allowed: &[&str]) -> Result<(Filters, bool), ApiError> {
+pub fn filters(q: &Query, allowed: &[&str]) -> Result<(Filters, bool), ApiError> {
     let raw = q.filters(allowed)?;
     let mut f = Filters::default();
     let mut all = false;

@@ -8,7 +8,7 @@ pub use changes::apply as apply_change;
 pub mod config;
 pub mod exec;
 pub mod logs;
-mod names;
+pub mod names;
 mod net;
 mod record;
 pub mod stats;
@@ -1585,7 +1585,7 @@ const DEFAULT_LOG_MAX_SIZE: u64 = 100 << 20;
 const DEFAULT_LOG_MAX_FILES: u32 = 3;
 
 /// `--log-opt max-size=…,max-file=…` → (bytes per file, files kept).
-fn log_rotation(hc: &HostConfig) -> (u64, u32) {
+pub fn log_rotation(hc: &HostConfig) -> (u64, u32) {
     let opts = hc
         .log_config
         .as_ref()
@@ -1667,7 +1667,7 @@ fn process_alive(pid: i64) -> bool {
     pid > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
 }
 
-fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, ContainerError> {
+pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, ContainerError> {
     use std::str::FromStr;
     let bad = || ContainerError::InvalidArgument(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
