@@ -118,7 +118,8 @@ fn ensure_cargo_fuzz() -> anyhow::Result<()> {
         return Ok(());
     }
     let mut install = cargo();
-    install.args(["install", "cargo-fuzz", "--locked"]);
+    // Pinned, as every tool the suites install: a new release cannot change CI.
+    install.args(["install", "--locked", "cargo-fuzz@0.13.2"]);
     println!("cargo-fuzz missing; running `{}`", show(&install));
     run(&mut install)?;
     match version() {
