@@ -912,41 +912,97 @@ fn glob(root: &Path, pattern: &str) -> Vec<PathBuf> {
     current
 }
 
-fn segment_matches(pattern: &str, name: &str) -> bool {
-    fn m(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| m(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && m(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().position(|&c| c == ']') else {
-                    return false;
-                };
-                let Some(&c) = n.first() else { return false };
-                let class = &p[1..end];
-                let (negate, class) = match class.first() {
-                    Some('^') | Some('!') => (true, &class[1..]),
-                    _ => (false, class),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < class.len() {
-                    if i + 2 < class.len() && class[i + 1] == '-' {
-                        hit |= class[i] <= c && c <= class[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= class[i] == c;
-                        i += 1;
-                    }
-                }
-                hit != negate && m(&p[end + 1..], &n[1..])
+/// One element of a COPY source segment pattern.
+enum Tok {
+    Star,
+    Any,
+    Lit(char),
+    /// `[…]`: negated, then single chars and inclusive ranges.
+    Class(bool, Vec<(char, char)>),
+}
+
+impl Tok {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Tok::Star => false,
+            Tok::Any => true,
+            Tok::Lit(l) => *l == c,
+            Tok::Class(negate, ranges) => {
+                ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate
             }
-            Some(&c) => n.first() == Some(&c) && m(&p[1..], &n[1..]),
         }
     }
+}
+
+/// `None` for a pattern Go would reject as malformed (an unclosed `[`): it matches nothing.
+fn tokens(pattern: &str) -> Option<Vec<Tok>> {
     let p: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' => out.push(Tok::Star),
+            '?' => out.push(Tok::Any),
+            '[' => {
+                let end = i + p[i..].iter().position(|&c| c == ']')?;
+                let mut class = &p[i + 1..end];
+                let negate = matches!(class.first(), Some('^') | Some('!'));
+                if negate {
+                    class = &class[1..];
+                }
+                let mut ranges = Vec::new();
+                let mut j = 0;
+                while j < class.len() {
+                    if j + 2 < class.len() && class[j + 1] == '-' {
+                        ranges.push((class[j], class[j + 2]));
+                        j += 3;
+                    } else {
+                        ranges.push((class[j], class[j]));
+                        j += 1;
+                    }
+                }
+                out.push(Tok::Class(negate, ranges));
+                i = end;
+            }
+            c => out.push(Tok::Lit(c)),
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// Matches one path segment. Backtracks only to the last `*` seen, so the work is at
+/// most pattern × name steps: a Dockerfile's `COPY *a*a*a*a*b` against long names
+/// cannot stall the build (a recursive matcher is exponential in the number of `*`).
+fn segment_matches(pattern: &str, name: &str) -> bool {
+    let Some(p) = tokens(pattern) else {
+        return false;
+    };
     let n: Vec<char> = name.chars().collect();
-    m(&p, &n)
+    let (mut pi, mut ni) = (0, 0);
+    // Where the last `*` is in the pattern and how much of the name it has taken.
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some(Tok::Star) => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(t) if t.matches(n[ni]) => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    pi = sp + 1;
+                    ni = sn + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|t| matches!(t, Tok::Star))
 }
 
 #[cfg(test)]
@@ -959,6 +1015,16 @@ mod tests {
         assert!(!segment_matches("*.txt", "a.md"));
         assert!(segment_matches("f?[0-9]", "fa7"));
         assert!(!segment_matches("f[!a]", "fa"));
+        assert!(segment_matches("f[^a]", "fb"));
+        assert!(segment_matches("*", ""));
+        assert!(segment_matches("a*b*c", "aXbYbZc"));
+        assert!(!segment_matches("a*b*c", "aXbYbZ"));
+        assert!(segment_matches("*.tar.*", "x.tar.gz"));
+        assert!(!segment_matches("[a", "a"));
+        // Many stars against a long name that almost matches: instant, not exponential.
+        let name = "a".repeat(255);
+        assert!(!segment_matches(&format!("{}b", "*a".repeat(30)), &name));
+        assert!(segment_matches(&format!("{}a", "*a".repeat(30)), &name));
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("src/x")).unwrap();
         for f in ["src/a.rs", "src/b.rs", "src/c.md", "src/x/d.rs"] {
