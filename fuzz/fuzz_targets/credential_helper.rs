@@ -7,31 +7,10 @@
 
 #![no_main]
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 
-use berth::creds::{self, helper, Credentials, CredsError, Store};
+use berth::creds::{self, helper, memory::Memory, Credentials, CredsError};
 use libfuzzer_sys::fuzz_target;
-
-#[derive(Default)]
-struct Memory(RefCell<HashMap<String, String>>);
-
-impl Store for Memory {
-    fn set(&self, k: &str, v: &str) -> Result<(), CredsError> {
-        self.0.borrow_mut().insert(k.into(), v.into());
-        Ok(())
-    }
-    fn get(&self, k: &str) -> Result<String, CredsError> {
-        self.0.borrow().get(k).cloned().ok_or(CredsError::NotFound)
-    }
-    fn delete(&self, k: &str) -> Result<(), CredsError> {
-        self.0
-            .borrow_mut()
-            .remove(k)
-            .map(|_| ())
-            .ok_or(CredsError::NotFound)
-    }
-}
 
 const VERBS: &[&str] = &["store", "get", "erase", "list", "version", "bogus"];
 

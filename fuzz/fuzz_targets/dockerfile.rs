@@ -9,28 +9,6 @@ use std::collections::HashMap;
 use berth_agent::build::dockerfile;
 use libfuzzer_sys::fuzz_target;
 
-/// Docker's instructions: parse must refuse every other keyword.
-const KNOWN: &[&str] = &[
-    "FROM",
-    "RUN",
-    "CMD",
-    "LABEL",
-    "MAINTAINER",
-    "EXPOSE",
-    "ENV",
-    "ADD",
-    "COPY",
-    "ENTRYPOINT",
-    "VOLUME",
-    "USER",
-    "WORKDIR",
-    "ARG",
-    "ONBUILD",
-    "STOPSIGNAL",
-    "HEALTHCHECK",
-    "SHELL",
-];
-
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -41,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let mut vars: HashMap<String, String> = HashMap::new();
     for step in &steps {
         assert!(
-            KNOWN.contains(&step.keyword.as_str()),
+            dockerfile::KNOWN.contains(&step.keyword.as_str()),
             "parse accepted the unknown instruction {:?}",
             step.keyword
         );

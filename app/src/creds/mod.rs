@@ -261,13 +261,13 @@ pub fn list<S: Store + ?Sized>(s: &S) -> Result<BTreeMap<String, String>, CredsE
     index(s)
 }
 
-#[cfg(test)]
-pub(crate) mod memory {
+/// An in-memory store for the logic above the keychain: unit tests and the
+/// `credential_helper` fuzz target use it, so neither touches a real keychain.
+pub mod memory {
     use super::*;
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    /// An in-memory store for unit tests of the logic above the keychain.
     #[derive(Default)]
     pub struct Memory(pub RefCell<HashMap<String, String>>);
 

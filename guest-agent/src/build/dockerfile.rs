@@ -21,7 +21,8 @@ pub struct Instruction {
     pub line: usize,
 }
 
-const KNOWN: &[&str] = &[
+/// Docker's instructions: `parse` refuses every other keyword.
+pub const KNOWN: &[&str] = &[
     "FROM",
     "RUN",
     "CMD",
