@@ -7,9 +7,6 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -32,22 +29,6 @@ pub enum DaemonError {
     Signals(#[source] io::Error),
     #[error(transparent)]
     HostLink(#[from] crate::hostlink::HostLinkError),
-}
-
-/// Serves the Docker API on one connection, from the unix socket or the host
-/// link; HTTP upgrades (attach, exec) continue on the same stream.
-pub async fn serve_api<S>(engine: Arc<Engine>, stream: S)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| crate::api::handle(engine.clone(), req));
-    if let Err(e) = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await
-    {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
 }
 
 fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
@@ -135,7 +116,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                         continue;
                     }
                 };
-                tokio::spawn(serve_api(engine.clone(), stream));
+                tokio::spawn(crate::api::serve(engine.clone(), stream));
             }
             _ = shutdown.notified() => break,
             _ = term.recv() => break,

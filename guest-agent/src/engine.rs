@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bollard_stubs::models::{PluginsInfo, RegistryServiceConfig, SystemInfo};
@@ -110,6 +111,7 @@ impl Engine {
             config
                 .host_os
                 .map(|os| crate::volumes::hostpaths::HostPaths::new(os, &config.shares)),
+            Arc::new(crate::runtime::linux::LinuxRuntime),
         )?;
         images.set_events(events.clone());
         tracing::info!(ms = t.elapsed().as_millis() as u64, "engine state opened");
@@ -170,9 +172,7 @@ impl Engine {
             debug: Some(false),
             nfd: Some(count_dir("/proc/self/fd")),
             n_goroutines: Some(0),
-            system_time: Some(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            ),
+            system_time: Some(crate::clock::now()),
             logging_driver: Some("json-file".into()),
             cgroup_driver: Some(bollard_stubs::models::SystemInfoCgroupDriverEnum::CGROUPFS),
             cgroup_version: Some(if h.cgroup_version == "2" {

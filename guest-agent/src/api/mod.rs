@@ -12,6 +12,7 @@ mod images;
 mod networks;
 mod progress;
 mod request;
+mod serve;
 mod system;
 pub mod version;
 mod volumes;
@@ -27,6 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 pub use error::ApiError;
 pub use request::Query;
+pub use serve::serve;
 
 /// The handlers' parsing steps that need no engine: what the fuzz targets in `fuzz/`
 /// feed. Not an API of the crate.

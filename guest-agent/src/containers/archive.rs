@@ -1,4 +1,6 @@
-//! `docker cp`: stat, read and write paths inside a container's root filesystem.
+//! `docker cp` and `docker diff`: stat, read and write paths inside a container's root
+//! filesystem (its own mount namespace while it runs, its rootfs mounted for the
+//! occasion while it does not), and the changes in its own layer.
 //! Paths are resolved the way the container sees them: symlinks are followed inside
 //! the rootfs (an absolute link target means the container's `/`), never out of it.
 
@@ -8,7 +10,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use super::ContainerError;
+use super::{io_err, ContainerError, ContainerService};
+use crate::runtime::rootfs::RootfsDirs;
 
 /// `X-Docker-Container-Path-Stat`, base64 JSON of this.
 #[derive(Debug, Serialize)]
@@ -127,9 +130,9 @@ pub fn stat(root: &Path, path: &str) -> Result<PathStat, ContainerError> {
         name,
         size: m.len() as i64,
         mode: go_mode(&m),
-        mtime: chrono::DateTime::from_timestamp(m.mtime(), m.mtime_nsec() as u32)
-            .unwrap_or_default()
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        mtime: crate::clock::rfc3339(
+            chrono::DateTime::from_timestamp(m.mtime(), m.mtime_nsec() as u32).unwrap_or_default(),
+        ),
         link_target,
     })
 }
@@ -243,6 +246,67 @@ pub fn extract(root: &Path, path: &str, tar: &[u8]) -> Result<(), ContainerError
     crate::images::unpack::unpack_plain(tar, &host)
         .map_err(|e| ContainerError::InvalidArgument(format!("copying into the container: {e}")))?;
     Ok(())
+}
+
+impl ContainerService {
+    /// Runs `f` with the container's root filesystem mounted (temporarily, if the
+    /// container is not running), on the blocking pool.
+    pub async fn with_rootfs<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        let rec = self.record(name)?;
+        let dir = self.container_dir(&rec.id);
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || {
+            let dirs = RootfsDirs::under(&dir);
+            let temporary = !rec.running();
+            if temporary {
+                runtime
+                    .mount_rootfs(&rec.layers, &dirs)
+                    .map_err(io_err("mounting the container's root filesystem"))?;
+            }
+            let result = f(&dirs.merged);
+            if temporary {
+                let _ = runtime.unmount_rootfs(&dirs);
+            }
+            result
+        })
+        .await
+        .map_err(|e| ContainerError::Io {
+            context: "container filesystem access".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
+    /// `docker cp`'s view of the container: a running container is seen through its own
+    /// mount namespace (`/proc/<pid>/root`), so copies into volumes, bind mounts and
+    /// tmpfs mounts land in them, as with dockerd; a stopped one through its rootfs.
+    pub async fn with_view<T: Send + 'static>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        let rec = self.record(name)?;
+        if rec.running() && rec.state.pid > 0 {
+            let root = PathBuf::from(format!("/proc/{}/root", rec.state.pid));
+            return tokio::task::spawn_blocking(move || f(&root))
+                .await
+                .map_err(|e| ContainerError::Io {
+                    context: "container filesystem access".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
+        self.with_rootfs(name, f).await
+    }
+
+    /// `docker diff`.
+    pub fn diff(&self, name: &str) -> Result<Vec<(String, u8)>, ContainerError> {
+        let rec = self.record(name)?;
+        let upper = RootfsDirs::under(&self.container_dir(&rec.id)).upper;
+        Ok(diff(&upper, &rec.layers))
+    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use bollard_stubs::models::{ExecInspectResponse, ProcessConfig as ApiProcessConfig};
 use tokio::sync::watch;
 
-use super::{io_err, runtime_configs, spawn_shim, ContainerError, ContainerService, Life};
+use super::bundle::runtime_configs;
+use super::lifecycle::start_error_message_for;
+use super::{io_err, ContainerError, ContainerService, Life};
 use crate::runtime::rootfs::RootfsDirs;
-use crate::runtime::shim::read_exit;
-use crate::runtime::spec;
+use crate::runtime::{spec, StartRequest};
 
 /// What `POST /containers/{id}/exec` asks for.
 #[derive(Debug, Clone, Default)]
@@ -127,26 +128,28 @@ impl ContainerService {
         std::fs::write(dir.join("process.json"), json).map_err(io_err("writing process.json"))?;
         self.exec_entry(id, |e| e.started = true)?;
         // An exec's own output is not rotated: it lives as long as the exec.
-        match spawn_shim(
-            &container_id,
-            &cdir,
-            req.attach_stdin,
-            Some(&dir),
-            (u64::MAX, 1),
-        )
-        .await
-        {
-            Ok((child, pid)) => {
+        let started = self
+            .runtime
+            .start(StartRequest {
+                id: &container_id,
+                bundle: &cdir,
+                open_stdin: req.attach_stdin,
+                exec_dir: Some(&dir),
+                log_rotation: (u64::MAX, 1),
+            })
+            .await;
+        match started {
+            Ok(started) => {
                 self.exec_entry(id, |e| {
-                    e.pid = pid;
+                    e.pid = started.pid;
                     e.life.send_modify(|l| l.running = true);
                 })?;
                 let svc = self.clone();
                 let id = id.to_string();
+                let exited = started.exited;
                 tokio::spawn(async move {
-                    let mut child = child;
-                    let _ = child.wait().await;
-                    let (code, error) = match read_exit(&dir) {
+                    exited.await;
+                    let (code, error) = match svc.runtime.exit_record(&dir) {
                         Some(x) => (x.exit_code as i64, x.error),
                         None => (255, "the exec's shim exited without a status".into()),
                     };
@@ -162,7 +165,8 @@ impl ContainerService {
                 });
                 Ok(())
             }
-            Err((code, message)) => {
+            Err(failure) => {
+                let (code, message) = (failure.code, failure.detail);
                 self.exec_entry(id, |e| {
                     e.life.send_modify(|l| {
                         l.exits += 1;
@@ -171,7 +175,7 @@ impl ContainerService {
                     })
                 })?;
                 Err(ContainerError::Start {
-                    message: super::start_error_message_for(
+                    message: start_error_message_for(
                         req.cmd.first().map(String::as_str).unwrap_or(""),
                         code,
                         &message,

@@ -1,5 +1,6 @@
-//! A container's side of networking: which networks it asked for, the `/etc` files it
-//! gets, its published ports, and how both show in `inspect` and `ps`.
+//! A container's side of networking: which networks it asked for, wiring it at start
+//! (endpoints, `/etc` files, published ports), `network connect`/`disconnect` of
+//! created and running containers, and how all of it shows in `inspect` and `ps`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -9,8 +10,9 @@ use bollard_stubs::models::{
     PortSummaryTypeEnum,
 };
 
+use super::bundle::BundleNet;
 use super::record::ContainerRecord;
-use super::ContainerError;
+use super::{ContainerError, ContainerService};
 use crate::network::ports::{self, Binding, Proto};
 use crate::network::{etc, EndpointRequest, NetworkService, Wiring};
 use crate::runtime::spec::{NetworkNamespace, UserMount};
@@ -268,4 +270,174 @@ pub fn summary_ports(rec: &ContainerRecord, bindings: &[Binding]) -> Vec<PortSum
         }
     }
     out
+}
+
+/// Network failures at create/start, with dockerd's statuses.
+pub(super) fn net_err(e: crate::network::NetworkError) -> ContainerError {
+    use crate::network::NetworkError as N;
+    match e {
+        N::NotFound(n) => ContainerError::NotFound(format!("network {n} not found")),
+        N::InvalidArgument(m) => ContainerError::InvalidArgument(m),
+        N::Conflict(m) | N::Forbidden(m) => ContainerError::Conflict(m),
+        other => ContainerError::Start {
+            message: other.to_string(),
+            exit_code: 128,
+        },
+    }
+}
+
+impl ContainerService {
+    /// dockerd's `network connect` / `disconnect` events (Actor: the network).
+    pub(super) fn network_event(
+        &self,
+        action: &str,
+        network_id: &str,
+        network: &str,
+        container: &str,
+    ) {
+        self.events.emit(
+            bollard_stubs::models::EventMessageTypeEnum::NETWORK,
+            action,
+            network_id,
+            vec![
+                ("container".to_string(), container.to_string()),
+                ("name".to_string(), network.to_string()),
+                ("type".to_string(), "bridge".to_string()),
+            ],
+        );
+    }
+
+    /// Connects the container to its networks, writes its `/etc` files and publishes its
+    /// ports; returns the updated record and what the bundle needs.
+    pub(super) async fn wire_network(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<(ContainerRecord, BundleNet), ContainerError> {
+        let mode = mode(rec);
+        let requests = endpoint_requests(rec);
+        let wiring = self
+            .network
+            .attach(&rec.id, &rec.name, &mode, &requests, |other| {
+                let id = self.resolve(other).ok()?;
+                let running = self.record(&id).ok()?.running();
+                running.then(|| self.network.netns_of(&id)).flatten()
+            })
+            .await
+            .map_err(net_err)?;
+        let rec = self.update(&rec.id, |r| record_wiring(r, &wiring))?;
+        for (name, ep) in &wiring.endpoints {
+            self.network_event("connect", &ep.network_id, name, &rec.id);
+        }
+        let dir = self.container_dir(&rec.id);
+        let mounts = write_etc(&dir, &rec, &wiring)?;
+        self.publish_ports(&rec).await?;
+        Ok((
+            rec,
+            BundleNet {
+                mounts,
+                namespace: namespace(&wiring),
+            },
+        ))
+    }
+
+    /// `docker network connect`: a created container gets the network at its next
+    /// start; a running one gets a new interface now.
+    pub async fn connect(
+        &self,
+        name: &str,
+        network: &str,
+        settings: bollard_stubs::models::EndpointSettings,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        let mode = mode(&rec);
+        if !is_network(&mode) {
+            return Err(ContainerError::InvalidArgument(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network ({mode})"
+            )));
+        }
+        if rec.networks.contains_key(network) {
+            return Err(ContainerError::Conflict(format!(
+                "endpoint with name {} already exists in network {network}",
+                rec.name
+            )));
+        }
+        if rec.running() {
+            let netns = self.network.netns_of(&rec.id).ok_or_else(|| {
+                ContainerError::Conflict("the container's network namespace is gone".into())
+            })?;
+            let req = crate::network::EndpointRequest {
+                network: network.to_string(),
+                aliases: settings.aliases.clone().unwrap_or_default(),
+                ipv4: settings
+                    .ipam_config
+                    .as_ref()
+                    .and_then(|c| c.ipv4_address.as_deref())
+                    .and_then(|ip| ip.parse().ok()),
+            };
+            let wiring = self
+                .network
+                .connect_running(&rec.id, &rec.name, &req, &netns, rec.networks.len())
+                .await
+                .map_err(net_err)?;
+            self.update(&rec.id, |r| {
+                r.networks.insert(network.to_string(), settings.clone());
+                record_wiring(r, &wiring);
+            })?;
+        } else {
+            self.update(&rec.id, |r| {
+                r.networks.insert(network.to_string(), settings.clone());
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `docker network disconnect`: a running container loses the interface now.
+    pub async fn disconnect(
+        &self,
+        name: &str,
+        network: &str,
+        _force: bool,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        if !rec.networks.contains_key(network) {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not connected to network {network}",
+                rec.id
+            )));
+        }
+        if rec.running() {
+            self.network
+                .disconnect_running(&rec.id, network)
+                .await
+                .map_err(net_err)?;
+        }
+        self.update(&rec.id, |r| {
+            // As dockerd, the network mode stays: Compose disconnects a created
+            // container from its primary network and connects it again with aliases.
+            r.networks.remove(network);
+        })?;
+        Ok(())
+    }
+
+    /// Binds the container's published ports to its first network address.
+    pub(super) async fn publish_ports(&self, rec: &ContainerRecord) -> Result<(), ContainerError> {
+        let wanted = wanted_ports(rec)?;
+        if wanted.is_empty() || !is_network(&mode(rec)) {
+            return Ok(());
+        }
+        let target = rec
+            .networks
+            .values()
+            .filter_map(|s| s.ip_address.as_deref()?.parse().ok())
+            .next();
+        let Some(target) = target else {
+            return Ok(());
+        };
+        self.network
+            .ports
+            .publish(&rec.id, &rec.name, target, &wanted)
+            .await
+            .map(|_| ())
+            .map_err(net_err)
+    }
 }

@@ -100,7 +100,7 @@ where
 {
     match port {
         berth_proto::API_PORT => {
-            tokio::spawn(crate::daemon::serve_api(engine, stream));
+            tokio::spawn(crate::api::serve(engine, stream));
         }
         berth_proto::CONTROL_PORT => {
             tokio::spawn(control::run(engine, stream, shutdown));

@@ -54,10 +54,6 @@ fn digest_of(h: Sha256) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
 impl ImageService {
     /// Packs `upper` into a new layer on top of `parent`; returns the new image id.
     pub fn commit(&self, req: CommitRequest<'_>) -> Result<String, ImageError> {
@@ -76,7 +72,7 @@ impl ImageService {
         )?;
 
         let mut cfg: ConfigFile = (*parent_cfg).clone();
-        let created = now();
+        let created = crate::clock::now();
         cfg.created = Some(created.clone());
         cfg.author = req.author.clone().filter(|a| !a.is_empty());
         cfg.comment = req.comment.clone().filter(|c| !c.is_empty());
@@ -216,7 +212,7 @@ impl ImageService {
             |w| io::copy(&mut decoded, w).map(|_| ()),
             "reading the imported tar",
         )?;
-        let created = now();
+        let created = crate::clock::now();
         let cfg = ConfigFile {
             architecture: self.platform.architecture.clone(),
             os: "linux".into(),

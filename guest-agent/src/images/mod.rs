@@ -331,7 +331,7 @@ impl ImageService {
         let id = resolve_in(&cat, source)?;
         cat.data.tags.insert(full_tagged(&target), id.clone());
         if let Some(rec) = cat.data.images.get_mut(&id) {
-            rec.last_tag_time = Some(now_rfc3339());
+            rec.last_tag_time = Some(crate::clock::now());
         }
         cat.save()?;
         self.emit("tag", &id, Some(&target.to_string()));
@@ -680,10 +680,6 @@ fn deleted(id: &str) -> ImageDeleteResponseItem {
         untagged: None,
         deleted: Some(id.to_string()),
     }
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// Docker's `label` filter: every `key` or `key=value` must match. Shared by image,

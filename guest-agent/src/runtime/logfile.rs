@@ -1,9 +1,22 @@
-//! The container's json-file log with Docker's `max-size`/`max-file` rotation:
-//! `container.log` is the live file, `container.log.1` the newest rotated one.
+//! The container's json-file log: the line format (one JSON object per chunk of
+//! output, as dockerd's json-file driver writes it) and Docker's `max-size`/`max-file`
+//! rotation: `container.log` is the live file, `container.log.1` the newest rotated one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+/// One json-file log line.
+pub fn log_line(stream: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = serde_json::to_vec(&serde_json::json!({
+        "log": String::from_utf8_lossy(data),
+        "stream": stream,
+        "time": crate::clock::now(),
+    }))
+    .unwrap_or_default();
+    out.push(b'\n');
+    out
+}
 
 pub struct RotatingLog {
     path: PathBuf,
@@ -94,6 +107,15 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_lines_are_json_file_entries() {
+        let l = String::from_utf8(super::log_line("stdout", b"hi\n")).unwrap();
+        assert!(
+            l.starts_with(r#"{"log":"hi\n","stream":"stdout","time":""#),
+            "{l}"
+        );
+    }
+
     use super::*;
 
     /// Found while writing the `api_request` fuzz target (by reading): `--log-opt

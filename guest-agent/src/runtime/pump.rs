@@ -10,8 +10,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::attach_proto::{Decoder, Frame};
-use super::logfile::RotatingLog;
-use super::shim::log_line;
+use super::logfile::{log_line, RotatingLog};
 
 struct Output {
     stream: &'static str,

@@ -126,22 +126,6 @@ impl ShimArgs {
     }
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
-
-/// One json-file log line.
-pub fn log_line(stream: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = serde_json::to_vec(&serde_json::json!({
-        "log": String::from_utf8_lossy(data),
-        "stream": stream,
-        "time": now(),
-    }))
-    .unwrap_or_default();
-    out.push(b'\n');
-    out
-}
-
 /// Runs the shim to completion; returns the container's exit code.
 pub fn run(args: ShimArgs) -> Result<i32, ShimError> {
     // SAFETY: the daemon passed this descriptor to us for exactly this purpose and
@@ -395,7 +379,7 @@ pub fn exec_failure_code(message: &str) -> i32 {
 fn record_exit(bundle: &Path, code: i32, error: &str) -> Result<(), ShimError> {
     let record = ExitRecord {
         exit_code: code,
-        finished_at: now(),
+        finished_at: crate::clock::now(),
         error: error.to_string(),
     };
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
@@ -450,15 +434,6 @@ pub fn read_exit(bundle: &Path) -> Option<ExitRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_lines_are_json_file_entries() {
-        let l = String::from_utf8(log_line("stdout", b"hi\n")).unwrap();
-        assert!(
-            l.starts_with(r#"{"log":"hi\n","stream":"stdout","time":""#),
-            "{l}"
-        );
-    }
 
     #[test]
     fn parses_args() {

@@ -1,0 +1,85 @@
+//! Removing containers: `docker rm [-f] [-v]` and `docker container prune`.
+
+use std::time::Duration;
+
+use bollard_stubs::models::ContainerPruneResponse;
+
+use super::{io_err, ContainerError, ContainerService};
+use crate::fsutil::remove_tree_via;
+use crate::runtime::rootfs::RootfsDirs;
+
+impl ContainerService {
+    /// `docker rm [-f] [-v]`: `-v` also removes the container's anonymous volumes
+    /// that no other container references.
+    pub async fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        remove_volumes: bool,
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        let id = rec.id.clone();
+        if rec.running() {
+            if !force {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            if rec.state.paused {
+                let _ = self.set_paused(&id, false).await;
+            }
+            let mut rx = self.life(&id)?;
+            let exits = rx.borrow().exits;
+            let _ = self.send_signal(rec.state.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                rx.wait_for(|l| l.exits > exits || l.removed),
+            )
+            .await;
+        }
+        let removed = self.lock().remove(&id);
+        let Some(entry) = removed else {
+            return Ok(()); // removed concurrently (e.g. --rm)
+        };
+        let dir = self.container_dir(&id);
+        let _ = self.runtime.unmount_rootfs(&RootfsDirs::under(&dir));
+        self.volumes.unmount_container(&id);
+        self.volumes.release(&id);
+        if remove_volumes {
+            for m in entry.rec.mounts.iter().filter(|m| m.anonymous) {
+                if let Err(e) = self.volumes.remove(&m.name, true) {
+                    tracing::warn!(container = %id, volume = %m.name, error = %e, "keeping volume");
+                }
+            }
+        }
+        let trash = self.trash.clone();
+        let result = tokio::task::spawn_blocking(move || remove_tree_via(&dir, &trash))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r);
+        entry.life.send_modify(|l| l.removed = true);
+        self.emit(&entry.rec, "destroy", &[]);
+        result.map_err(io_err(format!("removing container {id}")))
+    }
+
+    /// `docker container prune`: every stopped container.
+    pub async fn prune(&self) -> Result<ContainerPruneResponse, ContainerError> {
+        let stopped: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| !e.rec.running())
+            .map(|e| e.rec.id.clone())
+            .collect();
+        let mut deleted = Vec::new();
+        for id in stopped {
+            if self.remove(&id, false, false).await.is_ok() {
+                deleted.push(id);
+            }
+        }
+        Ok(ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        })
+    }
+}
