@@ -5,6 +5,7 @@ mod bench;
 mod bundle;
 mod deps;
 mod fuzz;
+mod layout;
 mod ping;
 mod proc;
 mod run;
@@ -26,7 +27,8 @@ usage: cargo xtask <command>
   vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>
   bundle [--debug] [--formats deb,appimage]  the installers this machine can build (target/bundle)
   tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
-  frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)";
+  frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)
+  layout [DIR]                         no source file over 800 lines, no import loop between modules";
 
 fn main() -> ExitCode {
     match dispatch() {
@@ -51,6 +53,10 @@ fn dispatch() -> anyhow::Result<()> {
         Some("vm-image") => vm_image::vm_image(&rest),
         Some("bundle") => bundle::bundle(&rest),
         Some("tutorial-image") => tutorial::tutorial_image(&rest),
+        Some("layout") => match rest.first() {
+            Some(dir) => layout::layout(std::path::Path::new(dir)),
+            None => layout::layout(&proc::workspace_root()),
+        },
         Some("frontend") => {
             deps::ensure_packages(&["nodejs"])?;
             deps::build_frontend(rest.iter().any(|a| a == "--test"))

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use bollard_stubs::models::{ExecConfig, ExecStartConfig};
 
-use super::containers::{
+use super::attach::{
     forward_input, output_stream, stream_response, upgraded_response, write_all_and_close, Until,
 };
 use super::{empty, json, ApiError, ApiResult, Query};

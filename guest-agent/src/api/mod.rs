@@ -2,6 +2,7 @@
 //! puts on every answer. Handlers live in one module per resource and stay thin: they
 //! parse the request, call the domain, and map its typed error to a status.
 
+mod attach;
 mod auth;
 mod build;
 mod containers;
@@ -34,8 +35,9 @@ pub use serve::serve;
 /// feed. Not an API of the crate.
 #[doc(hidden)]
 pub mod parsing {
+    pub use super::attach::{log_options, parse_detach_keys};
     pub use super::build::json_map;
-    pub use super::containers::{list_filters, log_options, parse_detach_keys};
+    pub use super::containers::list_filters;
     pub use super::events::parse_time;
     pub use super::images::parse_filters as image_filters;
     pub use super::request::registry_auth;
@@ -201,10 +203,8 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         }
         (&Method::POST, ["containers", id, "wait"]) => containers::wait(&engine, id, &query),
         (&Method::POST, ["containers", id, "rename"]) => containers::rename(&engine, id, &query),
-        (&Method::POST, ["containers", id, "resize"]) => {
-            containers::resize(&engine, id, &query).await
-        }
-        (&Method::GET, ["containers", id, "logs"]) => containers::logs(&engine, id, &query),
+        (&Method::POST, ["containers", id, "resize"]) => attach::resize(&engine, id, &query).await,
+        (&Method::GET, ["containers", id, "logs"]) => attach::logs(&engine, id, &query),
         (&Method::GET, ["containers", id, "stats"]) => {
             let id = id.to_string();
             containers::stats(engine.clone(), &id, &query).await
@@ -232,7 +232,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         }
         (&Method::POST, ["containers", id, "attach"]) => {
             let id = id.to_string();
-            containers::attach(engine.clone(), &id, &query, req).await
+            attach::attach(engine.clone(), &id, &query, req).await
         }
         (&Method::DELETE, ["containers", id]) => containers::remove(&engine, id, &query).await,
         (&Method::POST, ["containers", id, "exec"]) => {

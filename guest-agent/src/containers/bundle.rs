@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::HostConfig;
 
-use super::{archive, config, exec, io_err, ContainerError, ContainerRecord};
+use super::net::BundleNet;
+use super::{archive, config, io_err, ContainerError, ContainerRecord};
 use crate::runtime::rootfs::RootfsDirs;
 use crate::runtime::{spec, ContainerRuntime};
 use crate::volumes::mounts::Kind;
@@ -37,10 +38,18 @@ pub fn log_rotation(hc: &HostConfig) -> (u64, u32) {
     (size, files)
 }
 
-/// The network half of a bundle: `/etc` file mounts and the namespace to join.
-pub(super) struct BundleNet {
-    pub(super) mounts: Vec<spec::UserMount>,
-    pub(super) namespace: spec::NetworkNamespace,
+/// What `POST /containers/{id}/exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub tty: bool,
+    pub privileged: bool,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
 }
 
 /// Mounts the rootfs and writes `config.json` for the runtime (blocking work).
@@ -158,7 +167,7 @@ fn user_mounts(
 pub(super) fn runtime_configs(
     rec: &ContainerRecord,
     rootfs: &Path,
-    exec: Option<&exec::ExecRequest>,
+    exec: Option<&ExecRequest>,
 ) -> Result<(spec::ProcessConfig, spec::ContainerConfig), ContainerError> {
     let user_spec = exec
         .and_then(|e| e.user.clone())

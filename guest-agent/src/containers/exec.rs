@@ -10,24 +10,10 @@ use bollard_stubs::models::{ExecInspectResponse, ProcessConfig as ApiProcessConf
 use tokio::sync::watch;
 
 use super::bundle::runtime_configs;
-use super::lifecycle::start_error_message_for;
-use super::{io_err, ContainerError, ContainerService, Life};
+pub use super::bundle::ExecRequest;
+use super::{io_err, start_error_message_for, ContainerError, ContainerService, Life};
 use crate::runtime::rootfs::RootfsDirs;
 use crate::runtime::{spec, StartRequest};
-
-/// What `POST /containers/{id}/exec` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct ExecRequest {
-    pub cmd: Vec<String>,
-    pub env: Vec<String>,
-    pub user: Option<String>,
-    pub working_dir: Option<String>,
-    pub tty: bool,
-    pub privileged: bool,
-    pub attach_stdin: bool,
-    pub attach_stdout: bool,
-    pub attach_stderr: bool,
-}
 
 pub struct ExecEntry {
     container_id: String,

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bundle::{log_rotation, prepare_bundle};
-use super::{config, net};
+use super::net;
 use super::{
-    io_err, ContainerError, ContainerRecord, ContainerService, Life, Status, WaitCondition,
+    io_err, start_error_message, ContainerError, ContainerRecord, ContainerService, Life, Status,
+    WaitCondition,
 };
 use crate::clock::now;
 use crate::runtime::rootfs::RootfsDirs;
@@ -397,7 +398,7 @@ impl ContainerService {
 /// Whether (and after how long) a container that exited with `code` is restarted by
 /// its policy. The delay doubles from 100 ms per restart, capped at 10 s, as dockerd's
 /// backoff does.
-fn restart_delay(rec: &ContainerRecord, code: i64) -> Option<Duration> {
+pub(super) fn restart_delay(rec: &ContainerRecord, code: i64) -> Option<Duration> {
     use bollard_stubs::models::RestartPolicyNameEnum as P;
     if rec.manually_stopped {
         return None;
@@ -425,27 +426,6 @@ pub(super) fn apply_exit(r: &mut ContainerRecord, code: i64, error: &str, finish
     r.state.exit_code = code;
     r.state.error = error.to_string();
     r.state.finished_at = Some(finished.to_string());
-}
-
-/// dockerd's wording, which the CLI turns into exit status 127/126.
-pub(super) fn start_error_message(rec: &ContainerRecord, code: i64, detail: &str) -> String {
-    let cmd = config::command(&rec.config)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    start_error_message_for(&cmd, code, detail)
-}
-
-pub(super) fn start_error_message_for(cmd: &str, code: i64, detail: &str) -> String {
-    match code {
-        127 => format!(
-            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": executable file not found in $PATH: unknown"
-        ),
-        126 => format!(
-            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": permission denied: unknown ({detail})"
-        ),
-        _ => format!("failed to start container: {detail}"),
-    }
 }
 
 pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, ContainerError> {

@@ -272,6 +272,27 @@ impl ContainerService {
     }
 }
 
+/// dockerd's wording, which the CLI turns into exit status 127/126.
+fn start_error_message(rec: &ContainerRecord, code: i64, detail: &str) -> String {
+    let cmd = config::command(&rec.config)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    start_error_message_for(&cmd, code, detail)
+}
+
+fn start_error_message_for(cmd: &str, code: i64, detail: &str) -> String {
+    match code {
+        127 => format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": executable file not found in $PATH: unknown"
+        ),
+        126 => format!(
+            "failed to create task for container: failed to create shim task: OCI runtime create failed: exec: \"{cmd}\": permission denied: unknown ({detail})"
+        ),
+        _ => format!("failed to start container: {detail}"),
+    }
+}
+
 fn resolve_in(map: &HashMap<String, Entry>, name: &str) -> Result<String, ContainerError> {
     let not_found = || ContainerError::NotFound(name.to_string());
     if name.is_empty() {

@@ -10,12 +10,11 @@ use bollard_stubs::models::{
     PortSummaryTypeEnum,
 };
 
-use super::bundle::BundleNet;
 use super::record::ContainerRecord;
 use super::{ContainerError, ContainerService};
 use crate::network::ports::{self, Binding, Proto};
 use crate::network::{etc, EndpointRequest, NetworkService, Wiring};
-use crate::runtime::spec::{NetworkNamespace, UserMount};
+use crate::runtime::spec::{self, NetworkNamespace, UserMount};
 
 /// The network mode, with Docker's spelling of the default.
 pub fn mode(rec: &ContainerRecord) -> String {
@@ -270,6 +269,12 @@ pub fn summary_ports(rec: &ContainerRecord, bindings: &[Binding]) -> Vec<PortSum
         }
     }
     out
+}
+
+/// The network half of a bundle: `/etc` file mounts and the namespace to join.
+pub(super) struct BundleNet {
+    pub(super) mounts: Vec<spec::UserMount>,
+    pub(super) namespace: spec::NetworkNamespace,
 }
 
 /// Network failures at create/start, with dockerd's statuses.
