@@ -51,6 +51,14 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
             "fmt",
             with_args(cargo(), &["fmt", "--all", "--", "--check"]),
         ),
+        // No file over 800 lines, no import loop between modules.
+        (
+            "layout",
+            with_args(
+                Command::new(std::env::current_exe().unwrap_or_else(|_| "xtask".into())),
+                &["layout"],
+            ),
+        ),
         // vitest, then the build the desktop crate embeds (clippy needs it too).
         (
             "frontend",
