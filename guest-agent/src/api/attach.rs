@@ -347,8 +347,9 @@ pub fn logs(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     ))
 }
 
-/// `POST /containers/{id}/attach`: hijacks the connection (101 UPGRADED) and streams
-/// the container's output until it exits. Input is not forwarded yet.
+/// `POST /containers/{id}/attach`: hijacks the connection (101 UPGRADED), streams the
+/// container's output until it exits and forwards the client's input to its stdin
+/// until the detach keys.
 pub async fn attach(
     engine: Arc<Engine>,
     name: &str,
