@@ -5,8 +5,10 @@
 //! LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD) update the config the next commit
 //! writes. No layer cache, multi-stage, `.dockerignore` or remote ADD yet.
 
+pub mod args;
 pub mod cache;
 pub mod dockerfile;
+pub mod stages;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
