@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::dockerfile::{self, Instruction};
 use super::exec::{commit, create_container};
-use super::{cache, cached, config_json, short, BuildError, BuildRequest, Output, State};
+use super::{cache, config_json, hit, short, BuildError, BuildRequest, Output, State};
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
 
@@ -139,13 +139,7 @@ pub(super) async fn copy_step(
         &config_json(&st.config),
         &inputs,
     ]);
-    if let Some(id) = cached(images, req, &key) {
-        let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
-        let _ = out
-            .send(Output::Stream(format!(" ---> {}\n", short(&id))))
-            .await;
-        st.image = id;
-        st.dirty = false;
+    if hit(images, req, &key, st, out).await {
         return Ok(());
     }
     let cid = create_container(images, containers, st, None)?;

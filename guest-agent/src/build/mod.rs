@@ -216,14 +216,7 @@ async fn run(
                 &config_json(&st.config),
                 &vars.join("\n"),
             ]);
-            if let Some(id) = cached(images, req, &key) {
-                let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
-                let _ = out
-                    .send(Output::Stream(format!(" ---> {}\n", short(&id))))
-                    .await;
-                st.image = id;
-                st.dirty = false;
-            } else {
+            if !hit(images, req, &key, st, out).await {
                 exec::run_step(images, containers, st, step, out).await?;
                 req.cache.put(&key, &st.image);
             }
@@ -276,6 +269,27 @@ async fn finish_stage(
         }
     }
     Ok(st.image)
+}
+
+/// Whether the cache has the step; on a hit its image becomes the stage's, as dockerd
+/// reports it.
+async fn hit(
+    images: &ImageService,
+    req: &BuildRequest,
+    key: &str,
+    st: &mut State,
+    out: &mpsc::Sender<Output>,
+) -> bool {
+    let Some(id) = cached(images, req, key) else {
+        return false;
+    };
+    let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
+    let _ = out
+        .send(Output::Stream(format!(" ---> {}\n", short(&id))))
+        .await;
+    st.image = id;
+    st.dirty = false;
+    true
 }
 
 /// The image a cached step produced, if the cache has it and the image still exists.
