@@ -36,13 +36,15 @@ fn line(v: serde_json::Value) -> Bytes {
     Bytes::from(b)
 }
 
-/// `--pull`: every image a FROM names (not earlier stages) is pulled again first, with
-/// the credentials the CLI sent for its registry in `X-Registry-Config`.
+/// `--pull`: every image a FROM of the build names (not earlier stages, not
+/// `scratch`) is pulled again first, with the credentials the CLI sent for its
+/// registry in `X-Registry-Config`.
 async fn pull_bases(
     engine: &Arc<Engine>,
     dir: &std::path::Path,
     dockerfile: &str,
     build_args: &HashMap<String, String>,
+    target: Option<&str>,
     registry_config: Option<&str>,
 ) -> Result<(), ApiError> {
     use base64::Engine as _;
@@ -56,51 +58,31 @@ async fn pull_bases(
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let text = std::fs::read_to_string(dir.join(dockerfile)).unwrap_or_default();
-    let steps =
+    let instructions =
         crate::build::dockerfile::parse(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let mut args: HashMap<String, String> = HashMap::new();
-    let mut stages: Vec<String> = Vec::new();
-    for s in &steps {
-        match s.keyword.as_str() {
-            "ARG" if stages.is_empty() => {
-                let (k, d) = s.rest.split_once('=').unwrap_or((s.rest.as_str(), ""));
-                let v = build_args
-                    .get(k.trim())
-                    .cloned()
-                    .unwrap_or_else(|| d.trim().to_string());
-                args.insert(k.trim().to_string(), v);
-            }
-            "FROM" => {
-                let words: Vec<&str> = s.rest.split_whitespace().collect();
-                let name =
-                    crate::build::dockerfile::expand(words.first().copied().unwrap_or(""), &args);
-                let earlier_stage = stages.contains(&name.to_lowercase());
-                if let [_, _, alias] = words.as_slice() {
-                    stages.push(alias.to_lowercase());
-                }
-                if name == "scratch" || earlier_stage {
-                    continue;
-                }
-                let r = ImageRef::parse(&name)?;
-                let key = if r.registry() == "docker.io" {
-                    "https://index.docker.io/v1/".to_string()
-                } else {
-                    r.registry().to_string()
-                };
-                let header = configs
-                    .get(&key)
-                    .map(|v| base64::engine::general_purpose::URL_SAFE.encode(v.to_string()));
-                let creds = super::request::registry_auth(header.as_deref())?;
-                let resolved = engine.images.resolve_remote(&r, None, &creds).await?;
-                let (tx, mut rx) = mpsc::channel(64);
-                let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-                let pulled = engine.images.pull_resolved(resolved, &tx).await;
-                drop(tx);
-                let _ = drain.await;
-                pulled?;
-            }
-            _ => {}
-        }
+    // A Dockerfile that cannot be planned fails in the build's own output, as it does
+    // without --pull.
+    let Ok(plan) = crate::build::stages::plan(&instructions, build_args, target) else {
+        return Ok(());
+    };
+    for base in plan.bases() {
+        let r = ImageRef::parse(base)?;
+        let key = if r.registry() == "docker.io" {
+            "https://index.docker.io/v1/".to_string()
+        } else {
+            r.registry().to_string()
+        };
+        let header = configs
+            .get(&key)
+            .map(|v| base64::engine::general_purpose::URL_SAFE.encode(v.to_string()));
+        let creds = super::request::registry_auth(header.as_deref())?;
+        let resolved = engine.images.resolve_remote(&r, None, &creds).await?;
+        let (tx, mut rx) = mpsc::channel(64);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let pulled = engine.images.pull_resolved(resolved, &tx).await;
+        drop(tx);
+        let _ = drain.await;
+        pulled?;
     }
     Ok(())
 }
@@ -162,7 +144,16 @@ pub async fn build(
         let config = headers
             .get("X-Registry-Config")
             .and_then(|h| h.to_str().ok());
-        if let Err(e) = pull_bases(&engine, &dir, &dockerfile, &build_args, config).await {
+        let pulled = pull_bases(
+            &engine,
+            &dir,
+            &dockerfile,
+            &build_args,
+            target.as_deref(),
+            config,
+        )
+        .await;
+        if let Err(e) = pulled {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }

@@ -1,0 +1,172 @@
+//! RUN steps: a container of the stage's current image runs the command with the
+//! build's config and ARGs in its environment, its output streams back as it comes,
+//! and a zero exit is committed as the next layer. Also the intermediate containers
+//! and the commit every layer-writing step (RUN, COPY/ADD, config) goes through.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bollard_stubs::models::ContainerCreateBody;
+use tokio::sync::mpsc;
+
+use super::dockerfile::{self, Instruction};
+use super::{short, BuildError, Output, State};
+use crate::containers::{CommitOptions, ContainerService, WaitCondition};
+use crate::images::ImageService;
+
+/// A container of the current image with the build's config in effect.
+pub(super) fn create_container(
+    images: &ImageService,
+    containers: &ContainerService,
+    st: &State,
+    cmd: Option<Vec<String>>,
+) -> Result<String, BuildError> {
+    let c = &st.config;
+    let body = ContainerCreateBody {
+        image: Some(st.image.clone()),
+        cmd: Some(cmd.unwrap_or_else(|| vec!["/bin/sh".into()])),
+        entrypoint: Some(vec![]),
+        env: c.env.clone(),
+        working_dir: c.working_dir.clone(),
+        user: c.user.clone(),
+        labels: Some(HashMap::from([(
+            "io.berth.build".to_string(),
+            "intermediate".to_string(),
+        )])),
+        ..Default::default()
+    };
+    Ok(containers.create(images, None, body)?)
+}
+
+pub(super) async fn commit(
+    images: &ImageService,
+    containers: &ContainerService,
+    cid: &str,
+    st: &State,
+    created_by: &str,
+) -> Result<String, BuildError> {
+    Ok(containers
+        .commit(
+            images,
+            cid,
+            CommitOptions {
+                exact_config: Some(st.config.clone()),
+                created_by: Some(created_by.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?)
+}
+
+pub(super) async fn run_step(
+    images: &ImageService,
+    containers: &Arc<ContainerService>,
+    st: &mut State,
+    step: &Instruction,
+    out: &mpsc::Sender<Output>,
+) -> Result<(), BuildError> {
+    let cmd = match dockerfile::json_form(&step.rest) {
+        Some(v) => v,
+        None => {
+            // SHELL changes what the shell form runs under.
+            let mut v = st
+                .config
+                .shell
+                .clone()
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            v.push(step.rest.clone());
+            v
+        }
+    };
+    let shown = cmd.join(" ");
+    // Build args are in the environment of RUN (not of the image).
+    let mut st_for_run = State {
+        image: st.image.clone(),
+        config: st.config.clone(),
+        vars: HashMap::new(),
+        dirty: false,
+    };
+    let env = st_for_run.config.env.get_or_insert_with(Vec::new);
+    for (k, v) in &st.vars {
+        if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    let cid = create_container(images, containers, &st_for_run, Some(cmd))?;
+    let _ = out
+        .send(Output::Stream(format!(
+            " ---> Running in {}\n",
+            short(&cid)
+        )))
+        .await;
+    let result = async {
+        let (log, _, _, _) = containers.output(&cid)?;
+        let mut done = Box::pin(containers.wait(&cid, WaitCondition::NextExit)?);
+        containers.start(&cid).await?;
+        // The shim appends to the json log; pass it on as it grows.
+        let mut offset = 0;
+        let pass_on = |offset: &mut u64| {
+            let (entries, next) =
+                crate::containers::logs::read_from(&log, *offset).unwrap_or((Vec::new(), *offset));
+            *offset = next;
+            entries
+        };
+        loop {
+            for e in pass_on(&mut offset) {
+                let _ = out
+                    .send(Output::Stream(
+                        String::from_utf8_lossy(&e.data).into_owned(),
+                    ))
+                    .await;
+            }
+            tokio::select! {
+                (code, _) = &mut done => {
+                    // The log is complete once the process has exited.
+                    for e in pass_on(&mut offset) {
+                        let _ = out
+                            .send(Output::Stream(String::from_utf8_lossy(&e.data).into_owned()))
+                            .await;
+                    }
+                    break Ok::<_, BuildError>(code);
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+    }
+    .await;
+    let code = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = containers.remove(&cid, true, true).await;
+            return Err(e);
+        }
+    };
+    if code != 0 {
+        let _ = containers.remove(&cid, true, true).await;
+        return Err(BuildError::RunFailed {
+            command: shown,
+            code,
+        });
+    }
+    let committed = commit(
+        images,
+        containers,
+        &cid,
+        st,
+        &format!("/bin/sh -c {}", step.rest),
+    )
+    .await;
+    let _ = out
+        .send(Output::Stream(format!(
+            "Removing intermediate container {}\n",
+            short(&cid)
+        )))
+        .await;
+    let _ = containers.remove(&cid, true, true).await;
+    st.image = committed?;
+    st.dirty = false;
+    let _ = out
+        .send(Output::Stream(format!(" ---> {}\n", short(&st.image))))
+        .await;
+    Ok(())
+}
