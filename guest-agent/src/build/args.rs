@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::dockerfile::{self, Instruction};
-use super::stages::PlanError;
+use super::error::PlanError;
 
 /// One `NAME[=default]` of an ARG line; the default is the raw word, quotes intact,
 /// because its expansion depends on what is in scope where the ARG stands.

@@ -11,6 +11,7 @@ pub mod cache;
 mod config;
 mod copy;
 pub mod dockerfile;
+mod error;
 mod exec;
 pub mod stages;
 
