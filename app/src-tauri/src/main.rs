@@ -1,6 +1,7 @@
 //! Berth's desktop app: a Tauri window over the engine's Docker API
-//! (bollard) and the `berth` library. Commands live in `commands.rs`; what the
-//! pages show is computed in `model.rs`.
+//! (bollard) and the `berth` library. Commands live in `commands/`, one module
+//! per page, and are listed once in `command_list.rs`; what the pages show is
+//! computed in `model.rs`.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -38,47 +39,23 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::engine_status,
-            commands::list_containers,
-            commands::container_action,
-            commands::list_images,
-            commands::remove_image,
-            commands::pull_image,
-            commands::run_container,
-            commands::follow_logs,
-            commands::stop_stream,
-            commands::watch_events,
-            commands::exec_start,
-            commands::exec_input,
-            commands::exec_resize,
-            commands::prune_images,
-            commands::list_volumes,
-            commands::create_volume,
-            commands::remove_volume,
-            commands::list_networks,
-            commands::inspect,
-            commands::watch_stats,
-            commands::get_settings,
-            commands::save_settings,
-            commands::docker_cli,
-            commands::set_docker_cli,
-            commands::troubleshoot,
-            commands::factory_reset,
-            commands::vm_start,
-            commands::vm_stop,
-            commands::open_link,
-            commands::app_ready,
-            commands::list_usage,
-            commands::start_tutorial,
-            commands::finish_welcome,
-        ])
+        .invoke_handler(command_list::handler!())
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
+    /// A name listed twice would register one handler and one permission
+    /// under two entries; the list stays a set.
+    #[test]
+    fn each_command_is_listed_once() {
+        let mut names = super::command_list::COMMANDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), super::command_list::COMMANDS.len());
+    }
+
     /// The webview may call exactly the commands the app registers: each has
     /// its `allow-…` permission in the window's capability, and no other
     /// permission but core event plumbing is granted.
