@@ -54,6 +54,7 @@ pub async fn container_action(app: State<'_, App>, id: String, action: String) -
 
 /// The run form, as `docker run` takes it.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct RunForm {
     pub image: String,

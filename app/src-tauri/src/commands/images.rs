@@ -38,6 +38,7 @@ pub async fn prune_images(app: State<'_, App>) -> Res<i64> {
 
 /// One line of pull progress, per layer.
 #[derive(Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PullEvent {
     pub id: Option<String>,

@@ -9,8 +9,10 @@ use tauri::State;
 use super::{docker, App, Res};
 
 #[derive(Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
+    #[cfg_attr(test, ts(type = r#""stdout" | "stderr""#))]
     pub stream: &'static str,
     pub text: String,
 }

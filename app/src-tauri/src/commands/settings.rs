@@ -6,8 +6,10 @@ use serde::Serialize;
 use super::Res;
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsView {
+    #[cfg_attr(test, ts(type = "Settings"))]
     pub settings: berth::settings::Settings,
     pub path: String,
 }
@@ -36,6 +38,7 @@ pub fn save_settings(settings: berth::settings::Settings) -> Res<bool> {
 
 /// What the `docker` CLI in a new terminal talks to, and whether Berth set it up.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct DockerCli {
     /// The CLI's current context (`default` when none is set).

@@ -39,6 +39,7 @@ pub async fn watch_stats(
 
 /// A running container's CPU and memory, for the list.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
     pub id: String,

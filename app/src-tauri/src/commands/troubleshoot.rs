@@ -9,9 +9,11 @@ use super::Res;
 const CONSOLE_LINES: usize = 200;
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Troubleshoot {
     /// The VM supervisor's published state, when it runs.
+    #[cfg_attr(test, ts(type = "VmState | null"))]
     pub vm: Option<berth::vm::VmState>,
     /// The last lines of the VM's console.
     pub console: String,

@@ -15,6 +15,7 @@ use berth::tutorial as t;
 
 /// What the first-run flow shows once the tutorial runs.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TutorialStarted {
     /// The `docker run` a user would type for it.
