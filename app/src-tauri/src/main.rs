@@ -58,6 +58,30 @@ mod tests {
         assert_eq!(names.len(), super::command_list::COMMANDS.len());
     }
 
+    /// The frontend reaches the commands only through `lib/api.ts`, and that
+    /// file calls each registered command and nothing else.
+    #[test]
+    fn api_ts_invokes_exactly_the_commands() {
+        let api = include_str!("../../../frontend/src/lib/api.ts");
+        let mut invoked: Vec<&str> = api
+            .split("invoke")
+            .skip(1)
+            .filter_map(|rest| {
+                // `invoke<T>("name"` or `invoke("name"`; other mentions are not calls.
+                let call = match rest.strip_prefix('<') {
+                    Some(generic) => generic.split_once('>')?.1,
+                    None => rest,
+                };
+                Some(call.strip_prefix("(\"")?.split_once('"')?.0)
+            })
+            .collect();
+        invoked.sort_unstable();
+        invoked.dedup();
+        let mut registered = super::command_list::COMMANDS.to_vec();
+        registered.sort_unstable();
+        assert_eq!(invoked, registered);
+    }
+
     /// The webview may call exactly the commands the app registers: each has
     /// its `allow-…` permission in the window's capability, and no other
     /// permission but core event plumbing is granted.
