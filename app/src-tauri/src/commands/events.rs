@@ -13,8 +13,7 @@ use super::{docker, App, Res};
 #[tauri::command]
 pub async fn watch_events(app: State<'_, App>, on_event: Channel<String>) -> Res<u64> {
     let d = docker(&app)?.clone();
-    let sid = app.streams.id();
-    let task = tokio::spawn(async move {
+    Ok(app.streams.spawn(async move {
         let mut s = d.events(None::<q::EventsOptions>);
         while let Some(Ok(ev)) = s.next().await {
             let what = format!(
@@ -26,7 +25,5 @@ pub async fn watch_events(app: State<'_, App>, on_event: Channel<String>) -> Res
                 break;
             }
         }
-    });
-    app.streams.track(sid, task.abort_handle());
-    Ok(sid)
+    }))
 }

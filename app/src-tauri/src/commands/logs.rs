@@ -27,8 +27,7 @@ pub async fn follow_logs(
     on_line: Channel<LogLine>,
 ) -> Res<u64> {
     let d = docker(&app)?.clone();
-    let sid = app.streams.id();
-    let task = tokio::spawn(async move {
+    Ok(app.streams.spawn(async move {
         let mut s = d.logs(
             &id,
             Some(q::LogsOptions {
@@ -57,7 +56,5 @@ pub async fn follow_logs(
                 break;
             }
         }
-    });
-    app.streams.track(sid, task.abort_handle());
-    Ok(sid)
+    }))
 }

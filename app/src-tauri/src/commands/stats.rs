@@ -18,8 +18,7 @@ pub async fn watch_stats(
     on_sample: Channel<StatsPoint>,
 ) -> Res<u64> {
     let d = docker(&app)?.clone();
-    let sid = app.streams.id();
-    let task = tokio::spawn(async move {
+    Ok(app.streams.spawn(async move {
         let mut s = d.stats(
             &id,
             Some(q::StatsOptions {
@@ -32,9 +31,7 @@ pub async fn watch_stats(
                 break;
             }
         }
-    });
-    app.streams.track(sid, task.abort_handle());
-    Ok(sid)
+    }))
 }
 
 /// A running container's CPU and memory, for the list.
