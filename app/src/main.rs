@@ -292,10 +292,66 @@ fn docker(sock: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Starts (or finds) the tutorial container with the stock docker CLI, so what is
-/// printed is exactly what ran, and opens its page.
+/// The tutorial's engine as the stock docker CLI sees it, so what is printed
+/// is exactly what ran.
+struct DockerCli<'a> {
+    sock: &'a std::path::Path,
+}
+
+impl berth::tutorial::Engine for DockerCli<'_> {
+    type Error = anyhow::Error;
+
+    async fn container_running(&mut self) -> Option<bool> {
+        let state = docker(
+            self.sock,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Running}}",
+                berth::tutorial::CONTAINER,
+            ],
+        )
+        .ok()?;
+        Some(state.trim() == "true")
+    }
+
+    async fn has_image(&mut self) -> bool {
+        docker(
+            self.sock,
+            &["image", "inspect", "-f", "{{.Id}}", berth::tutorial::IMAGE],
+        )
+        .is_ok()
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        docker(self.sock, &["start", berth::tutorial::CONTAINER]).map(drop)
+    }
+
+    async fn run(&mut self, port: u16) -> anyhow::Result<()> {
+        let args = berth::tutorial::run_args(port);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(self.sock, &args).map(drop)
+    }
+
+    async fn published_port(&mut self) -> anyhow::Result<Option<u16>> {
+        let port = format!("{}/tcp", berth::tutorial::CONTAINER_PORT);
+        let published = docker(self.sock, &["port", berth::tutorial::CONTAINER, &port])?;
+        Ok(berth::tutorial::port_from_docker_port(&published))
+    }
+
+    fn note(&mut self, step: &berth::tutorial::Step) {
+        use berth::tutorial::Step;
+        match step {
+            Step::AlreadyRunning => println!("The tutorial is already running."),
+            Step::Start => println!("$ docker start {}", berth::tutorial::CONTAINER),
+            Step::Run { port } => println!("$ {}", berth::tutorial::command(*port)),
+        }
+    }
+}
+
+/// Starts (or finds) the tutorial container with the stock docker CLI and
+/// opens its page.
 fn tutorial(paths: &Paths, no_open: bool) -> anyhow::Result<()> {
-    use berth::tutorial as t;
     let sock = engine_socket(paths)?;
     if !vm::ping_socket(&sock) {
         bail!(
@@ -303,35 +359,15 @@ fn tutorial(paths: &Paths, no_open: bool) -> anyhow::Result<()> {
             sock.display()
         );
     }
-    let state = docker(
-        &sock,
-        &["inspect", "-f", "{{.State.Running}}", t::CONTAINER],
-    )
-    .ok();
-    match state.as_deref().map(str::trim) {
-        Some("true") => println!("The tutorial is already running."),
-        Some(_) => {
-            println!("$ docker start {}", t::CONTAINER);
-            docker(&sock, &["start", t::CONTAINER])?;
-        }
-        None => {
-            if docker(&sock, &["image", "inspect", "-f", "{{.Id}}", t::IMAGE]).is_err() {
-                bail!(
-                    "{} is not in this engine: it is loaded on an engine's first start from                      Berth's VM image or package",
-                    t::IMAGE
-                );
-            }
-            let port = t::pick_port();
-            println!("$ {}", t::command(port));
-            let args = t::run_args(port);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            docker(&sock, &args)?;
-        }
-    }
-    let published = docker(&sock, &["port", t::CONTAINER, "80/tcp"])?;
-    let port = t::port_from_docker_port(&published)
-        .context("the tutorial container publishes no port for 80/tcp")?;
-    let url = t::url(port);
+    let started = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("starting the runtime")?
+        .block_on(berth::tutorial::start(&mut DockerCli { sock: &sock }))
+        .map_err(|e| match e {
+            berth::tutorial::StartError::Engine(e) => e,
+            other => anyhow::anyhow!(other.to_string()),
+        })?;
+    let url = started.url();
     println!("The tutorial is at {url}");
     if !no_open {
         let opener = if cfg!(target_os = "macos") {

@@ -62,13 +62,30 @@ pub fn build_frontend(test: bool) -> anyhow::Result<()> {
         c.args(args).current_dir(&dir);
         c
     };
-    if !dir.join("node_modules/.package-lock.json").is_file() {
+    if !installed_from(&dir) {
         run(&mut npm(&["ci", "--no-audit", "--no-fund"]))?;
     }
     if test {
         run(&mut npm(&["test"]))?;
+        // Vite strips types without checking them; this is what holds the
+        // pages to the types generated from the Rust model (lib/model.ts).
+        run(&mut npm(&["run", "check"]))?;
     }
     run(&mut npm(&["run", "build"]))
+}
+
+/// Whether `node_modules` was installed from the current lockfile: npm
+/// writes its own copy there, so a lockfile changed since (a pull, a merge)
+/// is newer than it.
+fn installed_from(frontend: &std::path::Path) -> bool {
+    let modified = |p: &str| std::fs::metadata(frontend.join(p)).and_then(|m| m.modified());
+    match (
+        modified("node_modules/.package-lock.json"),
+        modified("package-lock.json"),
+    ) {
+        (Ok(installed), Ok(lock)) => installed >= lock,
+        _ => false,
+    }
 }
 
 /// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the
@@ -205,6 +222,43 @@ pub fn ensure_nextest() -> bool {
         None => {
             println!("cargo-nextest installed but does not run; falling back to `cargo test`");
             false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    /// A frontend folder in the system's temp dir with the two lockfiles
+    /// written at the given times (seconds after the epoch); `None`: absent.
+    fn frontend(name: &str, installed: Option<u64>, lock: Option<u64>) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-deps-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("node_modules")).unwrap();
+        for (path, at) in [
+            ("node_modules/.package-lock.json", installed),
+            ("package-lock.json", lock),
+        ] {
+            if let Some(at) = at {
+                let f = std::fs::File::create(dir.join(path)).unwrap();
+                f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(at))
+                    .unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn a_lockfile_newer_than_the_install_reinstalls() {
+        for (name, installed, lock, fresh) in [
+            ("current", Some(2_000), Some(1_000), true),
+            ("changed", Some(1_000), Some(2_000), false),
+            ("never", None, Some(1_000), false),
+        ] {
+            let dir = frontend(name, installed, lock);
+            assert_eq!(super::installed_from(&dir), fresh, "{name}");
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }

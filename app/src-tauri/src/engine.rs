@@ -44,9 +44,11 @@ pub fn connect() -> Result<Docker, EngineError> {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct EngineStatus {
     /// `running` or `stopped`.
+    #[cfg_attr(test, ts(type = r#""running" | "stopped""#))]
     pub state: &'static str,
     /// The engine's version, or why it cannot be reached.
     pub detail: String,

@@ -1,9 +1,12 @@
 //! Berth's desktop app: a Tauri window over the engine's Docker API
-//! (bollard) and the `berth` library. Commands live in `commands.rs`; what the
-//! pages show is computed in `model.rs`.
+//! (bollard) and the `berth` library. Commands live in `commands/`, one module
+//! per page, and are listed once in `command_list.rs`; what the pages show is
+//! computed in `model.rs`.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+#[cfg(test)]
+mod bindings;
 mod command_list;
 mod commands;
 mod engine;
@@ -38,47 +41,47 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::engine_status,
-            commands::list_containers,
-            commands::container_action,
-            commands::list_images,
-            commands::remove_image,
-            commands::pull_image,
-            commands::run_container,
-            commands::follow_logs,
-            commands::stop_stream,
-            commands::watch_events,
-            commands::exec_start,
-            commands::exec_input,
-            commands::exec_resize,
-            commands::prune_images,
-            commands::list_volumes,
-            commands::create_volume,
-            commands::remove_volume,
-            commands::list_networks,
-            commands::inspect,
-            commands::watch_stats,
-            commands::get_settings,
-            commands::save_settings,
-            commands::docker_cli,
-            commands::set_docker_cli,
-            commands::troubleshoot,
-            commands::factory_reset,
-            commands::vm_start,
-            commands::vm_stop,
-            commands::open_link,
-            commands::app_ready,
-            commands::list_usage,
-            commands::start_tutorial,
-            commands::finish_welcome,
-        ])
+        .invoke_handler(command_list::handler!())
         .run(tauri::generate_context!())
         .map_err(|e| anyhow::anyhow!("running the app: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
+    /// A name listed twice would register one handler and one permission
+    /// under two entries; the list stays a set.
+    #[test]
+    fn each_command_is_listed_once() {
+        let mut names = super::command_list::COMMANDS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), super::command_list::COMMANDS.len());
+    }
+
+    /// The frontend reaches the commands only through `lib/api.ts`, and that
+    /// file calls each registered command and nothing else.
+    #[test]
+    fn api_ts_invokes_exactly_the_commands() {
+        let api = include_str!("../../../frontend/src/lib/api.ts");
+        let mut invoked: Vec<&str> = api
+            .split("invoke")
+            .skip(1)
+            .filter_map(|rest| {
+                // `invoke<T>("name"` or `invoke("name"`; other mentions are not calls.
+                let call = match rest.strip_prefix('<') {
+                    Some(generic) => generic.split_once('>')?.1,
+                    None => rest,
+                };
+                Some(call.strip_prefix("(\"")?.split_once('"')?.0)
+            })
+            .collect();
+        invoked.sort_unstable();
+        invoked.dedup();
+        let mut registered = super::command_list::COMMANDS.to_vec();
+        registered.sort_unstable();
+        assert_eq!(invoked, registered);
+    }
+
     /// The webview may call exactly the commands the app registers: each has
     /// its `allow-…` permission in the window's capability, and no other
     /// permission but core event plumbing is granted.

@@ -7,6 +7,7 @@ use bollard::models::{
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PortLink {
     pub label: String,
@@ -15,6 +16,7 @@ pub struct PortLink {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRow {
     pub id: String,
@@ -30,6 +32,7 @@ pub struct ContainerRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRow {
     pub id: String,
@@ -103,6 +106,7 @@ pub fn image_row(i: &ImageSummary) -> ImageRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeRow {
     pub name: String,
@@ -141,6 +145,7 @@ pub fn volume_rows(volumes: &[Volume], containers: &[ContainerSummary]) -> Vec<V
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkRow {
     pub id: String,
@@ -167,6 +172,7 @@ pub fn network_row(n: &Network) -> NetworkRow {
 
 /// One sample of a container's usage, as `docker stats` computes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StatsPoint {
     /// Percent of one CPU (200 = two CPUs busy), from the delta to the previous sample.

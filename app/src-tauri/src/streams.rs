@@ -1,4 +1,4 @@
-//! Long-lived streams to the webview (logs, pulls, events, terminals), each
+//! Long-lived streams to the webview (logs, stats, events, terminals), each
 //! over its own `tauri::ipc::Channel`. Every stream has an id so the page
 //! that opened it can end it; a stream whose channel is gone ends itself.
 
@@ -22,6 +22,13 @@ pub struct Streams {
 impl Streams {
     pub fn id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Runs `task` as a new stream on the runtime; returns its id for `stop`.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) -> u64 {
+        let id = self.id();
+        self.track(id, tokio::spawn(task).abort_handle());
+        id
     }
 
     pub fn track(&self, id: u64, task: AbortHandle) {
@@ -51,5 +58,38 @@ impl Streams {
 
     pub async fn exec_id(&self, id: u64) -> Option<String> {
         self.terminals.lock().await.get(&id).map(|(e, _)| e.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stopped_stream_ends_and_others_run_on() {
+        let streams = Streams::default();
+        let (keep_a, ended_a) = tokio::sync::oneshot::channel::<()>();
+        let (keep_b, mut ended_b) = tokio::sync::oneshot::channel::<()>();
+        // Each task holds its sender until aborted: a dropped sender is its end.
+        let a = streams.spawn(async move {
+            let _keep = keep_a;
+            std::future::pending::<()>().await
+        });
+        let b = streams.spawn(async move {
+            let _keep = keep_b;
+            std::future::pending::<()>().await
+        });
+        assert_ne!(a, b);
+        streams.stop(a).await;
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), ended_a).await;
+        assert!(
+            matches!(ended, Ok(Err(_))),
+            "stream {a} still runs after stop"
+        );
+        tokio::task::yield_now().await;
+        assert!(matches!(
+            ended_b.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ));
     }
 }

@@ -20,8 +20,8 @@ fn show(app: &AppHandle) {
 fn vm(action: &'static str) {
     tauri::async_runtime::spawn(async move {
         let r = match action {
-            "start" => crate::commands::vm_start().await,
-            _ => crate::commands::vm_stop().await,
+            "start" => crate::commands::vm::vm_start().await,
+            _ => crate::commands::vm::vm_stop().await,
         };
         match r {
             Ok(m) => tracing::info!("{m}"),

@@ -1,5 +1,7 @@
 // Pure formatting for the pages; tested with vitest.
 
+import type { PullEvent } from "./model";
+
 export function bytes(n: number): string {
   if (!Number.isFinite(n) || n < 0) return "?";
   const units = ["B", "kB", "MB", "GB", "TB"];
@@ -31,11 +33,12 @@ export function groupByProject<T extends Row>(rows: T[]): { project: string | nu
     .map(([project, rows]) => ({ project, rows: rows.sort((x, y) => x.name.localeCompare(y.name)) }));
 }
 
-// Per-layer pull progress, folded from the engine's stream.
-export type PullEvent = { id?: string | null; status: string; current?: number | null; total?: number | null };
+// Per-layer pull progress, folded from the engine's stream: a PullEvent whose
+// id and numbers may be missing.
+export type PullProgress = Pick<PullEvent, "status"> & Partial<PullEvent>;
 export type Layer = { id: string; status: string; fraction: number };
 
-export function foldPull(layers: Layer[], ev: PullEvent): Layer[] {
+export function foldPull(layers: Layer[], ev: PullProgress): Layer[] {
   if (!ev.id || !/^[0-9a-f]{12}$/.test(ev.id)) return layers;
   const old = layers.find((l) => l.id === ev.id);
   const done = /complete|already exists/i.test(ev.status);

@@ -1,0 +1,148 @@
+// Generated from app/src-tauri's Rust types by `cargo test -p berth-desktop`
+// (src/bindings.rs); do not edit. BERTH_BLESS=1 on that test rewrites it.
+import type { Settings, VmState } from "./settings";
+
+export type EngineStatus = {
+/**
+ * `running` or `stopped`.
+ */
+state: "running" | "stopped",
+/**
+ * The engine's version, or why it cannot be reached.
+ */
+detail: string, dockerHost: string, };
+
+export type PortLink = { label: string,
+/**
+ * `http://localhost:PORT` for TCP ports published on the host.
+ */
+url: string | null, };
+
+export type ContainerRow = { id: string, name: string, image: string,
+/**
+ * `running`, `exited`, `paused`, `created`, …
+ */
+state: string,
+/**
+ * Docker's words: `Up 3 minutes`, `Exited (0) 2 seconds ago`.
+ */
+status: string, ports: Array<PortLink>,
+/**
+ * The Compose project (`com.docker.compose.project`), for grouping.
+ */
+project: string | null, };
+
+export type ImageRow = { id: string, tags: Array<string>, size: number, created: number, containers: number, };
+
+/**
+ * The run form, as `docker run` takes it.
+ */
+export type RunForm = { image: string, name: string,
+/**
+ * `-p`-style specs.
+ */
+ports: Array<string>,
+/**
+ * `KEY=VALUE`.
+ */
+env: Array<string>,
+/**
+ * `-v`-style specs.
+ */
+volumes: Array<string>,
+/**
+ * A command line, split as a POSIX shell would (quotes kept together);
+ * empty keeps the image's.
+ */
+command: string, };
+
+export type LogLine = { stream: "stdout" | "stderr", text: string, };
+
+/**
+ * One line of pull progress, per layer.
+ */
+export type PullEvent = { id: string | null, status: string, current: number | null, total: number | null, };
+
+export type VolumeRow = { name: string, driver: string, mountpoint: string,
+/**
+ * Names of the containers (running or not) that mount it.
+ */
+usedBy: Array<string>, };
+
+export type NetworkRow = { id: string, name: string, driver: string, subnets: Array<string>, };
+
+/**
+ * One sample of a container's usage, as `docker stats` computes it.
+ */
+export type StatsPoint = {
+/**
+ * Percent of one CPU (200 = two CPUs busy), from the delta to the previous sample.
+ */
+cpuPercent: number,
+/**
+ * Used memory without the page cache (`usage - inactive_file`), bytes.
+ */
+memory: number, memoryLimit: number, netRx: number, netTx: number, };
+
+export type SettingsView = { settings: Settings, path: string, };
+
+/**
+ * What the `docker` CLI in a new terminal talks to, and whether Berth set it up.
+ */
+export type DockerCli = {
+/**
+ * The CLI's current context (`default` when none is set).
+ */
+current: string,
+/**
+ * Where the `berth` context points, if there is one.
+ */
+berthContext: string | null,
+/**
+ * Whether Berth's integration (context, credential helper) is installed.
+ */
+installed: boolean,
+/**
+ * The engine this app talks to: what "use Berth" points the CLI at.
+ */
+engineHost: string,
+/**
+ * The CLI's config file.
+ */
+config: string, };
+
+export type Troubleshoot = {
+/**
+ * The VM supervisor's published state, when it runs.
+ */
+vm: VmState | null,
+/**
+ * The last lines of the VM's console.
+ */
+console: string,
+/**
+ * What a reset to factory defaults deletes.
+ */
+resetDeletes: Array<string>, };
+
+/**
+ * A running container's CPU and memory, for the list.
+ */
+export type Usage = { id: string,
+/**
+ * `None` on the first look at a container: CPU needs two samples.
+ */
+cpuPercent: number | null, memory: number, };
+
+/**
+ * What the first-run flow shows once the tutorial runs.
+ */
+export type TutorialStarted = {
+/**
+ * The `docker run` a user would type for it.
+ */
+command: string, url: string,
+/**
+ * It was running already (or only needed a start).
+ */
+already: boolean, };
