@@ -9,8 +9,9 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::ipam::Subnet;
-use super::NetworkError;
+use super::Endpoint;
+use crate::network::ipam::Subnet;
+use crate::network::NetworkError;
 
 fn nl(context: &str) -> impl FnOnce(rtnetlink::Error) -> NetworkError + '_ {
     move |e| NetworkError::Netlink(format!("{context}: {e}"))
@@ -88,17 +89,6 @@ pub async fn delete(name: &str) -> Result<(), NetworkError> {
             .map_err(nl("deleting a link"))?;
     }
     Ok(())
-}
-
-/// What the container's end of a veth gets.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub ip: Ipv4Addr,
-    pub subnet: Subnet,
-    pub gateway: Ipv4Addr,
-    pub mac: [u8; 6],
-    /// The interface's name inside the container: eth0, eth1, …
-    pub ifname: String,
 }
 
 /// A veth pair: `host` on `bridge` and up, its peer created directly inside the
