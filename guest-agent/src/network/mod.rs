@@ -14,6 +14,8 @@ pub mod ipam;
 pub mod ports;
 mod records;
 mod service;
+#[cfg(test)]
+mod tests;
 
 pub use records::{
     Attachment, CreateRequest, EndpointRequest, NetworkRecord, WiredEndpoint, Wiring,
