@@ -37,6 +37,8 @@ pub enum NetworkError {
     Netlink(String),
     #[error("nftables: {0}")]
     Nft(String),
+    #[error("iptables: {0}")]
+    Iptables(String),
     /// A published port that cannot be bound: dockerd's wording, a 500.
     #[error("{0}")]
     Port(String),

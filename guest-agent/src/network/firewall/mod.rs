@@ -1,10 +1,12 @@
 //! The firewall as a trait, in netavark's `FirewallDriver` shape: a driver makes the
 //! host's rules match the set of bridge networks it is given, and tears down exactly
-//! what it added. Drivers: the engine's own nftables table (`nftables.rs`) and a
-//! recording fake for tests. [`Layered`] runs several as one.
+//! what it added. Drivers: the engine's own nftables table (`nftables.rs`, always),
+//! accepts in iptables where another engine's DROP lives (`iptables.rs`, only when a
+//! probe finds one), and a recording fake for tests. [`Layered`] runs several as one.
 
 #[cfg(test)]
 pub mod fake;
+pub mod iptables;
 pub mod nftables;
 
 use super::ipam::Subnet;
@@ -28,9 +30,13 @@ pub trait Firewall: Send + Sync {
     fn teardown(&self) -> Result<(), NetworkError>;
 }
 
-/// The firewall a real engine uses: its nftables table.
+/// The firewall a real engine uses: its nftables table, plus iptables accepts when
+/// the host's iptables would drop bridged traffic first.
 pub fn host(table: String) -> Layered {
-    Layered(vec![Box::new(nftables::Nftables::new(table))])
+    Layered(vec![
+        Box::new(nftables::Nftables::new(table.clone())),
+        Box::new(iptables::Iptables::new(table)),
+    ])
 }
 
 /// Several drivers applied in order. Every driver runs even when an earlier one
