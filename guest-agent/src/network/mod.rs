@@ -9,6 +9,8 @@ mod attach;
 pub mod datapath;
 pub mod dns;
 pub mod etc;
+#[cfg(test)]
+pub mod fake;
 pub mod firewall;
 pub mod ipam;
 pub mod ports;

@@ -14,11 +14,10 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::datapath::fake::FakeDatapath;
+use super::fake::{FakeNetwork, BRIDGE};
 use super::firewall::fake::FakeFirewall;
 use super::ports::{Proto, Wanted};
 use super::*;
-
-const BRIDGE: &str = "berth0";
 
 /// Container ids are 64 hex digits; names use the first 12.
 fn cid(n: u8) -> String {
@@ -43,11 +42,13 @@ impl Rig {
 
     async fn with(dp: Arc<FakeDatapath>) -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let fw = Arc::new(FakeFirewall::default());
-        let svc = NetworkService::open_with(dir.path(), BRIDGE, dp.clone(), fw.clone())
-            .await
-            .unwrap();
-        Rig { dir, dp, fw, svc }
+        let net = FakeNetwork::open_on(dir.path(), dp).await.unwrap();
+        Rig {
+            dir,
+            dp: net.datapath,
+            fw: net.firewall,
+            svc: net.service,
+        }
     }
 
     /// The engine restarting on the same state, with a kernel that kept nothing (the
@@ -55,12 +56,13 @@ impl Rig {
     async fn restart(self) -> Rig {
         let Rig { dir, svc, .. } = self;
         drop(svc);
-        let dp = Arc::new(FakeDatapath::new());
-        let fw = Arc::new(FakeFirewall::default());
-        let svc = NetworkService::open_with(dir.path(), BRIDGE, dp.clone(), fw.clone())
-            .await
-            .unwrap();
-        Rig { dir, dp, fw, svc }
+        let net = FakeNetwork::open(dir.path()).await.unwrap();
+        Rig {
+            dir,
+            dp: net.datapath,
+            fw: net.firewall,
+            svc: net.service,
+        }
     }
 
     async fn create(&self, name: &str) -> NetworkRecord {
