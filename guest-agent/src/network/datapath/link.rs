@@ -71,11 +71,24 @@ pub async fn ensure_bridge(
             .await
             .map_err(nl("addressing the bridge"))?;
     }
+    set_up(&h, idx, "bringing the bridge up").await
+}
+
+/// Sets link `idx` up; `context` names it in the error.
+async fn set_up(h: &Handle, idx: u32, context: &str) -> Result<(), NetworkError> {
     h.link()
         .set(LinkUnspec::new_with_index(idx).up().build())
         .execute()
         .await
-        .map_err(nl("bringing the bridge up"))
+        .map_err(nl(context))
+}
+
+/// Sets loopback up in the namespace `h` talks to (a new namespace has it down).
+async fn loopback_up(h: &Handle) -> Result<(), NetworkError> {
+    match index_of(h, "lo").await? {
+        Some(lo) => set_up(h, lo, "bringing loopback up").await,
+        None => Ok(()),
+    }
 }
 
 /// Deletes link `name` if it exists (a bridge, or a veth with its peer).
@@ -172,18 +185,8 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
         .execute()
         .await
         .map_err(nl("addressing the interface"))?;
-    h.link()
-        .set(LinkUnspec::new_with_index(idx).up().build())
-        .execute()
-        .await
-        .map_err(nl("bringing the interface up"))?;
-    if let Some(lo) = index_of(&h, "lo").await? {
-        h.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(nl("bringing loopback up"))?;
-    }
+    set_up(&h, idx, "bringing the interface up").await?;
+    loopback_up(&h).await?;
     if default_route {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(ep.gateway)
@@ -200,16 +203,5 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
 
 /// Brings loopback up in a namespace that gets no other interface (`--network none`).
 pub async fn loopback_only(netns: &Path) -> Result<(), NetworkError> {
-    in_namespace(netns, || async {
-        let h = connect()?;
-        if let Some(lo) = index_of(&h, "lo").await? {
-            h.link()
-                .set(LinkUnspec::new_with_index(lo).up().build())
-                .execute()
-                .await
-                .map_err(nl("bringing loopback up"))?;
-        }
-        Ok(())
-    })
-    .await
+    in_namespace(netns, || async { loopback_up(&connect()?).await }).await
 }
