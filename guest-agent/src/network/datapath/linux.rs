@@ -164,6 +164,102 @@ mod tests {
         assert!(parse_routes("header only\n").is_empty());
     }
 
+    /// `ip` with `args`, from a thread inside the namespace at `ns`: its stdout, or
+    /// None when it failed.
+    fn ip_in(ns: &Path, args: &'static [&'static str]) -> Option<String> {
+        netns::run_in(ns, move || {
+            std::process::Command::new("ip").args(args).output()
+        })
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// The real datapath end to end, with a scratch namespace standing in for the
+    /// host's, so no bridge or veth ever appears on the machine. Needs root and `ip`.
+    #[test]
+    fn wires_a_real_namespace_inside_a_scratch_host() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/sbin/ip").exists() {
+            eprintln!("skipped: needs root and iproute2");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host");
+        let c = d.path().join("c");
+        netns::create(&host).unwrap();
+        let subnet = Subnet::parse("10.77.0.0/24").unwrap();
+        let ep = Endpoint {
+            ip: Ipv4Addr::new(10, 77, 0, 2),
+            subnet,
+            gateway: Ipv4Addr::new(10, 77, 0, 1),
+            mac: crate::network::ipam::mac_for(Ipv4Addr::new(10, 77, 0, 2)),
+            ifname: "eth0".into(),
+        };
+        let (c2, ep2) = (c.clone(), ep.clone());
+        // Every thread the runtime starts is started from this one, inside `host`.
+        let wired = netns::run_in(&host, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let dp = Linux;
+                dp.ensure_bridge("br-test", ep2.gateway, &subnet).await?;
+                dp.ensure_bridge("br-test", ep2.gateway, &subnet).await?;
+                dp.create_netns(&c2).await?;
+                dp.plug("br-test", "veth-test", &c2, &ep2, true).await?;
+                let dns = dp
+                    .bind_udp_in(&c2, SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 53))
+                    .await
+                    .map_err(|e| NetworkError::Netlink(e.to_string()))?;
+                Ok::<_, NetworkError>(dns.local_addr().is_ok())
+            })
+            .map_err(std::io::Error::other)
+        });
+        let inside_addr = ip_in(&c, &["-o", "-4", "addr", "show", "dev", "eth0"]);
+        let inside_link = ip_in(&c, &["-o", "link", "show", "eth0"]);
+        let inside_route = ip_in(&c, &["route", "show", "default"]);
+        let bridge_addr = ip_in(&host, &["-o", "-4", "addr", "show", "dev", "br-test"]);
+        let ports = ip_in(&host, &["-o", "link", "show", "master", "br-test"]);
+        let unplugged = netns::run_in(&host, move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let dp = Linux;
+                dp.unplug("veth-test").await?;
+                dp.unplug("veth-test").await?;
+                dp.delete_bridge("br-test").await?;
+                Ok::<_, NetworkError>(())
+            })
+            .map_err(std::io::Error::other)
+        });
+        let veth_left = ip_in(&host, &["-o", "link", "show", "veth-test"]);
+        let eth0_left = ip_in(&c, &["-o", "link", "show", "eth0"]);
+        netns::remove(&c);
+        netns::remove(&host);
+
+        assert!(wired.unwrap(), "the resolver socket is bound");
+        assert!(
+            inside_addr
+                .unwrap_or_default()
+                .contains("inet 10.77.0.2/24"),
+            "address"
+        );
+        let link = inside_link.unwrap_or_default();
+        assert!(link.contains("link/ether 02:42:0a:4d:00:02"), "{link}");
+        assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
+        let route = inside_route.unwrap_or_default();
+        assert!(route.contains("default via 10.77.0.1 dev eth0"), "{route}");
+        assert!(bridge_addr
+            .unwrap_or_default()
+            .contains("inet 10.77.0.1/24"));
+        assert!(ports.unwrap_or_default().contains("veth-test@"));
+        unplugged.unwrap();
+        assert_eq!(veth_left, None, "the host end went");
+        assert_eq!(eth0_left, None, "and the container end with it");
+    }
+
     #[test]
     fn host_routes_are_normalised_subnets() {
         for s in Linux.routed_subnets() {
