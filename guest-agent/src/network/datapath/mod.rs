@@ -1,8 +1,8 @@
 //! The network datapath as a trait: every kernel side effect the network service
 //! asks for (bridges, veth pairs into a container's namespace, namespaces pinned on
 //! files, the host-wide IPAM lock, the host's routes, a socket inside a namespace).
-//! [`linux::Linux`] makes the calls; [`fake::FakeDatapath`] records them so the
-//! orchestration in `service.rs` and `attach.rs` is tested without root.
+//! [`linux::Linux`] makes the calls; `fake::FakeDatapath` (tests only) records them,
+//! so the orchestration in `service.rs` and `attach.rs` is tested without root.
 
 #[cfg(test)]
 pub mod fake;
