@@ -1,47 +1,43 @@
-//! Masquerading and forwarding for bridge networks, as one nftables table the engine
-//! owns: every rule Berth adds lives in it, so replacing or deleting the table touches
+//! The nftables firewall driver: masquerading and forwarding for bridge networks, as
+//! one nftables table the engine owns: every rule Berth adds lives in it, so replacing or deleting the table touches
 //! nothing else on the machine. The ruleset is generated as nft's own language and
 //! loaded in one transaction by `nft -f -` (the `nftables` crate would shell out to
 //! the same binary with JSON, for no gain here).
 
 use std::process::{Command, Stdio};
 
-use super::ipam::Subnet;
-use super::NetworkError;
+use super::{BridgeRule, Firewall};
+use crate::network::NetworkError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeRule {
-    pub bridge: String,
-    pub subnet: Subnet,
-    /// `--internal`: no traffic in or out of the bridge.
-    pub internal: bool,
-}
-
-pub struct Nat {
+pub struct Nftables {
     table: String,
 }
 
-impl Nat {
-    pub fn new(table: String) -> Nat {
-        Nat { table }
+impl Nftables {
+    pub fn new(table: String) -> Nftables {
+        Nftables { table }
     }
 
     pub fn table(&self) -> &str {
         &self.table
     }
+}
 
+impl Firewall for Nftables {
     /// Replaces the table's contents with rules for `bridges` (atomically).
-    pub fn apply(&self, bridges: &[BridgeRule]) -> Result<(), NetworkError> {
+    fn apply(&self, bridges: &[BridgeRule]) -> Result<(), NetworkError> {
         run_nft(&script(&self.table, bridges))
     }
 
-    /// Deletes the table (engine teardown in tests).
-    pub fn remove(&self) -> Result<(), NetworkError> {
-        run_nft(&format!(
-            "table ip {t}\ndelete table ip {t}\n",
-            t = self.table
-        ))
+    /// Deletes the table: everything this driver added is in it.
+    fn teardown(&self) -> Result<(), NetworkError> {
+        run_nft(&teardown_script(&self.table))
     }
+}
+
+/// Declaring the table first makes the delete succeed when it is already gone.
+pub fn teardown_script(table: &str) -> String {
+    format!("table ip {table}\ndelete table ip {table}\n")
 }
 
 /// `table; delete table; table {…}` in one file: creates the table if missing, then
@@ -91,6 +87,7 @@ fn run_nft(script: &str) -> Result<(), NetworkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::ipam::Subnet;
 
     #[test]
     fn script_shape() {
@@ -121,7 +118,7 @@ mod tests {
     #[test]
     fn applies_and_removes_a_real_table() {
         let table = format!("berth_test_{:08x}", rand::random::<u32>());
-        let nat = Nat::new(table.clone());
+        let nat = Nftables::new(table.clone());
         nat.apply(&[BridgeRule {
             bridge: "br-nonexist".into(),
             subnet: Subnet::parse("10.250.0.0/24").unwrap(),
@@ -134,7 +131,7 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&listed.stdout);
         assert!(text.contains("masquerade"), "{text}");
-        nat.remove().unwrap();
+        nat.teardown().unwrap();
         let gone = Command::new("nft")
             .args(["list", "table", "ip", &table])
             .output()

@@ -9,8 +9,9 @@ use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use super::ipam::Subnet;
-use super::NetworkError;
+use super::Endpoint;
+use crate::network::ipam::Subnet;
+use crate::network::NetworkError;
 
 fn nl(context: &str) -> impl FnOnce(rtnetlink::Error) -> NetworkError + '_ {
     move |e| NetworkError::Netlink(format!("{context}: {e}"))
@@ -70,11 +71,24 @@ pub async fn ensure_bridge(
             .await
             .map_err(nl("addressing the bridge"))?;
     }
+    set_up(&h, idx, "bringing the bridge up").await
+}
+
+/// Sets link `idx` up; `context` names it in the error.
+async fn set_up(h: &Handle, idx: u32, context: &str) -> Result<(), NetworkError> {
     h.link()
         .set(LinkUnspec::new_with_index(idx).up().build())
         .execute()
         .await
-        .map_err(nl("bringing the bridge up"))
+        .map_err(nl(context))
+}
+
+/// Sets loopback up in the namespace `h` talks to (a new namespace has it down).
+async fn loopback_up(h: &Handle) -> Result<(), NetworkError> {
+    match index_of(h, "lo").await? {
+        Some(lo) => set_up(h, lo, "bringing loopback up").await,
+        None => Ok(()),
+    }
 }
 
 /// Deletes link `name` if it exists (a bridge, or a veth with its peer).
@@ -88,17 +102,6 @@ pub async fn delete(name: &str) -> Result<(), NetworkError> {
             .map_err(nl("deleting a link"))?;
     }
     Ok(())
-}
-
-/// What the container's end of a veth gets.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub ip: Ipv4Addr,
-    pub subnet: Subnet,
-    pub gateway: Ipv4Addr,
-    pub mac: [u8; 6],
-    /// The interface's name inside the container: eth0, eth1, …
-    pub ifname: String,
 }
 
 /// A veth pair: `host` on `bridge` and up, its peer created directly inside the
@@ -182,18 +185,8 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
         .execute()
         .await
         .map_err(nl("addressing the interface"))?;
-    h.link()
-        .set(LinkUnspec::new_with_index(idx).up().build())
-        .execute()
-        .await
-        .map_err(nl("bringing the interface up"))?;
-    if let Some(lo) = index_of(&h, "lo").await? {
-        h.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(nl("bringing loopback up"))?;
-    }
+    set_up(&h, idx, "bringing the interface up").await?;
+    loopback_up(&h).await?;
     if default_route {
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(ep.gateway)
@@ -210,16 +203,5 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
 
 /// Brings loopback up in a namespace that gets no other interface (`--network none`).
 pub async fn loopback_only(netns: &Path) -> Result<(), NetworkError> {
-    in_namespace(netns, || async {
-        let h = connect()?;
-        if let Some(lo) = index_of(&h, "lo").await? {
-            h.link()
-                .set(LinkUnspec::new_with_index(lo).up().build())
-                .execute()
-                .await
-                .map_err(nl("bringing loopback up"))?;
-        }
-        Ok(())
-    })
-    .await
+    in_namespace(netns, || async { loopback_up(&connect()?).await }).await
 }

@@ -1,0 +1,197 @@
+//! The network service's records and request shapes: networks with their
+//! containers' addresses (persisted as `networks.json`), what a create or connect
+//! asks for, what attaching a container produced, and lookup by name or id prefix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ipam::Subnet;
+use super::NetworkError;
+
+/// A container's address on one network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Attachment {
+    pub container: String,
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    /// Names it answers to on this network: its name, its short id, `--network-alias`.
+    pub names: Vec<String>,
+    /// The host end of its veth pair.
+    #[serde(default)]
+    pub host_if: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    pub created: String,
+    #[serde(default)]
+    pub subnet: Option<Subnet>,
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    /// The Linux bridge behind a bridge network.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub labels: HashMap<String, String>,
+    #[serde(default)]
+    pub options: HashMap<String, String>,
+    /// Predefined networks (`bridge`, `host`, `none`) cannot be removed.
+    #[serde(default)]
+    pub predefined: bool,
+    /// Running containers' addresses, by container id.
+    #[serde(default)]
+    pub attachments: BTreeMap<String, Attachment>,
+}
+
+impl NetworkRecord {
+    /// User-defined bridge networks get name resolution; the default bridge does not.
+    pub fn has_dns(&self) -> bool {
+        self.driver == "bridge" && !self.predefined
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Store {
+    pub networks: BTreeMap<String, NetworkRecord>,
+    /// The nftables table this engine owns (for tooling that cleans up after it).
+    #[serde(default)]
+    pub table: String,
+}
+
+/// What a network create request asks for.
+#[derive(Debug, Default, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: Option<String>,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: HashMap<String, String>,
+    pub options: HashMap<String, String>,
+    pub check_duplicate: bool,
+}
+
+/// Where a container is asked to connect, from its create request.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// What `attach` set up for a container, for its spec and its inspect document.
+#[derive(Debug, Clone, Default)]
+pub struct Wiring {
+    /// The namespace file, or None for `--network host`.
+    pub netns: Option<PathBuf>,
+    pub host: bool,
+    /// By network name.
+    pub endpoints: BTreeMap<String, WiredEndpoint>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WiredEndpoint {
+    pub network_id: String,
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub aliases: Vec<String>,
+    pub dns: bool,
+}
+
+pub(super) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+pub(super) fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+pub(super) fn find<'a>(s: &'a Store, name_or_id: &str) -> Result<&'a NetworkRecord, NetworkError> {
+    if let Some(n) = s.networks.values().find(|n| n.name == name_or_id) {
+        return Ok(n);
+    }
+    if let Some(n) = s.networks.get(name_or_id) {
+        return Ok(n);
+    }
+    let matches: Vec<&NetworkRecord> = s
+        .networks
+        .values()
+        .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(NetworkError::NotFound(name_or_id.into())),
+        _ => Err(NetworkError::InvalidArgument(format!(
+            "network {name_or_id} is ambiguous ({} matches found based on ID prefix)",
+            matches.len()
+        ))),
+    }
+}
+
+pub(super) fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+}
+
+pub(super) fn sha_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_lookup() {
+        assert!(valid_name("my-net_1.x"));
+        assert!(!valid_name("-bad"));
+        assert!(!valid_name("a b"));
+        let mut s = Store::default();
+        for (id, name) in [("abc123", "one"), ("abd456", "two")] {
+            s.networks.insert(
+                id.into(),
+                NetworkRecord {
+                    id: id.into(),
+                    name: name.into(),
+                    driver: "bridge".into(),
+                    created: String::new(),
+                    subnet: None,
+                    gateway: None,
+                    bridge: None,
+                    internal: false,
+                    attachable: false,
+                    labels: HashMap::new(),
+                    options: HashMap::new(),
+                    predefined: false,
+                    attachments: BTreeMap::new(),
+                },
+            );
+        }
+        assert_eq!(find(&s, "two").unwrap().id, "abd456");
+        assert_eq!(find(&s, "abc").unwrap().name, "one");
+        assert!(matches!(
+            find(&s, "ab"),
+            Err(NetworkError::InvalidArgument(_))
+        ));
+        assert!(matches!(find(&s, "zz"), Err(NetworkError::NotFound(_))));
+    }
+}
