@@ -20,6 +20,7 @@ impl ContainerService {
     /// Starts the container through the runtime and returns once its process runs.
     /// Whatever a failed start set up is undone by one rollback, whichever step failed.
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<(), ContainerError> {
+        let _ = self.restored.subscribe().wait_for(|done| *done).await;
         let rec = self.record(name)?;
         if rec.running() {
             return Err(ContainerError::NotModified);

@@ -128,6 +128,10 @@ pub struct ContainerService {
     /// In Berth's VM: which host paths bind mounts may use.
     host_paths: Option<crate::volumes::hostpaths::HostPaths>,
     runtime: Arc<dyn ContainerRuntime>,
+    /// Becomes true once networks left by the previous engine are reconciled and the
+    /// running containers' DNS and ports are restored: a start waits for it, so a
+    /// reconcile never removes what a new start (or a revived container) just wired.
+    restored: watch::Sender<bool>,
 }
 
 impl ContainerService {

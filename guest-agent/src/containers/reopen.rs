@@ -45,6 +45,7 @@ impl ContainerService {
             volumes,
             host_paths,
             runtime,
+            restored: watch::Sender::new(false),
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -118,6 +119,7 @@ impl ContainerService {
                         }
                     }
                 }
+                s.restored.send_replace(true);
             });
         }
         // Devices of volumes whose users died with the old engine.
