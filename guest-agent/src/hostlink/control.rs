@@ -4,19 +4,16 @@
 
 use std::sync::Arc;
 
-use berth_proto::control::{self, GuestMsg, HostMsg, PortMapping, Proto};
+use berth_proto::control::{self, GuestMsg, HostMsg, PortMapping};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{broadcast, Notify};
 
 use crate::engine::Engine;
-use crate::network::ports::{self, Binding};
+use crate::network::ports::Binding;
 
 fn mapping(b: &Binding) -> PortMapping {
     PortMapping {
-        proto: match b.proto {
-            ports::Proto::Tcp => Proto::Tcp,
-            ports::Proto::Udp => Proto::Udp,
-        },
+        proto: b.proto,
         ip: b.host_ip,
         port: b.host_port,
     }

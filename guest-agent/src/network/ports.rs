@@ -14,20 +14,9 @@ use tokio::task::JoinHandle;
 
 use super::NetworkError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
+/// TCP or UDP: the control channel's type, so a binding is announced to the host as
+/// it is kept here.
+pub use berth_proto::control::Proto;
 
 /// A port as the API names it: `80/tcp`.
 pub fn parse_port_key(key: &str) -> Option<(u16, Proto)> {

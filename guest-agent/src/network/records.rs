@@ -114,9 +114,7 @@ pub struct WiredEndpoint {
     pub dns: bool,
 }
 
-pub(super) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub(super) use crate::clock::now;
 
 pub(super) fn new_id() -> String {
     hex::encode(rand::random::<[u8; 32]>())
