@@ -61,24 +61,34 @@ fn options(n: &NetworkRecord) -> HashMap<String, String> {
     o
 }
 
+/// The fields `GET /networks` and `GET /networks/{id}` share, written once for
+/// both models (bollard-stubs has a type for each).
+macro_rules! network_doc {
+    ($ty:ident, $n:expr, { $($extra:tt)* }) => {{
+        let n: &NetworkRecord = $n;
+        $ty {
+            name: Some(n.name.clone()),
+            id: Some(n.id.clone()),
+            created: Some(n.created.clone()),
+            scope: Some("local".into()),
+            driver: Some(n.driver.clone()),
+            enable_ipv4: Some(true),
+            enable_ipv6: Some(false),
+            ipam: Some(ipam(n)),
+            internal: Some(n.internal),
+            attachable: Some(n.attachable),
+            ingress: Some(false),
+            config_only: Some(false),
+            options: Some(options(n)),
+            labels: Some(n.labels.clone()),
+            $($extra)*
+            ..Default::default()
+        }
+    }};
+}
+
 fn summary(n: &NetworkRecord) -> NetworkSummary {
-    NetworkSummary {
-        name: Some(n.name.clone()),
-        id: Some(n.id.clone()),
-        created: Some(n.created.clone()),
-        scope: Some("local".into()),
-        driver: Some(n.driver.clone()),
-        enable_ipv4: Some(true),
-        enable_ipv6: Some(false),
-        ipam: Some(ipam(n)),
-        internal: Some(n.internal),
-        attachable: Some(n.attachable),
-        ingress: Some(false),
-        config_only: Some(false),
-        options: Some(options(n)),
-        labels: Some(n.labels.clone()),
-        ..Default::default()
-    }
+    network_doc!(NetworkSummary, n, {})
 }
 
 fn inspect_doc(engine: &Engine, n: &NetworkRecord) -> NetworkInspect {
@@ -109,24 +119,7 @@ fn inspect_doc(engine: &Engine, n: &NetworkRecord) -> NetworkInspect {
             )
         })
         .collect();
-    NetworkInspect {
-        name: Some(n.name.clone()),
-        id: Some(n.id.clone()),
-        created: Some(n.created.clone()),
-        scope: Some("local".into()),
-        driver: Some(n.driver.clone()),
-        enable_ipv4: Some(true),
-        enable_ipv6: Some(false),
-        ipam: Some(ipam(n)),
-        internal: Some(n.internal),
-        attachable: Some(n.attachable),
-        ingress: Some(false),
-        config_only: Some(false),
-        options: Some(options(n)),
-        labels: Some(n.labels.clone()),
-        containers: Some(containers),
-        ..Default::default()
-    }
+    network_doc!(NetworkInspect, n, { containers: Some(containers), })
 }
 
 pub fn list(engine: &Engine, q: &Query) -> ApiResult {

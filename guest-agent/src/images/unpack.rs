@@ -230,24 +230,14 @@ fn unpack<R: Read>(reader: R, dest: &Path, whiteouts: bool) -> Result<UnpackStat
                 stats.size += n;
             }
             tar::EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .map_err(UnpackError::Read)?
-                    .ok_or_else(|| UnpackError::Unsupported {
-                        path: rel.to_string_lossy().into_owned(),
-                    })?;
+                let link = link_name(&entry, &rel)?;
                 clear_target(&target, false)?;
                 wr(&target, symlink(&link, &target))?;
                 // dockerd's layer size counts a symlink's length, as lstat reports it.
                 stats.size += link.as_os_str().len() as u64;
             }
             tar::EntryType::Link => {
-                let link = entry
-                    .link_name()
-                    .map_err(UnpackError::Read)?
-                    .ok_or_else(|| UnpackError::Unsupported {
-                        path: rel.to_string_lossy().into_owned(),
-                    })?;
+                let link = link_name(&entry, &rel)?;
                 let bad = || UnpackError::BadHardlink {
                     path: rel.to_string_lossy().into_owned(),
                     target: link.to_string_lossy().into_owned(),
@@ -353,6 +343,20 @@ fn set_mtime(path: &Path, secs: i64) -> Result<(), UnpackError> {
         )
         .map_err(nix_io),
     )
+}
+
+/// A link entry's target; a link without one is not a layer we can apply.
+fn link_name<R: io::Read>(
+    entry: &tar::Entry<'_, R>,
+    rel: &Path,
+) -> Result<std::path::PathBuf, UnpackError> {
+    entry
+        .link_name()
+        .map_err(UnpackError::Read)?
+        .map(|l| l.into_owned())
+        .ok_or_else(|| UnpackError::Unsupported {
+            path: rel.to_string_lossy().into_owned(),
+        })
 }
 
 #[cfg(test)]
