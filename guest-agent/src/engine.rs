@@ -73,6 +73,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The machine's name, as `/info` reports it.
+    pub fn hostname(&self) -> String {
+        self.host.hostname.clone()
+    }
+
     pub fn open(config: Config) -> Result<Engine, ContainerError> {
         let t = Instant::now();
         fs::create_dir_all(&config.root).map_err(ImageError::io(format!(

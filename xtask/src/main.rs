@@ -7,6 +7,7 @@ mod deps;
 mod fuzz;
 mod layout;
 mod ping;
+mod plugins;
 mod proc;
 mod run;
 mod test;

@@ -29,9 +29,10 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         deps::ensure_virtiofsd()?;
         deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
         deps::ensure_tauri_driver()?;
-        Ok::<_, anyhow::Error>(deps::ensure_nextest())
+        let plugins = crate::plugins::ensure()?;
+        Ok::<_, anyhow::Error>((deps::ensure_nextest(), plugins))
     })();
-    let nextest = match tools {
+    let (nextest, plugins) = match tools {
         Ok(n) => n,
         Err(e) => {
             println!("\n==> total {} (tools missing)", human(started.elapsed()));
@@ -46,6 +47,8 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
     }
     tests.args(extra);
+    // The buildx and Compose v2 plugins the BuildKit suite points the CLI at.
+    tests.env("BERTH_CLI_PLUGINS", &plugins);
     let steps: Vec<(&'static str, Command)> = vec![
         (
             "fmt",

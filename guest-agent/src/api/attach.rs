@@ -322,7 +322,7 @@ pub(super) fn content_type(tty: bool) -> HeaderValue {
 
 pub(super) fn stream_response(stream: ByteStream, tty: bool) -> Response<Body> {
     let body = stream.map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
     resp.headers_mut().insert(CONTENT_TYPE, content_type(tty));
     resp
 }

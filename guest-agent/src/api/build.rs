@@ -234,7 +234,7 @@ pub async fn build(
         }
     });
     let stream = tokio_stream_from(line_rx).map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)

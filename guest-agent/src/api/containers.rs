@@ -126,7 +126,7 @@ pub async fn stats(engine: Arc<Engine>, name: &str, q: &Query) -> ApiResult {
             ))
         },
     );
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
@@ -337,7 +337,7 @@ pub fn wait(engine: &Engine, name: &str, q: &Query) -> ApiResult {
         bytes.push(b'\n');
         Ok::<_, std::io::Error>(Frame::data(Bytes::from(bytes)))
     });
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)

@@ -89,7 +89,7 @@ pub fn events(engine: &Engine, q: &Query) -> ApiResult {
         line.push(b'\n');
         Ok::<_, std::io::Error>(Frame::data(Bytes::from(line)))
     });
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(body)));
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

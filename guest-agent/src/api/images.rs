@@ -185,7 +185,7 @@ fn progress_response(
             }
         })
         .map(|chunk| Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk))));
-    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp

@@ -5,10 +5,12 @@
 mod attach;
 mod auth;
 mod build;
+mod buildkit;
 mod containers;
 mod error;
 mod events;
 mod exec;
+mod grpc;
 mod images;
 mod networks;
 mod progress;
@@ -22,7 +24,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -46,13 +48,14 @@ pub mod parsing {
 
 use crate::engine::Engine;
 
-pub type Body = BoxBody<Bytes, std::io::Error>;
+/// Not `Sync`: gRPC bodies (tonic) are not, and hyper needs only `Send`.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub type ApiResult = Result<Response<Body>, ApiError>;
 
 pub fn full(data: impl Into<Bytes>) -> Body {
     Full::new(data.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {
@@ -94,7 +97,7 @@ pub fn pipe_body(rd: std::os::fd::OwnedFd) -> Body {
         }
     })
     .map(|b| Ok::<_, std::io::Error>(hyper::body::Frame::data(b)));
-    http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(stream))
+    http_body_util::BodyExt::boxed_unsync(http_body_util::StreamBody::new(stream))
 }
 
 pub fn empty(status: StatusCode) -> ApiResult {
@@ -164,6 +167,8 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             StatusCode::OK,
             &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
         ),
+        (&Method::POST, ["grpc"]) => grpc::upgrade(engine.clone(), req),
+        (&Method::POST, ["session"]) => grpc::session(req),
         (&Method::GET, ["events"]) => events::events(&engine, &query),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),

@@ -14,6 +14,7 @@ pub mod dockerfile;
 mod error;
 mod exec;
 pub mod stages;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,0 +1,94 @@
+//! The build worker as BuildKit's clients see it: one worker, Berth's own builder,
+//! described by what it runs on (platforms), where `host-gateway` points, and how its
+//! cache is kept. Data only: the API layer turns it into BuildKit's `ListWorkers` and
+//! `Info` answers.
+//!
+//! No `…worker.snapshotter` label, although Berth stores layers with overlayfs: buildx
+//! reads that label as "this daemon uses the containerd image store" and then asks
+//! for OCI outputs and provenance attestations, as dockerd only says it with the
+//! containerd snapshotter.
+
+use crate::images::Platform;
+
+/// BuildKit's label keys, as its workers publish them (buildx shows them in
+/// `buildx inspect`).
+pub const LABEL_EXECUTOR: &str = "org.mobyproject.buildkit.worker.executor";
+pub const LABEL_HOSTNAME: &str = "org.mobyproject.buildkit.worker.hostname";
+pub const LABEL_NETWORK: &str = "org.mobyproject.buildkit.worker.network";
+/// What `--add-host name:host-gateway` resolves to in RUN steps.
+pub const LABEL_HOST_GATEWAY: &str = "org.mobyproject.buildkit.worker.moby.host-gateway-ip";
+
+/// The version BuildKit's `Info` reports for Berth's builder.
+pub struct Version {
+    pub package: &'static str,
+    pub version: &'static str,
+    pub revision: &'static str,
+}
+
+pub fn version() -> Version {
+    Version {
+        package: "github.com/berth/berth",
+        version: crate::VERSION,
+        revision: crate::GIT_COMMIT,
+    }
+}
+
+/// Berth's one build worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worker {
+    /// The engine's ID, as dockerd names its one worker.
+    pub id: String,
+    pub labels: Vec<(String, String)>,
+    /// What RUN steps can execute: the engine's own platform first.
+    pub platforms: Vec<Platform>,
+    /// Cache kept at most this many bytes (0: no limit), as BuildKit's default
+    /// policy keeps build cache to a share of the disk.
+    pub gc_keep_bytes: i64,
+}
+
+/// The worker of engine `id` on `platform`, named `hostname`, whose default
+/// bridge's gateway is `host_gateway`.
+pub fn worker(
+    id: &str,
+    platform: &Platform,
+    hostname: &str,
+    host_gateway: Option<std::net::Ipv4Addr>,
+) -> Worker {
+    let mut labels = vec![
+        (LABEL_EXECUTOR.to_string(), "berth".to_string()),
+        (LABEL_HOSTNAME.to_string(), hostname.to_string()),
+        (LABEL_NETWORK.to_string(), "host".to_string()),
+    ];
+    if let Some(gw) = host_gateway {
+        labels.push((LABEL_HOST_GATEWAY.to_string(), gw.to_string()));
+    }
+    Worker {
+        id: id.to_string(),
+        labels,
+        platforms: vec![platform.clone()],
+        gc_keep_bytes: 10 << 30,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_worker_on_the_engines_platform_without_a_snapshotter_label() {
+        let p = Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+        };
+        let w = worker("E1", &p, "host1", Some([172, 17, 0, 1].into()));
+        assert_eq!((w.id.as_str(), w.platforms.clone()), ("E1", vec![p]));
+        assert!(w.labels.iter().all(|(k, _)| !k.ends_with(".snapshotter")));
+        assert!(w
+            .labels
+            .contains(&(LABEL_HOST_GATEWAY.to_string(), "172.17.0.1".to_string())));
+        assert!(w
+            .labels
+            .contains(&(LABEL_HOSTNAME.to_string(), "host1".to_string())));
+    }
+}

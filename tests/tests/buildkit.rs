@@ -1,0 +1,263 @@
+//! BuildKit's API on the engine's socket, from a real gRPC client (tonic with the
+//! generated BuildKit types, as bollard and buildx speak it): `POST /grpc` upgraded to
+//! h2c, and HTTP/2 from the first byte, both reaching `moby.buildkit.v1.Control`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use berth_tests::engine::Engine;
+use bollard_buildkit_proto::moby::buildkit::v1 as pb;
+use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// A gRPC channel over one already-open stream (tonic dials through the connector
+/// once; a second dial means the connection broke, which the test reports).
+async fn channel_over(stream: UnixStream) -> anyhow::Result<Channel> {
+    let slot = Arc::new(Mutex::new(Some(stream)));
+    let channel = Endpoint::from_static("http://berth.invalid")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let s = slot.lock().ok().and_then(|mut g| g.take());
+            async move {
+                s.map(TokioIo::new)
+                    .ok_or_else(|| std::io::Error::other("the stream was used already"))
+            }
+        }))
+        .await?;
+    Ok(channel)
+}
+
+/// `POST /grpc` with `Upgrade: h2c`, as buildx's docker driver dials: the stream
+/// after the 101 answer.
+async fn upgraded(socket: &Path) -> anyhow::Result<UnixStream> {
+    let mut s = UnixStream::connect(socket).await?;
+    s.write_all(b"POST /grpc HTTP/1.1\r\nHost: \r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+        .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        anyhow::ensure!(s.read(&mut byte).await? == 1, "EOF before the answer ended");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    anyhow::ensure!(head.starts_with("http/1.1 101"), "not upgraded: {head}");
+    anyhow::ensure!(head.contains("upgrade: h2c"), "{head}");
+    Ok(s)
+}
+
+async fn exercise(mut client: ControlClient<Channel>, engine_id: &str) -> anyhow::Result<()> {
+    let workers = client
+        .list_workers(pb::ListWorkersRequest::default())
+        .await
+        .context("ListWorkers")?
+        .into_inner()
+        .record;
+    anyhow::ensure!(workers.len() == 1, "{workers:?}");
+    let w = &workers[0];
+    anyhow::ensure!(
+        w.id == engine_id,
+        "worker id {} vs engine {engine_id}",
+        w.id
+    );
+    anyhow::ensure!(
+        w.platforms
+            .iter()
+            .any(|p| p.os == "linux" && !p.architecture.is_empty()),
+        "{:?}",
+        w.platforms
+    );
+    anyhow::ensure!(
+        !w.labels.keys().any(|k| k.ends_with(".snapshotter")),
+        "{:?}",
+        w.labels
+    );
+
+    let info = client.info(pb::InfoRequest {}).await?.into_inner();
+    let v = info.buildkit_version.context("no version")?;
+    anyhow::ensure!(!v.version.is_empty(), "{v:?}");
+
+    let du = client
+        .disk_usage(pb::DiskUsageRequest::default())
+        .await?
+        .into_inner();
+    anyhow::ensure!(du.record.is_empty(), "{du:?}");
+
+    let mut pruned = client
+        .prune(pb::PruneRequest::default())
+        .await?
+        .into_inner();
+    anyhow::ensure!(pruned.message().await?.is_none(), "prune streamed a record");
+
+    // Solving is not there yet: a clear gRPC status, not a hang or a reset.
+    let err = client
+        .solve(pb::SolveRequest::default())
+        .await
+        .err()
+        .context("Solve succeeded")?;
+    anyhow::ensure!(err.code() == tonic::Code::Unimplemented, "{err:?}");
+    anyhow::ensure!(err.message().contains("DOCKER_BUILDKIT=0"), "{err:?}");
+    Ok(())
+}
+
+fn engine_id(e: &Engine) -> String {
+    let (_, _, body) = e.request("GET", "/info", None);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    v["ID"].as_str().unwrap_or_default().to_string()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[test]
+fn control_over_an_h2c_upgrade() {
+    let e = Engine::start().expect("engine");
+    let id = engine_id(&e);
+    let socket: PathBuf = e.socket().to_path_buf();
+    runtime()
+        .block_on(async {
+            let stream = upgraded(&socket).await?;
+            exercise(ControlClient::new(channel_over(stream).await?), &id).await
+        })
+        .unwrap_or_else(|err| panic!("{err:#}\n{}", e.log()));
+}
+
+#[test]
+fn control_over_http2_from_the_first_byte() {
+    let e = Engine::start().expect("engine");
+    let id = engine_id(&e);
+    let socket: PathBuf = e.socket().to_path_buf();
+    runtime()
+        .block_on(async {
+            let stream = UnixStream::connect(&socket).await?;
+            exercise(ControlClient::new(channel_over(stream).await?), &id).await
+        })
+        .unwrap_or_else(|err| panic!("{err:#}\n{}", e.log()));
+}
+
+#[test]
+fn a_probe_that_hangs_up_after_the_upgrade_leaves_the_engine_serving() {
+    let e = Engine::start().expect("engine");
+    let socket: PathBuf = e.socket().to_path_buf();
+    runtime()
+        .block_on(async {
+            // buildx checks for BuildKit this way before every command.
+            for _ in 0..3 {
+                drop(upgraded(&socket).await?);
+            }
+            Ok::<_, anyhow::Error>(())
+        })
+        .unwrap_or_else(|err| panic!("{err:#}\n{}", e.log()));
+    assert_eq!(e.request("GET", "/_ping", None).0, 200);
+}
+
+#[test]
+fn grpc_and_session_without_an_upgrade_are_docker_shaped_400s() {
+    let e = Engine::start().expect("engine");
+    for path in ["/grpc", "/session"] {
+        let (status, _, body) = e.request("POST", path, None);
+        assert_eq!(status, 400, "{path}");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains("h2c")),
+            "{v}"
+        );
+    }
+}
+
+/// The buildx and Compose v2 plugins `cargo xtask test` fetched from Debian trixie
+/// (`target/tools/cli-plugins`, beside the agent's `target/debug`).
+fn plugins_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BERTH_CLI_PLUGINS") {
+        return PathBuf::from(d);
+    }
+    let agent = berth_tests::engine::agent_bin().expect("the agent binary");
+    // target/debug/berth-agent → target/tools/cli-plugins
+    let dir = agent
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("tools/cli-plugins"))
+        .unwrap_or_default();
+    assert!(
+        dir.join("docker-buildx").is_file(),
+        "no buildx plugin in {}: `cargo xtask test` fetches it (or set BERTH_CLI_PLUGINS)",
+        dir.display()
+    );
+    dir
+}
+
+/// This engine's private `DOCKER_CONFIG` with the plugins installed, as a user who
+/// has buildx has it.
+fn with_plugins(e: &Engine) {
+    let cfg = serde_json::json!({ "cliPluginsExtraDirs": [plugins_dir()] });
+    std::fs::write(e.docker_config().join("config.json"), cfg.to_string())
+        .expect("writing the docker config");
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn buildx_sees_the_engines_builder_and_lists_and_prunes_its_cache() {
+    let e = Engine::start().expect("engine");
+    with_plugins(&e);
+    let ls = e.docker(&["buildx", "ls"]);
+    let out = text(&ls);
+    assert!(ls.status.success(), "{out}");
+    // The docker driver's default builder, running on this engine (not a
+    // docker-container builder it would have to pull).
+    let node = out
+        .lines()
+        .find(|l| l.contains("running"))
+        .unwrap_or_else(|| panic!("no running node: {out}"));
+    assert!(node.contains("linux/"), "{out}");
+    assert!(out.contains("docker"), "{out}");
+    let du = e.docker(&["buildx", "du"]);
+    assert!(du.status.success(), "{}", text(&du));
+    assert!(text(&du).contains("Total:"), "{}", text(&du));
+    let prune = e.docker(&["buildx", "prune", "-f"]);
+    assert!(prune.status.success(), "{}", text(&prune));
+    let ps = e.docker(&["ps", "-aq"]);
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "a builder container was started"
+    );
+}
+
+#[test]
+fn docker_build_through_buildx_says_what_to_do_and_the_classic_builder_still_builds() {
+    let e = Engine::start().expect("engine");
+    with_plugins(&e);
+    let ctx = e.root().with_file_name("ctx");
+    std::fs::create_dir_all(&ctx).expect("context dir");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").expect("Dockerfile");
+    std::fs::write(ctx.join("a"), "hi\n").expect("file");
+    let ctx = ctx.to_string_lossy().into_owned();
+
+    let bk = e.docker(&["build", "-t", "bk-x", &ctx]);
+    assert!(!bk.status.success(), "{}", text(&bk));
+    assert!(text(&bk).contains("DOCKER_BUILDKIT=0"), "{}", text(&bk));
+    let ps = e.docker(&["ps", "-aq"]);
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
+        "a builder container was started"
+    );
+
+    let mut classic = e.docker_cmd(&["build", "-t", "bk-x", &ctx]);
+    classic.env("DOCKER_BUILDKIT", "0");
+    let out = classic.output().expect("docker build");
+    assert!(out.status.success(), "{}", text(&out));
+    let inspect = e.docker(&["image", "inspect", "bk-x"]);
+    assert!(inspect.status.success(), "{}", text(&inspect));
+}
