@@ -20,7 +20,9 @@ use crate::containers::views::ListFilters;
 use crate::containers::{ContainerError, WaitCondition};
 use crate::engine::Engine;
 
-const LIST_FILTERS: &[&str] = &["status", "name", "id", "label", "ancestor", "exited"];
+const LIST_FILTERS: &[&str] = &[
+    "status", "name", "id", "label", "ancestor", "exited", "health",
+];
 
 impl From<ContainerError> for ApiError {
     fn from(e: ContainerError) -> Self {
@@ -288,6 +290,15 @@ pub fn list_filters(q: &Query) -> Result<ListFilters, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("invalid filter 'exited={v}'")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let health = get("health");
+    if let Some(bad) = health
+        .iter()
+        .find(|h| !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Unrecognised filter value for health: {bad}"
+        )));
+    }
     Ok(ListFilters {
         all: q.flag("all"),
         limit: q.get("limit").and_then(|l| l.parse().ok()),
@@ -297,6 +308,7 @@ pub fn list_filters(q: &Query) -> Result<ListFilters, ApiError> {
         label: get("label"),
         ancestor: get("ancestor"),
         exited,
+        health,
     })
 }
 

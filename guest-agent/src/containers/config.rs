@@ -1,10 +1,10 @@
 //! Turning a create request plus the image's config into what runs, with Docker's rules:
-//! entrypoint/cmd overrides, environment merging, working dir and user defaults, and
+//! entrypoint/cmd overrides, environment merging, the healthcheck, working dir and user defaults, and
 //! `user[:group]` resolved against the container's own /etc/passwd and /etc/group.
 
 use std::path::Path;
 
-use bollard_stubs::models::ContainerConfig;
+use bollard_stubs::models::{ContainerConfig, HealthConfig};
 
 use crate::images::ConfigFile;
 
@@ -60,7 +60,37 @@ pub fn merge(req: &ContainerConfig, image: &ConfigFile) -> ContainerConfig {
         }
     }
     out.volumes = (!volumes.is_empty()).then_some(volumes);
+    out.healthcheck = merge_healthcheck(req.healthcheck.as_ref(), img.healthcheck.as_ref());
     out
+}
+
+/// The request's healthcheck over the image's, field by field as dockerd merges them:
+/// a missing test or a zero duration/retry count inherits the image's.
+pub fn merge_healthcheck(
+    req: Option<&HealthConfig>,
+    image: Option<&HealthConfig>,
+) -> Option<HealthConfig> {
+    let Some(req) = req else {
+        return image.cloned();
+    };
+    let Some(img) = image else {
+        return Some(req.clone());
+    };
+    let mut out = req.clone();
+    if out.test.as_ref().is_none_or(|t| t.is_empty()) {
+        out.test = img.test.clone();
+    }
+    fn inherit(mine: &mut Option<i64>, theirs: Option<i64>) {
+        if mine.unwrap_or(0) == 0 {
+            *mine = theirs;
+        }
+    }
+    inherit(&mut out.interval, img.interval);
+    inherit(&mut out.timeout, img.timeout);
+    inherit(&mut out.start_period, img.start_period);
+    inherit(&mut out.start_interval, img.start_interval);
+    inherit(&mut out.retries, img.retries);
+    Some(out)
 }
 
 /// Image env first, request env overriding by key; a PATH is always present.

@@ -43,6 +43,12 @@ impl ContainerService {
                 source: std::io::Error::other(e),
             })?;
         self.update(&rec.id, |r| r.state.paused = pause)?;
+        // A frozen container is not probed (its probe could not run anyway).
+        if pause {
+            self.health_halt(&rec.id);
+        } else {
+            self.health_resume(&rec.id);
+        }
         self.emit(&rec, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }

@@ -108,6 +108,7 @@ impl ContainerService {
                 started_at: None,
                 finished_at: None,
                 paused: false,
+                health: None,
             },
             restart_count: 0,
             layers,

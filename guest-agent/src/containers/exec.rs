@@ -172,6 +172,23 @@ impl ContainerService {
         }
     }
 
+    /// The pid of an exec's process (0 once it has exited or before it runs).
+    pub(super) fn exec_pid(&self, id: &str) -> i64 {
+        self.exec_entry(id, |e| e.pid).unwrap_or(0)
+    }
+
+    /// Drops an exec that has run its course, with its directory (healthcheck
+    /// probes, which dockerd does not list).
+    pub(super) fn exec_forget(&self, id: &str) {
+        if let Some(e) = self.exec_lock().remove(id) {
+            if let Err(err) = std::fs::remove_dir_all(&e.dir) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(exec = id, error = %err, "removing an exec's directory");
+                }
+            }
+        }
+    }
+
     pub fn exec_output(&self, id: &str) -> Result<ExecOutput, ContainerError> {
         self.exec_entry(id, |e| ExecOutput {
             log: e.dir.join(crate::runtime::shim::LOG_FILE),

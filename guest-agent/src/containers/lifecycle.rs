@@ -113,6 +113,7 @@ impl ContainerService {
         if let Ok(r) = self.record(&id) {
             self.emit(&r, "start", &[]);
         }
+        self.health_started(&id);
         let svc = self.clone();
         let exited = started.exited;
         tokio::spawn(async move {
@@ -162,6 +163,7 @@ impl ContainerService {
     /// Records the exit the shim left, releases the rootfs, wakes waiters, and removes
     /// the container when it was created with `--rm`.
     pub(super) async fn on_exit(self: &Arc<Self>, id: &str) {
+        self.health_halt(id);
         let dir = self.container_dir(id);
         let exit = self.runtime.exit_record(&dir);
         let (code, error, finished) = match exit {

@@ -2,8 +2,8 @@
 //! (resolve by id, name or prefix; list; inspect; events). Each verb lives in the
 //! module named for it: `create`, `lifecycle` (start, exit, restart policy, kill,
 //! stop, wait), `remove`, `reopen` (adoption after an engine restart), `bundle`,
-//! `net`, `commit`, `control` (pause, update, stats, top, resize), `exec`, `archive`
-//! (cp, diff). Processes run through a [`ContainerRuntime`], networks through the
+//! `net`, `commit`, `control` (pause, update, stats, top, resize), `exec`, `health`
+//! (healthchecks and their monitors), `archive` (cp, diff). Processes run through a [`ContainerRuntime`], networks through the
 //! network service. Nothing here knows about HTTP; views are the API's JSON models
 //! from `bollard-stubs`.
 
@@ -16,6 +16,7 @@ pub mod config;
 mod control;
 mod create;
 pub mod exec;
+mod health;
 mod lifecycle;
 pub mod logs;
 pub mod names;
@@ -30,7 +31,7 @@ pub mod views;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -116,6 +117,9 @@ impl WaitCondition {
 }
 
 pub struct ContainerService {
+    /// Itself, for the tasks it spawns from methods that only borrow it (the health
+    /// monitors started on unpause).
+    me: Weak<ContainerService>,
     dir: PathBuf,
     trash: PathBuf,
     entries: Mutex<HashMap<String, Entry>>,
@@ -132,6 +136,8 @@ pub struct ContainerService {
     /// running containers' DNS and ports are restored: a start waits for it, so a
     /// reconcile never removes what a new start (or a revived container) just wired.
     restored: watch::Sender<bool>,
+    /// The health monitors of running containers with a healthcheck.
+    health: health::monitor::Monitors,
 }
 
 impl ContainerService {

@@ -48,6 +48,9 @@ pub struct RunState {
     /// Frozen by `docker pause` (still counted as running).
     #[serde(default)]
     pub paused: bool,
+    /// `State.Health`: set once a container with a healthcheck has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<bollard_stubs::models::Health>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -38,6 +38,7 @@ impl ContainerService {
             )
             .await;
         }
+        self.health_halt(&id);
         let removed = self.lock().remove(&id);
         let Some(entry) = removed else {
             return Ok(()); // removed concurrently (e.g. --rm)

@@ -33,7 +33,8 @@ impl ContainerService {
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
         crate::fsutil::reset_dir(&trash).map_err(io_err("cleaning container trash"))?;
         let (restarts, restart_rx) = tokio::sync::mpsc::unbounded_channel();
-        let svc = Arc::new(ContainerService {
+        let svc = Arc::new_cyclic(|me| ContainerService {
+            me: me.clone(),
             dir,
             trash,
             entries: Mutex::new(HashMap::new()),
@@ -46,6 +47,7 @@ impl ContainerService {
             host_paths,
             runtime,
             restored: watch::Sender::new(false),
+            health: Default::default(),
         });
         tokio::spawn(svc.clone().restarter(restart_rx));
         let mut adopt = Vec::new();
@@ -125,6 +127,8 @@ impl ContainerService {
         // Devices of volumes whose users died with the old engine.
         svc.volumes.sweep();
         for id in adopt {
+            // Health as the record kept it; probing goes on where it stopped.
+            svc.health_resume(&id);
             let s = svc.clone();
             tokio::spawn(async move { s.watch_adopted(id).await });
         }

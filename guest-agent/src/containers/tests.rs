@@ -466,6 +466,7 @@ fn test_record() -> ContainerRecord {
             started_at: None,
             finished_at: None,
             paused: false,
+            health: None,
         },
         restart_count: 0,
         layers: vec![],

@@ -11,6 +11,7 @@ use bollard_stubs::models::{
 };
 
 use super::config::command;
+use super::health::{filter_value, ps_suffix};
 use super::record::{ContainerRecord, Status};
 use crate::images::labels_match;
 
@@ -55,6 +56,8 @@ pub struct ListFilters {
     pub label: Vec<String>,
     pub ancestor: Vec<String>,
     pub exited: Vec<i64>,
+    /// `starting`, `healthy`, `unhealthy` or `none`.
+    pub health: Vec<String>,
 }
 
 fn unix(t: &str) -> i64 {
@@ -88,7 +91,11 @@ fn status_text(r: &ContainerRecord) -> String {
         Status::Running => format!(
             "Up {}{}",
             human_duration(now - unix(r.state.started_at.as_deref().unwrap_or(""))),
-            if r.state.paused { " (Paused)" } else { "" }
+            if r.state.paused {
+                " (Paused)"
+            } else {
+                ps_suffix(r.state.health.as_ref())
+            }
         ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -113,6 +120,14 @@ fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
     }
     let exited_ok = r.state.status == Status::Exited && f.exited.contains(&r.state.exit_code);
     if !f.exited.is_empty() && !exited_ok {
+        return false;
+    }
+    if !f.health.is_empty()
+        && !f
+            .health
+            .iter()
+            .any(|h| h == filter_value(r.state.health.as_ref()))
+    {
         return false;
     }
     if !f.name.is_empty()
@@ -220,7 +235,7 @@ pub fn inspect(r: &ContainerRecord, dir: &Path) -> ContainerInspectResponse {
                     .clone()
                     .unwrap_or_else(|| ZERO_TIME.into()),
             ),
-            health: None,
+            health: r.state.health.clone(),
         }),
         image: Some(r.image_id.clone()),
         log_path: Some(
