@@ -674,3 +674,298 @@ async fn pause_and_update_go_through_the_runtime() {
         Some(64 << 20)
     );
 }
+
+// Healthchecks: the monitor on the fake runtime, probes decided by the fake's exec
+// outcomes, with intervals of milliseconds.
+
+const PROBE: &str = "/bin/sh -c check";
+
+fn ms(n: i64) -> Option<i64> {
+    Some(n * 1_000_000)
+}
+
+fn with_health(hc: bollard_stubs::models::HealthConfig) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some("app".into()),
+        healthcheck: Some(bollard_stubs::models::HealthConfig {
+            test: Some(vec!["CMD-SHELL".into(), "check".into()]),
+            ..hc
+        }),
+        ..Default::default()
+    }
+}
+
+fn fast(retries: i64) -> bollard_stubs::models::HealthConfig {
+    bollard_stubs::models::HealthConfig {
+        interval: ms(20),
+        timeout: Some(5_000_000_000),
+        retries: Some(retries),
+        ..Default::default()
+    }
+}
+
+fn health_of(svc: &ContainerService, id: &str) -> Option<bollard_stubs::models::HealthStatusEnum> {
+    svc.record(id).ok()?.state.health?.status
+}
+
+async fn until_health(
+    svc: &ContainerService,
+    id: &str,
+    want: bollard_stubs::models::HealthStatusEnum,
+) {
+    until(svc, id, |r| {
+        r.state.health.as_ref().and_then(|h| h.status) == Some(want)
+    })
+    .await;
+}
+
+/// No probe exec left behind: none listed, none running, no directory.
+async fn no_probe_left(e: &Engine, id: &str) {
+    for _ in 0..300 {
+        let listed = e.svc.execs.lock().unwrap().len();
+        let dirs = std::fs::read_dir(e.tmp.path().join("containers").join(id).join("exec"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if listed == 0 && dirs == 0 && e.runtime.running_execs() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("a probe exec was left behind");
+}
+
+use bollard_stubs::models::HealthStatusEnum as H;
+
+#[tokio::test]
+async fn a_failing_probe_turns_unhealthy_after_its_retries_and_recovers() {
+    let e = Engine::new().await;
+    e.runtime.exec_outcome(PROBE, Some((1, "not yet")));
+    let id = e.create_body("hc", with_health(fast(3)));
+    assert_eq!(e.svc.inspect(&id).unwrap().state.unwrap().health, None);
+    e.svc.start(&id).await.unwrap();
+    assert_eq!(health_of(&e.svc, &id), Some(H::STARTING));
+    until_health(&e.svc, &id, H::UNHEALTHY).await;
+    let h = e.svc.record(&id).unwrap().state.health.unwrap();
+    assert_eq!(h.failing_streak, Some(3));
+    let last = h.log.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.exit_code, last.output.as_deref()),
+        (Some(1), Some("not yet"))
+    );
+    // Any code but 0 is a failure too; 0 makes it healthy again.
+    e.runtime.exec_outcome(PROBE, Some((0, "ok")));
+    until_health(&e.svc, &id, H::HEALTHY).await;
+    assert_eq!(
+        e.svc
+            .record(&id)
+            .unwrap()
+            .state
+            .health
+            .unwrap()
+            .failing_streak,
+        Some(0)
+    );
+    let doc = e.svc.inspect(&id).unwrap();
+    assert_eq!(doc.state.unwrap().health.unwrap().status, Some(H::HEALTHY));
+    let rows = e.svc.list(&views::ListFilters {
+        health: vec!["healthy".into()],
+        ..Default::default()
+    });
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].status.as_deref().unwrap().ends_with(" (healthy)"));
+    assert!(e
+        .svc
+        .list(&views::ListFilters {
+            health: vec!["none".into()],
+            ..Default::default()
+        })
+        .is_empty());
+
+    let actions = e.actions(&id);
+    let health: Vec<&String> = actions.iter().filter(|a| a.starts_with("health")).collect();
+    assert_eq!(
+        health,
+        ["health_status: unhealthy", "health_status: healthy"]
+    );
+    for a in [
+        "exec_create: /bin/sh -c check",
+        "exec_start: /bin/sh -c check",
+        "exec_die",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} missing from {actions:?}"
+        );
+    }
+    e.svc.stop(&id, Some(1), None).await.unwrap();
+    no_probe_left(&e, &id).await;
+    // A stopped container's monitor is gone, and dockerd calls it unhealthy.
+    assert_eq!(health_of(&e.svc, &id), Some(H::UNHEALTHY));
+}
+
+#[tokio::test]
+async fn the_start_period_forgives_failures_until_a_success() {
+    let e = Engine::new().await;
+    e.runtime.exec_outcome(PROBE, Some((1, "")));
+    let id = e.create_body(
+        "sp",
+        with_health(bollard_stubs::models::HealthConfig {
+            start_period: Some(60_000_000_000),
+            start_interval: ms(20),
+            ..fast(1)
+        }),
+    );
+    e.svc.start(&id).await.unwrap();
+    for _ in 0..300 {
+        if e.runtime.execs_of(&id).len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        e.runtime.execs_of(&id).len() >= 4,
+        "the start interval applies"
+    );
+    let h = e.svc.record(&id).unwrap().state.health.unwrap();
+    assert_eq!((h.status, h.failing_streak), (Some(H::STARTING), Some(0)));
+    e.runtime.exec_outcome(PROBE, Some((0, "")));
+    until_health(&e.svc, &id, H::HEALTHY).await;
+}
+
+#[tokio::test]
+async fn a_paused_container_is_not_probed() {
+    let e = Engine::new().await;
+    e.runtime.exec_outcome(PROBE, Some((0, "")));
+    let id = e.create_body("pz", with_health(fast(1)));
+    e.svc.start(&id).await.unwrap();
+    until_health(&e.svc, &id, H::HEALTHY).await;
+    e.svc.set_paused(&id, true).await.unwrap();
+    no_probe_left(&e, &id).await;
+    let probes = e.runtime.execs_of(&id).len();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(e.runtime.execs_of(&id).len(), probes);
+    assert_eq!(health_of(&e.svc, &id), Some(H::UNHEALTHY));
+    e.svc.set_paused(&id, false).await.unwrap();
+    until_health(&e.svc, &id, H::HEALTHY).await;
+    assert!(e.runtime.execs_of(&id).len() > probes);
+}
+
+#[tokio::test]
+async fn a_probe_past_its_timeout_is_killed_and_fails() {
+    let e = Engine::new().await;
+    // No outcome: the probe runs until killed.
+    let id = e.create_body(
+        "to",
+        with_health(bollard_stubs::models::HealthConfig {
+            timeout: ms(50),
+            ..fast(1)
+        }),
+    );
+    e.svc.start(&id).await.unwrap();
+    until_health(&e.svc, &id, H::UNHEALTHY).await;
+    let last = e
+        .svc
+        .record(&id)
+        .unwrap()
+        .state
+        .health
+        .unwrap()
+        .log
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last.exit_code, Some(-1));
+    assert_eq!(
+        last.output.as_deref(),
+        Some("Health check exceeded timeout (50ms)")
+    );
+    assert!(e
+        .runtime
+        .signals()
+        .iter()
+        .any(|(_, s)| *s == nix::sys::signal::Signal::SIGKILL));
+    e.runtime.exit(&id, 0);
+    until(&e.svc, &id, |r| !r.running()).await;
+    no_probe_left(&e, &id).await;
+}
+
+#[tokio::test]
+async fn the_monitor_stops_when_the_container_exits() {
+    let e = Engine::new().await;
+    // A probe that hangs is under way when the container exits.
+    let id = e.create_body("ex", with_health(fast(1)));
+    e.svc.start(&id).await.unwrap();
+    for _ in 0..300 {
+        if e.runtime.running_execs() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(e.runtime.running_execs(), 1);
+    e.runtime.exit(&id, 0);
+    until(&e.svc, &id, |r| !r.running()).await;
+    no_probe_left(&e, &id).await;
+    let probes = e.runtime.execs_of(&id).len();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(e.runtime.execs_of(&id).len(), probes);
+    assert_eq!(health_of(&e.svc, &id), Some(H::UNHEALTHY));
+    // Removing it leaves nothing either; a new start probes again from `starting`.
+    e.runtime.exec_outcome(PROBE, Some((0, "")));
+    e.svc.start(&id).await.unwrap();
+    until_health(&e.svc, &id, H::HEALTHY).await;
+    e.svc.remove(&id, true, false).await.unwrap();
+    let probes = e.runtime.execs_of(&id).len();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(e.runtime.execs_of(&id).len(), probes);
+}
+
+#[tokio::test]
+async fn no_healthcheck_means_no_health_and_no_probe() {
+    let e = Engine::new().await;
+    let plain = e.create("plain", HostConfig::default());
+    let none = e.create_body(
+        "none",
+        ContainerCreateBody {
+            image: Some("app".into()),
+            healthcheck: Some(bollard_stubs::models::HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    for id in [&plain, &none] {
+        e.svc.start(id).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for id in [&plain, &none] {
+        assert_eq!(e.svc.inspect(id).unwrap().state.unwrap().health, None);
+        assert!(e.runtime.execs_of(id).is_empty());
+        let row = e.svc.list(&views::ListFilters {
+            id: vec![id.clone()],
+            health: vec!["none".into()],
+            ..Default::default()
+        });
+        assert_eq!(row.len(), 1);
+        assert!(!row[0].status.as_deref().unwrap().contains('('));
+    }
+}
+
+#[tokio::test]
+async fn health_survives_an_engine_restart_and_probing_goes_on() {
+    let e = Engine::new().await;
+    e.runtime.exec_outcome(PROBE, Some((0, "")));
+    let id = e.create_body("ad", with_health(fast(1)));
+    e.svc.start(&id).await.unwrap();
+    until_health(&e.svc, &id, H::HEALTHY).await;
+    // The old engine "dies" (its monitor with it); the new one reads the record.
+    e.runtime.exec_outcome(PROBE, Some((1, "")));
+    e.svc.health_halt(&id);
+    let again = e.restart().await;
+    let kept = again.record(&id).unwrap().state.health.unwrap();
+    assert!(!kept.log.unwrap_or_default().is_empty());
+    let probes = e.runtime.execs_of(&id).len();
+    e.runtime.exec_outcome(PROBE, Some((0, "")));
+    until_health(&again, &id, H::HEALTHY).await;
+    assert!(e.runtime.execs_of(&id).len() > probes);
+}

@@ -1,7 +1,9 @@
 //! An in-memory [`ContainerRuntime`] for tests: processes are entries in a table that a
 //! test ends with [`FakeRuntime::exit`], signals are recorded (SIGKILL and SIGTERM end
-//! the process as their default actions would), and mounts are plain directories. It
-//! needs no root, no kernel features and starts nothing.
+//! the process as their default actions would), and mounts are plain directories. An
+//! exec whose command a test gave an outcome ([`FakeRuntime::exec_outcome`]) exits at
+//! once with it; other execs run until signalled. It needs no root, no kernel features
+//! and starts nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -31,6 +33,10 @@ struct State {
     signals: Vec<(i64, Signal)>,
     paused: BTreeSet<String>,
     updates: Vec<String>,
+    /// Exit code and output of execs, by their command line (args joined by spaces).
+    exec_outcomes: HashMap<String, (i32, String)>,
+    /// Every exec started: (container, command line).
+    execs: Vec<(String, String)>,
 }
 
 struct Proc {
@@ -104,6 +110,33 @@ impl FakeRuntime {
         self.lock().paused.clone()
     }
 
+    /// Execs running `cmdline` (args joined by spaces) exit at once with `code` after
+    /// writing `output`; `None` makes them run until signalled again.
+    pub fn exec_outcome(&self, cmdline: &str, outcome: Option<(i32, &str)>) {
+        let mut s = self.lock();
+        match outcome {
+            Some((code, out)) => s
+                .exec_outcomes
+                .insert(cmdline.to_string(), (code, out.to_string())),
+            None => s.exec_outcomes.remove(cmdline),
+        };
+    }
+
+    /// Execs started so far in container `id` (their command lines).
+    pub fn execs_of(&self, id: &str) -> Vec<String> {
+        let s = self.lock();
+        s.execs
+            .iter()
+            .filter(|(c, _)| c == id)
+            .map(|(_, cmd)| cmd.clone())
+            .collect()
+    }
+
+    /// Exec processes running now.
+    pub fn running_execs(&self) -> usize {
+        self.lock().procs.values().filter(|p| p.exec).count()
+    }
+
     /// Containers whose limits were updated, in order.
     pub fn updates(&self) -> Vec<String> {
         self.lock().updates.clone()
@@ -129,6 +162,22 @@ impl FakeRuntime {
             let _ = done.send(());
         }
     }
+}
+
+/// An exec's command line from its `process.json`.
+fn exec_cmdline(process: &Path) -> String {
+    std::fs::read(process)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            v.get("args").and_then(|a| a.as_array()).map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        })
+        .unwrap_or_default()
 }
 
 impl ContainerRuntime for FakeRuntime {
@@ -169,6 +218,28 @@ impl ContainerRuntime for FakeRuntime {
             s.exits.remove(&dir);
             s.next_pid += 2;
             let (shim_pid, pid) = (1000 + s.next_pid, 1001 + s.next_pid);
+            if req.exec_dir.is_some() {
+                let cmdline = exec_cmdline(&described);
+                s.execs.push((req.id.to_string(), cmdline.clone()));
+                if let Some((code, output)) = s.exec_outcomes.get(&cmdline).cloned() {
+                    // Done at once: its output logged and its exit recorded.
+                    let line = super::logfile::log_line("stdout", output.as_bytes());
+                    let _ = std::fs::write(dir.join(super::shim::LOG_FILE), line);
+                    s.exits.insert(
+                        dir,
+                        ExitRecord {
+                            exit_code: code,
+                            finished_at: crate::clock::now(),
+                            error: String::new(),
+                        },
+                    );
+                    return Ok(Started {
+                        pid,
+                        shim_pid,
+                        exited: Box::pin(async {}),
+                    });
+                }
+            }
             let (tx, rx) = oneshot::channel();
             s.procs.insert(
                 pid,
