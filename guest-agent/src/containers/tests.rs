@@ -969,3 +969,16 @@ async fn health_survives_an_engine_restart_and_probing_goes_on() {
     until_health(&again, &id, H::HEALTHY).await;
     assert!(e.runtime.execs_of(&id).len() > probes);
 }
+
+#[tokio::test]
+async fn a_container_adopted_without_health_gets_it() {
+    let e = Engine::new().await;
+    let id = e.create_body("old", with_health(fast(1)));
+    e.svc.start(&id).await.unwrap();
+    // As an engine that kept no health would have left it.
+    e.svc.health_halt(&id);
+    e.svc.update(&id, |r| r.state.health = None).unwrap();
+    let again = e.restart().await;
+    e.runtime.exec_outcome(PROBE, Some((0, "")));
+    until_health(&again, &id, H::HEALTHY).await;
+}

@@ -134,9 +134,10 @@ impl ContainerService {
                 if *stop.borrow() {
                     return;
                 }
-                if let Some(h) = r.state.health.as_mut() {
-                    changed = record(h, result, settings.retries, in_start_period);
-                }
+                // A container adopted from an engine that did not keep health yet
+                // starts from `starting` here.
+                let h = r.state.health.get_or_insert_with(|| reset(None));
+                changed = record(h, result, settings.retries, in_start_period);
             });
             if *stop.borrow() {
                 return;
