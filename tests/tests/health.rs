@@ -206,3 +206,34 @@ fn stopping_a_container_leaves_no_probe_behind() {
     assert_eq!(status.trim(), "unhealthy");
     engine.docker_ok(&["rm", "slow"]);
 }
+
+#[test]
+fn health_survives_an_engine_restart_and_probing_goes_on() {
+    let (_r, mut engine, img) = berth_tests::busybox_engine();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kept",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        &img,
+        "sh",
+        "-c",
+        "touch /tmp/ok; sleep 60",
+    ]);
+    wait_health(&engine, "kept", "healthy");
+    engine.kill9();
+    engine.respawn().unwrap();
+    // The record kept the health the old engine saw.
+    let log = engine.docker_ok(&["inspect", "-f", "{{len .State.Health.Log}}", "kept"]);
+    assert!(log.trim().parse::<usize>().unwrap() >= 1, "{log}");
+    // And the new engine probes: the probe now fails.
+    engine.docker_ok(&["exec", "kept", "rm", "/tmp/ok"]);
+    wait_health(&engine, "kept", "unhealthy");
+    engine.docker_ok(&["rm", "-f", "kept"]);
+}
