@@ -3,9 +3,9 @@
 //! module named for it: `create`, `lifecycle` (start, exit, restart policy, kill,
 //! stop, wait), `remove`, `reopen` (adoption after an engine restart), `bundle`,
 //! `net`, `commit`, `control` (pause, update, stats, top, resize), `exec`, `health`
-//! (healthchecks and their monitors), `archive` (cp, diff). Processes run through a [`ContainerRuntime`], networks through the
-//! network service. Nothing here knows about HTTP; views are the API's JSON models
-//! from `bollard-stubs`.
+//! (healthchecks and their monitors), `archive` (cp, diff). Processes run through a
+//! [`ContainerRuntime`], networks through the network service. Nothing here knows
+//! about HTTP; views are the API's JSON models from `bollard-stubs`.
 
 pub mod archive;
 mod bundle;
