@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use berth_tests::engine::Engine;
+use berth_tests::output_text;
 use bollard_buildkit_proto::moby::buildkit::v1 as pb;
 use bollard_buildkit_proto::moby::buildkit::v1::control_client::ControlClient;
 use hyper_util::rt::TokioIo;
@@ -200,20 +201,12 @@ fn with_plugins(e: &Engine) {
         .expect("writing the docker config");
 }
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn buildx_sees_the_engines_builder_and_lists_and_prunes_its_cache() {
     let e = Engine::start().expect("engine");
     with_plugins(&e);
     let ls = e.docker(&["buildx", "ls"]);
-    let out = text(&ls);
+    let out = output_text(&ls);
     assert!(ls.status.success(), "{out}");
     // The docker driver's default builder, running on this engine (not a
     // docker-container builder it would have to pull).
@@ -224,10 +217,10 @@ fn buildx_sees_the_engines_builder_and_lists_and_prunes_its_cache() {
     assert!(node.contains("linux/"), "{out}");
     assert!(out.contains("docker"), "{out}");
     let du = e.docker(&["buildx", "du"]);
-    assert!(du.status.success(), "{}", text(&du));
-    assert!(text(&du).contains("Total:"), "{}", text(&du));
+    assert!(du.status.success(), "{}", output_text(&du));
+    assert!(output_text(&du).contains("Total:"), "{}", output_text(&du));
     let prune = e.docker(&["buildx", "prune", "-f"]);
-    assert!(prune.status.success(), "{}", text(&prune));
+    assert!(prune.status.success(), "{}", output_text(&prune));
     let ps = e.docker(&["ps", "-aq"]);
     assert!(
         String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
@@ -246,8 +239,12 @@ fn docker_build_through_buildx_says_what_to_do_and_the_classic_builder_still_bui
     let ctx = ctx.to_string_lossy().into_owned();
 
     let bk = e.docker(&["build", "-t", "bk-x", &ctx]);
-    assert!(!bk.status.success(), "{}", text(&bk));
-    assert!(text(&bk).contains("DOCKER_BUILDKIT=0"), "{}", text(&bk));
+    assert!(!bk.status.success(), "{}", output_text(&bk));
+    assert!(
+        output_text(&bk).contains("DOCKER_BUILDKIT=0"),
+        "{}",
+        output_text(&bk)
+    );
     let ps = e.docker(&["ps", "-aq"]);
     assert!(
         String::from_utf8_lossy(&ps.stdout).trim().is_empty(),
@@ -257,7 +254,7 @@ fn docker_build_through_buildx_says_what_to_do_and_the_classic_builder_still_bui
     let mut classic = e.docker_cmd(&["build", "-t", "bk-x", &ctx]);
     classic.env("DOCKER_BUILDKIT", "0");
     let out = classic.output().expect("docker build");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let inspect = e.docker(&["image", "inspect", "bk-x"]);
-    assert!(inspect.status.success(), "{}", text(&inspect));
+    assert!(inspect.status.success(), "{}", output_text(&inspect));
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use berth_tests::engine::Engine;
+use berth_tests::output_text;
 use berth_tests::registry::{Registry, RegistryAuth};
 use berth_tests::vm::workspace_bin;
 
@@ -60,14 +61,6 @@ fn docker(
     child.wait_with_output().unwrap()
 }
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn login_push_pull_logout_through_the_keychain() {
     isolate_keyring();
@@ -83,7 +76,7 @@ fn login_push_pull_logout_through_the_keychain() {
         .env("DOCKER_CONFIG", engine.docker_config())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let config = engine.docker_config().join("config.json");
 
     let out = docker(
@@ -93,8 +86,8 @@ fn login_push_pull_logout_through_the_keychain() {
         &["login", "-u", "ann", "--password-stdin", &reg],
         Some("s3cret-pw\n"),
     );
-    assert!(out.status.success(), "login: {}", text(&out));
-    assert!(text(&out).contains("Login Succeeded"));
+    assert!(out.status.success(), "login: {}", output_text(&out));
+    assert!(output_text(&out).contains("Login Succeeded"));
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     assert_eq!(cfg["credsStore"], "berth");
@@ -128,10 +121,10 @@ fn login_push_pull_logout_through_the_keychain() {
     }
     assert!(child.wait_with_output().unwrap().status.success());
     let out = docker(&engine, &path, &service, &["push", &image], None);
-    assert!(out.status.success(), "push: {}", text(&out));
+    assert!(out.status.success(), "push: {}", output_text(&out));
     engine.docker_ok(&["rmi", &image]);
     let out = docker(&engine, &path, &service, &["pull", &image], None);
-    assert!(out.status.success(), "pull: {}", text(&out));
+    assert!(out.status.success(), "pull: {}", output_text(&out));
     assert_eq!(
         engine.docker_ok(&["run", "--rm", &image, "echo", "private"]),
         "private\n"
@@ -139,7 +132,7 @@ fn login_push_pull_logout_through_the_keychain() {
 
     // Logout erases the keychain entry; the next pull is refused.
     let out = docker(&engine, &path, &service, &["logout", &reg], None);
-    assert!(out.status.success(), "logout: {}", text(&out));
+    assert!(out.status.success(), "logout: {}", output_text(&out));
     let mut list = Command::new(workspace_bin("docker-credential-berth").unwrap());
     list.arg("list")
         .env("BERTH_KEYRING", "keyutils")
@@ -153,9 +146,9 @@ fn login_push_pull_logout_through_the_keychain() {
     let out = docker(&engine, &path, &service, &["pull", &image], None);
     assert!(!out.status.success());
     assert!(
-        text(&out).to_lowercase().contains("unauthorized"),
+        output_text(&out).to_lowercase().contains("unauthorized"),
         "pull after logout: {}",
-        text(&out)
+        output_text(&out)
     );
     let out = Command::new(&berth)
         .args(["docker-config", "uninstall"])

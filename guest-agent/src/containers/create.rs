@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::{
     config, io_err, names, net, record, resolve_in, views, ContainerError, ContainerRecord,
-    ContainerService, Entry, Life, Status,
+    ContainerService, Entry, Life,
 };
 use crate::clock::now;
 use crate::images::ImageService;
@@ -99,17 +99,7 @@ impl ContainerService {
             image_id,
             config: merged,
             host_config,
-            state: record::RunState {
-                status: Status::Created,
-                pid: 0,
-                shim_pid: 0,
-                exit_code: 0,
-                error: String::new(),
-                started_at: None,
-                finished_at: None,
-                paused: false,
-                health: None,
-            },
+            state: record::RunState::created(),
             restart_count: 0,
             layers,
             manually_stopped: false,

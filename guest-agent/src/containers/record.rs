@@ -53,6 +53,23 @@ pub struct RunState {
     pub health: Option<bollard_stubs::models::Health>,
 }
 
+impl RunState {
+    /// A container that was created and has never run.
+    pub fn created() -> RunState {
+        RunState {
+            status: Status::Created,
+            pid: 0,
+            shim_pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: None,
+            finished_at: None,
+            paused: false,
+            health: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
