@@ -67,6 +67,8 @@ pub struct Engine {
     pub network: std::sync::Arc<crate::network::NetworkService>,
     pub volumes: std::sync::Arc<VolumeService>,
     pub events: std::sync::Arc<crate::events::Events>,
+    /// BuildKit's client sessions and builds in flight.
+    pub buildkit: crate::buildkit::BuildKit,
     pub id: String,
     pub started: Instant,
     host: HostFacts,
@@ -126,6 +128,7 @@ impl Engine {
             network,
             volumes,
             events,
+            buildkit: Default::default(),
             id,
             started: Instant::now(),
             host: HostFacts::read(),

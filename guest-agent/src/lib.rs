@@ -1,11 +1,13 @@
 //! berth-agent: Berth's container engine. It serves the Docker Engine API on a unix
 //! socket (inside the VM, or natively on a Linux host; `api`) and owns images
 //! (`images`), containers and their shims (`containers`, `runtime`), networks
-//! (`network`), volumes (`volumes`) and Dockerfile builds (`build`); `daemon` runs it
-//! and `hostlink` talks to the host from inside Berth's VM.
+//! (`network`), volumes (`volumes`) and Dockerfile builds (`build`; `buildkit` is
+//! BuildKit's protocol over it); `daemon` runs it and `hostlink` talks to the host
+//! from inside Berth's VM.
 
 pub mod api;
 pub mod build;
+pub mod buildkit;
 pub mod clock;
 pub mod config;
 pub mod containers;

@@ -29,7 +29,8 @@ usage: cargo xtask <command>
   bundle [--debug] [--formats deb,appimage]  the installers this machine can build (target/bundle)
   tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
   frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)
-  layout [DIR]                         no source file over 800 lines, no import loop between modules";
+  layout [DIR]                         no source file over 800 lines, no import loop between modules
+  cli-plugins                          fetch the buildx and Compose v2 CLI plugins, print their directory";
 
 fn main() -> ExitCode {
     match dispatch() {
@@ -61,6 +62,10 @@ fn dispatch() -> anyhow::Result<()> {
         Some("frontend") => {
             deps::ensure_packages(&["nodejs"])?;
             deps::build_frontend(rest.iter().any(|a| a == "--test"))
+        }
+        Some("cli-plugins") => {
+            println!("{}", plugins::ensure()?.display());
+            Ok(())
         }
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");

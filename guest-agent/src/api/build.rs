@@ -173,6 +173,7 @@ pub async fn build(
                 ),
                 no_cache,
                 target,
+                needed_only: false,
             };
             tokio::spawn(async move {
                 crate::build::build(&engine.images, &engine.containers, req, &out_tx).await
@@ -183,6 +184,7 @@ pub async fn build(
                 Output::Stream(s) if !quiet => line(serde_json::json!({ "stream": s })),
                 Output::Stream(_) => continue,
                 Output::Aux(id) => line(serde_json::json!({"aux": {"ID": id}})),
+                Output::Step(_) => continue,
             };
             let _ = line_tx.send(l).await;
         }

@@ -1,10 +1,10 @@
 //! BuildKit's `moby.buildkit.v1.Control` service over Berth's builder: thin, as the
 //! Docker API handlers are. `ListWorkers` and `Info` describe the one build worker
-//! (`build::worker`); `DiskUsage` and `Prune` report BuildKit build records, of
-//! which there are none yet (the classic builder's cache is images, which `image
-//! prune` removes). `Solve` and `Status` answer `Unimplemented` naming what to use
-//! instead, so `docker buildx build` stops with that message rather than falling
-//! back to a builder container that needs the internet.
+//! (`build::worker`); `Solve` and `Status` are a build (`crate::buildkit`): Solve
+//! waits for the client's gateway to return the result (or solves `dockerfile.v0`
+//! itself when the client asks for it directly) and exports it; Status streams the
+//! build's progress. `DiskUsage` and `Prune` report BuildKit build records, of which
+//! there are none yet (the builder's cache is images, which `image prune` removes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +16,12 @@ use bollard_buildkit_proto::pb::Platform;
 use tonic::{Request, Response, Status};
 
 use crate::build::worker;
+use crate::buildkit::export::{self, Exporter};
+use crate::buildkit::jobs::Job;
+use crate::buildkit::progress::Reporter;
+use crate::buildkit::{frontend, BuildKitError};
 use crate::engine::Engine;
+use futures_util::StreamExt;
 
 pub struct ControlService {
     engine: Arc<Engine>,
@@ -29,12 +34,63 @@ pub fn control(engine: Arc<Engine>) -> ControlServer<ControlService> {
 type Stream<T> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
 
 fn unimplemented(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what} with BuildKit is not supported by Berth yet: set DOCKER_BUILDKIT=0 to build with Berth's classic builder"
-    ))
+    Status::unimplemented(format!("{what} is not supported by Berth yet"))
 }
 
-fn version() -> BuildkitVersion {
+/// A build's error as gRPC reports it. buildx prints the message after `ERROR:
+/// failed to solve:`, prefixed with the code's name unless it is `Unknown`, which is
+/// what BuildKit's own build failures carry.
+pub(super) fn status_of(e: BuildKitError) -> Status {
+    match e {
+        BuildKitError::NoSession(_) => Status::failed_precondition(e.to_string()),
+        other => Status::unknown(other.to_string()),
+    }
+}
+
+/// The exporters of a Solve: the list, or the single one older clients send.
+fn exporters(req: &pb::SolveRequest) -> Vec<Exporter> {
+    let mut v: Vec<Exporter> = req
+        .exporters
+        .iter()
+        .map(|e| Exporter {
+            kind: e.r#type.clone(),
+            attrs: e.attrs.clone(),
+        })
+        .collect();
+    if v.is_empty() && !req.exporter_deprecated.is_empty() {
+        v.push(Exporter {
+            kind: req.exporter_deprecated.clone(),
+            attrs: req.exporter_attrs_deprecated.clone(),
+        });
+    }
+    v
+}
+
+async fn solve_job(
+    engine: &Arc<Engine>,
+    job: &Job,
+    req: &pb::SolveRequest,
+) -> Result<HashMap<String, String>, BuildKitError> {
+    let built = if req.definition.is_some() {
+        return Err(BuildKitError::Unsupported(
+            "LLB definitions are not supported by Berth: it builds Dockerfiles (the dockerfile.v0 frontend)".into(),
+        ));
+    } else if req.frontend.is_empty() {
+        // The client's gateway drives the build and returns its result.
+        job.returned().await.map_err(BuildKitError::Invalid)?
+    } else {
+        Some(frontend::solve(engine, job, &req.frontend, &req.frontend_attrs).await?)
+    };
+    match built {
+        Some(b) => {
+            let mut reporter = Reporter::new(job);
+            export::export(engine, &req.session, &mut reporter, &b, &exporters(req)).await
+        }
+        None => Ok(HashMap::new()),
+    }
+}
+
+pub(super) fn version() -> BuildkitVersion {
     let v = worker::version();
     BuildkitVersion {
         package: v.package.into(),
@@ -43,7 +99,7 @@ fn version() -> BuildkitVersion {
     }
 }
 
-fn record(w: &worker::Worker) -> WorkerRecord {
+pub(super) fn record(w: &worker::Worker) -> WorkerRecord {
     WorkerRecord {
         id: w.id.clone(),
         labels: w.labels.iter().cloned().collect::<HashMap<_, _>>(),
@@ -87,18 +143,28 @@ impl Control for ControlService {
 
     async fn solve(
         &self,
-        _req: Request<pb::SolveRequest>,
+        req: Request<pb::SolveRequest>,
     ) -> Result<Response<pb::SolveResponse>, Status> {
-        Err(unimplemented("building"))
+        let req = req.into_inner();
+        let bk = &self.engine.buildkit;
+        let job = bk.jobs.get(&req.r#ref);
+        job.set_session(&req.session);
+        let outcome = solve_job(&self.engine, &job, &req).await;
+        bk.jobs.retire(&job);
+        match outcome {
+            Ok(exporter_response) => Ok(Response::new(pb::SolveResponse { exporter_response })),
+            Err(e) => Err(status_of(e)),
+        }
     }
 
     type StatusStream = Stream<pb::StatusResponse>;
 
     async fn status(
         &self,
-        _req: Request<pb::StatusRequest>,
+        req: Request<pb::StatusRequest>,
     ) -> Result<Response<Self::StatusStream>, Status> {
-        Err(unimplemented("building"))
+        let job = self.engine.buildkit.jobs.get(&req.into_inner().r#ref);
+        Ok(Response::new(Box::pin(job.watch().map(Ok))))
     }
 
     type SessionStream = Stream<pb::BytesMessage>;

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tonic::codegen::Service;
 
 use super::{full, ApiError, ApiResult, Body};
@@ -30,7 +30,9 @@ pub fn is_grpc<B>(req: &Request<B>) -> bool {
 
 /// The gRPC services an engine serves.
 fn routes(engine: Arc<Engine>) -> tonic::service::Routes {
-    tonic::service::Routes::new(super::buildkit::control(engine)).prepare()
+    tonic::service::Routes::new(super::buildkit::control(engine.clone()))
+        .add_service(super::llbbridge::bridge(engine))
+        .prepare()
 }
 
 /// Serves one gRPC request.
@@ -67,19 +69,41 @@ fn switching() -> ApiResult {
     Ok(resp)
 }
 
-/// `POST /session`: the client's session (its FileSync, Auth, Secrets… services,
-/// which the builder calls as a gRPC client). Accepted and held open until the
-/// client leaves; nothing calls it until BuildKit's Solve is served, which then
-/// fails with its own clear message instead of buildx reporting a refused session.
-pub fn session(mut req: Request<Incoming>) -> ApiResult {
+/// `POST /session`: the client's session (its FileSync, Secrets, Auth… services).
+/// After the upgrade the engine is the HTTP/2 client on the connection; the session
+/// is registered under the id the client sent until the connection ends.
+pub fn session(engine: Arc<Engine>, mut req: Request<Incoming>) -> ApiResult {
     wants_h2c(&req, "/session")?;
+    let header = |name: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let id = header("X-Docker-Expose-Session-Uuid")
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::bad_request("/session needs X-Docker-Expose-Session-Uuid"))?;
+    let methods = header("X-Docker-Expose-Session-Grpc-Method");
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "the /session upgrade did not complete");
+                return;
+            }
         };
-        let mut io = TokioIo::new(upgraded);
-        let _ = tokio::io::copy(&mut io, &mut tokio::io::sink()).await;
+        engine
+            .buildkit
+            .sessions
+            .clone()
+            .attach(id, methods, upgraded)
+            .await;
     });
     switching()
 }

@@ -12,6 +12,7 @@ mod events;
 mod exec;
 mod grpc;
 mod images;
+mod llbbridge;
 mod networks;
 mod progress;
 mod request;
@@ -168,7 +169,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
         ),
         (&Method::POST, ["grpc"]) => grpc::upgrade(engine.clone(), req),
-        (&Method::POST, ["session"]) => grpc::session(req),
+        (&Method::POST, ["session"]) => grpc::session(engine.clone(), req),
         (&Method::GET, ["events"]) => events::events(&engine, &query),
         (&Method::POST, ["auth"]) => auth::login(&engine, read_body(req).await?).await,
         (&Method::GET, ["images", "json"]) => images::list(&engine, &query),

@@ -22,8 +22,9 @@ pub fn ping(method: &Method) -> ApiResult {
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
     h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    // The classic builder: the CLI then uses POST /build without BuildKit.
-    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    // BuildKit (`/grpc`, `/session`): the CLI builds through buildx when it is
+    // installed; without buildx it falls back to `POST /build` with a warning.
+    h.insert("Builder-Version", HeaderValue::from_static("2"));
     Ok(resp)
 }
 

@@ -10,7 +10,7 @@ use bollard_stubs::models::ContainerCreateBody;
 use tokio::sync::mpsc;
 
 use super::dockerfile::{self, Instruction};
-use super::{short, BuildError, Output, State};
+use super::{short, BuildError, Output, State, StepEvent};
 use crate::containers::{CommitOptions, ContainerService, WaitCondition};
 use crate::images::ImageService;
 
@@ -56,6 +56,14 @@ pub(super) async fn commit(
             },
         )
         .await?)
+}
+
+/// A RUN's output, to classic clients as a line and to BuildKit's as the step's log.
+async fn pass(out: &mpsc::Sender<Output>, data: Vec<u8>) {
+    let _ = out
+        .send(Output::Stream(String::from_utf8_lossy(&data).into_owned()))
+        .await;
+    let _ = out.send(Output::Step(StepEvent::Log(data))).await;
 }
 
 pub(super) async fn run_step(
@@ -113,19 +121,13 @@ pub(super) async fn run_step(
         };
         loop {
             for e in pass_on(&mut offset) {
-                let _ = out
-                    .send(Output::Stream(
-                        String::from_utf8_lossy(&e.data).into_owned(),
-                    ))
-                    .await;
+                pass(out, e.data).await;
             }
             tokio::select! {
                 (code, _) = &mut done => {
                     // The log is complete once the process has exited.
                     for e in pass_on(&mut offset) {
-                        let _ = out
-                            .send(Output::Stream(String::from_utf8_lossy(&e.data).into_owned()))
-                            .await;
+                        pass(out, e.data).await;
                     }
                     break Ok::<_, BuildError>(code);
                 }

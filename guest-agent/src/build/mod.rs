@@ -14,6 +14,7 @@ pub mod dockerfile;
 mod error;
 mod exec;
 pub mod stages;
+mod steps;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
 use exec::{commit, create_container};
 use stages::{BuildPlan, Source, Stage};
+use steps::Steps;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -55,12 +57,31 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// `--target`: the stage to stop after.
     pub target: Option<String>,
+    /// Build only the stages the target needs, as BuildKit does (the classic builder
+    /// builds every stage up to the target).
+    pub needed_only: bool,
 }
 
-/// A line of build output.
+/// What a build reports as it goes.
 pub enum Output {
+    /// A line of the classic builder's output.
     Stream(String),
+    /// The image built.
     Aux(String),
+    /// A step as BuildKit shows it; classic clients ignore these.
+    Step(StepEvent),
+}
+
+/// BuildKit's view of the step running now (steps run one at a time).
+pub enum StepEvent {
+    /// A step starts, under the name BuildKit gives it.
+    Begin(String),
+    /// Its result came from the cache.
+    Cached,
+    /// Output of its command.
+    Log(Vec<u8>),
+    /// It finished.
+    End,
 }
 
 /// A stage as it is being built.
@@ -93,24 +114,37 @@ pub async fn build(
     })?;
     let instructions = dockerfile::parse(&text)?;
     let plan = stages::plan(&instructions, &req.build_args, req.target.as_deref())?;
-    let mut steps = Steps {
-        done: 0,
-        total: instructions.len(),
-        out,
-    };
+    let mut steps = Steps::new(instructions.len(), plan.stages.len(), out);
     for ins in &plan.preamble {
-        steps.show(ins).await;
+        steps.show(ins, None).await;
     }
-    // Finished stages: (name, image), by index.
+    let needed = plan.needed();
+    // Finished stages: (name, image), by index; a stage skipped has no image.
     let mut done: Vec<(Option<String>, String)> = Vec::new();
     let mut last = String::new();
     for stage in plan.classic_stages() {
-        steps.show(&stage.from).await;
+        if req.needed_only && !needed.contains(&stage.index) {
+            done.push((stage.name.clone(), String::new()));
+            continue;
+        }
+        steps.stage(stage);
+        let from = match &stage.base {
+            Source::Image(r) => crate::images::reference::ImageRef::parse(r)
+                .map(|r| {
+                    let tag = r.tag().map(|t| format!(":{t}")).unwrap_or_default();
+                    let digest = r.digest().map(|d| format!("@{d}")).unwrap_or_default();
+                    format!("FROM {}{tag}{digest}", r.full_name())
+                })
+                .ok(),
+            _ => None,
+        };
+        steps.show(&stage.from, from.as_deref()).await;
         let mut st = start_stage(images, stage, &done, out).await?;
         for step in &stage.steps {
-            steps.show(step).await;
+            steps.show(step, None).await;
             run(images, containers, &plan, &mut st, step, &req, &done, out).await?;
         }
+        steps.end().await;
         if stage.index == plan.target && !req.labels.is_empty() {
             st.config
                 .labels
@@ -122,24 +156,6 @@ pub async fn build(
         done.push((stage.name.clone(), last.clone()));
     }
     finished(out, last).await
-}
-
-/// The `Step n/total` lines, numbered over the whole Dockerfile as dockerd's are.
-struct Steps<'a> {
-    done: usize,
-    total: usize,
-    out: &'a mpsc::Sender<Output>,
-}
-
-impl Steps<'_> {
-    async fn show(&mut self, ins: &dockerfile::Instruction) {
-        self.done += 1;
-        let line = format!(
-            "Step {}/{} : {} {}\n",
-            self.done, self.total, ins.keyword, ins.rest
-        );
-        let _ = self.out.send(Output::Stream(line)).await;
-    }
 }
 
 /// The stage's base image and config; its variables start as the base's ENV (global
@@ -286,6 +302,7 @@ async fn hit(
         return false;
     };
     let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
+    let _ = out.send(Output::Step(StepEvent::Cached)).await;
     let _ = out
         .send(Output::Stream(format!(" ---> {}\n", short(&id))))
         .await;
@@ -303,6 +320,10 @@ fn cached(images: &ImageService, req: &BuildRequest, key: &str) -> Option<String
     images.resolve(&id).ok()
 }
 
+/// The config as a cache key part. Through `serde_json::Value`, whose objects are
+/// sorted maps, so labels (a `HashMap`) give the same key in every build.
 fn config_json(c: &ImageConfig) -> String {
-    serde_json::to_string(c).unwrap_or_default()
+    serde_json::to_value(c)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }

@@ -1,0 +1,429 @@
+//! The `dockerfile.v0` frontend on Berth's builder: the Dockerfile and the context
+//! come from the client's session, the frontend's attributes become a
+//! [`BuildRequest`], and the builder's steps become BuildKit vertexes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::filesync::{self, Want};
+use super::jobs::{Built, Job};
+use super::progress::{Reporter, Step};
+use super::session::Session;
+use super::BuildKitError;
+use crate::build::{BuildError, BuildRequest, Output, StepEvent};
+use crate::engine::Engine;
+use crate::images::reference::ImageRef;
+use crate::images::RegistryCredentials;
+
+/// The frontend attributes Berth's builder acts on.
+#[derive(Debug, Default, PartialEq)]
+pub struct Attrs {
+    pub filename: String,
+    pub target: Option<String>,
+    pub build_args: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+    pub no_cache: bool,
+    pub context_key: String,
+    pub dockerfile_key: String,
+}
+
+impl Attrs {
+    pub fn parse(opts: &HashMap<String, String>) -> Result<Attrs, BuildKitError> {
+        let mut a = Attrs {
+            filename: "Dockerfile".into(),
+            context_key: "context".into(),
+            dockerfile_key: "dockerfile".into(),
+            ..Default::default()
+        };
+        for (k, v) in opts {
+            if let Some(name) = k.strip_prefix("build-arg:") {
+                a.build_args.insert(name.to_string(), v.clone());
+            } else if let Some(name) = k.strip_prefix("label:") {
+                a.labels.insert(name.to_string(), v.clone());
+            } else if let Some(name) = k.strip_prefix("context:") {
+                return Err(BuildKitError::Unsupported(format!(
+                    "named build context {name:?} (--build-context) is not supported by Berth yet"
+                )));
+            } else {
+                match k.as_str() {
+                    "filename" if !v.is_empty() => a.filename = v.clone(),
+                    "target" if !v.is_empty() => a.target = Some(v.to_lowercase()),
+                    "no-cache" => a.no_cache = true,
+                    "contextkey" if !v.is_empty() => a.context_key = v.clone(),
+                    "dockerfilekey" if !v.is_empty() => a.dockerfile_key = v.clone(),
+                    _ => {}
+                }
+            }
+        }
+        // A Dockerfile given as a path: its directory is what the session exposes.
+        if let Some(base) = Path::new(&a.filename).file_name() {
+            a.filename = base.to_string_lossy().into_owned();
+        }
+        Ok(a)
+    }
+}
+
+/// The `# syntax=` directive, if the Dockerfile starts with one. Berth's builder is
+/// the frontend for Docker's own `docker/dockerfile` images; any other is refused.
+pub fn check_syntax(text: &str) -> Result<(), BuildKitError> {
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() {
+            continue;
+        }
+        let Some(directive) = l.strip_prefix('#') else {
+            break;
+        };
+        let Some((key, value)) = directive.split_once('=') else {
+            break;
+        };
+        if !key.trim().eq_ignore_ascii_case("syntax") {
+            continue;
+        }
+        let image = value.trim();
+        let repo = image.split(['@', ':']).next().unwrap_or_default();
+        let repo = repo.trim_start_matches("docker.io/");
+        if repo == "docker/dockerfile" || repo == "docker/dockerfile-upstream" {
+            return Ok(());
+        }
+        return Err(BuildKitError::Unsupported(format!(
+            "frontend image {image:?} (# syntax=) is not supported by Berth: only docker/dockerfile, which Berth builds with its own frontend"
+        )));
+    }
+    Ok(())
+}
+
+/// `.dockerignore` lines as fsutil's exclude patterns.
+pub fn ignore_patterns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (neg, p) = match l.strip_prefix('!') {
+                Some(p) => ("!", p.trim()),
+                None => ("", l),
+            };
+            let p = p.trim_start_matches('/');
+            format!("{neg}{}", if p.is_empty() { "." } else { p })
+        })
+        .collect()
+}
+
+/// A scratch directory removed when the build is over, however it ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fetches one directory of the session, as one vertex.
+async fn fetch(
+    reporter: &mut Reporter<'_>,
+    name: &str,
+    session: &Session,
+    want: &Want,
+    dest: &Path,
+) -> Result<filesync::Fetched, BuildKitError> {
+    std::fs::create_dir_all(dest)
+        .map_err(BuildKitError::io(format!("creating {}", dest.display())))?;
+    let step = reporter.start(name);
+    let fetched = filesync::fetch(session, want, dest).await;
+    match &fetched {
+        Ok(f) => {
+            reporter.status(
+                &step,
+                &format!("transferring {}: {}B", want.dir_name, f.bytes),
+            );
+            reporter.complete(step, None);
+        }
+        Err(e) => reporter.complete(step, Some(&e.to_string())),
+    }
+    fetched
+}
+
+/// Solves the `dockerfile.v0` frontend for a job: the image it builds.
+pub async fn solve(
+    engine: &Arc<Engine>,
+    job: &Job,
+    frontend: &str,
+    opts: &HashMap<String, String>,
+) -> Result<Built, BuildKitError> {
+    if frontend != "dockerfile.v0" {
+        return Err(BuildKitError::Unsupported(format!(
+            "frontend {frontend:?} is not supported by Berth: it builds Dockerfiles (dockerfile.v0)"
+        )));
+    }
+    let attrs = Attrs::parse(opts)?;
+    let session_id = job.session().await?;
+    let session = engine.buildkit.sessions.get(&session_id).await?;
+    let root = engine
+        .config
+        .root
+        .join("build-tmp")
+        .join(format!("bk-{:016x}", rand::random::<u64>()));
+    let scratch = Scratch(root.clone());
+    let mut reporter = Reporter::new(job);
+
+    // As BuildKit's Dockerfile frontend asks: the Dockerfile and its own ignore
+    // file from the `dockerfile` directory, `.dockerignore` from the context only
+    // when there is no such file, then the context without what it excludes.
+    let df_dir = scratch.0.join("dockerfile");
+    let ignore_file = format!("{}.dockerignore", attrs.filename);
+    let want = Want {
+        dir_name: attrs.dockerfile_key.clone(),
+        follow: vec![attrs.filename.clone(), ignore_file.clone()],
+        ..Default::default()
+    };
+    let name = format!("[internal] load build definition from {}", attrs.filename);
+    fetch(&mut reporter, &name, &session, &want, &df_dir).await?;
+    let df_path = df_dir.join(&attrs.filename);
+    let text = std::fs::read_to_string(&df_path).map_err(|_| {
+        BuildKitError::Invalid(format!(
+            "failed to read dockerfile: open {}: no such file or directory",
+            attrs.filename
+        ))
+    })?;
+    check_syntax(&text)?;
+
+    let ctx = scratch.0.join("context");
+    let ignore = match std::fs::read_to_string(df_dir.join(&ignore_file)) {
+        Ok(t) => t,
+        Err(_) => {
+            let want = Want {
+                dir_name: attrs.context_key.clone(),
+                follow: vec![".dockerignore".into()],
+                ..Default::default()
+            };
+            let dir = scratch.0.join("dockerignore");
+            fetch(
+                &mut reporter,
+                "[internal] load .dockerignore",
+                &session,
+                &want,
+                &dir,
+            )
+            .await?;
+            std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default()
+        }
+    };
+
+    let instructions = crate::build::dockerfile::parse(&text).map_err(BuildError::from)?;
+    let plan =
+        crate::build::stages::plan(&instructions, &attrs.build_args, attrs.target.as_deref())
+            .map_err(BuildError::from)?;
+    for i in plan.needed() {
+        if let Some(base) = plan.stages[i].image() {
+            let r = ImageRef::parse(base)?;
+            let shown = format!("{}:{}", r.full_name(), r.tag().unwrap_or("latest"));
+            let step = reporter.start(&format!("[internal] load metadata for {shown}"));
+            let found = ensure_base(engine, &session, &r).await;
+            let err = found.as_ref().err().map(ToString::to_string);
+            reporter.complete(step, err.as_deref());
+            found?;
+        }
+    }
+
+    let want = Want {
+        dir_name: attrs.context_key.clone(),
+        exclude: ignore_patterns(&ignore),
+        ..Default::default()
+    };
+    fetch(
+        &mut reporter,
+        "[internal] load build context",
+        &session,
+        &want,
+        &ctx,
+    )
+    .await?;
+
+    let req = BuildRequest {
+        context: ctx,
+        dockerfile: df_path.to_string_lossy().into_owned(),
+        build_args: attrs.build_args,
+        labels: attrs.labels,
+        cache: crate::build::cache::Cache::new(
+            engine.config.root.join("image").join("build-cache.json"),
+        ),
+        no_cache: attrs.no_cache,
+        target: attrs.target,
+        needed_only: true,
+    };
+    let image = run(engine, req, &mut reporter).await?;
+    drop(scratch);
+    let (_, cfg) = engine.images.config(&image)?;
+    Ok(Built {
+        image,
+        config: serde_json::to_vec(&*cfg).unwrap_or_default(),
+    })
+}
+
+/// A base image the store lacks is pulled, as dockerd's BuildKit does, with the
+/// credentials the client's session has for its registry.
+async fn ensure_base(
+    engine: &Arc<Engine>,
+    session: &Session,
+    r: &ImageRef,
+) -> Result<(), BuildKitError> {
+    if engine.images.resolve(&r.to_string()).is_ok() {
+        return Ok(());
+    }
+    let creds = credentials(session, r.registry()).await;
+    let resolved = engine.images.resolve_remote(r, None, &creds).await?;
+    let (tx, mut rx) = mpsc::channel(64);
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let pulled = engine.images.pull_resolved(resolved, &tx).await;
+    drop(tx);
+    let _ = drain.await;
+    Ok(pulled?)
+}
+
+/// The client's credentials for a registry, through its session's Auth service
+/// (anonymous when it has none).
+async fn credentials(session: &Session, registry: &str) -> RegistryCredentials {
+    use bollard_buildkit_proto::moby::filesync::v1::{auth_client::AuthClient, CredentialsRequest};
+    if !session.serves("/moby.filesync.v1.Auth/Credentials") {
+        return RegistryCredentials::default();
+    }
+    let host = if registry == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
+    };
+    let mut client = AuthClient::with_origin(session.clone(), Session::origin());
+    match client
+        .credentials(CredentialsRequest {
+            host: host.to_string(),
+        })
+        .await
+    {
+        Ok(resp) => {
+            let c = resp.into_inner();
+            if c.username.is_empty() && c.secret.is_empty() {
+                RegistryCredentials::default()
+            } else if c.username.is_empty() {
+                RegistryCredentials {
+                    registry_token: Some(c.secret),
+                    ..Default::default()
+                }
+            } else {
+                RegistryCredentials {
+                    username: Some(c.username),
+                    password: Some(c.secret),
+                    registry_token: None,
+                }
+            }
+        }
+        Err(_) => RegistryCredentials::default(),
+    }
+}
+
+/// Runs the build, its steps reported as vertexes; a failure fails the step it
+/// happened in.
+async fn run(
+    engine: &Arc<Engine>,
+    req: BuildRequest,
+    reporter: &mut Reporter<'_>,
+) -> Result<String, BuildKitError> {
+    let (tx, mut rx) = mpsc::channel::<Output>(256);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            crate::build::build(&engine.images, &engine.containers, req, &tx).await
+        })
+    };
+    let mut current: Option<Step> = None;
+    while let Some(o) = rx.recv().await {
+        let Output::Step(e) = o else { continue };
+        match e {
+            StepEvent::Begin(name) => {
+                if let Some(s) = current.take() {
+                    reporter.complete(s, None);
+                }
+                current = Some(reporter.start(&name));
+            }
+            StepEvent::Cached => {
+                if let Some(s) = current.as_mut() {
+                    reporter.cached(s);
+                }
+            }
+            StepEvent::Log(data) => {
+                if let Some(s) = current.as_ref() {
+                    reporter.log(s, 1, &data);
+                }
+            }
+            StepEvent::End => {
+                if let Some(s) = current.take() {
+                    reporter.complete(s, None);
+                }
+            }
+        }
+    }
+    let outcome = match worker.await {
+        Ok(r) => r.map_err(|e| match e {
+            BuildError::RunFailed { command, code } => BuildKitError::Invalid(format!(
+                "process \"{command}\" did not complete successfully: exit code: {code}"
+            )),
+            other => BuildKitError::Build(other),
+        }),
+        Err(e) => Err(BuildKitError::Invalid(format!("the build stopped: {e}"))),
+    };
+    if let Some(s) = current.take() {
+        let err = outcome.as_ref().err().map(ToString::to_string);
+        reporter.complete(s, err.as_deref());
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_map_to_the_build_request() {
+        let opts: HashMap<String, String> = [
+            ("filename", "sub/Dockerfile.dev"),
+            ("target", "Build"),
+            ("build-arg:V", "1"),
+            ("label:org.x", "y"),
+            ("no-cache", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let a = Attrs::parse(&opts).unwrap();
+        assert_eq!(a.filename, "Dockerfile.dev");
+        assert_eq!(a.target.as_deref(), Some("build"));
+        assert_eq!(a.build_args.get("V").map(String::as_str), Some("1"));
+        assert_eq!(a.labels.get("org.x").map(String::as_str), Some("y"));
+        assert!(a.no_cache);
+        assert_eq!(a.context_key, "context");
+    }
+
+    #[test]
+    fn named_contexts_are_refused_by_name() {
+        let opts = HashMap::from([("context:base".to_string(), "docker-image://x".to_string())]);
+        let e = Attrs::parse(&opts).unwrap_err().to_string();
+        assert!(e.contains("\"base\""), "{e}");
+    }
+
+    #[test]
+    fn syntax_lines_accept_docker_dockerfile_only() {
+        assert!(check_syntax("# syntax=docker/dockerfile:1\nFROM x\n").is_ok());
+        assert!(check_syntax("# syntax=docker.io/docker/dockerfile:1.7@sha256:ab\nFROM x").is_ok());
+        assert!(check_syntax("FROM x\n# syntax=other/frontend\n").is_ok());
+        let e = check_syntax("# syntax = tonistiigi/hello\nFROM x").unwrap_err();
+        assert!(e.to_string().contains("tonistiigi/hello"), "{e}");
+    }
+
+    #[test]
+    fn dockerignore_lines_become_exclude_patterns() {
+        let p = ignore_patterns("# comment\n\nnode_modules\n/build\n!build/keep\n  *.log  \n");
+        assert_eq!(p, ["node_modules", "build", "!build/keep", "*.log"]);
+    }
+}
