@@ -68,7 +68,7 @@ pub struct Engine {
     pub volumes: std::sync::Arc<VolumeService>,
     pub events: std::sync::Arc<crate::events::Events>,
     /// BuildKit's client sessions and builds in flight.
-    pub buildkit: crate::buildkit::BuildKit,
+    pub buildkit: crate::sessions::BuildState,
     pub id: String,
     pub started: Instant,
     host: HostFacts,

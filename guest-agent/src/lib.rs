@@ -2,8 +2,8 @@
 //! socket (inside the VM, or natively on a Linux host; `api`) and owns images
 //! (`images`), containers and their shims (`containers`, `runtime`), networks
 //! (`network`), volumes (`volumes`) and Dockerfile builds (`build`; `buildkit` is
-//! BuildKit's protocol over it); `daemon` runs it and `hostlink` talks to the host
-//! from inside Berth's VM.
+//! BuildKit's protocol over it, `sessions` its clients' sessions and builds);
+//! `daemon` runs it and `hostlink` talks to the host from inside Berth's VM.
 
 pub mod api;
 pub mod build;
@@ -21,6 +21,7 @@ pub mod memory;
 pub mod network;
 pub mod reaper;
 pub mod runtime;
+pub mod sessions;
 pub mod volumes;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -223,6 +223,15 @@ impl Engine {
         self.dir.join("docker-config")
     }
 
+    /// Installs the buildx and Compose v2 CLI plugins in this engine's private
+    /// `DOCKER_CONFIG`, as a user who has buildx has them: `docker build` then goes
+    /// through buildx and BuildKit's API.
+    pub fn with_cli_plugins(&self) {
+        let cfg = serde_json::json!({ "cliPluginsExtraDirs": [cli_plugins_dir()] });
+        std::fs::write(self.docker_config().join("config.json"), cfg.to_string())
+            .expect("writing the docker config");
+    }
+
     /// A `docker` command aimed at this engine with a private config (no user
     /// contexts, logins or TLS settings).
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
@@ -596,6 +605,27 @@ pub fn network_leftovers(state: &(Vec<String>, Option<String>)) -> Vec<String> {
         }
     }
     left
+}
+
+/// The buildx and Compose v2 plugins `cargo xtask test` fetched from Debian trixie
+/// (`target/tools/cli-plugins`, beside the agent's `target/debug`).
+pub fn cli_plugins_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BERTH_CLI_PLUGINS") {
+        return PathBuf::from(d);
+    }
+    let agent = agent_bin().expect("the agent binary");
+    // target/debug/berth-agent → target/tools/cli-plugins
+    let dir = agent
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("tools/cli-plugins"))
+        .unwrap_or_default();
+    assert!(
+        dir.join("docker-buildx").is_file(),
+        "no buildx plugin in {}: `cargo xtask test` fetches it (or set BERTH_CLI_PLUGINS)",
+        dir.display()
+    );
+    dir
 }
 
 #[cfg(test)]

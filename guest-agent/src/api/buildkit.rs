@@ -17,10 +17,10 @@ use tonic::{Request, Response, Status};
 
 use crate::build::worker;
 use crate::buildkit::export::{self, Exporter};
-use crate::buildkit::jobs::Job;
 use crate::buildkit::progress::Reporter;
 use crate::buildkit::{frontend, BuildKitError};
 use crate::engine::Engine;
+use crate::sessions::jobs::Job;
 use futures_util::StreamExt;
 
 pub struct ControlService {
@@ -42,7 +42,7 @@ fn unimplemented(what: &str) -> Status {
 /// what BuildKit's own build failures carry.
 pub(super) fn status_of(e: BuildKitError) -> Status {
     match e {
-        BuildKitError::NoSession(_) => Status::failed_precondition(e.to_string()),
+        BuildKitError::Session(_) => Status::failed_precondition(e.to_string()),
         other => Status::unknown(other.to_string()),
     }
 }

@@ -375,6 +375,38 @@ pub(super) async fn feed(
     Ok(())
 }
 
+/// `GET /distribution/{name}/json`: the registry's descriptor of the image and its
+/// platforms, as `docker buildx build --push` asks after pushing. A single manifest
+/// lists the engine's platform (the one images here are built for).
+pub async fn distribution(engine: &Engine, name: &str, headers: &HeaderMap) -> ApiResult {
+    let r = ImageRef::parse(name)?;
+    let auth_header = headers.get("X-Registry-Auth").and_then(|h| h.to_str().ok());
+    let creds = registry_auth(auth_header)?;
+    let resolved = engine.images.resolve_remote(&r, None, &creds).await?;
+    let (media_type, digest, size) = resolved.descriptor();
+    let mut platforms = resolved.index_platforms();
+    if platforms.is_empty() {
+        platforms.push(engine.images.platform().clone());
+    }
+    let platforms: Vec<serde_json::Value> = platforms
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::json!({"architecture": p.architecture, "os": p.os});
+            if let Some(variant) = &p.variant {
+                v["variant"] = serde_json::json!(variant);
+            }
+            v
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "Descriptor": {"mediaType": media_type, "digest": digest, "size": size},
+            "Platforms": platforms,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,8 +18,8 @@ use tonic::{Request, Response, Status};
 use super::buildkit::status_of;
 use crate::build::worker;
 use crate::buildkit::frontend;
-use crate::buildkit::jobs::{Built, Job};
 use crate::engine::Engine;
+use crate::sessions::jobs::{Built, Job};
 
 pub struct BridgeService {
     engine: Arc<Engine>,

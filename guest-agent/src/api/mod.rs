@@ -265,6 +265,12 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&engine, &query, version),
         (&Method::GET, ["volumes", name]) => volumes::inspect(&engine, name),
         (&Method::DELETE, ["volumes", name]) => volumes::remove(&engine, name, &query),
+        (&Method::GET, ["distribution", rest @ ..])
+            if rest.len() > 1 && rest.last() == Some(&"json") =>
+        {
+            let joined = rest.join("/");
+            images::distribution(&engine, strip_suffix(&joined, "/json"), req.headers()).await
+        }
         (_, ["images", rest @ ..]) if !rest.is_empty() => {
             // Image names contain '/', so the action is the last segment.
             let joined = rest.join("/");

@@ -131,7 +131,13 @@ pub(super) async fn run_step(
                     }
                     break Ok::<_, BuildError>(code);
                 }
-                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {
+                    // Nobody reads the build any more (a BuildKit client cancelled):
+                    // stop, and the container goes with the error below.
+                    if out.is_closed() {
+                        break Err(BuildError::Cancelled);
+                    }
+                }
             }
         }
     }

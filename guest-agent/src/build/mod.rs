@@ -38,6 +38,8 @@ pub enum BuildError {
     Plan(#[from] stages::PlanError),
     #[error("{0}")]
     Invalid(String),
+    #[error("the build was cancelled")]
+    Cancelled,
     #[error("The command '{command}' returned a non-zero code: {code}")]
     RunFailed { command: String, code: i64 },
     #[error(transparent)]
@@ -141,6 +143,9 @@ pub async fn build(
         steps.show(&stage.from, from.as_deref()).await;
         let mut st = start_stage(images, stage, &done, out).await?;
         for step in &stage.steps {
+            if out.is_closed() {
+                return Err(BuildError::Cancelled);
+            }
             steps.show(step, None).await;
             run(images, containers, &plan, &mut st, step, &req, &done, out).await?;
         }

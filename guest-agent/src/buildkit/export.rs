@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::filesend;
-use super::jobs::Built;
 use super::progress::Reporter;
 use super::BuildKitError;
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
+use crate::sessions::jobs::Built;
 
 /// One exporter of a Solve request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub async fn export(
                 reporter.complete(step, err.as_deref());
                 sent?;
             }
-            "moby" | "image" | "docker" if ex.attrs.get("dest").is_none() => {
+            "moby" | "image" | "docker" if !ex.attrs.contains_key("dest") => {
                 let step = reporter.start("exporting to image");
                 reporter.status(&step, "exporting layers");
                 reporter.status(&step, &format!("writing image {}", built.image));

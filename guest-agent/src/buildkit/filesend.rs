@@ -18,9 +18,9 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::filesync::mode;
-use super::session::Session;
 use super::BuildKitError;
 use crate::engine::Engine;
+use crate::sessions::client::Session;
 
 const CHUNK: usize = 32 * 1024;
 const METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";

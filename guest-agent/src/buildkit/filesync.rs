@@ -19,8 +19,8 @@ use bollard_buildkit_proto::moby::filesync::v1::file_sync_client::FileSyncClient
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::session::Session;
 use super::BuildKitError;
+use crate::sessions::client::Session;
 
 /// Go's `os.FileMode` type bits, as fsutil sends them.
 pub mod mode {
@@ -262,9 +262,9 @@ impl Receiver {
                 "the client sent data for a file not asked for (id {id})"
             )));
         };
-        if !self.open.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(id) {
             let f = std::fs::File::create(&path).map_err(|e| Self::io("creating", &path, e))?;
-            self.open.insert(id, f);
+            slot.insert(f);
         }
         if data.is_empty() {
             if let Some(f) = self.open.remove(&id) {

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::filesync::{self, Want};
-use super::jobs::{Built, Job};
 use super::progress::{Reporter, Step};
-use super::session::Session;
 use super::BuildKitError;
 use crate::build::{BuildError, BuildRequest, Output, StepEvent};
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
 use crate::images::RegistryCredentials;
+use crate::sessions::client::Session;
+use crate::sessions::jobs::{Built, Job};
 
 /// The frontend attributes Berth's builder acts on.
 #[derive(Debug, Default, PartialEq)]

@@ -6,8 +6,8 @@
 //! names the build (its ref), its session and the exporters; `Control.Status` streams
 //! the build's progress; and the client's gateway (`LLBBridge`) asks for the
 //! `dockerfile.v0` frontend to be solved and returns the result to export. Files come
-//! from the client's session ([`session`], [`filesync`]); [`jobs`] ties the three
-//! conversations together; [`frontend`] turns the frontend's attributes into a build
+//! from the client's session (`crate::sessions`, [`filesync`]); the session's jobs tie
+//! the three conversations together; [`frontend`] turns the frontend's attributes into a build
 //! of Berth's builder; [`export`] puts the result where the exporters say (files go
 //! back through [`filesend`]); [`progress`] writes BuildKit's vertexes.
 
@@ -15,23 +15,12 @@ pub mod export;
 pub mod filesend;
 pub mod filesync;
 pub mod frontend;
-pub mod jobs;
 pub mod progress;
-pub mod session;
-
-use std::sync::Arc;
-
-/// The client sessions and builds of one engine.
-#[derive(Default)]
-pub struct BuildKit {
-    pub sessions: Arc<session::Sessions>,
-    pub jobs: Arc<jobs::Jobs>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildKitError {
-    #[error("no session {0}: the client's session did not connect")]
-    NoSession(String),
+    #[error(transparent)]
+    Session(#[from] crate::sessions::SessionError),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -39,7 +28,7 @@ pub enum BuildKitError {
     #[error("transferring files from the client: {0}")]
     Transfer(String),
     #[error("the client's {call} failed: {message}")]
-    Session { call: &'static str, message: String },
+    Call { call: &'static str, message: String },
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
     #[error(transparent)]
@@ -53,7 +42,7 @@ pub enum BuildKitError {
 
 impl BuildKitError {
     pub fn session(call: &'static str, status: &tonic::Status) -> BuildKitError {
-        BuildKitError::Session {
+        BuildKitError::Call {
             call,
             message: status.message().to_string(),
         }

@@ -9,7 +9,7 @@ use bollard_buildkit_proto::google::protobuf::Timestamp;
 use bollard_buildkit_proto::moby::buildkit::v1::{StatusResponse, Vertex, VertexLog, VertexStatus};
 use sha2::{Digest, Sha256};
 
-use super::jobs::Job;
+use crate::sessions::jobs::Job;
 
 fn timestamp(t: SystemTime) -> Timestamp {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
@@ -134,7 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_is_one_vertex_updated_by_digest() {
-        let jobs = std::sync::Arc::new(super::super::jobs::Jobs::default());
+        let jobs = std::sync::Arc::new(crate::sessions::jobs::Jobs::default());
         let job = jobs.get("p1");
         let mut r = Reporter::new(&job);
         let mut s = r.start("[1/2] FROM docker.io/library/busybox:latest");

@@ -250,6 +250,41 @@ pub struct Resolved {
     explicit_platform: bool,
 }
 
+impl Resolved {
+    /// The top-level manifest (or index) as a descriptor: media type, digest, size.
+    pub fn descriptor(&self) -> (String, String, u64) {
+        let media_type = serde_json::from_slice::<serde_json::Value>(&self.top_bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "application/vnd.docker.distribution.manifest.v2+json".into());
+        (
+            media_type,
+            self.top_digest.clone(),
+            self.top_bytes.len() as u64,
+        )
+    }
+
+    /// The platforms an index lists (none for a single manifest).
+    pub fn index_platforms(&self) -> Vec<Platform> {
+        let v: serde_json::Value = serde_json::from_slice(&self.top_bytes).unwrap_or_default();
+        v["manifests"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| {
+                        let p = &m["platform"];
+                        Some(Platform {
+                            os: p["os"].as_str()?.to_string(),
+                            architecture: p["architecture"].as_str()?.to_string(),
+                            variant: p["variant"].as_str().map(str::to_string),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 impl ImageService {
     /// A registry client for `reference`'s registry: plain HTTP only where allowed.
     pub(super) fn registry_client(&self, reference: &ImageRef) -> Client {

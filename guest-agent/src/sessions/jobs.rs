@@ -12,7 +12,7 @@ use std::time::Duration;
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
 use tokio::sync::watch;
 
-use super::BuildKitError;
+use super::SessionError;
 
 /// How long a finished job's log stays for a Status stream that comes late.
 const LINGER: Duration = Duration::from_secs(30);
@@ -93,15 +93,13 @@ impl Job {
     }
 
     /// The session of the job's Solve, waiting for the Solve to arrive.
-    pub async fn session(&self) -> Result<String, BuildKitError> {
+    pub async fn session(&self) -> Result<String, SessionError> {
         let mut rx = self.session.subscribe();
         let found = match tokio::time::timeout(SOLVE_WAIT, rx.wait_for(Option::is_some)).await {
             Ok(Ok(s)) => s.clone(),
             _ => None,
         };
-        found.ok_or_else(|| {
-            BuildKitError::Invalid(format!("no Solve arrived for build {}", self.id))
-        })
+        found.ok_or_else(|| SessionError::NoSolve(self.id.clone()))
     }
 
     pub fn add_ref(&self, id: &str, built: Built) {

@@ -16,7 +16,7 @@ use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
-use super::BuildKitError;
+use super::SessionError;
 
 /// How long a Solve waits for the session it names to connect.
 const SESSION_WAIT: Duration = Duration::from_secs(10);
@@ -101,7 +101,7 @@ impl Sessions {
     }
 
     /// The session with this id, waiting briefly for it to connect.
-    pub async fn get(&self, id: &str) -> Result<Session, BuildKitError> {
+    pub async fn get(&self, id: &str) -> Result<Session, SessionError> {
         let mut joined = self.joined.subscribe();
         let wait = async {
             loop {
@@ -115,7 +115,7 @@ impl Sessions {
         };
         match tokio::time::timeout(SESSION_WAIT, wait).await {
             Ok(Some(s)) => Ok(s),
-            _ => Err(BuildKitError::NoSession(id.to_string())),
+            _ => Err(SessionError::NoSession(id.to_string())),
         }
     }
 

@@ -1,0 +1,328 @@
+//! Engine V: `docker build` and `docker buildx build` through the buildx plugin and
+//! `docker compose build` through Compose v2 — the real plugins (buildx 0.13, Compose
+//! 2.26 from Debian trixie) speaking BuildKit's API to the engine, a real registry for
+//! the base image and `--push`, nothing from the internet. A fallback to a
+//! `docker-container` builder would start a container, which every test checks for.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use berth_tests::engine::Engine;
+use berth_tests::output_text;
+use berth_tests::registry::Registry;
+
+fn setup() -> (Registry, Engine, String) {
+    let (r, e, img) = berth_tests::busybox_engine();
+    e.with_cli_plugins();
+    (r, e, img)
+}
+
+fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("temp dir");
+    std::fs::write(d.path().join("Dockerfile"), dockerfile).expect("Dockerfile");
+    for (name, content) in files {
+        let p = d.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("dir");
+        }
+        std::fs::write(p, content).expect("file");
+    }
+    d
+}
+
+fn ok(o: &Output) -> String {
+    let text = output_text(o);
+    assert!(o.status.success(), "{text}");
+    text
+}
+
+fn failed(o: &Output) -> String {
+    let text = output_text(o);
+    assert!(!o.status.success(), "succeeded: {text}");
+    text
+}
+
+/// No container is left: no intermediate build container, no builder container.
+fn nothing_left(e: &Engine) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ps = e.docker_ok(&["ps", "-aq"]);
+        if ps.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "containers left: {ps}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let scratch = e.root().join("build-tmp");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|rd| rd.flatten().map(|d| d.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "build scratch left: {left:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = e.root().to_string_lossy().into_owned();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&root)),
+        "mounts left under {root}"
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+#[test]
+fn docker_build_and_buildx_load_make_images_that_run_and_a_rebuild_is_cached() {
+    let (_r, e, img) = setup();
+    let ctx = context(
+        &format!(
+            "FROM {img}\nENV GREETING=hi\nWORKDIR /app\nCOPY a.txt ./\nRUN echo \"$GREETING from run\" > run.txt && echo building-output\nCMD [\"cat\", \"/app/a.txt\", \"/app/run.txt\"]\n"
+        ),
+        &[("a.txt", "copied\n")],
+    );
+    // Plain `docker build` goes to buildx when it is installed; no --load needed.
+    let first = ok(&e.docker(&["build", "--progress=plain", "-t", "bk:1", path(ctx.path())]));
+    for shown in [
+        "[internal] load build definition from Dockerfile",
+        "[internal] load build context",
+        "[1/4] FROM ",
+        "[2/4] WORKDIR /app",
+        "[3/4] COPY a.txt ./",
+        "[4/4] RUN echo \"$GREETING from run\" > run.txt && echo building-output",
+        "building-output",
+        "exporting to image",
+        "naming to docker.io/library/bk:1",
+    ] {
+        assert!(first.contains(shown), "no {shown:?} in\n{first}");
+    }
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "bk:1"]),
+        "copied\nhi from run\n"
+    );
+
+    let again = ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "--progress=plain",
+        "-t",
+        "bk:2",
+        path(ctx.path()),
+    ]));
+    // The step's name has the words too; its output would be a log line.
+    let ran = again
+        .lines()
+        .any(|l| l.ends_with(" building-output") && !l.contains("RUN"));
+    assert!(!ran, "RUN ran again:\n{again}");
+    let cached = again.lines().filter(|l| l.ends_with(" CACHED")).count();
+    assert!(cached >= 2, "COPY and RUN not CACHED:\n{again}");
+    let ids = e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "bk:1", "bk:2"]);
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "a fully cached build is the same image");
+    nothing_left(&e);
+}
+
+#[test]
+fn target_build_args_labels_and_no_cache() {
+    let (_r, e, img) = setup();
+    // `unused` fails if it runs: BuildKit builds only what the target needs.
+    let ctx = context(
+        &format!(
+            "FROM {img} AS base\nARG V=default\nRUN echo \"v=$V\" > /v\nFROM base AS unused\nRUN exit 7\nFROM {img} AS final\nCOPY --from=base /v /v\nLABEL stage=final\n"
+        ),
+        &[],
+    );
+    let out = ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "--progress=plain",
+        "--build-arg",
+        "V=given",
+        "--label",
+        "org.berth.test=yes",
+        "-t",
+        "multi:1",
+        path(ctx.path()),
+    ]));
+    assert!(out.contains("[base 2/2] RUN echo \"v=$V\" > /v"), "{out}");
+    assert!(out.contains("[final 2/2] COPY --from=base /v /v"), "{out}");
+    assert!(!out.contains("exit 7"), "an unneeded stage ran:\n{out}");
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "multi:1", "cat", "/v"]),
+        "v=given\n"
+    );
+    let labels = e.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        "multi:1",
+    ]);
+    assert!(labels.contains("\"org.berth.test\":\"yes\""), "{labels}");
+    assert!(labels.contains("\"stage\":\"final\""), "{labels}");
+
+    let base = ok(&e.docker(&[
+        "build",
+        "--progress=plain",
+        "--target",
+        "base",
+        "-t",
+        "multi:base",
+        path(ctx.path()),
+    ]));
+    assert!(!base.contains("[final"), "{base}");
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "multi:base", "cat", "/v"]),
+        "v=default\n"
+    );
+
+    let fresh = ok(&e.docker(&[
+        "build",
+        "--progress=plain",
+        "--no-cache",
+        "--build-arg",
+        "V=given",
+        "-t",
+        "multi:2",
+        path(ctx.path()),
+    ]));
+    assert!(
+        !fresh.contains("CACHED"),
+        "--no-cache used the cache:\n{fresh}"
+    );
+    nothing_left(&e);
+}
+
+#[test]
+fn local_and_tar_outputs_and_push_to_a_registry() {
+    let (r, e, img) = setup();
+    let ctx = context(
+        &format!("FROM {img}\nCOPY a.txt /out/a.txt\n"),
+        &[("a.txt", "exported\n")],
+    );
+    let dest = tempfile::tempdir().expect("temp dir");
+    let dir = dest.path().join("dir");
+    let local = format!("type=local,dest={}", path(&dir));
+    ok(&e.docker(&["buildx", "build", "--output", &local, path(ctx.path())]));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/a.txt")).expect("exported file"),
+        "exported\n"
+    );
+    assert!(dir.join("bin/busybox").is_file());
+
+    let tar = dest.path().join("out.tar");
+    let spec = format!("type=tar,dest={}", path(&tar));
+    ok(&e.docker(&["buildx", "build", "--output", &spec, path(ctx.path())]));
+    let f = std::fs::File::open(&tar).expect("the tarball");
+    let names: Vec<String> = tar::Archive::new(f)
+        .entries()
+        .expect("a tar")
+        .flatten()
+        .filter_map(|en| en.path().ok().map(|p| p.to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.iter().any(|n| n == "out/a.txt"), "{names:?}");
+
+    let pushed = format!("{}/pushed:1", r.addr());
+    ok(&e.docker(&["buildx", "build", "--push", "-t", &pushed, path(ctx.path())]));
+    e.docker_ok(&["rmi", &pushed]);
+    e.docker_ok(&["pull", "-q", &pushed]);
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", &pushed, "cat", "/out/a.txt"]),
+        "exported\n"
+    );
+    nothing_left(&e);
+}
+
+#[test]
+fn compose_build_and_up_build() {
+    let (_r, e, img) = setup();
+    let project = berth_tests::unique("bkc");
+    let ctx = context(
+        &format!("FROM {img}\nARG WHO=nobody\nRUN echo \"built for $WHO\" > /who\n"),
+        &[(
+            "compose.yaml",
+            "services:\n  app:\n    build:\n      context: .\n      args:\n        WHO: compose\n    command: [\"cat\", \"/who\"]\n",
+        )],
+    );
+    let dir = path(ctx.path());
+    ok(&e.docker(&[
+        "compose",
+        "--project-directory",
+        dir,
+        "-p",
+        &project,
+        "build",
+    ]));
+    let image = format!("{project}-app");
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", &image, "cat", "/who"]),
+        "built for compose\n"
+    );
+    let up = ok(&e.docker(&[
+        "compose",
+        "--project-directory",
+        dir,
+        "-p",
+        &project,
+        "up",
+        "--build",
+        "--abort-on-container-exit",
+    ]));
+    assert!(up.contains("built for compose"), "{up}");
+    ok(&e.docker(&[
+        "compose",
+        "--project-directory",
+        dir,
+        "-p",
+        &project,
+        "down",
+    ]));
+    nothing_left(&e);
+}
+
+#[test]
+fn bad_input_fails_clearly_and_leaves_nothing_behind() {
+    let (_r, e, img) = setup();
+    let cases = [
+        (format!("FROM {img}\nFROOM x\n"), "FROOM"),
+        (format!("FROM {img}\nCOPY missing.txt /\n"), "missing.txt"),
+        (
+            format!("FROM {img}\nRUN echo partial > /p && exit 3\n"),
+            "did not complete successfully: exit code: 3",
+        ),
+        (
+            format!("# syntax=example.com/frontend:1\nFROM {img}\n"),
+            "example.com/frontend:1",
+        ),
+    ];
+    for (dockerfile, says) in &cases {
+        let ctx = context(dockerfile, &[]);
+        let err = failed(&e.docker(&["build", "-t", "bad:1", path(ctx.path())]));
+        assert!(err.contains(says), "no {says:?} in\n{err}");
+    }
+    assert!(!e.docker(&["image", "inspect", "bad:1"]).status.success());
+
+    // Ctrl-C in the middle of a RUN: the build's container goes too.
+    let ctx = context(&format!("FROM {img}\nRUN echo started && sleep 60\n"), &[]);
+    let mut child = e
+        .docker_cmd(&["build", "--progress=plain", "-t", "bad:2", path(ctx.path())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.docker_ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the RUN never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let _ = child.wait();
+    nothing_left(&e);
+    assert!(!e.docker(&["image", "inspect", "bad:2"]).status.success());
+    assert_eq!(e.request("GET", "/_ping", None).0, 200);
+}
