@@ -31,7 +31,8 @@ pub fn control(engine: Arc<Engine>) -> ControlServer<ControlService> {
     ControlServer::new(ControlService { engine })
 }
 
-type Stream<T> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
+pub(super) type Stream<T> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
 
 fn unimplemented(what: &str) -> Status {
     Status::unimplemented(format!("{what} is not supported by Berth yet"))
@@ -99,7 +100,18 @@ pub(super) fn version() -> BuildkitVersion {
     }
 }
 
-pub(super) fn record(w: &worker::Worker) -> WorkerRecord {
+/// The engine's one build worker, as ListWorkers and the gateway's Ping list it.
+pub(super) fn engine_worker(e: &Engine) -> WorkerRecord {
+    let w = worker::worker(
+        &e.id,
+        e.images.platform(),
+        &e.hostname(),
+        e.network.gateway_of("bridge"),
+    );
+    record(&w)
+}
+
+fn record(w: &worker::Worker) -> WorkerRecord {
     WorkerRecord {
         id: w.id.clone(),
         labels: w.labels.iter().cloned().collect::<HashMap<_, _>>(),
@@ -180,15 +192,8 @@ impl Control for ControlService {
         &self,
         _req: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let e = &self.engine;
-        let w = worker::worker(
-            &e.id,
-            e.images.platform(),
-            &e.hostname(),
-            e.network.gateway_of("bridge"),
-        );
         Ok(Response::new(pb::ListWorkersResponse {
-            record: vec![record(&w)],
+            record: vec![engine_worker(&self.engine)],
         }))
     }
 

@@ -15,8 +15,7 @@ use bollard_buildkit_proto::moby::buildkit::v1::frontend::llb_bridge_server::{
 };
 use tonic::{Request, Response, Status};
 
-use super::buildkit::status_of;
-use crate::build::worker;
+use super::buildkit::{engine_worker, status_of, Stream};
 use crate::buildkit::frontend;
 use crate::engine::Engine;
 use crate::sessions::jobs::{Built, Job};
@@ -28,8 +27,6 @@ pub struct BridgeService {
 pub fn bridge(engine: Arc<Engine>) -> LlbBridgeServer<BridgeService> {
     LlbBridgeServer::new(BridgeService { engine })
 }
-
-type Stream<T> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
 
 /// The gateway capabilities Berth serves (BuildKit's `frontend/gateway/pb/caps.go`
 /// ids): solving a frontend and returning its result as a ref with metadata.
@@ -153,17 +150,10 @@ impl LlbBridge for BridgeService {
             enabled: true,
             ..Default::default()
         };
-        let e = &self.engine;
-        let w = worker::worker(
-            &e.id,
-            e.images.platform(),
-            &e.hostname(),
-            e.network.gateway_of("bridge"),
-        );
         Ok(Response::new(fpb::PongResponse {
             frontend_api_caps: CAPS.iter().map(cap).collect(),
             llb_caps: vec![],
-            workers: vec![super::buildkit::record(&w)],
+            workers: vec![engine_worker(&self.engine)],
         }))
     }
 
