@@ -76,13 +76,7 @@ async fn pull_bases(
             .get(&key)
             .map(|v| base64::engine::general_purpose::URL_SAFE.encode(v.to_string()));
         let creds = super::request::registry_auth(header.as_deref())?;
-        let resolved = engine.images.resolve_remote(&r, None, &creds).await?;
-        let (tx, mut rx) = mpsc::channel(64);
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let pulled = engine.images.pull_resolved(resolved, &tx).await;
-        drop(tx);
-        let _ = drain.await;
-        pulled?;
+        engine.images.pull_quietly(&r, &creds).await?;
     }
     Ok(())
 }

@@ -274,13 +274,7 @@ async fn ensure_base(
         return Ok(());
     }
     let creds = credentials(session, r.registry()).await;
-    let resolved = engine.images.resolve_remote(r, None, &creds).await?;
-    let (tx, mut rx) = mpsc::channel(64);
-    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let pulled = engine.images.pull_resolved(resolved, &tx).await;
-    drop(tx);
-    let _ = drain.await;
-    Ok(pulled?)
+    Ok(engine.images.pull_quietly(r, &creds).await?)
 }
 
 /// The client's credentials for a registry, through its session's Auth service

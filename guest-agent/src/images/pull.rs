@@ -286,6 +286,21 @@ impl Resolved {
 }
 
 impl ImageService {
+    /// Pulls an image for a build's base, with no one reading the progress.
+    pub async fn pull_quietly(
+        &self,
+        reference: &ImageRef,
+        creds: &RegistryCredentials,
+    ) -> Result<(), ImageError> {
+        let resolved = self.resolve_remote(reference, None, creds).await?;
+        let (tx, mut rx) = mpsc::channel(64);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let pulled = self.pull_resolved(resolved, &tx).await;
+        drop(tx);
+        let _ = drain.await;
+        pulled
+    }
+
     /// A registry client for `reference`'s registry: plain HTTP only where allowed.
     pub(super) fn registry_client(&self, reference: &ImageRef) -> Client {
         let protocol = if self.allows_plain_http(reference.registry()) {
