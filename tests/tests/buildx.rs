@@ -326,3 +326,97 @@ fn bad_input_fails_clearly_and_leaves_nothing_behind() {
     assert!(!e.docker(&["image", "inspect", "bad:2"]).status.success());
     assert_eq!(e.request("GET", "/_ping", None).0, 200);
 }
+
+#[test]
+fn run_mounts_secrets_caches_binds_and_tmpfs_leave_no_trace_in_the_image() {
+    let (_r, e, img) = setup();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = dir.path().join("token");
+    std::fs::write(&secret_file, "file-s3cret-value").expect("secret");
+    let ctx = context(
+        &format!(
+            "FROM {img} AS tool\n\
+             RUN echo from-stage > /made\n\
+             FROM {img}\n\
+             RUN --mount=type=secret,id=tok test \"$(tr a-z A-Z < /run/secrets/tok)\" = FILE-S3CRET-VALUE && echo marker-in-layer > /m\n\
+             RUN --mount=type=secret,id=envsec,env=FROM_ENV,required test \"$(echo $FROM_ENV | tr a-z A-Z)\" = ENV-S3CRET-VALUE\n\
+             RUN --mount=type=cache,target=/var/cache/thing sh -c 'echo run >> /var/cache/thing/runs; wc -l < /var/cache/thing/runs > /runs'\n\
+             RUN --mount=type=bind,source=data.txt,target=/src/data.txt cp /src/data.txt /data\n\
+             RUN --mount=from=tool,source=/made,target=/from/made cp /from/made /made\n\
+             RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/x && ! test -e /m2'\n"
+        ),
+        &[("data.txt", "bound\n")],
+    );
+    let secret_arg = format!("id=tok,src={}", path(&secret_file));
+    let build = |tag: &str, no_cache: bool| {
+        let mut args = vec!["buildx", "build", "--load", "--progress=plain"];
+        if no_cache {
+            args.push("--no-cache");
+        }
+        args.extend([
+            "--secret",
+            &secret_arg,
+            "--secret",
+            "id=envsec,env=BERTH_TEST_SECRET",
+        ]);
+        args.extend(["-t", tag, path(ctx.path())]);
+        e.docker_cmd(&args)
+            .env("BERTH_TEST_SECRET", "env-s3cret-value")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("docker buildx build")
+    };
+    ok(&build("mounts:1", false));
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "mounts:1", "cat", "/runs", "/data", "/made"]),
+        "1\nbound\nfrom-stage\n"
+    );
+    // No mountpoint of any mount is committed.
+    let left = e.docker_ok(&[
+        "run", "--rm", "mounts:1", "sh", "-c",
+        "for p in /run/secrets /run /var/cache/thing /src /from /scratch; do test -e $p && echo $p; done; true",
+    ]);
+    assert_eq!(left, "", "mountpoints committed");
+    // Neither secret is in a layer, the config or the history (the Dockerfile has
+    // them in capitals only, so that its own text does not count).
+    let saved = dir.path().join("image.tar");
+    e.docker_ok(&["save", "-o", path(&saved), "mounts:1"]);
+    let bytes = std::fs::read(&saved).expect("saved image");
+    let has = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("marker-in-layer"), "the saved layers are not plain tar");
+    assert!(!has("s3cret-value"), "a secret's value is in the image");
+    let history = e.docker_ok(&["history", "--no-trunc", "mounts:1"]);
+    assert!(!history.contains("s3cret-value"), "{history}");
+    let shm: Vec<_> = std::fs::read_dir("/dev/shm")
+        .map(|rd| rd.flatten().map(|d| d.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !shm.iter()
+            .any(|n| n.to_string_lossy().starts_with("berth-secret-")),
+        "secret scratch left: {shm:?}"
+    );
+
+    // The cache mount outlives the build: an uncached rebuild sees the first run's file.
+    ok(&build("mounts:2", true));
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "mounts:2", "cat", "/runs"]),
+        "2\n"
+    );
+    // A cached rebuild does not run the steps again; a changed bound file does.
+    std::fs::write(ctx.path().join("data.txt"), "changed\n").expect("data");
+    let third = ok(&build("mounts:3", false));
+    assert!(third.contains("CACHED"), "{third}");
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "mounts:3", "cat", "/data"]),
+        "changed\n"
+    );
+
+    // A required secret the client does not have fails its step by name.
+    let ctx = context(
+        &format!("FROM {img}\nRUN --mount=type=secret,id=absent,required=true true\n"),
+        &[],
+    );
+    let err = failed(&e.docker(&["buildx", "build", "--progress=plain", path(ctx.path())]));
+    assert!(err.contains("secret absent: not found"), "{err}");
+    nothing_left(&e);
+}

@@ -168,6 +168,7 @@ pub async fn build(
                 no_cache,
                 target,
                 needed_only: false,
+                secrets: Default::default(),
             };
             tokio::spawn(async move {
                 crate::build::build(&engine.images, &engine.containers, req, &out_tx).await

@@ -28,6 +28,14 @@ impl Cache {
             .unwrap_or_default()
     }
 
+    /// The directory of the cache mount `id` (`RUN --mount=type=cache`), beside the index.
+    pub fn mount_dir(&self, id: &str) -> PathBuf {
+        let name = key(&[id]);
+        self.path
+            .with_file_name("build-cache-mounts")
+            .join(&name[..32])
+    }
+
     pub fn get(&self, key: &str) -> Option<String> {
         let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
         self.load().get(key).cloned()

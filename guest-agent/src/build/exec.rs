@@ -6,11 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bollard_stubs::models::ContainerCreateBody;
+use bollard_stubs::models::{ContainerCreateBody, HostConfig};
 use tokio::sync::mpsc;
 
 use super::dockerfile::{self, Instruction};
-use super::{short, BuildError, Output, State, StepEvent};
+use super::mounts::RunFlags;
+use super::run_mounts;
+use super::{short, BuildError, BuildRequest, Output, State, StepEvent};
 use crate::containers::{CommitOptions, ContainerService, WaitCondition};
 use crate::images::ImageService;
 
@@ -20,6 +22,7 @@ pub(super) fn create_container(
     containers: &ContainerService,
     st: &State,
     cmd: Option<Vec<String>>,
+    host_config: Option<HostConfig>,
 ) -> Result<String, BuildError> {
     let c = &st.config;
     let body = ContainerCreateBody {
@@ -33,6 +36,7 @@ pub(super) fn create_container(
             "io.berth.build".to_string(),
             "intermediate".to_string(),
         )])),
+        host_config,
         ..Default::default()
     };
     Ok(containers.create(images, None, body)?)
@@ -66,14 +70,18 @@ async fn pass(out: &mpsc::Sender<Output>, data: Vec<u8>) {
     let _ = out.send(Output::Step(StepEvent::Log(data))).await;
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_step(
     images: &ImageService,
     containers: &Arc<ContainerService>,
     st: &mut State,
     step: &Instruction,
+    flags: &RunFlags,
+    req: &BuildRequest,
+    stages: &[(Option<String>, String)],
     out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
-    let cmd = match dockerfile::json_form(&step.rest) {
+    let cmd = match dockerfile::json_form(&flags.command) {
         Some(v) => v,
         None => {
             // SHELL changes what the shell form runs under.
@@ -82,11 +90,13 @@ pub(super) async fn run_step(
                 .shell
                 .clone()
                 .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-            v.push(step.rest.clone());
+            v.push(flags.command.clone());
             v
         }
     };
     let shown = cmd.join(" ");
+    // Kept until the container is gone: scratch files behind its mounts.
+    let prepared = run_mounts::prepare(images, containers, flags, req, stages, step.line).await?;
     // Build args are in the environment of RUN (not of the image).
     let mut st_for_run = State {
         image: st.image.clone(),
@@ -100,7 +110,37 @@ pub(super) async fn run_step(
             env.push(format!("{k}={v}"));
         }
     }
-    let cid = create_container(images, containers, &st_for_run, Some(cmd))?;
+    env.extend(prepared.env.iter().cloned());
+    let host_config = HostConfig {
+        mounts: Some(prepared.mounts.clone()),
+        network_mode: flags.no_network.then(|| "none".to_string()),
+        ..Default::default()
+    };
+    let cid = create_container(
+        images,
+        containers,
+        &st_for_run,
+        Some(cmd),
+        Some(host_config),
+    )?;
+    // What the runtime will have to create for the mounts, so it can go again.
+    let mountpoints = if flags.mounts.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let flags = flags.clone();
+        containers
+            .with_rootfs(&cid, move |root| {
+                Ok(run_mounts::missing_mountpoints(root, &flags))
+            })
+            .await
+    };
+    let mountpoints = match mountpoints {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = containers.remove(&cid, true, true).await;
+            return Err(e.into());
+        }
+    };
     let _ = out
         .send(Output::Stream(format!(
             " ---> Running in {}\n",
@@ -156,14 +196,20 @@ pub(super) async fn run_step(
             code,
         });
     }
-    let committed = commit(
-        images,
-        containers,
-        &cid,
-        st,
-        &format!("/bin/sh -c {}", step.rest),
-    )
-    .await;
+    let committed = match containers.drop_empty_from_layer(&cid, &mountpoints) {
+        Ok(()) => {
+            commit(
+                images,
+                containers,
+                &cid,
+                st,
+                &format!("/bin/sh -c {}", flags.command),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    };
+    drop(prepared);
     let _ = out
         .send(Output::Stream(format!(
             "Removing intermediate container {}\n",

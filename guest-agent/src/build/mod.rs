@@ -13,8 +13,13 @@ mod copy;
 pub mod dockerfile;
 mod error;
 mod exec;
+pub mod mounts;
+mod run_mounts;
+mod sources;
 pub mod stages;
 mod steps;
+
+pub use run_mounts::Secrets;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -62,6 +67,8 @@ pub struct BuildRequest {
     /// Build only the stages the target needs, as BuildKit does (the classic builder
     /// builds every stage up to the target).
     pub needed_only: bool,
+    /// Values for `RUN --mount=type=secret` (from a BuildKit client's session).
+    pub secrets: Secrets,
 }
 
 /// What a build reports as it goes.
@@ -230,17 +237,26 @@ async fn run(
             }
         }
         "RUN" => {
+            let flags = mounts::parse(&step.rest, |v| dockerfile::expand(v, &st.vars)).map_err(
+                |e| match e {
+                    BuildError::Invalid(m) => {
+                        BuildError::Invalid(format!("line {}: {m}", step.line))
+                    }
+                    e => e,
+                },
+            )?;
             let mut vars: Vec<String> = st.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
             vars.sort();
-            let key = cache::key(&[
-                &st.image,
-                "RUN",
-                &step.rest,
-                &config_json(&st.config),
-                &vars.join("\n"),
-            ]);
+            let (config, vars) = (config_json(&st.config), vars.join("\n"));
+            let mut parts = vec![st.image.as_str(), "RUN", &step.rest, &config, &vars];
+            // What the mounts bind in; a plain RUN's key is what it always was.
+            let inputs = run_mounts::key_inputs(images, &flags, req, done, step.line)?;
+            if !inputs.is_empty() {
+                parts.push(&inputs);
+            }
+            let key = cache::key(&parts);
             if !hit(images, req, &key, st, out).await {
-                exec::run_step(images, containers, st, step, out).await?;
+                exec::run_step(images, containers, st, step, &flags, req, done, out).await?;
                 req.cache.put(&key, &st.image);
             }
         }
@@ -284,7 +300,7 @@ async fn finish_stage(
             let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
             st.image = id;
         } else {
-            let cid = create_container(images, containers, &st, None)?;
+            let cid = create_container(images, containers, &st, None, None)?;
             let result = commit(images, containers, &cid, &st, "#(nop) config").await;
             let _ = containers.remove(&cid, true, true).await;
             st.image = result?;

@@ -43,7 +43,8 @@ pub struct Stage {
     pub platform: Option<String>,
     /// The instructions after FROM, up to the next FROM.
     pub steps: Vec<Instruction>,
-    /// Every `COPY --from=` of this stage, resolved against the stages before it.
+    /// Every `COPY --from=` and `RUN --mount=from=` of this stage, resolved against the
+    /// stages before it.
     pub copy_from: Vec<Source>,
 }
 
@@ -56,7 +57,8 @@ impl Stage {
         }
     }
 
-    /// The earlier stages this one reads: its FROM and its `COPY --from`s.
+    /// The earlier stages this one reads: its FROM, its `COPY --from`s and its RUN
+    /// mounts' `from=`s.
     pub fn depends_on(&self) -> impl Iterator<Item = usize> + '_ {
         std::iter::once(&self.base)
             .chain(&self.copy_from)
@@ -186,9 +188,15 @@ pub fn plan(
                     };
                 }
             }
-            ("COPY" | "ADD", true) => {
-                if let Some(f) = copy_from(&ins.rest) {
-                    let f = word(&f, &scope);
+            ("COPY" | "ADD" | "RUN", true) => {
+                let froms = match ins.keyword.as_str() {
+                    "RUN" => run_mount_froms(&ins.rest, &scope),
+                    _ => copy_from(&ins.rest)
+                        .map(|f| word(&f, &scope))
+                        .into_iter()
+                        .collect(),
+                };
+                for f in froms {
                     let index = plan.stages.len() - 1;
                     let source = match stage_named(&plan.stages[..index], &f) {
                         Some(i) => Source::Stage(i),
@@ -292,6 +300,22 @@ fn stage_by_name(stages: &[Stage], r: &str) -> Option<usize> {
 /// The earlier stage `r` refers to by name or by index: what a `COPY --from` can.
 fn stage_named(stages: &[Stage], r: &str) -> Option<usize> {
     stage_by_name(stages, r).or_else(|| r.parse::<usize>().ok().filter(|&i| i < stages.len()))
+}
+
+/// The `from=` of each `RUN --mount`, expanded; a malformed flag is the build's error
+/// to report when the step runs.
+fn run_mount_froms(rest: &str, scope: &HashMap<String, String>) -> Vec<String> {
+    super::mounts::parse(rest, |v| word(v, scope))
+        .map(|f| {
+            f.mounts
+                .into_iter()
+                .filter_map(|m| match m.kind {
+                    super::mounts::MountKind::Bind { from, .. } => from,
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The raw `--from=` value of a COPY/ADD line, among its leading flags.

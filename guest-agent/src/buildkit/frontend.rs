@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::filesync::{self, Want};
 use super::progress::{Reporter, Step};
 use super::BuildKitError;
-use crate::build::{BuildError, BuildRequest, Output, StepEvent};
+use crate::build::{BuildError, BuildRequest, Output, Secrets, StepEvent};
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
 use crate::images::RegistryCredentials;
@@ -216,8 +216,10 @@ pub async fn solve(
     let plan =
         crate::build::stages::plan(&instructions, &attrs.build_args, attrs.target.as_deref())
             .map_err(BuildError::from)?;
+    let mut bases: Vec<&str> = Vec::new();
     for i in plan.needed() {
-        if let Some(base) = plan.stages[i].image() {
+        if let Some(base) = plan.stages[i].image().filter(|b| !bases.contains(b)) {
+            bases.push(base);
             let r = ImageRef::parse(base)?;
             let shown = format!("{}:{}", r.full_name(), r.tag().unwrap_or("latest"));
             let step = reporter.start(&format!("[internal] load metadata for {shown}"));
@@ -242,6 +244,7 @@ pub async fn solve(
     )
     .await?;
 
+    let secrets = secrets(&session, &plan, &attrs.build_args).await?;
     let req = BuildRequest {
         context: ctx,
         dockerfile: df_path.to_string_lossy().into_owned(),
@@ -253,6 +256,7 @@ pub async fn solve(
         no_cache: attrs.no_cache,
         target: attrs.target,
         needed_only: true,
+        secrets,
     };
     let image = run(engine, req, &mut reporter).await?;
     drop(scratch);
@@ -315,6 +319,43 @@ async fn credentials(session: &Session, registry: &str) -> RegistryCredentials {
         }
         Err(_) => RegistryCredentials::default(),
     }
+}
+
+/// The values of the secrets the needed stages' RUN lines mount, from the client's
+/// Secrets service; one it does not have is left out (an error later only for a
+/// `required` mount, as in BuildKit).
+async fn secrets(
+    session: &Session,
+    plan: &crate::build::stages::BuildPlan,
+    build_args: &HashMap<String, String>,
+) -> Result<Secrets, BuildKitError> {
+    use bollard_buildkit_proto::moby::buildkit::secrets::v1::{
+        secrets_client::SecretsClient, GetSecretRequest,
+    };
+    let runs = plan
+        .needed()
+        .into_iter()
+        .flat_map(|i| plan.stages[i].steps.iter())
+        .filter(|s| s.keyword == "RUN")
+        .map(|s| s.rest.as_str());
+    let mut out = Secrets::default();
+    let wanted = crate::build::mounts::secret_ids(runs, build_args);
+    if wanted.is_empty() || !session.serves("/moby.buildkit.secrets.v1.Secrets/GetSecret") {
+        return Ok(out);
+    }
+    let mut client = SecretsClient::with_origin(session.clone(), Session::origin());
+    for (id, _) in wanted {
+        let asked = GetSecretRequest {
+            id: id.clone(),
+            annotations: Default::default(),
+        };
+        match client.get_secret(asked).await {
+            Ok(resp) => out.insert(id, resp.into_inner().data),
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::Unimplemented) => {}
+            Err(s) => return Err(BuildKitError::session("Secrets.GetSecret", &s)),
+        }
+    }
+    Ok(out)
 }
 
 /// Runs the build, its steps reported as vertexes; a failure fails the step it

@@ -113,4 +113,30 @@ impl ContainerService {
         );
         Ok(id)
     }
+
+    /// Takes paths out of a stopped container's own layer where they are empty — the
+    /// mountpoints the runtime created for a build step's mounts — so that a commit
+    /// does not record them. `paths` are relative to the root, deepest first.
+    pub fn drop_empty_from_layer(
+        &self,
+        name: &str,
+        paths: &[String],
+    ) -> Result<(), ContainerError> {
+        let rec = self.record(name)?;
+        let upper = RootfsDirs::under(&self.container_dir(&rec.id)).upper;
+        for p in paths {
+            let path = upper.join(p);
+            let Ok(meta) = path.symlink_metadata() else {
+                continue;
+            };
+            let _ = if meta.is_dir() {
+                std::fs::remove_dir(&path) // fails, as it should, unless empty
+            } else if meta.is_file() && meta.len() == 0 {
+                std::fs::remove_file(&path)
+            } else {
+                Ok(())
+            };
+        }
+        Ok(())
+    }
 }
