@@ -140,6 +140,11 @@ impl Engine {
         &self.host
     }
 
+    /// The build cache's index and cache mounts, which both builders share.
+    pub fn build_cache(&self) -> crate::build::cache::Cache {
+        crate::build::cache::Cache::new(self.config.root.join("image").join("build-cache.json"))
+    }
+
     /// Whether a container uses the image.
     pub fn image_in_use(&self, image_id: &str) -> bool {
         self.containers.image_in_use(image_id)

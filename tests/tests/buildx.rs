@@ -420,3 +420,90 @@ fn run_mounts_secrets_caches_binds_and_tmpfs_leave_no_trace_in_the_image() {
     assert!(err.contains("secret absent: not found"), "{err}");
     nothing_left(&e);
 }
+
+#[test]
+fn buildx_ls_du_prune_and_a_cache_that_outlives_the_engine() {
+    let (_r, mut e, img) = setup();
+    let ls = ok(&e.docker(&["buildx", "ls"]));
+    let default = ls
+        .lines()
+        .find(|l| l.starts_with("default"))
+        .unwrap_or_else(|| panic!("no default builder in\n{ls}"));
+    assert!(default.contains("docker"), "{ls}");
+    assert!(ls.contains("running"), "{ls}");
+
+    let ctx = context(
+        &format!(
+            "FROM {img}\nRUN head -c 3000 /dev/zero > /zeros\nRUN --mount=type=cache,target=/c sh -c 'head -c 5000 /dev/zero > /c/f'\nCOPY a.txt /\n"
+        ),
+        &[("a.txt", "a\n")],
+    );
+    let build = |e: &Engine, tag: &str| {
+        ok(&e.docker(&[
+            "buildx",
+            "build",
+            "--progress=plain",
+            "-t",
+            tag,
+            path(ctx.path()),
+        ]))
+    };
+    build(&e, "cached:1");
+    // The cache outlives the engine: after a crash and restart, all steps are CACHED.
+    e.kill9();
+    e.respawn().expect("engine restarts");
+    let again = build(&e, "cached:2");
+    let cached = again.lines().filter(|l| l.ends_with(" CACHED")).count();
+    assert_eq!(cached, 3, "not fully cached after a restart:\n{again}");
+
+    let du = ok(&e.docker(&["buildx", "du", "--verbose"]));
+    for shown in [
+        "Type:\t\tregular",
+        "Type:\t\texec.cachemount",
+        "Description:\t/bin/sh -c head -c 3000 /dev/zero > /zeros",
+        "Description:\tcached mount /c",
+    ] {
+        assert!(du.contains(shown), "no {shown:?} in\n{du}");
+    }
+    // Sizes are the layers' and the cache directory's.
+    assert!(
+        du.contains("3kB") || du.contains("3.0kB") || du.contains("3.072kB"),
+        "{du}"
+    );
+    assert!(du.contains("5kB") || du.contains("5.12kB"), "{du}");
+    let df = e.docker_ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    let count = |du: &str| du.lines().filter(|l| l.starts_with("ID:")).count();
+    let records = count(&du);
+    assert!(records >= 3, "{du}");
+    assert!(
+        df.contains(&format!("Build Cache {records}")),
+        "df and du disagree ({records} records):\n{df}"
+    );
+
+    // Nothing is older than an hour; a prune with that filter removes nothing.
+    ok(&e.docker(&["buildx", "prune", "-f", "--filter", "until=1h"]));
+    assert_eq!(
+        count(&ok(&e.docker(&["buildx", "du", "--verbose"]))),
+        records
+    );
+    let pruned = ok(&e.docker(&["buildx", "prune", "-f"]));
+    assert!(pruned.contains("Total:"), "{pruned}");
+    let du = ok(&e.docker(&["buildx", "du"]));
+    assert!(
+        du.contains("Total:\t\t0B") || du.contains("Total:\t0B"),
+        "{du}"
+    );
+    // The images the builds were named are kept; the intermediate ones are gone.
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "cached:2", "sh", "-c", "wc -c < /zeros"])
+            .trim(),
+        "3000"
+    );
+    let dangling = e.docker_ok(&["images", "-aq", "--filter", "dangling=true"]);
+    assert_eq!(dangling.trim(), "", "intermediate images left");
+    let rebuilt = build(&e, "cached:3");
+    assert!(
+        !rebuilt.contains(" CACHED"),
+        "cached after a prune:\n{rebuilt}"
+    );
+}

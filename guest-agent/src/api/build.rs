@@ -162,9 +162,7 @@ pub async fn build(
                 dockerfile,
                 build_args,
                 labels,
-                cache: crate::build::cache::Cache::new(
-                    engine.config.root.join("image").join("build-cache.json"),
-                ),
+                cache: engine.build_cache(),
                 no_cache,
                 target,
                 needed_only: false,

@@ -3,8 +3,8 @@
 //! (`build::worker`); `Solve` and `Status` are a build (`crate::buildkit`): Solve
 //! waits for the client's gateway to return the result (or solves `dockerfile.v0`
 //! itself when the client asks for it directly) and exports it; Status streams the
-//! build's progress. `DiskUsage` and `Prune` report BuildKit build records, of which
-//! there are none yet (the builder's cache is images, which `image prune` removes).
+//! build's progress. `DiskUsage` and `Prune` are the build cache's records
+//! (`build::records`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use bollard_buildkit_proto::moby::buildkit::v1::types::{BuildkitVersion, GcPolic
 use bollard_buildkit_proto::pb::Platform;
 use tonic::{Request, Response, Status};
 
-use crate::build::worker;
+use crate::build::{records, worker};
 use crate::buildkit::export::{self, Exporter};
 use crate::buildkit::progress::Reporter;
 use crate::buildkit::{frontend, BuildKitError};
@@ -33,6 +33,57 @@ pub fn control(engine: Arc<Engine>) -> ControlServer<ControlService> {
 
 pub(super) type Stream<T> =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
+
+fn usage_record(r: &records::Record) -> pb::UsageRecord {
+    let at = Some(bollard_buildkit_proto::google::protobuf::Timestamp {
+        seconds: r.created,
+        nanos: 0,
+    });
+    pb::UsageRecord {
+        id: r.id.clone(),
+        mutable: r.kind == records::Kind::CacheMount,
+        in_use: false,
+        size: i64::try_from(r.size).unwrap_or(i64::MAX),
+        created_at: at,
+        last_used_at: at,
+        usage_count: 1,
+        description: r.description.clone(),
+        record_type: r.kind.name().to_string(),
+        shared: r.shared,
+        ..Default::default()
+    }
+}
+
+/// buildx sends `--filter until=…` as a filter string and `--keep-duration`/
+/// `--keep-storage` as numbers (nanoseconds, bytes).
+fn prune_filter(req: &pb::PruneRequest) -> Result<records::PruneFilter, Status> {
+    let mut f = records::PruneFilter {
+        keep_bytes: u64::try_from(req.reserved_space).unwrap_or(0),
+        ..Default::default()
+    };
+    if req.keep_duration > 0 {
+        f.before = Some(chrono::Utc::now().timestamp() - req.keep_duration / 1_000_000_000);
+    }
+    for raw in req.filter.iter().filter(|f| !f.is_empty()) {
+        let (k, v) = raw
+            .split_once("==")
+            .or_else(|| raw.split_once('='))
+            .ok_or_else(|| Status::invalid_argument(format!("invalid filter {raw}")))?;
+        match k {
+            "until" => {
+                let t = super::images::parse_until(v)
+                    .map_err(|_| Status::invalid_argument(format!("invalid filter {raw}")))?;
+                f.before = Some(f.before.map_or(t, |b| b.min(t)));
+            }
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "unsupported prune filter {k}"
+                )))
+            }
+        }
+    }
+    Ok(f)
+}
 
 fn unimplemented(what: &str) -> Status {
     Status::unimplemented(format!("{what} is not supported by Berth yet"))
@@ -141,16 +192,34 @@ impl Control for ControlService {
         &self,
         _req: Request<pb::DiskUsageRequest>,
     ) -> Result<Response<pb::DiskUsageResponse>, Status> {
-        Ok(Response::new(pb::DiskUsageResponse { record: vec![] }))
+        let record = super::build_cache::records(&self.engine)
+            .iter()
+            .map(usage_record)
+            .collect();
+        Ok(Response::new(pb::DiskUsageResponse { record }))
     }
 
     type PruneStream = Stream<pb::UsageRecord>;
 
     async fn prune(
         &self,
-        _req: Request<pb::PruneRequest>,
+        req: Request<pb::PruneRequest>,
     ) -> Result<Response<Self::PruneStream>, Status> {
-        Ok(Response::new(Box::pin(futures_util::stream::empty())))
+        let req = req.into_inner();
+        tracing::debug!(?req, "build cache prune");
+        let filter = prune_filter(&req)?;
+        let engine = &self.engine;
+        let removed = tokio::task::block_in_place(|| {
+            records::prune(
+                &engine.images,
+                &engine.build_cache(),
+                &|id| engine.image_in_use(id),
+                &filter,
+            )
+        });
+        let out: Vec<Result<pb::UsageRecord, Status>> =
+            removed.iter().map(|r| Ok(usage_record(r))).collect();
+        Ok(Response::new(Box::pin(futures_util::stream::iter(out))))
     }
 
     async fn solve(

@@ -52,7 +52,7 @@ pub fn parse_filters(q: &Query, allowed: &[&str]) -> Result<ImageFilters, ApiErr
 }
 
 /// `until` takes a Unix timestamp, an RFC 3339 time or a Go duration like `24h`.
-fn parse_until(v: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_until(v: &str) -> Result<i64, ApiError> {
     let now = chrono::Utc::now().timestamp();
     if let Ok(n) = v.parse::<f64>() {
         return Ok(n as i64);

@@ -5,6 +5,7 @@
 mod attach;
 mod auth;
 mod build;
+mod build_cache;
 mod buildkit;
 mod containers;
 mod error;
@@ -162,12 +163,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             let headers = req.headers().clone();
             build::build(engine.clone(), &query, &headers, req.into_body()).await
         }
-        // No BuildKit cache exists; the classic builder's cache is images, which
-        // image prune removes. dockerd answers the same for its classic builder.
-        (&Method::POST, ["build", "prune"]) => json(
-            StatusCode::OK,
-            &serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0}),
-        ),
+        (&Method::POST, ["build", "prune"]) => build_cache::prune(&engine, &query),
         (&Method::POST, ["grpc"]) => grpc::upgrade(engine.clone(), req),
         (&Method::POST, ["session"]) => grpc::session(engine.clone(), req),
         (&Method::GET, ["events"]) => events::events(&engine, &query),

@@ -115,7 +115,10 @@ pub fn df(engine: &Engine) -> ApiResult {
         "Images": images,
         "Containers": containers,
         "Volumes": volumes,
-        "BuildCache": [],
+        "BuildCache": super::build_cache::records(engine)
+            .iter()
+            .map(super::build_cache::record_json)
+            .collect::<Vec<_>>(),
     });
     json(StatusCode::OK, &doc)
 }

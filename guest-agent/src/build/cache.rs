@@ -28,12 +28,65 @@ impl Cache {
             .unwrap_or_default()
     }
 
-    /// The directory of the cache mount `id` (`RUN --mount=type=cache`), beside the index.
-    pub fn mount_dir(&self, id: &str) -> PathBuf {
+    fn mounts_root(&self) -> PathBuf {
+        self.path.with_file_name("build-cache-mounts")
+    }
+
+    /// The directory of the cache mount `id` (`RUN --mount=type=cache`), beside the
+    /// index, and whether it was just created. Its id is kept beside it, for `du`.
+    pub fn open_mount(&self, id: &str) -> std::io::Result<(PathBuf, bool)> {
         let name = key(&[id]);
-        self.path
-            .with_file_name("build-cache-mounts")
-            .join(&name[..32])
+        let dir = self.mounts_root().join(&name[..32]);
+        if dir.is_dir() {
+            return Ok((dir, false));
+        }
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.with_extension("id"), id)?;
+        Ok((dir, true))
+    }
+
+    /// Every cache mount: (id, directory).
+    pub fn mounts(&self) -> Vec<(String, PathBuf)> {
+        let Ok(rd) = std::fs::read_dir(self.mounts_root()) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .map(|p| {
+                let id = std::fs::read_to_string(p.with_extension("id")).unwrap_or_default();
+                (id, p)
+            })
+            .collect()
+    }
+
+    /// Removes a cache mount's directory and its id.
+    pub fn remove_mount(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::remove_dir_all(dir)?;
+        let _ = std::fs::remove_file(dir.with_extension("id"));
+        Ok(())
+    }
+
+    /// Every step recorded: (key, image).
+    pub fn entries(&self) -> HashMap<String, String> {
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        self.load()
+    }
+
+    /// Drops the steps whose image is one of `images`.
+    pub fn forget(&self, images: &[String]) {
+        let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.load();
+        m.retain(|_, v| !images.contains(v));
+        self.save(&m);
+    }
+
+    fn save(&self, m: &HashMap<String, String>) {
+        if let Ok(bytes) = serde_json::to_vec(m) {
+            if let Err(e) = crate::fsutil::atomic_write(&self.path, &bytes) {
+                tracing::warn!(error = %e, "could not save the build cache index");
+            }
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
@@ -45,11 +98,7 @@ impl Cache {
         let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut m = self.load();
         m.insert(key.to_string(), image.to_string());
-        if let Ok(bytes) = serde_json::to_vec(&m) {
-            if let Err(e) = crate::fsutil::atomic_write(&self.path, &bytes) {
-                tracing::warn!(error = %e, "could not save the build cache index");
-            }
-        }
+        self.save(&m);
     }
 }
 

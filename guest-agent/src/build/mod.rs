@@ -14,6 +14,7 @@ pub mod dockerfile;
 mod error;
 mod exec;
 pub mod mounts;
+pub mod records;
 mod run_mounts;
 mod sources;
 pub mod stages;

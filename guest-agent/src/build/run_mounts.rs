@@ -133,9 +133,11 @@ pub(super) async fn prepare(
                 readonly,
                 owner,
             } => {
-                let dir = req.cache.mount_dir(id);
-                if !dir.exists() {
-                    std::fs::create_dir_all(&dir).map_err(|e| io("creating the cache mount", e))?;
+                let (dir, created) = req
+                    .cache
+                    .open_mount(id)
+                    .map_err(|e| io("creating the cache mount", e))?;
+                if created {
                     own(&dir, owner).map_err(|e| io("creating the cache mount", e))?;
                 }
                 out.mounts.push(bind(&dir, *readonly));

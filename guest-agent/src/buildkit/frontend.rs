@@ -250,9 +250,7 @@ pub async fn solve(
         dockerfile: df_path.to_string_lossy().into_owned(),
         build_args: attrs.build_args,
         labels: attrs.labels,
-        cache: crate::build::cache::Cache::new(
-            engine.config.root.join("image").join("build-cache.json"),
-        ),
+        cache: engine.build_cache(),
         no_cache: attrs.no_cache,
         target: attrs.target,
         needed_only: true,

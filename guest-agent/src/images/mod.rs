@@ -226,6 +226,14 @@ impl ImageService {
         self.catalog().data.images.get(id).map(|r| r.size)
     }
 
+    /// The image's topmost layer and its size (what a build step added), if it has one.
+    pub fn top_layer(&self, id: &str) -> Option<(String, u64)> {
+        let cat = self.catalog();
+        let d = cat.data.images.get(id)?.diff_ids.last()?.clone();
+        let size = self.layers.size(&d);
+        Some((d, size))
+    }
+
     pub fn inspect(&self, name: &str) -> Result<ImageInspect, ImageError> {
         let cat = self.catalog();
         let id = resolve_in(&cat, name)?;
