@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod images;
 pub mod registry;
+pub mod sdk;
 pub mod vm;
 
 use std::net::TcpListener;

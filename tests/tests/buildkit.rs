@@ -201,3 +201,70 @@ fn buildx_sees_the_engines_builder_and_lists_and_prunes_its_cache() {
         "a builder container was started"
     );
 }
+
+/// bollard, the Docker SDK for Rust, as a second BuildKit client
+/// (`tests/bollard-client`): `build_image` with `BuilderVersion::BuilderBuildKit`
+/// opens a session and posts `/build?version=2`; the progress comes back as
+/// BuildKit status messages and the image is named.
+#[test]
+fn bollard_builds_with_buildkit_and_reads_its_progress() {
+    let (_r, e, img) = berth_tests::busybox_engine();
+    let ctx = tempfile::tempdir().expect("context");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {img} AS one\nRUN echo made-by-bollard > /x\nFROM {img}\nRUN --mount=from=one,source=/x,target=/in/x cp /in/x /x && echo step-output\nCMD [\"cat\", \"/x\"]\n"
+        ),
+    )
+    .expect("Dockerfile");
+    let run = |tag: &str| {
+        let out = std::process::Command::new(berth_tests::sdk::bollard_client())
+            .arg(e.socket())
+            .arg(tag)
+            .arg(ctx.path())
+            .output()
+            .expect("the bollard client runs");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("no JSON from the client: {}", output_text(&out)));
+        (out.status.success(), v)
+    };
+    let (ok, v) = run("bollard-bk:1");
+    assert!(ok, "{v}");
+    let names: Vec<&str> = v["vertexes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    for step in [
+        "[one 2/2] RUN echo made-by-bollard > /x",
+        "[stage-1 2/2] RUN --mount=from=one,source=/x,target=/in/x cp /in/x /x && echo step-output",
+    ] {
+        assert!(names.contains(&step), "no {step:?} in {v}");
+    }
+    assert!(
+        v["logs"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("step-output"),
+        "{v}"
+    );
+    let id = e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "bollard-bk:1"]);
+    assert_eq!(v["ids"], serde_json::json!([id.trim()]));
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "bollard-bk:1"]),
+        "made-by-bollard\n"
+    );
+
+    // A failing step fails the build, with BuildKit's message.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {img}\nRUN exit 7\n"),
+    )
+    .expect("Dockerfile");
+    let (ok, v) = run("bollard-bk:2");
+    assert!(!ok, "{v}");
+    let err = v["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("did not complete successfully: exit code: 7"),
+        "{v}"
+    );
+}

@@ -422,16 +422,9 @@ fn run_mounts_secrets_caches_binds_and_tmpfs_leave_no_trace_in_the_image() {
 }
 
 #[test]
-fn buildx_ls_du_prune_and_a_cache_that_outlives_the_engine() {
+fn buildx_du_prune_and_a_cache_that_outlives_the_engine() {
+    // (`buildx ls` is in buildkit.rs.)
     let (_r, mut e, img) = setup();
-    let ls = ok(&e.docker(&["buildx", "ls"]));
-    let default = ls
-        .lines()
-        .find(|l| l.starts_with("default"))
-        .unwrap_or_else(|| panic!("no default builder in\n{ls}"));
-    assert!(default.contains("docker"), "{ls}");
-    assert!(ls.contains("running"), "{ls}");
-
     let ctx = context(
         &format!(
             "FROM {img}\nRUN head -c 3000 /dev/zero > /zeros\nRUN --mount=type=cache,target=/c sh -c 'head -c 5000 /dev/zero > /c/f'\nCOPY a.txt /\n"

@@ -99,6 +99,21 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
                 ],
             ),
         ),
+        // bollard's BuildKit client for the BuildKit suite: a workspace of its own
+        // (tests/src/sdk.rs says why), built here so that no test waits for it.
+        (
+            "bollard client",
+            with_args(
+                cargo(),
+                &[
+                    "build",
+                    "--manifest-path",
+                    "tests/bollard-client/Cargo.toml",
+                    "--target-dir",
+                    "target/sdk-clients",
+                ],
+            ),
+        ),
         // The VM suite boots this image (built only when its inputs changed).
         (
             "vm image",

@@ -97,6 +97,8 @@ pub async fn build(
     let quiet = q.flag("q");
     let no_cache = q.flag("nocache");
     let target = q.get("target").map(|t| t.to_lowercase());
+    // `version=2`: BuildKit's progress (what SDKs such as bollard ask for).
+    let buildkit = q.get("version") == Some("2");
     let dir = engine
         .config
         .root
@@ -152,80 +154,46 @@ pub async fn build(
             return Err(e);
         }
     }
-    let (out_tx, mut out_rx) = mpsc::channel::<Output>(256);
     let (line_tx, line_rx) = mpsc::channel::<Bytes>(256);
+    let req = BuildRequest {
+        context: dir.clone(),
+        dockerfile,
+        build_args,
+        labels,
+        cache: engine.build_cache(),
+        no_cache,
+        target,
+        needed_only: buildkit,
+        secrets: Default::default(),
+    };
     tokio::spawn(async move {
-        let worker = {
-            let engine = engine.clone();
-            let req = BuildRequest {
-                context: dir.clone(),
-                dockerfile,
-                build_args,
-                labels,
-                cache: engine.build_cache(),
-                no_cache,
-                target,
-                needed_only: false,
-                secrets: Default::default(),
-            };
-            tokio::spawn(async move {
-                crate::build::build(&engine.images, &engine.containers, req, &out_tx).await
-            })
+        let outcome = if buildkit {
+            run_buildkit(&engine, req, &line_tx).await
+        } else {
+            run_classic(&engine, req, quiet, &line_tx).await
         };
-        while let Some(o) = out_rx.recv().await {
-            let l = match o {
-                Output::Stream(s) if !quiet => line(serde_json::json!({ "stream": s })),
-                Output::Stream(_) => continue,
-                Output::Aux(id) => line(serde_json::json!({"aux": {"ID": id}})),
-                Output::Step(_) => continue,
-            };
-            let _ = line_tx.send(l).await;
-        }
-        let outcome = worker.await;
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
-        match outcome {
-            Ok(Ok(id)) => {
-                for t in &tags {
-                    let tagged = ImageRef::parse(t).map_err(|e| e.to_string()).and_then(|r| {
-                        engine
-                            .images
-                            .tag(&id, &r.full_name(), r.tag())
-                            .map_err(|e| e.to_string())
-                            .map(|()| r)
-                    });
-                    let l = match tagged {
-                        Ok(r) if !quiet => line(
-                            serde_json::json!({"stream": format!("Successfully tagged {r}\n")}),
-                        ),
-                        Ok(_) => continue,
-                        Err(m) => {
-                            line(serde_json::json!({"errorDetail": {"message": m}, "error": m}))
-                        }
-                    };
-                    let _ = line_tx.send(l).await;
-                }
+        let lines = match outcome {
+            Ok(id) if buildkit => {
+                let mut lines = tag(&engine, &id, &tags, true);
+                lines.push(line(
+                    serde_json::json!({"id": "moby.image.id", "aux": {"ID": id}}),
+                ));
+                lines
+            }
+            Ok(id) => {
+                let mut lines = tag(&engine, &id, &tags, quiet);
                 if quiet {
-                    let _ = line_tx
-                        .send(line(serde_json::json!({"stream": format!("{id}\n")})))
-                        .await;
+                    lines.push(line(serde_json::json!({"stream": format!("{id}\n")})));
                 }
+                lines
             }
-            Ok(Err(e)) => {
-                let m = e.to_string();
-                let _ = line_tx
-                    .send(line(
-                        serde_json::json!({"errorDetail": {"message": m}, "error": m}),
-                    ))
-                    .await;
-            }
-            Err(e) => {
-                let m = format!("build aborted: {e}");
-                let _ = line_tx
-                    .send(line(
-                        serde_json::json!({"errorDetail": {"message": m}, "error": m}),
-                    ))
-                    .await;
-            }
+            Err(m) => vec![line(
+                serde_json::json!({"errorDetail": {"message": m}, "error": m}),
+            )],
+        };
+        for l in lines {
+            let _ = line_tx.send(l).await;
         }
     });
     let stream = tokio_stream_from(line_rx).map(|b| Ok::<_, std::io::Error>(Frame::data(b)));
@@ -233,6 +201,96 @@ pub async fn build(
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+/// The classic builder's output: `stream` lines and the image id as `aux`.
+async fn run_classic(
+    engine: &Arc<Engine>,
+    req: BuildRequest,
+    quiet: bool,
+    line_tx: &mpsc::Sender<Bytes>,
+) -> Result<String, String> {
+    let (out_tx, mut out_rx) = mpsc::channel::<Output>(256);
+    let worker = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            crate::build::build(&engine.images, &engine.containers, req, &out_tx).await
+        })
+    };
+    while let Some(o) = out_rx.recv().await {
+        let l = match o {
+            Output::Stream(s) if !quiet => line(serde_json::json!({ "stream": s })),
+            Output::Stream(_) => continue,
+            Output::Aux(id) => line(serde_json::json!({"aux": {"ID": id}})),
+            Output::Step(_) => continue,
+        };
+        let _ = line_tx.send(l).await;
+    }
+    match worker.await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("build aborted: {e}")),
+    }
+}
+
+/// BuildKit's progress as dockerd sends it for `version=2`: each status update a
+/// `moby.buildkit.trace` line whose `aux` is the protobuf `StatusResponse`, base64
+/// encoded (Go's JSON encoding of bytes).
+async fn run_buildkit(
+    engine: &Arc<Engine>,
+    req: BuildRequest,
+    line_tx: &mpsc::Sender<Bytes>,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    use tonic_prost::prost::Message as _;
+    let (st_tx, mut st_rx) = mpsc::unbounded_channel();
+    let forward = {
+        let line_tx = line_tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = st_rx.recv().await {
+                let r: bollard_buildkit_proto::moby::buildkit::v1::StatusResponse = r;
+                let aux = base64::engine::general_purpose::STANDARD.encode(r.encode_to_vec());
+                let _ = line_tx
+                    .send(line(
+                        serde_json::json!({"id": "moby.buildkit.trace", "aux": aux}),
+                    ))
+                    .await;
+            }
+        })
+    };
+    let id = format!("{:016x}", rand::random::<u64>());
+    let outcome = {
+        let mut reporter = crate::buildkit::progress::Reporter::to(&id, move |r| {
+            let _ = st_tx.send(r);
+        });
+        crate::buildkit::frontend::run(engine, req, &mut reporter).await
+    };
+    let _ = forward.await;
+    outcome.map_err(|e| e.to_string())
+}
+
+/// Tags the built image with each `t`; the lines to send (none when `quiet`, but
+/// errors).
+fn tag(engine: &Engine, id: &str, tags: &[String], quiet: bool) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for t in tags {
+        let tagged = ImageRef::parse(t).map_err(|e| e.to_string()).and_then(|r| {
+            engine
+                .images
+                .tag(id, &r.full_name(), r.tag())
+                .map_err(|e| e.to_string())
+                .map(|()| r)
+        });
+        match tagged {
+            Ok(r) if !quiet => out.push(line(
+                serde_json::json!({"stream": format!("Successfully tagged {r}\n")}),
+            )),
+            Ok(_) => {}
+            Err(m) => out.push(line(
+                serde_json::json!({"errorDetail": {"message": m}, "error": m}),
+            )),
+        }
+    }
+    out
 }
 
 fn tokio_stream_from(rx: mpsc::Receiver<Bytes>) -> impl futures_util::Stream<Item = Bytes> {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::filesync::{self, Want};
-use super::progress::{Reporter, Step};
+use super::progress::{Reporter, StepVertexes};
 use super::BuildKitError;
-use crate::build::{BuildError, BuildRequest, Output, Secrets, StepEvent};
+use crate::build::{BuildError, BuildRequest, Output, Secrets};
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
 use crate::images::RegistryCredentials;
@@ -358,7 +358,7 @@ async fn secrets(
 
 /// Runs the build, its steps reported as vertexes; a failure fails the step it
 /// happened in.
-async fn run(
+pub async fn run(
     engine: &Arc<Engine>,
     req: BuildRequest,
     reporter: &mut Reporter<'_>,
@@ -370,31 +370,10 @@ async fn run(
             crate::build::build(&engine.images, &engine.containers, req, &tx).await
         })
     };
-    let mut current: Option<Step> = None;
+    let mut steps = StepVertexes::default();
     while let Some(o) = rx.recv().await {
-        let Output::Step(e) = o else { continue };
-        match e {
-            StepEvent::Begin(name) => {
-                if let Some(s) = current.take() {
-                    reporter.complete(s, None);
-                }
-                current = Some(reporter.start(&name));
-            }
-            StepEvent::Cached => {
-                if let Some(s) = current.as_mut() {
-                    reporter.cached(s);
-                }
-            }
-            StepEvent::Log(data) => {
-                if let Some(s) = current.as_ref() {
-                    reporter.log(s, 1, &data);
-                }
-            }
-            StepEvent::End => {
-                if let Some(s) = current.take() {
-                    reporter.complete(s, None);
-                }
-            }
+        if let Output::Step(e) = o {
+            steps.on(reporter, e);
         }
     }
     let outcome = match worker.await {
@@ -406,10 +385,8 @@ async fn run(
         }),
         Err(e) => Err(BuildKitError::Invalid(format!("the build stopped: {e}"))),
     };
-    if let Some(s) = current.take() {
-        let err = outcome.as_ref().err().map(ToString::to_string);
-        reporter.complete(s, err.as_deref());
-    }
+    let err = outcome.as_ref().err().map(ToString::to_string);
+    steps.end(reporter, err.as_deref());
     outcome
 }
 

@@ -9,6 +9,7 @@ use bollard_buildkit_proto::google::protobuf::Timestamp;
 use bollard_buildkit_proto::moby::buildkit::v1::{StatusResponse, Vertex, VertexLog, VertexStatus};
 use sha2::{Digest, Sha256};
 
+use crate::build::StepEvent;
 use crate::sessions::jobs::Job;
 
 fn timestamp(t: SystemTime) -> Timestamp {
@@ -34,19 +35,34 @@ impl Step {
     }
 }
 
-/// Writes a job's progress.
+/// Writes a build's progress: into a job's log (what `Control.Status` streams), or to
+/// any other sink (`POST /build?version=2` sends it as JSON trace lines).
 pub struct Reporter<'a> {
-    job: &'a Job,
+    /// Seeds the vertexes' digests, which must be unique within a build.
+    id: String,
+    sink: Box<dyn Fn(StatusResponse) + Send + Sync + 'a>,
     count: u64,
 }
 
 impl<'a> Reporter<'a> {
     pub fn new(job: &'a Job) -> Reporter<'a> {
-        Reporter { job, count: 0 }
+        Reporter::to(&job.id, move |r| job.report(r))
+    }
+
+    pub fn to(id: &str, sink: impl Fn(StatusResponse) + Send + Sync + 'a) -> Reporter<'a> {
+        Reporter {
+            id: id.to_string(),
+            sink: Box::new(sink),
+            count: 0,
+        }
+    }
+
+    fn send(&self, r: StatusResponse) {
+        (self.sink)(r)
     }
 
     fn send_vertex(&self, v: &Vertex) {
-        self.job.report(StatusResponse {
+        self.send(StatusResponse {
             vertexes: vec![v.clone()],
             ..Default::default()
         });
@@ -56,7 +72,7 @@ impl<'a> Reporter<'a> {
     pub fn start(&mut self, name: &str) -> Step {
         self.count += 1;
         let mut h = Sha256::new();
-        h.update(self.job.id.as_bytes());
+        h.update(self.id.as_bytes());
         h.update(self.count.to_le_bytes());
         h.update(name.as_bytes());
         let vertex = Vertex {
@@ -80,7 +96,7 @@ impl<'a> Reporter<'a> {
         if msg.is_empty() {
             return;
         }
-        self.job.report(StatusResponse {
+        self.send(StatusResponse {
             logs: vec![VertexLog {
                 vertex: step.vertex.digest.clone(),
                 timestamp: now(),
@@ -94,7 +110,7 @@ impl<'a> Reporter<'a> {
     /// A named sub-status of a step, finished at once (`naming to docker.io/…`).
     pub fn status(&self, step: &Step, name: &str) {
         let t = now();
-        self.job.report(StatusResponse {
+        self.send(StatusResponse {
             statuses: vec![VertexStatus {
                 id: name.to_string(),
                 vertex: step.vertex.digest.clone(),
@@ -124,6 +140,47 @@ impl<'a> Reporter<'a> {
             s.vertex.cached = true;
         }
         self.complete(s, None);
+    }
+}
+
+/// The builder's step events as vertexes: one step open at a time.
+#[derive(Default)]
+pub struct StepVertexes {
+    current: Option<Step>,
+}
+
+impl StepVertexes {
+    pub fn on(&mut self, r: &mut Reporter<'_>, e: StepEvent) {
+        match e {
+            StepEvent::Begin(name) => {
+                if let Some(s) = self.current.take() {
+                    r.complete(s, None);
+                }
+                self.current = Some(r.start(&name));
+            }
+            StepEvent::Cached => {
+                if let Some(s) = self.current.as_mut() {
+                    r.cached(s);
+                }
+            }
+            StepEvent::Log(data) => {
+                if let Some(s) = self.current.as_ref() {
+                    r.log(s, 1, &data);
+                }
+            }
+            StepEvent::End => {
+                if let Some(s) = self.current.take() {
+                    r.complete(s, None);
+                }
+            }
+        }
+    }
+
+    /// The build is over: a step still open ends, failed with `error` if there is one.
+    pub fn end(&mut self, r: &Reporter<'_>, error: Option<&str>) {
+        if let Some(s) = self.current.take() {
+            r.complete(s, error);
+        }
     }
 }
 
