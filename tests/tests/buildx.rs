@@ -324,6 +324,32 @@ fn bad_input_fails_clearly_and_leaves_nothing_behind() {
     let _ = child.wait();
     nothing_left(&e);
     assert!(!e.docker(&["image", "inspect", "bad:2"]).status.success());
+
+    // A client that dies midway (SIGKILL: its session and its gRPC connection just
+    // close) stops the build the same way.
+    let mut child = e
+        .docker_cmd(&["build", "--progress=plain", "-t", "bad:3", path(ctx.path())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.docker_ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the RUN never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The CLI runs the buildx plugin as its child: both go.
+    let _ = child.kill();
+    let _ = std::process::Command::new("pkill")
+        .args([
+            "-9",
+            "-f",
+            "docker-buildx buildx build --progress=plain -t bad:3",
+        ])
+        .status();
+    let _ = child.wait();
+    nothing_left(&e);
+    assert!(!e.docker(&["image", "inspect", "bad:3"]).status.success());
     assert_eq!(e.request("GET", "/_ping", None).0, 200);
 }
 
@@ -498,5 +524,61 @@ fn buildx_du_prune_and_a_cache_that_outlives_the_engine() {
     assert!(
         !rebuilt.contains(" CACHED"),
         "cached after a prune:\n{rebuilt}"
+    );
+}
+
+#[test]
+fn add_host_shm_size_network_and_platform_reach_the_run_steps() {
+    let (_r, e, img) = setup();
+    let ctx = context(
+        &format!(
+            "FROM {img}\nRUN grep -q '10.9.8.7[[:space:]]*berth-test-host' /etc/hosts && df -k /dev/shm | tail -1 > /shm && (ip -o link 2>/dev/null || cat /proc/net/dev) | grep -c : > /links\n"
+        ),
+        &[],
+    );
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "--add-host",
+        "berth-test-host:10.9.8.7",
+        "--shm-size",
+        "128m",
+        "--network",
+        "none",
+        "-t",
+        "opts:1",
+        path(ctx.path()),
+    ]));
+    let shm = e.docker_ok(&["run", "--rm", "opts:1", "cat", "/shm"]);
+    assert!(shm.split_whitespace().nth(1) == Some("131072"), "{shm}");
+    // `--network none`: only the loopback device.
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "opts:1", "cat", "/links"])
+            .trim(),
+        "1"
+    );
+    // `docker run --shm-size` is the same option on a container.
+    let run = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "32m",
+        &img,
+        "sh",
+        "-c",
+        "df -k /dev/shm | tail -1",
+    ]);
+    assert!(run.split_whitespace().nth(1) == Some("32768"), "{run}");
+
+    let other = if cfg!(target_arch = "x86_64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let err = failed(&e.docker(&["buildx", "build", "--platform", other, path(ctx.path())]));
+    assert!(
+        err.contains(&format!("building for {other} is not supported")),
+        "{err}"
     );
 }

@@ -97,6 +97,23 @@ pub async fn build(
     let quiet = q.flag("q");
     let no_cache = q.flag("nocache");
     let target = q.get("target").map(|t| t.to_lowercase());
+    let run = crate::build::RunOptions {
+        extra_hosts: q
+            .all("extrahosts")
+            .iter()
+            .flat_map(|h| h.split(','))
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect(),
+        shm_size: q
+            .get("shmsize")
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0),
+        network: q
+            .get("networkmode")
+            .filter(|m| matches!(*m, "none" | "host"))
+            .map(str::to_string),
+    };
     // `version=2`: BuildKit's progress (what SDKs such as bollard ask for).
     let buildkit = q.get("version") == Some("2");
     let dir = engine
@@ -165,6 +182,7 @@ pub async fn build(
         target,
         needed_only: buildkit,
         secrets: Default::default(),
+        run,
     };
     tokio::spawn(async move {
         let outcome = if buildkit {

@@ -111,9 +111,15 @@ pub(super) async fn run_step(
         }
     }
     env.extend(prepared.env.iter().cloned());
+    let opts = &req.run;
     let host_config = HostConfig {
         mounts: Some(prepared.mounts.clone()),
-        network_mode: flags.no_network.then(|| "none".to_string()),
+        network_mode: match flags.no_network {
+            true => Some("none".to_string()),
+            false => opts.network.clone(),
+        },
+        extra_hosts: Some(opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
+        shm_size: opts.shm_size,
         ..Default::default()
     };
     let cid = create_container(

@@ -70,6 +70,19 @@ pub struct BuildRequest {
     pub needed_only: bool,
     /// Values for `RUN --mount=type=secret` (from a BuildKit client's session).
     pub secrets: Secrets,
+    /// What every RUN's container gets: `--add-host`, `--shm-size`, `--network`.
+    pub run: RunOptions,
+}
+
+/// Options of the build for its RUN steps' containers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOptions {
+    /// `host:ip` entries for `/etc/hosts`.
+    pub extra_hosts: Vec<String>,
+    /// Bytes of `/dev/shm`.
+    pub shm_size: Option<i64>,
+    /// `none` or `host`; the default network otherwise.
+    pub network: Option<String>,
 }
 
 /// What a build reports as it goes.

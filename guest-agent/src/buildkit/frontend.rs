@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::filesync::{self, Want};
 use super::progress::{Reporter, StepVertexes};
 use super::BuildKitError;
-use crate::build::{BuildError, BuildRequest, Output, Secrets};
+use crate::build::{BuildError, BuildRequest, Output, RunOptions, Secrets};
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
 use crate::images::RegistryCredentials;
@@ -28,6 +28,10 @@ pub struct Attrs {
     pub no_cache: bool,
     pub context_key: String,
     pub dockerfile_key: String,
+    /// `--add-host`, `--shm-size`, `--network` for every RUN.
+    pub run: RunOptions,
+    /// `--platform`, as given.
+    pub platforms: Vec<String>,
 }
 
 impl Attrs {
@@ -54,6 +58,35 @@ impl Attrs {
                     "no-cache" => a.no_cache = true,
                     "contextkey" if !v.is_empty() => a.context_key = v.clone(),
                     "dockerfilekey" if !v.is_empty() => a.dockerfile_key = v.clone(),
+                    "add-hosts" => {
+                        a.run.extra_hosts = v
+                            .split(',')
+                            .filter(|h| !h.is_empty())
+                            .map(|h| h.replacen('=', ":", 1))
+                            .collect()
+                    }
+                    "shm-size" => {
+                        a.run.shm_size = Some(v.parse().map_err(|_| {
+                            BuildKitError::Invalid(format!("invalid shm-size {v:?}"))
+                        })?)
+                        .filter(|n| *n > 0)
+                    }
+                    "force-network-mode" => match v.as_str() {
+                        "none" | "host" => a.run.network = Some(v.clone()),
+                        "" | "default" | "sandbox" => {}
+                        other => {
+                            return Err(BuildKitError::Invalid(format!(
+                                "network mode {other:?} not supported by this builder"
+                            )))
+                        }
+                    },
+                    "platform" => {
+                        a.platforms = v
+                            .split(',')
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    }
                     _ => {}
                 }
             }
@@ -159,6 +192,15 @@ pub async fn solve(
         )));
     }
     let attrs = Attrs::parse(opts)?;
+    // Only the engine's own platform until other-arch images can run (binfmt).
+    let own = engine.images.platform();
+    for p in &attrs.platforms {
+        if crate::images::Platform::parse(p)? != *own {
+            return Err(BuildKitError::Unsupported(format!(
+                "building for {p} is not supported by Berth yet: it builds for {own}"
+            )));
+        }
+    }
     let session_id = job.session().await?;
     let session = engine.buildkit.sessions.get(&session_id).await?;
     let root = engine
@@ -255,6 +297,7 @@ pub async fn solve(
         target: attrs.target,
         needed_only: true,
         secrets,
+        run: attrs.run,
     };
     let image = run(engine, req, &mut reporter).await?;
     drop(scratch);

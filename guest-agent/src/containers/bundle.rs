@@ -249,10 +249,22 @@ pub(super) fn runtime_configs(
                 .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined")
         }),
         resources: spec::Resources::from_host_config(hc),
-        tmpfs: hc.tmpfs.clone().unwrap_or_default().into_iter().collect(),
+        tmpfs: tmpfs(hc),
         init: None,
         mounts: vec![],
         network: spec::NetworkNamespace::New,
     };
     Ok((p, c))
+}
+
+/// `--tmpfs` mounts, and `--shm-size` as the size of `/dev/shm` (Docker's 64 MiB
+/// otherwise).
+fn tmpfs(hc: &bollard_stubs::models::HostConfig) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = hc.tmpfs.clone().unwrap_or_default().into_iter().collect();
+    if let Some(n) = hc.shm_size.filter(|n| *n > 0) {
+        if !t.iter().any(|(p, _)| p == "/dev/shm") {
+            t.push(("/dev/shm".into(), format!("mode=1777,size={n}")));
+        }
+    }
+    t
 }
