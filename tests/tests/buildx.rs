@@ -99,6 +99,32 @@ fn docker_build_and_buildx_load_make_images_that_run_and_a_rebuild_is_cached() {
         e.docker_ok(&["run", "--rm", "bk:1"]),
         "copied\nhi from run\n"
     );
+    // BuildKit's history: an entry per instruction, metadata ones without a layer.
+    let history = e.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}|{{.Size}}",
+        "bk:1",
+    ]);
+    let top: Vec<&str> = history.lines().take(5).collect();
+    let k = "buildkit.dockerfile.v0";
+    assert_eq!(
+        top[0],
+        format!("CMD [\"cat\" \"/app/a.txt\" \"/app/run.txt\"]|{k}|0B")
+    );
+    assert!(
+        top[1].starts_with(&format!(
+            "RUN /bin/sh -c echo \"$GREETING from run\" > run.txt && echo building-output # buildkit|{k}|"
+        )),
+        "{history}"
+    );
+    assert!(
+        top[2].starts_with(&format!("COPY a.txt ./ # buildkit|{k}|")),
+        "{history}"
+    );
+    assert_eq!(top[3], format!("WORKDIR /app|{k}|0B"), "{history}");
+    assert_eq!(top[4], format!("ENV GREETING=hi|{k}|0B"), "{history}");
 
     let again = ok(&e.docker(&[
         "buildx",
@@ -479,7 +505,7 @@ fn buildx_du_prune_and_a_cache_that_outlives_the_engine() {
     for shown in [
         "Type:\t\tregular",
         "Type:\t\texec.cachemount",
-        "Description:\t/bin/sh -c head -c 3000 /dev/zero > /zeros",
+        "Description:\tRUN /bin/sh -c head -c 3000 /dev/zero > /zeros # buildkit",
         "Description:\tcached mount /c",
     ] {
         assert!(du.contains(shown), "no {shown:?} in\n{du}");

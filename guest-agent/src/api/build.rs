@@ -180,7 +180,7 @@ pub async fn build(
         cache: engine.build_cache(),
         no_cache,
         target,
-        needed_only: buildkit,
+        buildkit,
         secrets: Default::default(),
         run,
     };

@@ -383,8 +383,7 @@ pub async fn commit(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
             .filter(|c| !c.trim().is_empty())
             .collect(),
         config,
-        exact_config: None,
-        created_by: None,
+        ..Default::default()
     };
     let id = engine.containers.commit(&engine.images, name, opts).await?;
     super::created_id(&id)

@@ -6,6 +6,7 @@
 use tokio::sync::mpsc;
 
 use super::dockerfile::{self, Instruction};
+use super::history::Style;
 use super::{BuildError, Output, State};
 
 /// Applies one config-only instruction to the stage; the change is written by the
@@ -13,6 +14,27 @@ use super::{BuildError, Output, State};
 pub(super) async fn apply(
     st: &mut State,
     step: &Instruction,
+    style: Style,
+    out: &mpsc::Sender<Output>,
+) -> Result<(), BuildError> {
+    let expanded = match step.keyword.as_str() {
+        // CMD, ENTRYPOINT and ONBUILD keep their variables for run time; SHELL and
+        // HEALTHCHECK are taken as written.
+        "CMD" | "ENTRYPOINT" | "ONBUILD" | "SHELL" | "HEALTHCHECK" | "MAINTAINER" => {
+            step.rest.clone()
+        }
+        _ => dockerfile::expand(&step.rest, &st.vars),
+    };
+    apply_change(st, step, &expanded, out).await?;
+    st.pending
+        .push(style.metadata(&step.keyword, &expanded, &st.config));
+    Ok(())
+}
+
+async fn apply_change(
+    st: &mut State,
+    step: &Instruction,
+    expanded: &str,
     out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
     let say = |s: String| async move {
@@ -39,12 +61,6 @@ pub(super) async fn apply(
             say(" ---> MAINTAINER is deprecated; use a LABEL\n".to_string()).await;
         }
         _ => {
-            // CMD, ENTRYPOINT and ONBUILD keep their variables for run time.
-            let expanded = if matches!(step.keyword.as_str(), "CMD" | "ENTRYPOINT" | "ONBUILD") {
-                step.rest.clone()
-            } else {
-                dockerfile::expand(&step.rest, &st.vars)
-            };
             let line = format!("{} {}", step.keyword, expanded);
             crate::containers::apply_change(&mut st.config, &line)
                 .map_err(|e| BuildError::Invalid(format!("line {}: {e}", step.line)))?;

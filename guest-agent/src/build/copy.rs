@@ -119,7 +119,7 @@ pub(super) async fn copy_step(
             step.line
         ))
     })?;
-    let key = cache::key(&[
+    let key = req.key(&[
         &st.image,
         &step.keyword,
         &rest,
@@ -198,14 +198,8 @@ pub(super) async fn copy_step(
         let _ = containers.remove(&cid, true, true).await;
         return Err(e.into());
     }
-    let committed = commit(
-        images,
-        containers,
-        &cid,
-        st,
-        &format!("#(nop) {} {}", step.keyword, step.rest),
-    )
-    .await;
+    let created_by = req.style().copy(step);
+    let committed = commit(images, containers, &cid, st, req.style(), &created_by).await;
     let _ = containers.remove(&cid, true, true).await;
     st.image = committed?;
     st.dirty = false;

@@ -10,6 +10,7 @@ use bollard_stubs::models::{ContainerCreateBody, HostConfig};
 use tokio::sync::mpsc;
 
 use super::dockerfile::{self, Instruction};
+use super::history::Style;
 use super::mounts::RunFlags;
 use super::run_mounts;
 use super::{short, BuildError, BuildRequest, Output, State, StepEvent};
@@ -42,20 +43,55 @@ pub(super) fn create_container(
     Ok(containers.create(images, None, body)?)
 }
 
+/// Commits the container's changes as the step's layer, with the history of the
+/// metadata-only instructions since the last commit before the step's own entry.
 pub(super) async fn commit(
     images: &ImageService,
     containers: &ContainerService,
     cid: &str,
-    st: &State,
+    st: &mut State,
+    style: Style,
     created_by: &str,
 ) -> Result<String, BuildError> {
+    commit_with(images, containers, cid, st, style, Some(created_by)).await
+}
+
+/// Commits the stage's config with no layer: the pending metadata instructions'
+/// history, the last of them as the commit's own entry.
+pub(super) async fn commit_config(
+    images: &ImageService,
+    containers: &ContainerService,
+    cid: &str,
+    st: &mut State,
+    style: Style,
+) -> Result<String, BuildError> {
+    commit_with(images, containers, cid, st, style, None).await
+}
+
+async fn commit_with(
+    images: &ImageService,
+    containers: &ContainerService,
+    cid: &str,
+    st: &mut State,
+    style: Style,
+    created_by: Option<&str>,
+) -> Result<String, BuildError> {
+    let mut before = std::mem::take(&mut st.pending);
+    let (own, config_only) = match created_by {
+        Some(c) => (c.to_string(), false),
+        // `--label` alone changes the config without an instruction of its own.
+        None => (before.pop().unwrap_or_else(|| "LABEL".to_string()), true),
+    };
     Ok(containers
         .commit(
             images,
             cid,
             CommitOptions {
                 exact_config: Some(st.config.clone()),
-                created_by: Some(created_by.to_string()),
+                created_by: Some(own),
+                empty_before: before,
+                config_only,
+                history_comment: style.comment(),
                 ..Default::default()
             },
         )
@@ -95,6 +131,7 @@ pub(super) async fn run_step(
         }
     };
     let shown = cmd.join(" ");
+    let created_by = req.style().run(&cmd);
     // Kept until the container is gone: scratch files behind its mounts.
     let prepared = run_mounts::prepare(images, containers, flags, req, stages, step.line).await?;
     // Build args are in the environment of RUN (not of the image).
@@ -103,6 +140,7 @@ pub(super) async fn run_step(
         config: st.config.clone(),
         vars: HashMap::new(),
         dirty: false,
+        pending: Vec::new(),
     };
     let env = st_for_run.config.env.get_or_insert_with(Vec::new);
     for (k, v) in &st.vars {
@@ -203,16 +241,7 @@ pub(super) async fn run_step(
         });
     }
     let committed = match containers.drop_empty_from_layer(&cid, &mountpoints) {
-        Ok(()) => {
-            commit(
-                images,
-                containers,
-                &cid,
-                st,
-                &format!("/bin/sh -c {}", flags.command),
-            )
-            .await
-        }
+        Ok(()) => commit(images, containers, &cid, st, req.style(), &created_by).await,
         Err(e) => Err(e.into()),
     };
     drop(prepared);

@@ -13,6 +13,7 @@ mod copy;
 pub mod dockerfile;
 mod error;
 mod exec;
+mod history;
 pub mod mounts;
 pub mod records;
 mod run_mounts;
@@ -32,7 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
-use exec::{commit, create_container};
+use exec::{commit_config, create_container};
 use stages::{BuildPlan, Source, Stage};
 use steps::Steps;
 
@@ -65,9 +66,9 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// `--target`: the stage to stop after.
     pub target: Option<String>,
-    /// Build only the stages the target needs, as BuildKit does (the classic builder
-    /// builds every stage up to the target).
-    pub needed_only: bool,
+    /// BuildKit's ways: build only the stages the target needs (the classic builder
+    /// builds every stage up to the target) and write BuildKit's history.
+    pub buildkit: bool,
     /// Values for `RUN --mount=type=secret` (from a BuildKit client's session).
     pub secrets: Secrets,
     /// What every RUN's container gets: `--add-host`, `--shm-size`, `--network`.
@@ -114,6 +115,26 @@ struct State {
     vars: HashMap<String, String>,
     /// Config changes not yet written into an image.
     dirty: bool,
+    /// History entries of the metadata-only instructions since the last commit.
+    pending: Vec<String>,
+}
+
+impl BuildRequest {
+    /// A step's cache key. BuildKit's builds key apart from classic ones, since the
+    /// history they write differs (a classic key is what it always was).
+    fn key(&self, parts: &[&str]) -> String {
+        match self.buildkit {
+            true => cache::key(&[parts, &["buildkit"]].concat()),
+            false => cache::key(parts),
+        }
+    }
+
+    fn style(&self) -> history::Style {
+        match self.buildkit {
+            true => history::Style::BuildKit,
+            false => history::Style::Classic,
+        }
+    }
 }
 
 fn short(id: &str) -> &str {
@@ -146,7 +167,7 @@ pub async fn build(
     let mut done: Vec<(Option<String>, String)> = Vec::new();
     let mut last = String::new();
     for stage in plan.classic_stages() {
-        if req.needed_only && !needed.contains(&stage.index) {
+        if req.buildkit && !needed.contains(&stage.index) {
             done.push((stage.name.clone(), String::new()));
             continue;
         }
@@ -222,6 +243,7 @@ async fn start_stage(
         config,
         vars,
         dirty: false,
+        pending: Vec::new(),
     })
 }
 
@@ -239,6 +261,8 @@ async fn run(
 ) -> Result<(), BuildError> {
     match step.keyword.as_str() {
         "ARG" => {
+            st.pending
+                .push(req.style().metadata("ARG", &step.rest, &st.config));
             for d in args::arg_decls(step)? {
                 // ENV wins over an ARG of the same name, as in Docker.
                 if env_has(&st.config, &d.name) {
@@ -268,14 +292,14 @@ async fn run(
             if !inputs.is_empty() {
                 parts.push(&inputs);
             }
-            let key = cache::key(&parts);
+            let key = req.key(&parts);
             if !hit(images, req, &key, st, out).await {
                 exec::run_step(images, containers, st, step, &flags, req, done, out).await?;
                 req.cache.put(&key, &st.image);
             }
         }
         "COPY" | "ADD" => copy::copy_step(images, containers, st, step, req, done, out).await?,
-        _ => config::apply(st, step, out).await?,
+        _ => config::apply(st, step, req.style(), out).await?,
     }
     Ok(())
 }
@@ -308,14 +332,16 @@ async fn finish_stage(
     req: &BuildRequest,
     out: &mpsc::Sender<Output>,
 ) -> Result<String, BuildError> {
-    if st.dirty {
-        let key = cache::key(&[&st.image, "CONFIG", &config_json(&st.config)]);
+    if st.dirty || !st.pending.is_empty() {
+        // The history the commit writes is part of what the cache must match.
+        let history = st.pending.join("\n");
+        let key = req.key(&[&st.image, "CONFIG", &config_json(&st.config), &history]);
         if let Some(id) = cached(images, req, &key) {
             let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
             st.image = id;
         } else {
             let cid = create_container(images, containers, &st, None, None)?;
-            let result = commit(images, containers, &cid, &st, "#(nop) config").await;
+            let result = commit_config(images, containers, &cid, &mut st, req.style()).await;
             let _ = containers.remove(&cid, true, true).await;
             st.image = result?;
             req.cache.put(&key, &st.image);
@@ -343,6 +369,7 @@ async fn hit(
         .await;
     st.image = id;
     st.dirty = false;
+    st.pending.clear();
     true
 }
 

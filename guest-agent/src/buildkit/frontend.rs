@@ -295,7 +295,7 @@ pub async fn solve(
         cache: engine.build_cache(),
         no_cache: attrs.no_cache,
         target: attrs.target,
-        needed_only: true,
+        buildkit: true,
         secrets,
         run: attrs.run,
     };

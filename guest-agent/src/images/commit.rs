@@ -29,6 +29,15 @@ pub struct CommitRequest<'a> {
     pub comment: Option<String>,
     /// The history line (dockerd puts the container's command there).
     pub created_by: String,
+    /// Metadata-only instructions since the last layer (a build's), recorded as
+    /// `empty_layer` entries before this commit's own.
+    pub empty_before: Vec<String>,
+    /// False: no layer is added (the changes are config only) and this commit's own
+    /// entry is `empty_layer` too.
+    pub new_layer: bool,
+    /// The comment on the history entries (BuildKit's builds have one), when it is
+    /// not the image's `comment`.
+    pub history_comment: Option<String>,
 }
 
 /// Counts and hashes what passes through.
@@ -66,10 +75,14 @@ impl ImageService {
             .map(|r| r.diff_ids.clone())
             .ok_or_else(|| ImageError::NotFound(req.parent.to_string()))?;
         let upper = req.upper;
-        let (diff_id, blob, size) = self.pack_layer(
-            |w| super::difftar::write(upper, w),
-            "packing the container's changes",
-        )?;
+        let layer = if req.new_layer {
+            Some(self.pack_layer(
+                |w| super::difftar::write(upper, w),
+                "packing the container's changes",
+            )?)
+        } else {
+            None
+        };
 
         let mut cfg: ConfigFile = (*parent_cfg).clone();
         let created = crate::clock::now();
@@ -80,14 +93,24 @@ impl ImageService {
         cfg.docker_version = Some(crate::VERSION.to_string());
         cfg.rootfs.typ = "layers".into();
         cfg.rootfs.diff_ids = parent_layers.clone();
-        cfg.rootfs.diff_ids.push(diff_id.clone());
-        cfg.history.push(History {
-            created: Some(created),
-            created_by: Some(req.created_by),
+        if let Some((diff_id, _, _)) = &layer {
+            cfg.rootfs.diff_ids.push(diff_id.clone());
+        }
+        let comment = req.history_comment.clone().or_else(|| cfg.comment.clone());
+        let entry = |created_by: String, empty_layer: bool| History {
+            created: Some(created.clone()),
+            created_by: Some(created_by),
             author: cfg.author.clone(),
-            comment: cfg.comment.clone(),
-            empty_layer: false,
-        });
+            comment: comment.clone(),
+            empty_layer,
+        };
+        let mut entries: Vec<History> = req
+            .empty_before
+            .iter()
+            .map(|c| entry(c.clone(), true))
+            .collect();
+        entries.push(entry(req.created_by, layer.is_none()));
+        cfg.history.extend(entries);
         let cfg_bytes = serde_json::to_vec(&cfg)
             .map_err(|e| ImageError::Corrupt(format!("encoding the image config: {e}")))?;
         let id = super::digest::sha256(&cfg_bytes);
@@ -99,12 +122,9 @@ impl ImageService {
             .rootfs
             .diff_ids
             .iter()
-            .map(|d| {
-                if *d == diff_id {
-                    Some(blob.clone())
-                } else {
-                    self.layers.blob_of(d)
-                }
+            .map(|d| match &layer {
+                Some((new, blob, _)) if new == d => Some(blob.clone()),
+                _ => self.layers.blob_of(d),
             })
             .collect();
         let manifest_digest = match layer_blobs {
@@ -120,12 +140,9 @@ impl ImageService {
             .rootfs
             .diff_ids
             .iter()
-            .map(|d| {
-                if *d == diff_id {
-                    size
-                } else {
-                    self.layers.size(d)
-                }
+            .map(|d| match &layer {
+                Some((new, _, size)) if new == d => *size,
+                _ => self.layers.size(d),
             })
             .sum();
         let mut cat = self.catalog();
