@@ -67,6 +67,22 @@ fn nothing_left(e: &Engine) {
     );
 }
 
+/// `docker build` in the background, returned once its RUN's container is up.
+fn build_until_its_run_starts(e: &Engine, tag: &str, ctx: &Path) -> std::process::Child {
+    let child = e
+        .docker_cmd(&["build", "--progress=plain", "-t", tag, path(ctx)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.docker_ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the RUN never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
@@ -332,17 +348,7 @@ fn bad_input_fails_clearly_and_leaves_nothing_behind() {
 
     // Ctrl-C in the middle of a RUN: the build's container goes too.
     let ctx = context(&format!("FROM {img}\nRUN echo started && sleep 60\n"), &[]);
-    let mut child = e
-        .docker_cmd(&["build", "--progress=plain", "-t", "bad:2", path(ctx.path())])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("docker build");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while e.docker_ok(&["ps", "-q"]).trim().is_empty() {
-        assert!(Instant::now() < deadline, "the RUN never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = build_until_its_run_starts(&e, "bad:2", ctx.path());
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -353,17 +359,7 @@ fn bad_input_fails_clearly_and_leaves_nothing_behind() {
 
     // A client that dies midway (SIGKILL: its session and its gRPC connection just
     // close) stops the build the same way.
-    let mut child = e
-        .docker_cmd(&["build", "--progress=plain", "-t", "bad:3", path(ctx.path())])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("docker build");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while e.docker_ok(&["ps", "-q"]).trim().is_empty() {
-        assert!(Instant::now() < deadline, "the RUN never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = build_until_its_run_starts(&e, "bad:3", ctx.path());
     // The CLI runs the buildx plugin as its child: both go.
     let _ = child.kill();
     let _ = std::process::Command::new("pkill")
@@ -523,6 +519,21 @@ fn buildx_du_prune_and_a_cache_that_outlives_the_engine() {
     assert!(
         df.contains(&format!("Build Cache {records}")),
         "df and du disagree ({records} records):\n{df}"
+    );
+
+    // The cached steps' images are the builder's: `docker images` shows them only
+    // with -a, and `docker image prune` leaves them to `builder prune`.
+    let listed = e.docker_ok(&["images", "-q"]);
+    let all = e.docker_ok(&["images", "-aq"]);
+    assert!(
+        all.lines().count() > listed.lines().count(),
+        "{listed}\n--\n{all}"
+    );
+    assert!(!listed.lines().any(|l| l.trim().is_empty()), "{listed}");
+    e.docker_ok(&["image", "prune", "-f"]);
+    assert_eq!(
+        count(&ok(&e.docker(&["buildx", "du", "--verbose"]))),
+        records
     );
 
     // Nothing is older than an hour; a prune with that filter removes nothing.

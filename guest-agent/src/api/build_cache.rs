@@ -40,6 +40,18 @@ pub fn records(engine: &Engine) -> Vec<Record> {
     })
 }
 
+/// Removes the records `filter` selects; returns them.
+pub fn prune_records(engine: &Engine, filter: &PruneFilter) -> Vec<Record> {
+    tokio::task::block_in_place(|| {
+        records::prune(
+            &engine.images,
+            &engine.build_cache(),
+            &|id| engine.image_in_use(id),
+            filter,
+        )
+    })
+}
+
 /// `POST /build/prune?all=&filters=&keep-storage=`.
 pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
     let f = q.filters(&[
@@ -63,14 +75,7 @@ pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
                 .map_err(|_| ApiError::bad_request(format!("invalid {key}: {v}")))?;
         }
     }
-    let removed = tokio::task::block_in_place(|| {
-        records::prune(
-            &engine.images,
-            &engine.build_cache(),
-            &|id| engine.image_in_use(id),
-            &filter,
-        )
-    });
+    let removed = prune_records(engine, &filter);
     json(
         StatusCode::OK,
         &serde_json::json!({

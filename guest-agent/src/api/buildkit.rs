@@ -208,15 +208,7 @@ impl Control for ControlService {
         let req = req.into_inner();
         tracing::debug!(?req, "build cache prune");
         let filter = prune_filter(&req)?;
-        let engine = &self.engine;
-        let removed = tokio::task::block_in_place(|| {
-            records::prune(
-                &engine.images,
-                &engine.build_cache(),
-                &|id| engine.image_in_use(id),
-                &filter,
-            )
-        });
+        let removed = super::build_cache::prune_records(&self.engine, &filter);
         let out: Vec<Result<pb::UsageRecord, Status>> =
             removed.iter().map(|r| Ok(usage_record(r))).collect();
         Ok(Response::new(Box::pin(futures_util::stream::iter(out))))

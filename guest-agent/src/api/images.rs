@@ -76,7 +76,14 @@ pub(super) fn parse_until(v: &str) -> Result<i64, ApiError> {
 
 pub fn list(engine: &Engine, q: &Query) -> ApiResult {
     let filters = parse_filters(q, LIST_FILTERS)?;
-    json(StatusCode::OK, &engine.images.list(&filters)?)
+    let mut images = engine.images.list(&filters)?;
+    if !q.flag("all") {
+        // A build's intermediate images (its cached steps) show only with `-a`, as
+        // dockerd shows its classic builder's; BuildKit's are not images there at all.
+        let steps = engine.build_cache().step_images();
+        images.retain(|i| !(i.repo_tags.is_empty() && steps.contains(&i.id)));
+    }
+    json(StatusCode::OK, &images)
 }
 
 pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
@@ -104,11 +111,14 @@ pub fn remove(engine: &Engine, name: &str, q: &Query) -> ApiResult {
 
 pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
     let filters = parse_filters(q, PRUNE_FILTERS)?;
+    // The build cache's images are the builder's to prune (`docker builder prune`,
+    // which `docker system prune` runs too), as with dockerd's BuildKit cache.
+    let steps = engine.build_cache().step_images();
     json(
         StatusCode::OK,
-        &engine
-            .images
-            .prune(&filters, &|id| engine.image_in_use(id))?,
+        &engine.images.prune(&filters, &|id| {
+            engine.image_in_use(id) || steps.contains(id)
+        })?,
     )
 }
 

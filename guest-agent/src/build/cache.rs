@@ -73,6 +73,11 @@ impl Cache {
         self.load()
     }
 
+    /// The images the recorded steps made.
+    pub fn step_images(&self) -> std::collections::HashSet<String> {
+        self.entries().into_values().collect()
+    }
+
     /// Drops the steps whose image is one of `images`.
     pub fn forget(&self, images: &[String]) {
         let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());

@@ -227,8 +227,31 @@ impl Engine {
         self.run_docker(args, &[])
     }
 
+    /// Like [`Engine::docker_env`], run in directory `cwd`.
+    pub fn docker_env_in(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cwd: &Path,
+    ) -> Result<(), String> {
+        self.run_docker_in(args, env, Some(cwd)).map(drop)
+    }
+
     fn run_docker(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
-        let out = Command::new("docker")
+        self.run_docker_in(args, env, None)
+    }
+
+    fn run_docker_in(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cwd: Option<&Path>,
+    ) -> Result<String, String> {
+        let mut cmd = Command::new("docker");
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let out = cmd
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .args(args)
@@ -246,6 +269,14 @@ impl Engine {
             ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Points this engine's private CLI config at the CLI plugins in `dir` (buildx):
+    /// `docker build` then goes through buildx, unless `DOCKER_BUILDKIT=0`.
+    pub fn use_cli_plugins(&self, dir: &Path) -> anyhow::Result<()> {
+        let config = serde_json::json!({ "cliPluginsExtraDirs": [dir] });
+        std::fs::write(self.cli_config.join("config.json"), config.to_string())?;
+        Ok(())
     }
 
     /// The last lines of the engine's log, for error messages.

@@ -58,7 +58,8 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "build",
-        about: "`docker build` of a 10-step Dockerfile, cold and fully cached (classic builder)",
+        about:
+            "`docker build` (classic) and `docker buildx build` (BuildKit), cold and fully cached",
         run: build::bench,
     },
     Group {
