@@ -141,7 +141,7 @@ fn mount(spec: &str) -> Result<RunMount, BuildError> {
             }
         }
     };
-    let target = f.get("target").cloned().unwrap_or_default();
+    let target = f.get("target").map(|t| clean(t)).unwrap_or_default();
     let typ = f.get("type").map(String::as_str).unwrap_or("bind");
     let need_target = || {
         if target.starts_with('/') {
@@ -195,7 +195,7 @@ fn mount(spec: &str) -> Result<RunMount, BuildError> {
                 _ => return Err(bad("a secret mount needs an id or a target".into())),
             };
             let target = if target.is_empty() && env.is_none() {
-                format!("/run/secrets/{id}")
+                clean(&format!("/run/secrets/{id}"))
             } else {
                 target.clone()
             };
@@ -222,6 +222,26 @@ fn mount(spec: &str) -> Result<RunMount, BuildError> {
         other => return Err(bad(format!("unsupported mount type {other}"))),
     };
     Ok(RunMount { target, kind })
+}
+
+/// An absolute path cleaned lexically, as Go's `filepath.Clean` (`..` stops at the
+/// root): what the mountpoint bookkeeping may join onto a layer directory. A relative
+/// path is left for the caller to refuse.
+fn clean(path: &str) -> String {
+    if !path.starts_with('/') {
+        return path.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// A tmpfs size: bytes, or with a k/m/g suffix (binary units, as Docker reads them).
@@ -337,6 +357,8 @@ mod tests {
             }
         );
         assert_eq!(size("64m"), Some(64 << 20));
+        let up = p("--mount=type=tmpfs,target=/../../a/./b/../c/ true");
+        assert_eq!(up.mounts[0].target, "/a/c");
         assert_eq!(size("100"), Some(100));
     }
 
