@@ -135,8 +135,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
     step("tools");
     deps::ensure_packages(deps::PACKAGES)?;
-    let display =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    // An empty variable (`DISPLAY= cargo xtask run`) is no display.
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let display = set("DISPLAY") || set("WAYLAND_DISPLAY");
     if display {
         deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
     }
