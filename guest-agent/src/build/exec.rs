@@ -53,49 +53,43 @@ pub(super) async fn commit(
     style: Style,
     created_by: &str,
 ) -> Result<String, BuildError> {
-    commit_with(images, containers, cid, st, style, Some(created_by)).await
-}
-
-/// Commits the stage's config with no layer: the pending metadata instructions'
-/// history, the last of them as the commit's own entry.
-pub(super) async fn commit_config(
-    images: &ImageService,
-    containers: &ContainerService,
-    cid: &str,
-    st: &mut State,
-    style: Style,
-) -> Result<String, BuildError> {
-    commit_with(images, containers, cid, st, style, None).await
-}
-
-async fn commit_with(
-    images: &ImageService,
-    containers: &ContainerService,
-    cid: &str,
-    st: &mut State,
-    style: Style,
-    created_by: Option<&str>,
-) -> Result<String, BuildError> {
-    let mut before = std::mem::take(&mut st.pending);
-    let (own, config_only) = match created_by {
-        Some(c) => (c.to_string(), false),
-        // `--label` alone changes the config without an instruction of its own.
-        None => (before.pop().unwrap_or_else(|| "LABEL".to_string()), true),
-    };
     Ok(containers
         .commit(
             images,
             cid,
             CommitOptions {
                 exact_config: Some(st.config.clone()),
-                created_by: Some(own),
-                empty_before: before,
-                config_only,
+                created_by: Some(created_by.to_string()),
+                empty_before: std::mem::take(&mut st.pending),
                 history_comment: style.comment(),
                 ..Default::default()
             },
         )
         .await?)
+}
+
+/// Commits the stage's config with no layer, so no container is needed: the pending
+/// metadata instructions' history, the last of them as the commit's own entry.
+pub(super) fn commit_config(
+    images: &ImageService,
+    st: &mut State,
+    style: Style,
+) -> Result<String, BuildError> {
+    let mut before = std::mem::take(&mut st.pending);
+    // `--label` alone changes the config without an instruction of its own.
+    let own = before.pop().unwrap_or_else(|| "LABEL".to_string());
+    let req = crate::images::commit::CommitRequest {
+        parent: &st.image,
+        upper: std::path::Path::new(""),
+        config: st.config.clone(),
+        author: None,
+        comment: None,
+        created_by: own,
+        empty_before: before,
+        new_layer: false,
+        history_comment: style.comment(),
+    };
+    Ok(tokio::task::block_in_place(|| images.commit(req))?)
 }
 
 /// A RUN's output, to classic clients as a line and to BuildKit's as the step's log.

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
-use exec::{commit_config, create_container};
+use exec::commit_config;
 use stages::{BuildPlan, Source, Stage};
 use steps::Steps;
 
@@ -199,7 +199,7 @@ pub async fn build(
                 .extend(req.labels.clone());
             st.dirty = true;
         }
-        last = finish_stage(images, containers, st, &req, out).await?;
+        last = finish_stage(images, st, &req, out).await?;
         done.push((stage.name.clone(), last.clone()));
     }
     finished(out, last).await
@@ -323,11 +323,10 @@ async fn finished(out: &mpsc::Sender<Output>, id: String) -> Result<String, Buil
     Ok(id)
 }
 
-/// Writes a stage's pending config changes (an image of their own, over an empty
-/// layer) and returns the stage's image.
+/// Writes a stage's pending config changes and their history (an image of their own,
+/// with no layer of its own) and returns the stage's image.
 async fn finish_stage(
     images: &ImageService,
-    containers: &Arc<ContainerService>,
     mut st: State,
     req: &BuildRequest,
     out: &mpsc::Sender<Output>,
@@ -340,10 +339,7 @@ async fn finish_stage(
             let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
             st.image = id;
         } else {
-            let cid = create_container(images, containers, &st, None, None)?;
-            let result = commit_config(images, containers, &cid, &mut st, req.style()).await;
-            let _ = containers.remove(&cid, true, true).await;
-            st.image = result?;
+            st.image = commit_config(images, &mut st, req.style())?;
             req.cache.put(&key, &st.image);
         }
     }

@@ -4,8 +4,8 @@
 //! `docker builder prune`). A step's image that is also a named image or a
 //! container's is `shared`: pruning forgets the step but leaves the image.
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use super::cache::Cache;
 use crate::images::ImageService;
@@ -52,24 +52,20 @@ pub struct PruneFilter {
 
 /// Every record, oldest first.
 pub fn list(images: &ImageService, cache: &Cache, in_use: &dyn Fn(&str) -> bool) -> Vec<Record> {
-    let mut steps: Vec<String> = cache
-        .entries()
-        .into_values()
-        .collect::<HashSet<_>>()
+    // Oldest first (by id where the times are equal); a step whose image is gone
+    // is no record.
+    let mut steps: Vec<_> = cache
+        .step_images()
         .into_iter()
+        .filter_map(|id| {
+            let (_, cfg) = images.config(&id).ok()?;
+            Some((cfg.created_unix(), id, cfg))
+        })
         .collect();
-    steps.sort();
+    steps.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut out = Vec::new();
     let mut counted: HashSet<String> = HashSet::new();
-    let mut with_created: Vec<(i64, String)> = steps
-        .into_iter()
-        .filter_map(|id| Some((images.config(&id).ok()?.1.created_unix(), id)))
-        .collect();
-    with_created.sort();
-    for (created, id) in with_created {
-        let Ok((_, cfg)) = images.config(&id) else {
-            continue;
-        };
+    for (created, id, cfg) in steps {
         // A layer several steps' images end with (a config-only step's image keeps
         // its parent's) counts once, for the first of them.
         let size = match images.top_layer(&id) {
@@ -125,6 +121,14 @@ pub fn prune(
 ) -> Vec<Record> {
     let all = list(images, cache, in_use);
     let mut total: u64 = all.iter().map(|r| r.size).sum();
+    let mounts: HashMap<String, PathBuf> = cache
+        .mounts()
+        .into_iter()
+        .filter_map(|(_, d)| Some((d.file_name()?.to_string_lossy().into_owned(), d)))
+        .collect();
+    // The steps to drop from the index, written once at the end (an entry whose
+    // image is gone meanwhile is ignored by lookups).
+    let mut forgotten = Vec::new();
     let mut removed = Vec::new();
     for r in all {
         if filter.keep_bytes > 0 && total <= filter.keep_bytes {
@@ -135,7 +139,7 @@ pub fn prune(
         }
         match r.kind {
             Kind::Regular => {
-                cache.forget(std::slice::from_ref(&r.id));
+                forgotten.push(r.id.clone());
                 if !r.shared {
                     if let Err(e) = images.remove(&r.id, false, in_use) {
                         tracing::debug!(image = %r.id, error = %e, "build cache image kept");
@@ -144,10 +148,10 @@ pub fn prune(
                 }
             }
             Kind::CacheMount => {
-                let Some(dir) = cache_mount_dir(cache, &r.id) else {
+                let Some(dir) = mounts.get(&r.id) else {
                     continue;
                 };
-                if let Err(e) = cache.remove_mount(&dir) {
+                if let Err(e) = cache.remove_mount(dir) {
                     tracing::warn!(dir = %dir.display(), error = %e, "could not remove a cache mount");
                     continue;
                 }
@@ -156,15 +160,10 @@ pub fn prune(
         total = total.saturating_sub(r.size);
         removed.push(r);
     }
+    if !forgotten.is_empty() {
+        cache.forget(&forgotten);
+    }
     removed
-}
-
-fn cache_mount_dir(cache: &Cache, name: &str) -> Option<std::path::PathBuf> {
-    cache
-        .mounts()
-        .into_iter()
-        .map(|(_, d)| d)
-        .find(|d| d.file_name().is_some_and(|n| n == name))
 }
 
 fn dir_size(dir: &Path) -> u64 {

@@ -19,10 +19,9 @@ pub struct CommitOptions {
     pub exact_config: Option<bollard_stubs::models::ImageConfig>,
     /// The history line, instead of the container's command.
     pub created_by: Option<String>,
-    /// A build's history details (`images::commit::CommitRequest` says what they do).
+    /// A build step's history details (`images::commit::CommitRequest` says what
+    /// they do).
     pub empty_before: Vec<String>,
-    /// Config only: no layer from the container's changes.
-    pub config_only: bool,
     pub history_comment: Option<String>,
 }
 
@@ -103,7 +102,7 @@ impl ContainerService {
                 comment: opts.comment.clone(),
                 created_by,
                 empty_before: opts.empty_before.clone(),
-                new_layer: !opts.config_only,
+                new_layer: true,
                 history_comment: opts.history_comment.clone(),
             })
         });

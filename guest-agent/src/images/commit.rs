@@ -22,7 +22,7 @@ const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub struct CommitRequest<'a> {
     /// The container's image.
     pub parent: &'a str,
-    /// The container's overlay upper directory.
+    /// The container's overlay upper directory (unused without `new_layer`).
     pub upper: &'a Path,
     pub config: ImageConfig,
     pub author: Option<String>,
