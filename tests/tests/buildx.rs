@@ -619,3 +619,96 @@ fn add_host_shm_size_network_and_platform_reach_the_run_steps() {
         "{err}"
     );
 }
+
+#[test]
+fn named_build_contexts_stand_for_images_stages_and_client_directories() {
+    let (_r, e, img) = setup();
+    let extra = tempfile::tempdir().expect("temp dir");
+    std::fs::write(extra.path().join("data.txt"), "extra-data\n").expect("data");
+    std::fs::write(extra.path().join("private.txt"), "ignored\n").expect("private");
+    std::fs::write(extra.path().join(".dockerignore"), "private.txt\n").expect("ignore");
+    let tree = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(tree.path().join("etc")).expect("dir");
+    std::fs::write(tree.path().join("etc/tree.conf"), "from-tree\n").expect("tree");
+    // `nosuch/base:9` exists nowhere: only the named context makes the FROM work. The
+    // `gen` stage would fail if it ran: the context replaces it.
+    let ctx = context(
+        "FROM nosuch/base:9 AS gen\n\
+         RUN exit 7\n\
+         FROM tree AS files\n\
+         FROM nosuch/base:9\n\
+         COPY --from=extra data.txt /extra.txt\n\
+         COPY --from=files /etc/tree.conf /tree.conf\n\
+         COPY --from=gen /gen.txt /gen.txt\n\
+         RUN --mount=from=extra,target=/e sh -c 'test ! -e /e/private.txt && cat /e/data.txt > /mounted'\n",
+        &[],
+    );
+    let gen = tempfile::tempdir().expect("temp dir");
+    std::fs::write(gen.path().join("gen.txt"), "generated\n").expect("gen");
+    let base = format!("nosuch/base:9=docker-image://{img}");
+    let extra_arg = format!("extra={}", path(extra.path()));
+    let tree_arg = format!("tree={}", path(tree.path()));
+    let gen_arg = format!("gen={}", path(gen.path()));
+    let build = |tag: &str| {
+        e.docker(&[
+            "buildx",
+            "build",
+            "--load",
+            "--progress=plain",
+            "--build-context",
+            &base,
+            "--build-context",
+            &extra_arg,
+            "--build-context",
+            &tree_arg,
+            "--build-context",
+            &gen_arg,
+            "-t",
+            tag,
+            path(ctx.path()),
+        ])
+    };
+    let first = ok(&build("named:1"));
+    assert!(
+        first.contains("[context extra] load from client"),
+        "{first}"
+    );
+    assert_eq!(
+        e.docker_ok(&[
+            "run",
+            "--rm",
+            "named:1",
+            "cat",
+            "/extra.txt",
+            "/tree.conf",
+            "/gen.txt",
+            "/mounted",
+        ]),
+        "extra-data\nfrom-tree\ngenerated\nextra-data\n"
+    );
+    // Unchanged contexts: fully cached, the same image.
+    let second = ok(&build("named:2"));
+    assert!(second.contains("CACHED"), "{second}");
+    let id = |t: &str| e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", t]);
+    assert_eq!(id("named:1"), id("named:2"));
+    // A changed file in a context directory is seen.
+    std::fs::write(extra.path().join("data.txt"), "changed\n").expect("data");
+    ok(&build("named:3"));
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "named:3", "cat", "/extra.txt"]),
+        "changed\n"
+    );
+
+    // A kind of context Berth does not take is named in the error.
+    let ctx = context("FROM remote\n", &[]);
+    let err = failed(&e.docker(&[
+        "buildx",
+        "build",
+        "--progress=plain",
+        "--build-context",
+        "remote=https://example.invalid/repo.git",
+        path(ctx.path()),
+    ]));
+    assert!(err.contains("https://example.invalid/repo.git"), "{err}");
+    nothing_left(&e);
+}

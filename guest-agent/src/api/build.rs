@@ -183,6 +183,8 @@ pub async fn build(
         buildkit,
         secrets: Default::default(),
         run,
+        // The classic builder has no named contexts (dockerd's has none either).
+        contexts: Default::default(),
     };
     tokio::spawn(async move {
         let outcome = if buildkit {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::dockerfile::{self, Instruction};
 use super::exec::{commit, create_container};
-use super::sources::{copy_tree, extract_from_image, stage_or_image, ScratchDir};
+use super::sources::{copy_tree, extract_from_image, origin, NamedContext, ScratchDir};
 use super::{cache, config_json, hit, short, BuildError, BuildRequest, Output, State};
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
@@ -55,16 +55,21 @@ pub(super) async fn copy_step(
         format!("{}/{}", workdir.trim_end_matches('/'), dest)
     };
     // COPY --from: the files come out of another stage's (or image's) filesystem into a
-    // scratch directory, which then plays the build context's part.
+    // scratch directory, which then plays the build context's part; a named context's
+    // directory plays it as it is.
     let _from_dir;
-    let context: &Path = match &from {
+    let origin = match &from {
+        None => None,
+        Some(f) => Some(origin(images, req, stages, f, step.line)?),
+    };
+    let context: &Path = match &origin {
         None => &req.context,
-        Some(f) => {
-            let image = stage_or_image(images, stages, f, step.line)?;
+        Some(NamedContext::Dir(dir)) => dir,
+        Some(NamedContext::Image(image)) => {
             let dir = req
                 .context
                 .with_extension(format!("from-{:08x}", rand::random::<u32>()));
-            extract_from_image(images, containers, &image, &parts, &dir).await?;
+            extract_from_image(images, containers, image, &parts, &dir).await?;
             _from_dir = ScratchDir(dir);
             &_from_dir.0
         }

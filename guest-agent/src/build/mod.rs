@@ -22,6 +22,7 @@ pub mod stages;
 mod steps;
 
 pub use run_mounts::Secrets;
+pub use sources::NamedContext;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -73,6 +74,8 @@ pub struct BuildRequest {
     pub secrets: Secrets,
     /// What every RUN's container gets: `--add-host`, `--shm-size`, `--network`.
     pub run: RunOptions,
+    /// Named build contexts (`--build-context`), by name.
+    pub contexts: HashMap<String, NamedContext>,
 }
 
 /// Options of the build for its RUN steps' containers.
@@ -157,7 +160,8 @@ pub async fn build(
         ))
     })?;
     let instructions = dockerfile::parse(&text)?;
-    let plan = stages::plan(&instructions, &req.build_args, req.target.as_deref())?;
+    let mut plan = stages::plan(&instructions, &req.build_args, req.target.as_deref())?;
+    plan.use_contexts(|n| req.contexts.contains_key(n));
     let mut steps = Steps::new(instructions.len(), plan.stages.len(), out);
     for ins in &plan.preamble {
         steps.show(ins, None).await;
@@ -183,7 +187,7 @@ pub async fn build(
             _ => None,
         };
         steps.show(&stage.from, from.as_deref()).await;
-        let mut st = start_stage(images, stage, &done, out).await?;
+        let mut st = start_stage(images, &req, stage, &done, out).await?;
         for step in &stage.steps {
             if out.is_closed() {
                 return Err(BuildError::Cancelled);
@@ -209,6 +213,7 @@ pub async fn build(
 /// ARGs are not among them until the stage declares them again).
 async fn start_stage(
     images: &ImageService,
+    req: &BuildRequest,
     stage: &Stage,
     done: &[(Option<String>, String)],
     out: &mpsc::Sender<Output>,
@@ -224,6 +229,7 @@ async fn start_stage(
             .scratch()
             .map_err(|e| BuildError::Invalid(format!("line {line}: FROM scratch: {e}")))?,
         Source::Image(r) => r.clone(),
+        Source::Context(c) => sources::context_image(images, req, c, line)?,
     };
     let (id, cfg) = images
         .config(&source)

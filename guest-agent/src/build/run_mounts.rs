@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bollard_stubs::models::{Mount, MountTmpfsOptions, MountType};
 
 use super::mounts::{MountKind, Owner, RunFlags};
-use super::sources::{copy_tree, extract_from_image, stage_or_image, ScratchDir};
+use super::sources::{copy_tree, extract_from_image, origin, NamedContext, ScratchDir};
 use super::{cache, BuildError, BuildRequest};
 use crate::containers::ContainerService;
 use crate::images::ImageService;
@@ -62,7 +62,16 @@ pub(super) fn key_inputs(
             parts.push(match from {
                 None => cache::hash_sources(&[context_path(req, source, line)?])
                     .map_err(|e| BuildError::Invalid(format!("line {line}: {source}: {e}")))?,
-                Some(f) => stage_or_image(images, stages, f, line)?,
+                Some(f) => match origin(images, req, stages, f, line)? {
+                    NamedContext::Image(id) => id,
+                    NamedContext::Dir(dir) => {
+                        let path = crate::containers::archive::resolve(&dir, source, true)
+                            .map_err(|e| BuildError::Invalid(format!("line {line}: {e}")))?;
+                        cache::hash_sources(&[path]).map_err(|e| {
+                            BuildError::Invalid(format!("line {line}: {f}: {source}: {e}"))
+                        })?
+                    }
+                },
             });
         }
     }
@@ -112,17 +121,41 @@ pub(super) async fn prepare(
                         (to, Some(dir))
                     }
                     Some(f) => {
-                        let image = stage_or_image(images, stages, f, line)?;
-                        let dir = scratch_beside(req, "from");
-                        extract_from_image(images, containers, &image, std::slice::from_ref(source), &dir.0)
-                            .await?;
-                        let path = dir.0.join(source.trim_start_matches('/'));
-                        if !path.exists() {
-                            return Err(BuildError::Invalid(format!(
+                        let not_found = || {
+                            BuildError::Invalid(format!(
                                 "line {line}: --mount from={f}: \"{source}\" not found"
-                            )));
+                            ))
+                        };
+                        let (path, dir) = match origin(images, req, stages, f, line)? {
+                            NamedContext::Dir(root) => {
+                                let p = crate::containers::archive::resolve(&root, source, true)
+                                    .map_err(|e| BuildError::Invalid(format!("line {line}: {e}")))?;
+                                if !p.exists() {
+                                    return Err(not_found());
+                                }
+                                if !rw {
+                                    (p, None)
+                                } else {
+                                    // Writes are discarded: they go to a copy.
+                                    let dir = scratch_beside(req, "bind");
+                                    let to = dir.0.join("src");
+                                    copy_tree(&p, &to)
+                                        .map_err(|e| io("copying the mount's source", e))?;
+                                    (to, Some(dir))
+                                }
+                            }
+                            NamedContext::Image(image) => {
+                                let dir = scratch_beside(req, "from");
+                                let from = std::slice::from_ref(source);
+                                extract_from_image(images, containers, &image, from, &dir.0)
+                                    .await?;
+                                (dir.0.join(source.trim_start_matches('/')), Some(dir))
+                            }
+                        };
+                        if !path.exists() {
+                            return Err(not_found());
                         }
-                        (path, Some(dir))
+                        (path, dir)
                     }
                 };
                 out.mounts.push(bind(&path, !rw));

@@ -1,34 +1,97 @@
 //! Files from elsewhere than the build context — another stage's or an image's
-//! filesystem — copied out into scratch directories that go when dropped; what COPY
-//! --from and `RUN --mount=from=` read.
+//! filesystem, or a named build context — what COPY --from, `RUN --mount=from=` and a
+//! FROM of a named context read. Image files are copied out into scratch directories
+//! that go when dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bollard_stubs::models::ContainerCreateBody;
 
-use super::BuildError;
+use super::{BuildError, BuildRequest};
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
 
-/// The image a `--from=` names: an earlier stage by name or index, else an image.
-pub(super) fn stage_or_image(
+/// A named build context (`--build-context NAME=…`) as the build reads it; also what a
+/// `--from=` resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// An image in the store, by id (`docker-image://…`, a stage, an image name).
+    Image(String),
+    /// A directory: a client's local directory, fetched from its session.
+    Dir(PathBuf),
+}
+
+/// What a `--from=` names: a named context replacing a stage of that name, an earlier
+/// stage by name or index, a named context standing for an image, else an image.
+pub(super) fn origin(
     images: &ImageService,
+    req: &BuildRequest,
     stages: &[(Option<String>, String)],
     f: &str,
     line: usize,
-) -> Result<String, BuildError> {
-    stages
+) -> Result<NamedContext, BuildError> {
+    let lower = f.to_lowercase();
+    let stage = stages
         .iter()
         .enumerate()
-        .find(|(i, (n, _))| n.as_deref() == Some(f.to_lowercase().as_str()) || i.to_string() == f)
-        .map(|(_, (_, id))| id.clone())
-        .or_else(|| images.resolve(f).ok())
-        .ok_or_else(|| {
-            BuildError::Invalid(format!(
-                "line {line}: invalid from flag value {f}: no such stage or image"
-            ))
-        })
+        .find(|(i, (n, _))| n.as_deref() == Some(lower.as_str()) || i.to_string() == f);
+    if let Some((_, (Some(name), _))) = stage {
+        if let Some(c) = req.contexts.get(name) {
+            return Ok(c.clone());
+        }
+    }
+    if let Some((_, (_, id))) = stage {
+        return Ok(NamedContext::Image(id.clone()));
+    }
+    if let Some(c) = req.contexts.get(&super::stages::context_key(f)) {
+        return Ok(c.clone());
+    }
+    images.resolve(f).map(NamedContext::Image).map_err(|_| {
+        BuildError::Invalid(format!(
+            "line {line}: invalid from flag value {f}: no such stage or image"
+        ))
+    })
+}
+
+/// The image a FROM of a named context starts from. A directory becomes a one-layer
+/// image on scratch, kept in the cache under its content so a rebuild reuses it.
+pub(super) fn context_image(
+    images: &ImageService,
+    req: &BuildRequest,
+    name: &str,
+    line: usize,
+) -> Result<String, BuildError> {
+    let dir = match req.contexts.get(name) {
+        Some(NamedContext::Image(id)) => return Ok(id.clone()),
+        Some(NamedContext::Dir(dir)) => dir,
+        None => {
+            return Err(BuildError::Invalid(format!(
+                "line {line}: named context {name:?} was not given"
+            )))
+        }
+    };
+    let content = super::cache::hash_sources(&[dir.clone()])
+        .map_err(|e| BuildError::Invalid(format!("line {line}: reading context {name}: {e}")))?;
+    let key = req.key(&["CONTEXT", &content]);
+    if let Some(id) = req.cache.get(&key).filter(|id| images.resolve(id).is_ok()) {
+        return Ok(id);
+    }
+    let scratch = images.scratch()?;
+    let commit = crate::images::commit::CommitRequest {
+        parent: &scratch,
+        upper: dir,
+        config: Default::default(),
+        author: None,
+        comment: None,
+        created_by: format!("context {name}"),
+        empty_before: Vec::new(),
+        new_layer: true,
+        history_comment: req.style().comment(),
+    };
+    let id = tokio::task::block_in_place(|| images.commit(commit))?;
+    req.cache.put(&key, &id);
+    Ok(id)
 }
 
 /// Copies a file or a directory's contents, owned by root as Docker's COPY does.

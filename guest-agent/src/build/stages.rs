@@ -19,6 +19,8 @@ pub enum Source {
     Scratch,
     /// An image reference, as written after ARG expansion.
     Image(String),
+    /// A named build context (`--build-context NAME=…`), by its name.
+    Context(String),
 }
 
 /// A global ARG (declared before the first FROM) with its value: the build-arg
@@ -111,6 +113,34 @@ impl BuildPlan {
             }
         }
         out
+    }
+
+    /// Applies named build contexts, as BuildKit's Dockerfile frontend does: a stage
+    /// whose name is a context's is replaced by it (its steps never run), and a FROM or
+    /// `--from` image whose familiar name (without `:latest`) is a context's reads the
+    /// context instead of the image.
+    pub fn use_contexts(&mut self, has: impl Fn(&str) -> bool) {
+        let replaced: Vec<usize> = (0..self.stages.len())
+            .filter(|&i| self.stages[i].name.as_deref().is_some_and(&has))
+            .collect();
+        let swap = |s: &mut Source| {
+            if let Source::Image(r) = s {
+                let key = context_key(r);
+                if has(&key) {
+                    *s = Source::Context(key);
+                }
+            }
+        };
+        for stage in &mut self.stages {
+            if replaced.contains(&stage.index) {
+                stage.base = Source::Context(stage.name.clone().unwrap_or_default());
+                stage.steps.clear();
+                stage.copy_from.clear();
+                continue;
+            }
+            swap(&mut stage.base);
+            stage.copy_from.iter_mut().for_each(swap);
+        }
     }
 
     /// The global ARG values, for expanding FROM lines.
@@ -280,6 +310,18 @@ fn from(ins: &Instruction, plan: &BuildPlan) -> Result<Stage, PlanError> {
         steps: Vec::new(),
         copy_from: Vec::new(),
     })
+}
+
+/// The name a named context must have to stand for an image reference: its familiar
+/// form without `:latest` (`busybox`, `me/app:1`), as BuildKit looks them up.
+pub fn context_key(reference: &str) -> String {
+    match crate::images::reference::ImageRef::parse(reference) {
+        Ok(r) => {
+            let s = r.to_string();
+            s.strip_suffix(":latest").map(str::to_string).unwrap_or(s)
+        }
+        Err(_) => reference.to_string(),
+    }
 }
 
 /// Docker's rule for `AS` names: a letter, then letters, digits, `-`, `_` and `.`.
@@ -550,5 +592,30 @@ mod tests {
             try_plan("FROM a\n", &[], Some("0")),
             Err(PlanError::UnknownTarget("0".into()))
         );
+    }
+
+    #[test]
+    fn named_contexts_replace_stages_and_images() {
+        let mut p = plan_of(
+            "FROM busybox:latest AS base\nRUN a\nFROM deps AS tools\nCOPY --from=base / /\nFROM alpine:3\nCOPY --from=tools /t /\nRUN --mount=from=me/app:1,target=/x b\n",
+            &[],
+            None,
+        );
+        let names = ["tools", "deps", "alpine:3", "me/app:1", "busybox"];
+        p.use_contexts(|n| names.contains(&n));
+        // `busybox:latest` is looked up as `busybox`.
+        assert_eq!(p.stages[0].base, Source::Context("busybox".into()));
+        assert_eq!(p.stages[0].steps.len(), 1);
+        // A replaced stage keeps none of its own steps or sources.
+        assert_eq!(p.stages[1].base, Source::Context("tools".into()));
+        assert!(p.stages[1].steps.is_empty() && p.stages[1].copy_from.is_empty());
+        assert_eq!(p.stages[2].base, Source::Context("alpine:3".into()));
+        assert_eq!(
+            p.stages[2].copy_from,
+            [Source::Stage(1), Source::Context("me/app:1".into())]
+        );
+        // The target needs the replacing stage only, not what it was built from.
+        assert_eq!(p.needed(), [1, 2]);
+        assert_eq!(context_key("docker.io/library/busybox:latest"), "busybox");
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::filesync::{self, Want};
 use super::progress::{Reporter, StepVertexes};
 use super::BuildKitError;
-use crate::build::{BuildError, BuildRequest, Output, RunOptions, Secrets};
+use crate::build::{BuildError, BuildRequest, NamedContext, Output, RunOptions, Secrets};
 use crate::engine::Engine;
 use crate::images::reference::ImageRef;
 use crate::images::RegistryCredentials;
@@ -32,6 +32,9 @@ pub struct Attrs {
     pub run: RunOptions,
     /// `--platform`, as given.
     pub platforms: Vec<String>,
+    /// Named contexts (`--build-context`): name → how buildx gave it
+    /// (`docker-image://…`, `local:NAME`).
+    pub contexts: HashMap<String, String>,
 }
 
 impl Attrs {
@@ -48,9 +51,10 @@ impl Attrs {
             } else if let Some(name) = k.strip_prefix("label:") {
                 a.labels.insert(name.to_string(), v.clone());
             } else if let Some(name) = k.strip_prefix("context:") {
-                return Err(BuildKitError::Unsupported(format!(
-                    "named build context {name:?} (--build-context) is not supported by Berth yet"
-                )));
+                // `NAME::PLATFORM` keys name a context for one platform; Berth builds
+                // for its own only.
+                let name = name.split("::").next().unwrap_or(name);
+                a.contexts.insert(name.to_string(), v.clone());
             } else {
                 match k.as_str() {
                     "filename" if !v.is_empty() => a.filename = v.clone(),
@@ -255,9 +259,10 @@ pub async fn solve(
     };
 
     let instructions = crate::build::dockerfile::parse(&text).map_err(BuildError::from)?;
-    let plan =
+    let mut plan =
         crate::build::stages::plan(&instructions, &attrs.build_args, attrs.target.as_deref())
             .map_err(BuildError::from)?;
+    plan.use_contexts(|n| attrs.contexts.contains_key(n));
     let mut bases: Vec<&str> = Vec::new();
     for i in plan.needed() {
         if let Some(base) = plan.stages[i].image().filter(|b| !bases.contains(b)) {
@@ -286,6 +291,19 @@ pub async fn solve(
     )
     .await?;
 
+    let mut contexts = HashMap::new();
+    for name in used_contexts(&plan) {
+        let Some(spec) = attrs.contexts.get(&name) else {
+            continue;
+        };
+        let dir = scratch
+            .0
+            .join("contexts")
+            .join(format!("{}", contexts.len()));
+        let c = named_context(engine, &mut reporter, &session, &name, spec, &dir).await?;
+        contexts.insert(name, c);
+    }
+
     let secrets = secrets(&session, &plan, &attrs.build_args).await?;
     let req = BuildRequest {
         context: ctx,
@@ -298,6 +316,7 @@ pub async fn solve(
         buildkit: true,
         secrets,
         run: attrs.run,
+        contexts,
     };
     let image = run(engine, req, &mut reporter).await?;
     drop(scratch);
@@ -306,6 +325,68 @@ pub async fn solve(
         image,
         config: serde_json::to_vec(&*cfg).unwrap_or_default(),
     })
+}
+
+/// The named contexts the needed stages read: as FROM, `COPY --from` or a RUN mount's
+/// `from=`.
+fn used_contexts(plan: &crate::build::stages::BuildPlan) -> Vec<String> {
+    use crate::build::stages::Source;
+    let mut out: Vec<String> = Vec::new();
+    for i in plan.needed() {
+        let stage = &plan.stages[i];
+        for s in std::iter::once(&stage.base).chain(&stage.copy_from) {
+            if let Source::Context(name) = s {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Makes a named context readable by the build: an image (pulled if the store lacks
+/// it, as a base would be) or a client directory fetched from the session into `dir`
+/// without what its own `.dockerignore` excludes, as BuildKit's frontend does.
+async fn named_context(
+    engine: &Arc<Engine>,
+    reporter: &mut Reporter<'_>,
+    session: &Session,
+    name: &str,
+    spec: &str,
+    dir: &Path,
+) -> Result<NamedContext, BuildKitError> {
+    if let Some(reference) = spec.strip_prefix("docker-image://") {
+        let r = ImageRef::parse(reference)?;
+        let step = reporter.start(&format!("[context {name}] load metadata for {r}"));
+        let found = ensure_base(engine, session, &r).await;
+        let err = found.as_ref().err().map(ToString::to_string);
+        reporter.complete(step, err.as_deref());
+        found?;
+        return Ok(NamedContext::Image(engine.images.resolve(&r.to_string())?));
+    }
+    let Some(local) = spec.strip_prefix("local:") else {
+        return Err(BuildKitError::Unsupported(format!(
+            "named context {name}={spec}: Berth takes local directories and docker-image:// references"
+        )));
+    };
+    let want = Want {
+        dir_name: local.to_string(),
+        follow: vec![".dockerignore".into()],
+        ..Default::default()
+    };
+    let ignore_dir = dir.with_extension("dockerignore");
+    let label = format!("[context {name}] load .dockerignore");
+    fetch(reporter, &label, session, &want, &ignore_dir).await?;
+    let ignore = std::fs::read_to_string(ignore_dir.join(".dockerignore")).unwrap_or_default();
+    let want = Want {
+        dir_name: local.to_string(),
+        exclude: ignore_patterns(&ignore),
+        ..Default::default()
+    };
+    let label = format!("[context {name}] load from client");
+    fetch(reporter, &label, session, &want, dir).await?;
+    Ok(NamedContext::Dir(dir.to_path_buf()))
 }
 
 /// A base image the store lacks is pulled, as dockerd's BuildKit does, with the
@@ -459,10 +540,17 @@ mod tests {
     }
 
     #[test]
-    fn named_contexts_are_refused_by_name() {
-        let opts = HashMap::from([("context:base".to_string(), "docker-image://x".to_string())]);
-        let e = Attrs::parse(&opts).unwrap_err().to_string();
-        assert!(e.contains("\"base\""), "{e}");
+    fn named_contexts_are_kept_by_name() {
+        let opts = HashMap::from([
+            ("context:base".to_string(), "docker-image://x".to_string()),
+            (
+                "context:src::linux/amd64".to_string(),
+                "local:src".to_string(),
+            ),
+        ]);
+        let a = Attrs::parse(&opts).unwrap();
+        assert_eq!(a.contexts["base"], "docker-image://x");
+        assert_eq!(a.contexts["src"], "local:src");
     }
 
     #[test]
