@@ -712,3 +712,148 @@ fn named_build_contexts_stand_for_images_stages_and_client_directories() {
     assert!(err.contains("https://example.invalid/repo.git"), "{err}");
     nothing_left(&e);
 }
+
+/// A real `ssh-agent` on a socket of its own, killed when dropped.
+struct Agent {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ssh_agent_with_a_key(dir: &Path) -> Agent {
+    let key = dir.join("key");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "berth-test-key",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(keygen.status.success(), "{}", output_text(&keygen));
+    let socket = dir.join("agent.sock");
+    let child = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let agent = Agent { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent.socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let add = std::process::Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .expect("ssh-add");
+    assert!(add.status.success(), "{}", output_text(&add));
+    agent
+}
+
+/// `ssh-add` and the libraries it loads, laid out under `root` as on the host, so a
+/// busybox image can list an agent's keys.
+fn copy_ssh_add_into(root: &Path) {
+    let ldd = std::process::Command::new("ldd")
+        .arg("/usr/bin/ssh-add")
+        .output()
+        .expect("ldd");
+    let text = String::from_utf8_lossy(&ldd.stdout).into_owned();
+    let libs = text
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(std::path::PathBuf::from);
+    for file in libs.chain([std::path::PathBuf::from("/usr/bin/ssh-add")]) {
+        let to = root.join(file.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("dir");
+        std::fs::copy(&file, &to).expect("copy");
+    }
+    std::fs::create_dir_all(root.join("etc")).expect("etc");
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+}
+
+#[test]
+fn ssh_forwarding_reaches_the_clients_agent_and_leaves_no_trace() {
+    let (_r, e, img) = setup();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = ssh_agent_with_a_key(dir.path());
+    let ctx = context(
+        &format!(
+            "FROM {img}\n\
+             COPY root/ /\n\
+             RUN --mount=type=ssh ssh-add -l > /keys && echo \"$SSH_AUTH_SOCK\" > /sock\n\
+             RUN --mount=type=ssh,id=other,target=/agent ssh-add -l 2> /absent || true\n"
+        ),
+        &[],
+    );
+    copy_ssh_add_into(&ctx.path().join("root"));
+    let ssh_arg = format!("default={}", path(&agent.socket));
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "--progress=plain",
+        "--ssh",
+        &ssh_arg,
+        "-t",
+        "ssh:1",
+        path(ctx.path()),
+    ]));
+    let keys = e.docker_ok(&["run", "--rm", "ssh:1", "cat", "/keys", "/sock"]);
+    assert!(
+        keys.contains("berth-test-key (ED25519)"),
+        "the agent's key was not listed: {keys}"
+    );
+    assert!(keys.ends_with("/run/buildkit/ssh_agent.0\n"), "{keys}");
+    // An agent the client does not forward (and not `required`) is not mounted, and no
+    // socket or mountpoint of either mount is in the image.
+    let left = e.docker_ok(&[
+        "run",
+        "--rm",
+        "ssh:1",
+        "sh",
+        "-c",
+        "test -s /absent && for p in /run/buildkit /agent; do test -e $p && echo $p; done; true",
+    ]);
+    assert_eq!(left, "", "mountpoints committed");
+
+    // A `required` agent the client does not forward fails its step by name.
+    let ctx = context(
+        &format!("FROM {img}\nRUN --mount=type=ssh,id=work,required true\n"),
+        &[],
+    );
+    let err = failed(&e.docker(&[
+        "buildx",
+        "build",
+        "--progress=plain",
+        "--ssh",
+        &ssh_arg,
+        path(ctx.path()),
+    ]));
+    assert!(err.contains("no SSH key \"work\" forwarded"), "{err}");
+    let leftover: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .map(|rd| rd.flatten().map(|d| d.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !leftover
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("berth-ssh-")),
+        "agent sockets left: {leftover:?}"
+    );
+    nothing_left(&e);
+}

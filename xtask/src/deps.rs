@@ -26,6 +26,7 @@ pub const PACKAGES: &[&str] = &[
     "libdbus-1-dev",   // the credential helper's Secret Service backend links libdbus
     "curl",            // the VM suite checks published ports the way a user would
     "util-linux",      // `script`: interactive `docker run -it` under a pty
+    "openssh-client",  // a real ssh-agent (and ssh-add) for `docker build --ssh`
 ];
 
 /// What the desktop app builds against and its end-to-end test drives it with.

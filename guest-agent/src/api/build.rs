@@ -185,6 +185,7 @@ pub async fn build(
         run,
         // The classic builder has no named contexts (dockerd's has none either).
         contexts: Default::default(),
+        ssh: None,
     };
     tokio::spawn(async move {
         let outcome = if buildkit {

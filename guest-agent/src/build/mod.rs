@@ -6,6 +6,7 @@
 //! [`cache`] first. This file holds the orchestration: stages in order, the steps of a
 //! stage, the final image.
 
+mod agent_socket;
 pub mod args;
 pub mod cache;
 mod config;
@@ -21,6 +22,7 @@ mod sources;
 pub mod stages;
 mod steps;
 
+pub use agent_socket::SshAgents;
 pub use run_mounts::Secrets;
 pub use sources::NamedContext;
 pub mod worker;
@@ -76,6 +78,8 @@ pub struct BuildRequest {
     pub run: RunOptions,
     /// Named build contexts (`--build-context`), by name.
     pub contexts: HashMap<String, NamedContext>,
+    /// The client's SSH agents for `RUN --mount=type=ssh` (`--ssh`), if it forwards any.
+    pub ssh: Option<Arc<dyn SshAgents>>,
 }
 
 /// Options of the build for its RUN steps' containers.

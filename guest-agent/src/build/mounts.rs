@@ -48,8 +48,12 @@ pub enum MountKind {
         owner: Owner,
         env: Option<String>,
     },
+    /// A socket to one of the client's SSH agents (`--ssh id=…`); `SSH_AUTH_SOCK`
+    /// points at the first.
     Ssh {
         id: String,
+        required: bool,
+        owner: Owner,
     },
 }
 
@@ -105,6 +109,15 @@ pub fn parse(rest: &str, expand: impl Fn(&str) -> String) -> Result<RunFlags, Bu
         }
     }
     flags.command = s.to_string();
+    let ssh = flags
+        .mounts
+        .iter_mut()
+        .filter(|m| matches!(m.kind, MountKind::Ssh { .. }));
+    for (n, m) in ssh.enumerate() {
+        if m.target.is_empty() {
+            m.target = format!("/run/buildkit/ssh_agent.{n}");
+        }
+    }
     Ok(flags)
 }
 
@@ -216,9 +229,21 @@ fn mount(spec: &str) -> Result<RunMount, BuildError> {
                 },
             });
         }
-        "ssh" => MountKind::Ssh {
-            id: f.get("id").cloned().unwrap_or_else(|| "default".into()),
-        },
+        "ssh" => {
+            // An empty target is filled in by `parse`: BuildKit numbers them.
+            if !target.is_empty() && !target.starts_with('/') {
+                return Err(bad(format!("mount target {target} must be absolute")));
+            }
+            MountKind::Ssh {
+                id: f.get("id").cloned().unwrap_or_else(|| "default".into()),
+                required: flag("required")?,
+                owner: Owner {
+                    uid: number("uid", 10, 0)?,
+                    gid: number("gid", 10, 0)?,
+                    mode: number("mode", 8, 0o600)?,
+                },
+            }
+        }
         other => return Err(bad(format!("unsupported mount type {other}"))),
     };
     Ok(RunMount { target, kind })
@@ -280,6 +305,27 @@ pub fn secret_ids<'a>(
     out
 }
 
+/// The SSH agent ids the RUN lines mount (`RUN --mount=type=ssh,id=…`), each once.
+pub fn ssh_ids<'a>(
+    runs: impl Iterator<Item = &'a str>,
+    vars: &HashMap<String, String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for rest in runs {
+        let Ok(flags) = parse(rest, |v| super::dockerfile::expand(v, vars)) else {
+            continue;
+        };
+        for m in flags.mounts {
+            if let MountKind::Ssh { id, .. } = m.kind {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +344,46 @@ mod tests {
         let j = p("--mount=type=tmpfs,target=/t [\"sh\", \"-c\", \"ls\"]");
         assert_eq!(j.command, "[\"sh\", \"-c\", \"ls\"]");
         assert_eq!(j.mounts[0].kind, MountKind::Tmpfs { size: None });
+    }
+
+    #[test]
+    fn ssh_mounts_are_numbered_and_default_to_a_private_socket() {
+        let f = p(
+            "--mount=type=ssh --mount=type=ssh,id=work,target=/s,required,mode=0640,uid=5 git pull",
+        );
+        assert_eq!(f.mounts[0].target, "/run/buildkit/ssh_agent.0");
+        assert_eq!(
+            f.mounts[0].kind,
+            MountKind::Ssh {
+                id: "default".into(),
+                required: false,
+                owner: Owner {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o600
+                },
+            }
+        );
+        assert_eq!(f.mounts[1].target, "/s");
+        assert_eq!(
+            f.mounts[1].kind,
+            MountKind::Ssh {
+                id: "work".into(),
+                required: true,
+                owner: Owner {
+                    uid: 5,
+                    gid: 0,
+                    mode: 0o640
+                },
+            }
+        );
+        let runs = [
+            "--mount=type=ssh a",
+            "--mount=type=ssh,id=$K b",
+            "--mount=type=ssh c",
+        ];
+        let vars = HashMap::from([("K".to_string(), "k".to_string())]);
+        assert_eq!(ssh_ids(runs.into_iter(), &vars), ["default", "k"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bollard_stubs::models::{Mount, MountTmpfsOptions, MountType};
 
+use super::agent_socket::{self, AgentSocket};
 use super::mounts::{MountKind, Owner, RunFlags};
 use super::sources::{copy_tree, extract_from_image, origin, NamedContext, ScratchDir};
 use super::{cache, BuildError, BuildRequest};
@@ -42,9 +43,10 @@ impl fmt::Debug for Secrets {
 #[derive(Default)]
 pub(super) struct Prepared {
     pub mounts: Vec<Mount>,
-    /// `NAME=value` for secrets given as `env=`.
+    /// `NAME=value` for secrets given as `env=`, and `SSH_AUTH_SOCK`.
     pub env: Vec<String>,
     _scratch: Vec<ScratchDir>,
+    _agents: Vec<AgentSocket>,
 }
 
 /// What the mounts add to the step's cache key: the content bound from the context,
@@ -129,7 +131,9 @@ pub(super) async fn prepare(
                         let (path, dir) = match origin(images, req, stages, f, line)? {
                             NamedContext::Dir(root) => {
                                 let p = crate::containers::archive::resolve(&root, source, true)
-                                    .map_err(|e| BuildError::Invalid(format!("line {line}: {e}")))?;
+                                    .map_err(|e| {
+                                        BuildError::Invalid(format!("line {line}: {e}"))
+                                    })?;
                                 if !p.exists() {
                                     return Err(not_found());
                                 }
@@ -211,10 +215,26 @@ pub(super) async fn prepare(
                     out._scratch.push(dir);
                 }
             }
-            MountKind::Ssh { .. } => {
-                return Err(BuildError::Invalid(format!(
-                    "line {line}: RUN --mount=type=ssh: SSH agent forwarding is not supported by this builder yet"
-                )))
+            MountKind::Ssh {
+                id,
+                required,
+                owner,
+            } => {
+                let Some(agents) = req.ssh.as_ref().filter(|a| a.has(id)) else {
+                    if *required {
+                        return Err(BuildError::Invalid(format!(
+                            "line {line}: no SSH key {id:?} forwarded from the client (--ssh {id})"
+                        )));
+                    }
+                    continue;
+                };
+                let socket = agent_socket::listen(agents.clone(), id, owner)
+                    .map_err(|e| io("opening the SSH agent socket", e))?;
+                out.mounts.push(bind(&socket.path, false));
+                if out._agents.is_empty() {
+                    out.env.push(format!("SSH_AUTH_SOCK={}", m.target));
+                }
+                out._agents.push(socket);
             }
         }
     }

@@ -305,6 +305,8 @@ pub async fn solve(
     }
 
     let secrets = secrets(&session, &plan, &attrs.build_args).await?;
+    let ssh_ids = crate::build::mounts::ssh_ids(needed_runs(&plan), &attrs.build_args);
+    let ssh = super::ssh::agents(&session, ssh_ids).await;
     let req = BuildRequest {
         context: ctx,
         dockerfile: df_path.to_string_lossy().into_owned(),
@@ -317,6 +319,7 @@ pub async fn solve(
         secrets,
         run: attrs.run,
         contexts,
+        ssh,
     };
     let image = run(engine, req, &mut reporter).await?;
     drop(scratch);
@@ -443,6 +446,15 @@ async fn credentials(session: &Session, registry: &str) -> RegistryCredentials {
     }
 }
 
+/// The RUN lines of the stages the build runs, after their keyword.
+fn needed_runs(plan: &crate::build::stages::BuildPlan) -> impl Iterator<Item = &str> {
+    plan.needed()
+        .into_iter()
+        .flat_map(|i| plan.stages[i].steps.iter())
+        .filter(|s| s.keyword == "RUN")
+        .map(|s| s.rest.as_str())
+}
+
 /// The values of the secrets the needed stages' RUN lines mount, from the client's
 /// Secrets service; one it does not have is left out (an error later only for a
 /// `required` mount, as in BuildKit).
@@ -454,14 +466,8 @@ async fn secrets(
     use bollard_buildkit_proto::moby::buildkit::secrets::v1::{
         secrets_client::SecretsClient, GetSecretRequest,
     };
-    let runs = plan
-        .needed()
-        .into_iter()
-        .flat_map(|i| plan.stages[i].steps.iter())
-        .filter(|s| s.keyword == "RUN")
-        .map(|s| s.rest.as_str());
     let mut out = Secrets::default();
-    let wanted = crate::build::mounts::secret_ids(runs, build_args);
+    let wanted = crate::build::mounts::secret_ids(needed_runs(plan), build_args);
     if wanted.is_empty() || !session.serves("/moby.buildkit.secrets.v1.Secrets/GetSecret") {
         return Ok(out);
     }

@@ -9,13 +9,15 @@
 //! from the client's session (`crate::sessions`, [`filesync`]); the session's jobs tie
 //! the three conversations together; [`frontend`] turns the frontend's attributes into a build
 //! of Berth's builder; [`export`] puts the result where the exporters say (files go
-//! back through [`filesend`]); [`progress`] writes BuildKit's vertexes.
+//! back through [`filesend`]); [`progress`] writes BuildKit's vertexes; [`ssh`]
+//! carries `RUN --mount=type=ssh` connections to the client's agents.
 
 pub mod export;
 pub mod filesend;
 pub mod filesync;
 pub mod frontend;
 pub mod progress;
+pub mod ssh;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildKitError {
