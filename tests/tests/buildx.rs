@@ -857,3 +857,68 @@ fn ssh_forwarding_reaches_the_clients_agent_and_leaves_no_trace() {
     );
     nothing_left(&e);
 }
+
+#[test]
+fn independent_stages_run_at_once_and_a_failure_cancels_the_others() {
+    let (_r, e, img) = setup();
+    // Each stage waits (10 s at most) for the other's mark in a shared cache mount:
+    // built one after the other, the first would give up and fail the build.
+    let wait_for = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=rendezvous,target=/sync sh -c 'touch /sync/{me}; i=0; \
+             until [ -e /sync/{other} ]; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.1; done; echo {me} > /{me}'\n"
+        )
+    };
+    let ctx = context(
+        &format!(
+            "FROM {img} AS left\n{}FROM {img} AS right\n{}FROM {img}\n\
+             COPY --from=left /left /left\nCOPY --from=right /right /right\n",
+            wait_for("left", "right"),
+            wait_for("right", "left"),
+        ),
+        &[],
+    );
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "--progress=plain",
+        "--no-cache",
+        "-t",
+        "both:1",
+        path(ctx.path()),
+    ]));
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "both:1", "cat", "/left", "/right"]),
+        "left\nright\n"
+    );
+
+    // One stage fails while the other runs a long step: the build fails with the
+    // failure, the other step is cancelled and its container goes.
+    let ctx = context(
+        &format!(
+            "FROM {img} AS slow\nRUN sleep 60 && touch /never\n\
+             FROM {img} AS broken\nRUN sleep 0.5 && exit 5\n\
+             FROM {img}\nCOPY --from=slow /never /\nCOPY --from=broken / /b\n"
+        ),
+        &[],
+    );
+    let err = failed(&e.docker(&[
+        "buildx",
+        "build",
+        "--progress=plain",
+        "-t",
+        "broken:1",
+        path(ctx.path()),
+    ]));
+    assert!(
+        err.contains("did not complete successfully: exit code: 5"),
+        "{err}"
+    );
+    assert!(
+        err.contains("CANCELED"),
+        "the slow step was not cancelled:\n{err}"
+    );
+    nothing_left(&e);
+    assert!(!e.docker(&["image", "inspect", "broken:1"]).status.success());
+}

@@ -93,11 +93,11 @@ pub(super) fn commit_config(
 }
 
 /// A RUN's output, to classic clients as a line and to BuildKit's as the step's log.
-async fn pass(out: &mpsc::Sender<Output>, data: Vec<u8>) {
+async fn pass(out: &mpsc::Sender<Output>, stage: usize, data: Vec<u8>) {
     let _ = out
         .send(Output::Stream(String::from_utf8_lossy(&data).into_owned()))
         .await;
-    let _ = out.send(Output::Step(StepEvent::Log(data))).await;
+    let _ = out.send(Output::Step(StepEvent::Log(stage, data))).await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -130,6 +130,7 @@ pub(super) async fn run_step(
     let prepared = run_mounts::prepare(images, containers, flags, req, stages, step.line).await?;
     // Build args are in the environment of RUN (not of the image).
     let mut st_for_run = State {
+        stage: st.stage,
         image: st.image.clone(),
         config: st.config.clone(),
         vars: HashMap::new(),
@@ -199,13 +200,13 @@ pub(super) async fn run_step(
         };
         loop {
             for e in pass_on(&mut offset) {
-                pass(out, e.data).await;
+                pass(out, st.stage, e.data).await;
             }
             tokio::select! {
                 (code, _) = &mut done => {
                     // The log is complete once the process has exited.
                     for e in pass_on(&mut offset) {
-                        pass(out, e.data).await;
+                        pass(out, st.stage, e.data).await;
                     }
                     break Ok::<_, BuildError>(code);
                 }

@@ -18,6 +18,7 @@ mod history;
 pub mod mounts;
 pub mod records;
 mod run_mounts;
+mod schedule;
 mod sources;
 pub mod stages;
 mod steps;
@@ -103,20 +104,25 @@ pub enum Output {
     Step(StepEvent),
 }
 
-/// BuildKit's view of the step running now (steps run one at a time).
+/// BuildKit's view of a stage's step. Stages may run at once; the steps of one stage
+/// run in order, so a step is known by its stage's index.
 pub enum StepEvent {
-    /// A step starts, under the name BuildKit gives it.
-    Begin(String),
+    /// A step of the stage starts, under the name BuildKit gives it.
+    Begin(usize, String),
     /// Its result came from the cache.
-    Cached,
+    Cached(usize),
     /// Output of its command.
-    Log(Vec<u8>),
+    Log(usize, Vec<u8>),
     /// It finished.
-    End,
+    End(usize),
+    /// It stopped because another stage failed.
+    Cancelled(usize),
 }
 
 /// A stage as it is being built.
 struct State {
+    /// The stage's index in the plan.
+    stage: usize,
     image: String,
     config: ImageConfig,
     vars: HashMap<String, String>,
@@ -170,47 +176,82 @@ pub async fn build(
     for ins in &plan.preamble {
         steps.show(ins, None).await;
     }
-    let needed = plan.needed();
-    // Finished stages: (name, image), by index; a stage skipped has no image.
-    let mut done: Vec<(Option<String>, String)> = Vec::new();
-    let mut last = String::new();
-    for stage in plan.classic_stages() {
-        if req.buildkit && !needed.contains(&stage.index) {
-            done.push((stage.name.clone(), String::new()));
-            continue;
+    let last = if req.buildkit {
+        let total = instructions.len();
+        schedule::needed_stages(images, containers, &plan, &req, total, out).await?
+    } else {
+        // Finished stages: (name, image), by index.
+        let mut done: Vec<(Option<String>, String)> = Vec::new();
+        let mut last = String::new();
+        for stage in plan.classic_stages() {
+            let ctx = StageRun {
+                images,
+                containers,
+                plan: &plan,
+                req: &req,
+                done: &done,
+            };
+            last = build_stage(&ctx, stage, &mut steps, out).await?;
+            done.push((stage.name.clone(), last.clone()));
         }
-        steps.stage(stage);
-        let from = match &stage.base {
-            Source::Image(r) => crate::images::reference::ImageRef::parse(r)
-                .map(|r| {
-                    let tag = r.tag().map(|t| format!(":{t}")).unwrap_or_default();
-                    let digest = r.digest().map(|d| format!("@{d}")).unwrap_or_default();
-                    format!("FROM {}{tag}{digest}", r.full_name())
-                })
-                .ok(),
-            _ => None,
-        };
-        steps.show(&stage.from, from.as_deref()).await;
-        let mut st = start_stage(images, &req, stage, &done, out).await?;
-        for step in &stage.steps {
-            if out.is_closed() {
-                return Err(BuildError::Cancelled);
-            }
-            steps.show(step, None).await;
-            run(images, containers, &plan, &mut st, step, &req, &done, out).await?;
-        }
-        steps.end().await;
-        if stage.index == plan.target && !req.labels.is_empty() {
-            st.config
-                .labels
-                .get_or_insert_with(Default::default)
-                .extend(req.labels.clone());
-            st.dirty = true;
-        }
-        last = finish_stage(images, st, &req, out).await?;
-        done.push((stage.name.clone(), last.clone()));
-    }
+        last
+    };
     finished(out, last).await
+}
+
+/// What building a stage reads: the stores, the plan, the request and the stages
+/// built before it (name and image by index; a stage not built has no image).
+struct StageRun<'a> {
+    images: &'a ImageService,
+    containers: &'a Arc<ContainerService>,
+    plan: &'a BuildPlan,
+    req: &'a BuildRequest,
+    done: &'a [(Option<String>, String)],
+}
+
+/// Builds one stage, its steps shown through `steps`; returns its image.
+async fn build_stage(
+    ctx: &StageRun<'_>,
+    stage: &Stage,
+    steps: &mut Steps<'_>,
+    out: &mpsc::Sender<Output>,
+) -> Result<String, BuildError> {
+    let StageRun {
+        images,
+        containers,
+        plan,
+        req,
+        done,
+    } = *ctx;
+    steps.stage(stage);
+    let from = match &stage.base {
+        Source::Image(r) => crate::images::reference::ImageRef::parse(r)
+            .map(|r| {
+                let tag = r.tag().map(|t| format!(":{t}")).unwrap_or_default();
+                let digest = r.digest().map(|d| format!("@{d}")).unwrap_or_default();
+                format!("FROM {}{tag}{digest}", r.full_name())
+            })
+            .ok(),
+        _ => None,
+    };
+    steps.show(&stage.from, from.as_deref()).await;
+    let mut st = start_stage(images, req, stage, done, out).await?;
+    for step in &stage.steps {
+        if out.is_closed() {
+            return Err(BuildError::Cancelled);
+        }
+        steps.show(step, None).await;
+        run(images, containers, plan, &mut st, step, req, done, out).await?;
+    }
+    steps.end().await;
+    if stage.index == plan.target && !req.labels.is_empty() {
+        st.config
+            .labels
+            .get_or_insert_with(Default::default)
+            .extend(req.labels.clone());
+        st.dirty = true;
+    }
+    finish_stage(images, st, req, out).await
 }
 
 /// The stage's base image and config; its variables start as the base's ENV (global
@@ -249,6 +290,7 @@ async fn start_stage(
         .send(Output::Stream(format!(" ---> {}\n", short(&id))))
         .await;
     Ok(State {
+        stage: stage.index,
         image: id,
         config,
         vars,
@@ -369,7 +411,7 @@ async fn hit(
         return false;
     };
     let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
-    let _ = out.send(Output::Step(StepEvent::Cached)).await;
+    let _ = out.send(Output::Step(StepEvent::Cached(st.stage))).await;
     let _ = out
         .send(Output::Stream(format!(" ---> {}\n", short(&id))))
         .await;

@@ -71,7 +71,7 @@ pub(super) fn context_image(
             )))
         }
     };
-    let content = super::cache::hash_sources(&[dir.clone()])
+    let content = super::cache::hash_sources(std::slice::from_ref(dir))
         .map_err(|e| BuildError::Invalid(format!("line {line}: reading context {name}: {e}")))?;
     let key = req.key(&["CONTEXT", &content]);
     if let Some(id) = req.cache.get(&key).filter(|id| images.resolve(id).is_ok()) {

@@ -32,7 +32,8 @@ pub(super) struct Steps<'a> {
     out: &'a mpsc::Sender<Output>,
     /// Whether the Dockerfile has more than one stage (stage names then prefix steps).
     multi: bool,
-    /// The stage being built: its label, the vertex steps so far and in all.
+    /// The stage being built: its index, label, the vertex steps so far and in all.
+    stage: usize,
     label: Option<String>,
     index: usize,
     count: usize,
@@ -47,6 +48,7 @@ impl<'a> Steps<'a> {
             total,
             out,
             multi: stages > 1,
+            stage: 0,
             label: None,
             index: 0,
             count: 0,
@@ -61,6 +63,7 @@ impl<'a> Steps<'a> {
 
     /// The stage about to be built; its FROM is shown next.
     pub fn stage(&mut self, stage: &Stage) {
+        self.stage = stage.index;
         self.label = self.multi.then(|| {
             stage
                 .name
@@ -95,7 +98,7 @@ impl<'a> Steps<'a> {
                 None => format!("{} {}", ins.keyword, ins.rest),
             };
             let name = vertex_name(self.label.as_deref(), self.index, self.count, &text);
-            self.event(StepEvent::Begin(name)).await;
+            self.event(StepEvent::Begin(self.stage, name)).await;
             self.open = true;
         }
     }
@@ -103,7 +106,7 @@ impl<'a> Steps<'a> {
     /// Ends the step shown last, if it was a vertex.
     pub async fn end(&mut self) {
         if std::mem::take(&mut self.open) {
-            self.event(StepEvent::End).await;
+            self.event(StepEvent::End(self.stage)).await;
         }
     }
 }

@@ -143,42 +143,49 @@ impl<'a> Reporter<'a> {
     }
 }
 
-/// The builder's step events as vertexes: one step open at a time.
+/// The builder's step events as vertexes: one step open per stage at a time, stages
+/// at once.
 #[derive(Default)]
 pub struct StepVertexes {
-    current: Option<Step>,
+    open: std::collections::BTreeMap<usize, Step>,
 }
 
 impl StepVertexes {
     pub fn on(&mut self, r: &mut Reporter<'_>, e: StepEvent) {
         match e {
-            StepEvent::Begin(name) => {
-                if let Some(s) = self.current.take() {
+            StepEvent::Begin(stage, name) => {
+                if let Some(s) = self.open.remove(&stage) {
                     r.complete(s, None);
                 }
-                self.current = Some(r.start(&name));
+                self.open.insert(stage, r.start(&name));
             }
-            StepEvent::Cached => {
-                if let Some(s) = self.current.as_mut() {
+            StepEvent::Cached(stage) => {
+                if let Some(s) = self.open.get_mut(&stage) {
                     r.cached(s);
                 }
             }
-            StepEvent::Log(data) => {
-                if let Some(s) = self.current.as_ref() {
+            StepEvent::Log(stage, data) => {
+                if let Some(s) = self.open.get(&stage) {
                     r.log(s, 1, &data);
                 }
             }
-            StepEvent::End => {
-                if let Some(s) = self.current.take() {
+            StepEvent::End(stage) => {
+                if let Some(s) = self.open.remove(&stage) {
                     r.complete(s, None);
+                }
+            }
+            StepEvent::Cancelled(stage) => {
+                if let Some(s) = self.open.remove(&stage) {
+                    r.complete(s, Some("context canceled"));
                 }
             }
         }
     }
 
-    /// The build is over: a step still open ends, failed with `error` if there is one.
+    /// The build is over: steps still open end, failed with `error` if there is one
+    /// (a step that was cancelled because another failed ends with it too).
     pub fn end(&mut self, r: &Reporter<'_>, error: Option<&str>) {
-        if let Some(s) = self.current.take() {
+        for (_, s) in std::mem::take(&mut self.open) {
             r.complete(s, error);
         }
     }
