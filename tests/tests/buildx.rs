@@ -219,6 +219,18 @@ fn target_build_args_labels_and_no_cache() {
         e.docker_ok(&["run", "--rm", "multi:base", "cat", "/v"]),
         "v=default\n"
     );
+    // The stage's build args head its RUN's history entry, as BuildKit writes it.
+    let history = e.docker_ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "multi:base",
+    ]);
+    assert!(
+        history.contains("RUN |1 V=default /bin/sh -c echo \"v=$V\" > /v # buildkit"),
+        "{history}"
+    );
 
     let fresh = ok(&e.docker(&[
         "build",

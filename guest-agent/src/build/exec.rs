@@ -125,7 +125,14 @@ pub(super) async fn run_step(
         }
     };
     let shown = cmd.join(" ");
-    let created_by = req.style().run(&cmd);
+    let env: Vec<(&str, &str)> = st
+        .config
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+        .collect();
+    let created_by = req.style().run(&st.args, &env, &cmd);
     // Kept until the container is gone: scratch files behind its mounts.
     let prepared = run_mounts::prepare(images, containers, flags, req, stages, step.line).await?;
     // Build args are in the environment of RUN (not of the image).
@@ -136,6 +143,7 @@ pub(super) async fn run_step(
         vars: HashMap::new(),
         dirty: false,
         pending: Vec::new(),
+        args: Vec::new(),
     };
     let env = st_for_run.config.env.get_or_insert_with(Vec::new);
     for (k, v) in &st.vars {

@@ -25,11 +25,49 @@ impl Style {
         }
     }
 
-    /// A RUN step's entry; `cmd` is what ran (the shell form already wrapped).
-    pub fn run(self, cmd: &[String]) -> String {
+    /// A RUN step's entry; `cmd` is what ran (the shell form already wrapped), `args`
+    /// the stage's ARGs so far with their values, `env` the image's ENV. Both builders
+    /// put the build args in front as `|N NAME=value …`, each its own way: BuildKit
+    /// every ARG in declaration order (once, with its latest value, ENV's value if ENV
+    /// sets it, empty if none); the classic builder the ARGs that have a value and no
+    /// ENV of that name, sorted.
+    pub fn run(
+        self,
+        args: &[(String, Option<String>)],
+        env: &[(&str, &str)],
+        cmd: &[String],
+    ) -> String {
+        let env_value = |k: &str| env.iter().rev().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let mut listed: Vec<(String, String)> = Vec::new();
+        for (name, value) in args {
+            let value = match (self, env_value(name)) {
+                (Style::Classic, Some(_)) => continue,
+                (Style::BuildKit, Some(v)) => v.to_string(),
+                (Style::Classic, None) => match value {
+                    Some(v) => v.clone(),
+                    None => continue,
+                },
+                (Style::BuildKit, None) => value.clone().unwrap_or_default(),
+            };
+            match listed.iter_mut().find(|(n, _)| n == name) {
+                Some(e) => e.1 = value,
+                None => listed.push((name.clone(), value)),
+            }
+        }
+        let mut words: Vec<String> = listed
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if self == Style::Classic {
+            words.sort();
+        }
+        if !words.is_empty() {
+            words.insert(0, format!("|{}", words.len()));
+        }
+        words.extend(cmd.iter().cloned());
         match self {
-            Style::Classic => cmd.join(" "),
-            Style::BuildKit => format!("RUN {} # buildkit", cmd.join(" ")),
+            Style::Classic => words.join(" "),
+            Style::BuildKit => format!("RUN {} # buildkit", words.join(" ")),
         }
     }
 
@@ -77,10 +115,27 @@ mod tests {
         };
         let run = ["/bin/sh".to_string(), "-c".into(), "echo hi".into()];
         assert_eq!(
-            Style::BuildKit.run(&run),
+            Style::BuildKit.run(&[], &[], &run),
             "RUN /bin/sh -c echo hi # buildkit"
         );
-        assert_eq!(Style::Classic.run(&run), "/bin/sh -c echo hi");
+        assert_eq!(Style::Classic.run(&[], &[], &run), "/bin/sh -c echo hi");
+        // Build args in front: BuildKit's in declaration order, empty when unset,
+        // ENV's value when ENV sets one; the classic builder's sorted, without those.
+        let args = [
+            ("Z".to_string(), Some("1".to_string())),
+            ("A".to_string(), None),
+            ("E".to_string(), Some("arg".to_string())),
+            ("Z".to_string(), Some("2".to_string())),
+        ];
+        let env = [("E", "env"), ("PATH", "/bin")];
+        assert_eq!(
+            Style::BuildKit.run(&args, &env, &run),
+            "RUN |3 Z=2 A= E=env /bin/sh -c echo hi # buildkit"
+        );
+        assert_eq!(
+            Style::Classic.run(&args, &env, &run),
+            "|1 Z=2 /bin/sh -c echo hi"
+        );
         assert_eq!(
             Style::BuildKit.metadata("CMD", "[\"cat\", \"/a b\"]", &cfg),
             "CMD [\"cat\" \"/a b\"]"

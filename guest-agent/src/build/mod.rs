@@ -130,6 +130,9 @@ struct State {
     dirty: bool,
     /// History entries of the metadata-only instructions since the last commit.
     pending: Vec<String>,
+    /// The stage's ARGs in declaration order, with the value each took (what RUN
+    /// history entries list as `|N NAME=value …`).
+    args: Vec<(String, Option<String>)>,
 }
 
 impl BuildRequest {
@@ -296,6 +299,7 @@ async fn start_stage(
         vars,
         dirty: false,
         pending: Vec::new(),
+        args: Vec::new(),
     })
 }
 
@@ -316,11 +320,13 @@ async fn run(
             st.pending
                 .push(req.style().metadata("ARG", &step.rest, &st.config));
             for d in args::arg_decls(step)? {
+                let value = plan.arg_value(&d, &st.vars);
+                st.args.push((d.name.clone(), value.clone()));
                 // ENV wins over an ARG of the same name, as in Docker.
                 if env_has(&st.config, &d.name) {
                     continue;
                 }
-                match plan.arg_value(&d, &st.vars) {
+                match value {
                     Some(v) => st.vars.insert(d.name, v),
                     None => st.vars.remove(&d.name),
                 };
