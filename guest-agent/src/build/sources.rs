@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bollard_stubs::models::ContainerCreateBody;
-
 use super::{BuildError, BuildRequest};
 use crate::containers::{ContainerError, ContainerService};
 use crate::images::ImageService;
@@ -134,15 +132,11 @@ pub(super) async fn extract_from_image(
     paths: &[String],
     dir: &Path,
 ) -> Result<(), BuildError> {
-    let body = ContainerCreateBody {
-        image: Some(image.to_string()),
-        cmd: Some(vec!["/bin/sh".into()]),
-        ..Default::default()
-    };
-    let cid = containers.create(images, None, body)?;
+    let layers = images.layer_paths(image)?;
+    let view = PathBuf::from(format!("{}-view", dir.display()));
     let (paths, dir) = (paths.to_vec(), dir.to_path_buf());
-    let result = containers
-        .with_rootfs(&cid, move |root| {
+    let copied = containers
+        .with_layers(layers, view, move |root| {
             for p in &paths {
                 let src = crate::containers::archive::resolve(root, p, true)?;
                 if !src.exists() {
@@ -157,6 +151,5 @@ pub(super) async fn extract_from_image(
             Ok(())
         })
         .await;
-    let _ = containers.remove(&cid, true, true).await;
-    Ok(result?)
+    Ok(copied?)
 }

@@ -280,6 +280,34 @@ impl ContainerService {
         })?
     }
 
+    /// An image's filesystem with no container made for it: its layers overlaid under
+    /// `scratch` for as long as `f` runs, then unmounted and removed (writes go with
+    /// it). What a build reads another stage's files through (`COPY --from`), without
+    /// the records a container would write only to be removed again.
+    pub async fn with_layers<T: Send + 'static>(
+        &self,
+        layers: Vec<PathBuf>,
+        scratch: PathBuf,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || {
+            let dirs = RootfsDirs::under(&scratch);
+            let mounted = runtime
+                .mount_rootfs(&layers, &dirs)
+                .map_err(io_err("mounting the image's root filesystem"));
+            let result = mounted.and_then(|()| f(&dirs.merged));
+            let _ = runtime.unmount_rootfs(&dirs);
+            let _ = std::fs::remove_dir_all(&scratch);
+            result
+        })
+        .await
+        .map_err(|e| ContainerError::Io {
+            context: "image filesystem access".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
     /// `docker cp`'s view of the container: a running container is seen through its own
     /// mount namespace (`/proc/<pid>/root`), so copies into volumes, bind mounts and
     /// tmpfs mounts land in them, as with dockerd; a stopped one through its rootfs.
