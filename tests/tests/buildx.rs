@@ -577,11 +577,11 @@ fn buildx_du_prune_and_a_cache_that_outlives_the_engine() {
 }
 
 #[test]
-fn add_host_shm_size_network_and_platform_reach_the_run_steps() {
+fn add_host_shm_size_network_ulimit_and_platform_reach_the_run_steps() {
     let (_r, e, img) = setup();
     let ctx = context(
         &format!(
-            "FROM {img}\nRUN grep -q '10.9.8.7[[:space:]]*berth-test-host' /etc/hosts && df -k /dev/shm | tail -1 > /shm && (ip -o link 2>/dev/null || cat /proc/net/dev) | grep -c : > /links\n"
+            "FROM {img}\nRUN grep -q '10.9.8.7[[:space:]]*berth-test-host' /etc/hosts && df -k /dev/shm | tail -1 > /shm && (ip -o link 2>/dev/null || cat /proc/net/dev) | grep -c : > /links && echo $(ulimit -n) $(ulimit -Hn) > /nofile\n"
         ),
         &[],
     );
@@ -595,10 +595,16 @@ fn add_host_shm_size_network_and_platform_reach_the_run_steps() {
         "128m",
         "--network",
         "none",
+        "--ulimit",
+        "nofile=1234:2345",
         "-t",
         "opts:1",
         path(ctx.path()),
     ]));
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "opts:1", "cat", "/nofile"]),
+        "1234 2345\n"
+    );
     let shm = e.docker_ok(&["run", "--rm", "opts:1", "cat", "/shm"]);
     assert!(shm.split_whitespace().nth(1) == Some("131072"), "{shm}");
     // `--network none`: only the loopback device.
@@ -619,6 +625,27 @@ fn add_host_shm_size_network_and_platform_reach_the_run_steps() {
         "df -k /dev/shm | tail -1",
     ]);
     assert!(run.split_whitespace().nth(1) == Some("32768"), "{run}");
+    // … and `--ulimit`, which a wrong name or soft > hard fails as dockerd does.
+    let limits = e.docker_ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=512:1024",
+        "--ulimit",
+        "nproc=77",
+        &img,
+        "sh",
+        "-c",
+        "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -u)",
+    ]);
+    assert_eq!(limits, "512 1024 77\n");
+    let body = format!(
+        r#"{{"Image":"{img}","Cmd":["true"],"HostConfig":{{"Ulimits":[{{"Name":"bogus","Soft":1,"Hard":1}}]}}}}"#
+    );
+    let (status, _, bad) = e.request("POST", "/containers/create", Some(body.as_bytes()));
+    let bad = String::from_utf8_lossy(&bad);
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad.contains("invalid ulimit type: bogus"), "{bad}");
 
     let other = if cfg!(target_arch = "x86_64") {
         "linux/arm64"

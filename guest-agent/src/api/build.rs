@@ -113,6 +113,11 @@ pub async fn build(
             .get("networkmode")
             .filter(|m| matches!(*m, "none" | "host"))
             .map(str::to_string),
+        ulimits: match q.get("ulimits").filter(|v| !v.is_empty()) {
+            Some(v) => serde_json::from_str(v)
+                .map_err(|e| ApiError::bad_request(format!("invalid ulimits: {e}")))?,
+            None => Vec::new(),
+        },
     };
     // `version=2`: BuildKit's progress (what SDKs such as bollard ask for).
     let buildkit = q.get("version") == Some("2");

@@ -161,6 +161,7 @@ pub(super) async fn run_step(
         },
         extra_hosts: Some(opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
         shm_size: opts.shm_size,
+        ulimits: Some(opts.ulimits.clone()).filter(|u| !u.is_empty()),
         ..Default::default()
     };
     let cid = create_container(

@@ -92,6 +92,30 @@ pub struct RunOptions {
     pub shm_size: Option<i64>,
     /// `none` or `host`; the default network otherwise.
     pub network: Option<String>,
+    /// `--ulimit`s.
+    pub ulimits: Vec<bollard_stubs::models::ResourcesUlimits>,
+}
+
+/// `--ulimit` values as BuildKit's `ulimit` attribute lists them:
+/// `nofile=1024:2048,nproc=512` (a single number is both limits).
+pub fn parse_ulimits(csv: &str) -> Result<Vec<bollard_stubs::models::ResourcesUlimits>, String> {
+    let mut out = Vec::new();
+    for item in csv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || format!("invalid ulimit {item:?}");
+        let (name, limits) = item.split_once('=').ok_or_else(bad)?;
+        let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+        let soft: i64 = soft.parse().map_err(|_| bad())?;
+        let hard: i64 = hard.parse().map_err(|_| bad())?;
+        if crate::runtime::spec::rlimit_name(name).is_none() || soft > hard {
+            return Err(bad());
+        }
+        out.push(bollard_stubs::models::ResourcesUlimits {
+            name: Some(name.to_string()),
+            soft: Some(soft),
+            hard: Some(hard),
+        });
+    }
+    Ok(out)
 }
 
 /// What a build reports as it goes.
@@ -442,4 +466,29 @@ fn config_json(c: &ImageConfig) -> String {
     serde_json::to_value(c)
         .map(|v| v.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulimits_as_buildkit_lists_them() {
+        let u = parse_ulimits("nofile=1024:2048, nproc=512").unwrap();
+        let got: Vec<_> = u
+            .iter()
+            .map(|l| (l.name.clone().unwrap(), l.soft.unwrap(), l.hard.unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("nofile".to_string(), 1024, 2048),
+                ("nproc".to_string(), 512, 512)
+            ]
+        );
+        for bad in ["bogus=1", "nofile", "nofile=2:1", "nofile=x"] {
+            assert!(parse_ulimits(bad).is_err(), "{bad}");
+        }
+        assert!(parse_ulimits("").unwrap().is_empty());
+    }
 }

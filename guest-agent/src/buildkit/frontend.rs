@@ -84,6 +84,10 @@ impl Attrs {
                             )))
                         }
                     },
+                    "ulimit" => {
+                        a.run.ulimits =
+                            crate::build::parse_ulimits(v).map_err(BuildKitError::Invalid)?
+                    }
                     "platform" => {
                         a.platforms = v
                             .split(',')

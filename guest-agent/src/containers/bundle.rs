@@ -253,6 +253,16 @@ pub(super) fn runtime_configs(
         init: None,
         mounts: vec![],
         network: spec::NetworkNamespace::New,
+        rlimits: hc
+            .ulimits
+            .iter()
+            .flatten()
+            .filter_map(|u| {
+                let name = spec::rlimit_name(u.name.as_deref()?)?;
+                let n = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok());
+                Some((name.to_string(), n(u.soft)?, n(u.hard)?))
+            })
+            .collect(),
     };
     Ok((p, c))
 }

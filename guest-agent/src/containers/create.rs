@@ -15,6 +15,25 @@ use crate::clock::now;
 use crate::images::ImageService;
 use crate::volumes::mounts::{ContainerMount, Kind};
 
+/// `--ulimit`s as dockerd checks them: a known name, soft ≤ hard.
+fn check_ulimits(hc: &HostConfig) -> Result<(), ContainerError> {
+    for u in hc.ulimits.iter().flatten() {
+        let name = u.name.as_deref().unwrap_or_default();
+        if crate::runtime::spec::rlimit_name(name).is_none() {
+            return Err(ContainerError::InvalidArgument(format!(
+                "invalid ulimit type: {name}"
+            )));
+        }
+        let (soft, hard) = (u.soft.unwrap_or(0), u.hard.unwrap_or(0));
+        if soft < 0 || hard < 0 || soft > hard {
+            return Err(ContainerError::InvalidArgument(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl ContainerService {
     pub fn create(
         &self,
@@ -48,6 +67,7 @@ impl ContainerService {
         {
             host_config.network_mode = Some("bridge".into());
         }
+        check_ulimits(&host_config)?;
         let mode = host_config.network_mode.clone().unwrap_or_default();
         let networks = net::requested(&body, &mode, &self.network)?;
         // dockerd fills the log driver in; clients (docker-py's run) read it back.

@@ -92,6 +92,31 @@ pub struct ContainerConfig {
     pub mounts: Vec<UserMount>,
     /// Which network namespace the container gets.
     pub network: NetworkNamespace,
+    /// `--ulimit`: (OCI name such as `RLIMIT_NOFILE`, soft, hard).
+    pub rlimits: Vec<(String, u64, u64)>,
+}
+
+/// The OCI name of a `--ulimit` resource, for the names Docker takes.
+pub fn rlimit_name(docker: &str) -> Option<&'static str> {
+    Some(match docker {
+        "as" => "RLIMIT_AS",
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        _ => return None,
+    })
 }
 
 /// A mount the user (or the engine, for `/etc` files) asked for.
@@ -442,6 +467,24 @@ pub fn process(
         })
         .capabilities(capabilities);
     let mut process = b.build().map_err(err)?;
+    if !c.rlimits.is_empty() {
+        let mut limits = Vec::new();
+        for (name, soft, hard) in &c.rlimits {
+            // oci-spec's type names are its serde names (`RLIMIT_NOFILE`).
+            let typ: oci_spec::runtime::PosixRlimitType =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| err(format!("unknown rlimit {name}")))?;
+            limits.push(
+                oci_spec::runtime::PosixRlimitBuilder::default()
+                    .typ(typ)
+                    .soft(*soft)
+                    .hard(*hard)
+                    .build()
+                    .map_err(err)?,
+            );
+        }
+        process.set_rlimits(Some(limits));
+    }
     // `Some(true)` or absent, never `Some(false)`: libcontainer loads the seccomp filter
     // before dropping capabilities only when the field is absent, and later, without
     // CAP_SYS_ADMIN, the load fails. (oci-spec's default is `Some(true)`, stricter than
