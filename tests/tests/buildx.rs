@@ -250,7 +250,7 @@ fn target_build_args_labels_and_no_cache() {
 }
 
 #[test]
-fn local_and_tar_outputs_and_push_to_a_registry() {
+fn local_tar_docker_and_oci_outputs_and_push_to_a_registry() {
     let (r, e, img) = setup();
     let ctx = context(
         &format!("FROM {img}\nCOPY a.txt /out/a.txt\n"),
@@ -277,6 +277,52 @@ fn local_and_tar_outputs_and_push_to_a_registry() {
         .filter_map(|en| en.path().ok().map(|p| p.to_string_lossy().into_owned()))
         .collect();
     assert!(names.iter().any(|n| n == "out/a.txt"), "{names:?}");
+
+    // `type=docker` and `type=oci` tarballs: `docker load` reads the one under its
+    // name, skopeo the other as an OCI archive; neither is tagged in the store.
+    let docker_tar = dest.path().join("docker.tar");
+    let spec = format!("type=docker,dest={}", path(&docker_tar));
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "-t",
+        "tarred:1",
+        "--output",
+        &spec,
+        path(ctx.path()),
+    ]));
+    assert!(!e.docker(&["image", "inspect", "tarred:1"]).status.success());
+    let loaded = e.docker_ok(&["load", "-i", path(&docker_tar)]);
+    assert!(loaded.contains("tarred:1"), "{loaded}");
+    assert_eq!(
+        e.docker_ok(&["run", "--rm", "tarred:1", "cat", "/out/a.txt"]),
+        "exported\n"
+    );
+    let oci_tar = dest.path().join("oci.tar");
+    let spec = format!("type=oci,dest={}", path(&oci_tar));
+    ok(&e.docker(&["buildx", "build", "--output", &spec, path(ctx.path())]));
+    let inspect = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("oci-archive:{}", path(&oci_tar)))
+        .output()
+        .expect("skopeo");
+    let manifest = output_text(&inspect);
+    assert!(inspect.status.success(), "{manifest}");
+    assert!(manifest.contains("\"layers\""), "{manifest}");
+    // Cache export is refused by name (inline is harmless and let through).
+    let cache = format!("type=local,dest={}", path(&dest.path().join("cache")));
+    let err = failed(&e.docker(&["buildx", "build", "--cache-to", &cache, path(ctx.path())]));
+    assert!(
+        err.contains("cache export (--cache-to type=local)"),
+        "{err}"
+    );
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--cache-to",
+        "type=inline",
+        path(ctx.path()),
+    ]));
 
     let pushed = format!("{}/pushed:1", r.addr());
     ok(&e.docker(&["buildx", "build", "--push", "-t", &pushed, path(ctx.path())]));

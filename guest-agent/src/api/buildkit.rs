@@ -123,6 +123,19 @@ async fn solve_job(
     job: &Job,
     req: &pb::SolveRequest,
 ) -> Result<HashMap<String, String>, BuildKitError> {
+    // `--cache-to`: Berth's cache stays in the engine. `inline` only marks the image
+    // for later `--cache-from` use, which Berth does not need, so it is let through.
+    if let Some(e) = req
+        .cache
+        .iter()
+        .flat_map(|c| &c.exports)
+        .find(|e| e.r#type != "inline")
+    {
+        return Err(BuildKitError::Unsupported(format!(
+            "cache export (--cache-to type={}) is not supported by Berth: its build cache stays in the engine (docker buildx du)",
+            e.r#type
+        )));
+    }
     let built = if req.definition.is_some() {
         return Err(BuildKitError::Unsupported(
             "LLB definitions are not supported by Berth: it builds Dockerfiles (the dockerfile.v0 frontend)".into(),

@@ -3,10 +3,13 @@
 //! cache is kept. Data only: the API layer turns it into BuildKit's `ListWorkers` and
 //! `Info` answers.
 //!
-//! No `…worker.snapshotter` label, although Berth stores layers with overlayfs: buildx
-//! reads that label as "this daemon uses the containerd image store" and then asks
-//! for OCI outputs and provenance attestations, as dockerd only says it with the
-//! containerd snapshotter.
+//! The `…worker.snapshotter` label (`overlayfs`, what Berth stores layers with) is
+//! what buildx's `docker` driver reads as "this daemon has the containerd image
+//! store", as Docker Desktop's has by default: buildx then allows `--output
+//! type=oci|docker` tarballs (Berth writes them), multi-platform and cache-export
+//! requests (Berth refuses those by name) and, from buildx 0.14, leaves `--push` to
+//! the exporter (`push=true`, which Berth does). Without it buildx refuses the
+//! tarball outputs itself, as against dockerd's default store.
 
 use crate::images::Platform;
 
@@ -15,6 +18,7 @@ use crate::images::Platform;
 pub const LABEL_EXECUTOR: &str = "org.mobyproject.buildkit.worker.executor";
 pub const LABEL_HOSTNAME: &str = "org.mobyproject.buildkit.worker.hostname";
 pub const LABEL_NETWORK: &str = "org.mobyproject.buildkit.worker.network";
+pub const LABEL_SNAPSHOTTER: &str = "org.mobyproject.buildkit.worker.snapshotter";
 /// What `--add-host name:host-gateway` resolves to in RUN steps.
 pub const LABEL_HOST_GATEWAY: &str = "org.mobyproject.buildkit.worker.moby.host-gateway-ip";
 
@@ -58,6 +62,7 @@ pub fn worker(
         (LABEL_EXECUTOR.to_string(), "berth".to_string()),
         (LABEL_HOSTNAME.to_string(), hostname.to_string()),
         (LABEL_NETWORK.to_string(), "host".to_string()),
+        (LABEL_SNAPSHOTTER.to_string(), "overlayfs".to_string()),
     ];
     if let Some(gw) = host_gateway {
         labels.push((LABEL_HOST_GATEWAY.to_string(), gw.to_string()));
@@ -75,7 +80,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_worker_on_the_engines_platform_without_a_snapshotter_label() {
+    fn one_worker_on_the_engines_platform_with_the_overlayfs_snapshotter() {
         let p = Platform {
             os: "linux".into(),
             architecture: "amd64".into(),
@@ -83,7 +88,9 @@ mod tests {
         };
         let w = worker("E1", &p, "host1", Some([172, 17, 0, 1].into()));
         assert_eq!((w.id.as_str(), w.platforms.clone()), ("E1", vec![p]));
-        assert!(w.labels.iter().all(|(k, _)| !k.ends_with(".snapshotter")));
+        assert!(w
+            .labels
+            .contains(&(LABEL_SNAPSHOTTER.to_string(), "overlayfs".to_string())));
         assert!(w
             .labels
             .contains(&(LABEL_HOST_GATEWAY.to_string(), "172.17.0.1".to_string())));

@@ -60,7 +60,21 @@ pub async fn export(
                 reporter.complete(step, err.as_deref());
                 sent?;
             }
-            "moby" | "image" | "docker" if !ex.attrs.contains_key("dest") => {
+            kind @ ("docker" | "oci") => {
+                // buildx sends these only with a file (or stdout) to write: loading
+                // into the store is the `moby` exporter.
+                let step = reporter.start(&format!("exporting to {kind} image format"));
+                reporter.status(&step, "exporting layers");
+                reporter.status(&step, "sending tarball");
+                let sent =
+                    send_archive(engine, session, index, &built.image, &names(&ex.attrs)).await;
+                let err = sent.as_ref().err().map(ToString::to_string);
+                reporter.complete(step, err.as_deref());
+                sent?;
+                response.insert("containerimage.digest".into(), built.image.clone());
+                response.insert("containerimage.config.digest".into(), built.image.clone());
+            }
+            "moby" | "image" => {
                 let step = reporter.start("exporting to image");
                 reporter.status(&step, "exporting layers");
                 reporter.status(&step, &format!("writing image {}", built.image));
@@ -76,7 +90,12 @@ pub async fn export(
                         reporter.complete(step, Some(&e.to_string()));
                     }
                 }
-                tagged?;
+                let names = tagged?;
+                // `push=true`: newer buildx leaves the push to the exporter when the
+                // driver has the containerd store (0.13 pushes through the API).
+                if matches!(ex.attrs.get("push").map(String::as_str), Some("true")) {
+                    push_all(engine, session, reporter, &names).await?;
+                }
                 response.insert("containerimage.digest".into(), built.image.clone());
                 response.insert("containerimage.config.digest".into(), built.image.clone());
             }
@@ -128,6 +147,73 @@ async fn send_files(
     .await;
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(scratch)).await;
     result
+}
+
+/// The image as one archive (OCI layout and `docker save`'s manifest in one, which
+/// `docker load`, skopeo and other OCI tools all read) to the client's output `index`.
+async fn send_archive(
+    engine: &Arc<Engine>,
+    session: &str,
+    index: usize,
+    image: &str,
+    names: &[String],
+) -> Result<(), BuildKitError> {
+    let session = engine.buildkit.sessions.get(session).await?;
+    let scratch = engine
+        .config
+        .root
+        .join("build-tmp")
+        .join(format!("out-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&scratch).map_err(BuildKitError::io("creating a scratch directory"))?;
+    let tar = scratch.join("image.tar");
+    let written = {
+        let (engine, image, names, tar) = (
+            engine.clone(),
+            image.to_string(),
+            names.to_vec(),
+            tar.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::create(&tar)
+                .map_err(|e| BuildKitError::Transfer(format!("writing the archive: {e}")))?;
+            let mut w = std::io::BufWriter::new(f);
+            engine.images.save_as(&image, &names, &mut w)?;
+            Ok::<_, BuildKitError>(())
+        })
+        .await
+        .map_err(|e| BuildKitError::Transfer(e.to_string()))
+        .and_then(|r| r)
+    };
+    let result = match written {
+        Ok(()) => filesend::send_tar(&session, index, &tar).await,
+        Err(e) => Err(e),
+    };
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(scratch)).await;
+    result
+}
+
+/// Pushes each name, with the session's credentials for its registry.
+async fn push_all(
+    engine: &Arc<Engine>,
+    session: &str,
+    reporter: &mut Reporter<'_>,
+    names: &[String],
+) -> Result<(), BuildKitError> {
+    let session = engine.buildkit.sessions.get(session).await?;
+    for n in names {
+        let r = ImageRef::parse(n)?;
+        let step = reporter.start(&format!("pushing {n} with docker"));
+        let creds = super::frontend::credentials(&session, r.registry()).await;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let pushed = engine.images.push(&r, &creds, &tx).await;
+        drop(tx);
+        let _ = drain.await;
+        let err = pushed.as_ref().err().map(ToString::to_string);
+        reporter.complete(step, err.as_deref());
+        pushed?;
+    }
+    Ok(())
 }
 
 fn tag_all(

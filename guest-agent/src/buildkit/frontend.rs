@@ -199,6 +199,10 @@ pub async fn solve(
             "frontend {frontend:?} is not supported by Berth: it builds Dockerfiles (dockerfile.v0)"
         )));
     }
+    // Keys only: build-arg values are the user's.
+    let mut keys: Vec<&str> = opts.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    tracing::debug!(?keys, "dockerfile.v0 frontend attributes");
     let attrs = Attrs::parse(opts)?;
     // Only the engine's own platform until other-arch images can run (binfmt).
     let own = engine.images.platform();
@@ -412,7 +416,7 @@ async fn ensure_base(
 
 /// The client's credentials for a registry, through its session's Auth service
 /// (anonymous when it has none).
-async fn credentials(session: &Session, registry: &str) -> RegistryCredentials {
+pub(super) async fn credentials(session: &Session, registry: &str) -> RegistryCredentials {
     use bollard_buildkit_proto::moby::filesync::v1::{auth_client::AuthClient, CredentialsRequest};
     if !session.serves("/moby.filesync.v1.Auth/Credentials") {
         return RegistryCredentials::default();

@@ -93,7 +93,6 @@ impl ImageService {
 
     /// Writes the images `names` (with the tags they were named by) as one archive.
     pub fn save(&self, names: &[String], out: impl Write) -> Result<(), ImageError> {
-        let err = |c: &'static str| ImageError::io(c);
         // image id → tags asked for (an id alone carries no tag).
         let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for n in names {
@@ -107,13 +106,37 @@ impl ImageService {
                 }
             }
         }
+        self.write_archive(&images, out)
+    }
+
+    /// Writes image `id` as one archive under the names `tags` (normalised, not
+    /// looked up in the store): what a build's `docker` and `oci` exporters send.
+    pub fn save_as(&self, id: &str, tags: &[String], out: impl Write) -> Result<(), ImageError> {
+        let id = self.resolve(id)?;
+        let tags = tags
+            .iter()
+            .filter_map(|t| ImageRef::parse(t).ok())
+            .filter(|r| r.digest().is_none())
+            .map(|r| r.to_string())
+            .collect();
+        self.write_archive(&BTreeMap::from([(id, tags)]), out)
+    }
+
+    /// The archive of `images` (id → tags): OCI layout and `docker save`'s
+    /// `manifest.json` in one.
+    fn write_archive(
+        &self,
+        images: &BTreeMap<String, Vec<String>>,
+        out: impl Write,
+    ) -> Result<(), ImageError> {
+        let err = |c: &'static str| ImageError::io(c);
         let mut b = tar::Builder::new(out);
         dir_entry(&mut b, "blobs/").map_err(err("writing the archive"))?;
         dir_entry(&mut b, "blobs/sha256/").map_err(err("writing the archive"))?;
         let mut written = std::collections::HashSet::new();
         let mut manifests = Vec::new();
         let mut index = Vec::new();
-        for (id, tags) in &images {
+        for (id, tags) in images {
             let rec = self
                 .catalog()
                 .data
