@@ -587,6 +587,62 @@ fn exec_runs_in_the_container_with_streams_and_exit_codes() {
     assert!(!o.status.success());
 }
 
+/// Compose (v2) attaches to an exec (`POST /exec/{id}/start` upgraded), then starts
+/// it again with a plain POST: as dockerd, the second start answers 200 with the
+/// error in its stream, and the attached stream gets the process's output.
+#[test]
+fn an_exec_attached_then_started_again_answers_both_as_dockerd() {
+    use std::io::{Read, Write};
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["run", "-d", "--name", "twice", &img, "sleep", "300"]);
+    let create = br#"{"AttachStdout":true,"AttachStderr":true,"Cmd":["sh","-c","sleep 0.5; echo attached-output"]}"#;
+    let (status, _, body) = engine.request("POST", "/containers/twice/exec", Some(create));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let id = v["Id"].as_str().expect("exec id").to_string();
+
+    let mut s = std::os::unix::net::UnixStream::connect(engine.socket()).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let start = br#"{"Detach":false,"Tty":false}"#;
+    write!(
+        s,
+        "POST /exec/{id}/start HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {}\r\n\r\n",
+        start.len()
+    )
+    .expect("write");
+    s.write_all(start).expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).expect("the upgrade's response");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    let (status, _, body) = engine.request(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(br#"{"Detach":false}"#),
+    );
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("already"), "{body}");
+
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        String::from_utf8_lossy(&rest).contains("attached-output"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    engine.docker_ok(&["rm", "-f", "twice"]);
+}
+
 #[test]
 fn pause_freezes_and_unpause_thaws() {
     let (_r, engine, img) = setup();

@@ -64,6 +64,12 @@ fn http_get(port: u16) -> String {
 fn containers_on_a_user_network_find_each_other_by_name_and_alias() {
     let (_r, engine, img) = setup();
     engine.docker_ok(&["network", "create", "--label", "t=1", "appnet"]);
+    // Only the options the user gave (none): Compose 1.29 compares them with its file
+    // and would otherwise demand the network be recreated on the next `up`.
+    assert_eq!(
+        engine.docker_ok(&["network", "inspect", "-f", "{{json .Options}}", "appnet"]),
+        "{}\n"
+    );
     let ls = engine.docker_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     for want in ["appnet bridge", "bridge bridge", "host host", "none null"] {
         assert!(ls.lines().any(|l| l == want), "{want} missing from {ls}");

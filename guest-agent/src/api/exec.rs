@@ -69,12 +69,23 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
     let out = engine.containers.exec_output(id)?;
-    if cfg.detach == Some(true) || !wants_upgrade {
-        engine.containers.exec_start(id).await?;
-    }
     if cfg.detach == Some(true) {
+        engine.containers.exec_start(id).await?;
         return empty(StatusCode::OK);
     }
+    // As dockerd: a start that is not detached answers with the stream, and a process
+    // that cannot start (already running: Compose attaches first, then starts)
+    // reports the error in the stream, never as an HTTP error. Started before the
+    // upgrade completes, so a second start cannot slip in between.
+    let started = engine.containers.exec_start(id).await;
+    let failed = |e: crate::containers::ContainerError, tty: bool| {
+        let entry = crate::containers::logs::Entry {
+            stream: crate::containers::logs::Stream::Stdout,
+            time: String::new(),
+            data: format!("{e}\r\n").into_bytes(),
+        };
+        bytes::Bytes::from(crate::containers::logs::frame(&entry, false, tty))
+    };
     let opts = LogOptions {
         stdout: true,
         stderr: true,
@@ -91,27 +102,29 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
         false,
     );
     if !wants_upgrade {
-        return Ok(stream_response(stream, out.tty));
+        return Ok(match started {
+            Ok(()) => stream_response(stream, out.tty),
+            Err(e) => {
+                let once = futures_util::stream::once(std::future::ready(failed(e, out.tty)));
+                stream_response(Box::pin(once), out.tty)
+            }
+        });
     }
     let req = Request::from_parts(parts, ());
     let on_upgrade = hyper::upgrade::on(req);
     let (dir, stdin, tty) = (out.dir, out.stdin, out.tty);
-    let id = id.to_string();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
+            // The client went before the upgrade: the started process's stdin ends,
+            // as if the client had closed it.
+            if stdin && started.is_ok() {
+                forward_input(tokio::io::empty(), dir, stdin_life, true, Vec::new()).await;
+            }
             return;
         };
         let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
-        // As dockerd: the connection is hijacked first, and a process that cannot start
-        // reports its error in the stream (the client reads the exit code from inspect).
-        if let Err(e) = engine.containers.exec_start(&id).await {
-            let entry = crate::containers::logs::Entry {
-                stream: crate::containers::logs::Stream::Stdout,
-                time: String::new(),
-                data: format!("{e}\r\n").into_bytes(),
-            };
-            let framed = crate::containers::logs::frame(&entry, false, tty);
-            let _ = writer.write_all(&framed).await;
+        if let Err(e) = started {
+            let _ = writer.write_all(&failed(e, tty)).await;
             let _ = writer.shutdown().await;
             return;
         }

@@ -52,9 +52,13 @@ fn ipam(n: &NetworkRecord) -> Ipam {
     }
 }
 
+/// The options the network was created with. As dockerd, the bridge's name shows
+/// only on the default `bridge` network (set by the daemon there); on a user network
+/// it would read as an option the user set, and Compose 1.29 then demands the
+/// network be recreated ("option … has changed").
 fn options(n: &NetworkRecord) -> HashMap<String, String> {
     let mut o = n.options.clone();
-    if let Some(br) = &n.bridge {
+    if let Some(br) = n.bridge.as_ref().filter(|_| n.name == "bridge") {
         o.entry("com.docker.network.bridge.name".into())
             .or_insert_with(|| br.clone());
     }
