@@ -85,14 +85,11 @@ pub async fn stop(engine: &Engine, name: &str, q: &Query) -> ApiResult {
 
 pub async fn restart(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     let timeout = q.get("t").and_then(|t| t.parse().ok());
-    match engine.containers.stop(name, timeout, q.get("signal")).await {
-        Ok(()) | Err(ContainerError::NotModified) => {}
-        Err(e) => return Err(e.into()),
-    }
-    match engine.containers.start(name).await {
-        Ok(()) | Err(ContainerError::NotModified) => empty(StatusCode::NO_CONTENT),
-        Err(e) => Err(e.into()),
-    }
+    engine
+        .containers
+        .restart(name, timeout, q.get("signal"))
+        .await?;
+    empty(StatusCode::NO_CONTENT)
 }
 
 pub async fn pause(engine: &Engine, name: &str, pause: bool) -> ApiResult {

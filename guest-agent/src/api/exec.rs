@@ -77,7 +77,6 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
     // that cannot start (already running: Compose attaches first, then starts)
     // reports the error in the stream, never as an HTTP error. Started before the
     // upgrade completes, so a second start cannot slip in between.
-    let started = engine.containers.exec_start(id).await;
     let failed = |e: crate::containers::ContainerError, tty: bool| {
         let entry = crate::containers::logs::Entry {
             stream: crate::containers::logs::Stream::Stdout,
@@ -101,6 +100,8 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
         Until::ExitAfter(0),
         false,
     );
+    // The stream is set up first: it reads the whole output of however short a life.
+    let started = engine.containers.exec_start(id).await;
     if !wants_upgrade {
         return Ok(match started {
             Ok(()) => stream_response(stream, out.tty),

@@ -53,6 +53,13 @@ impl ContainerService {
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
         let dir = self.container_dir(&rec.id).join("exec").join(&id);
+        // dockerd's exec events: `exec_create: CMD`, `exec_start: CMD`, `exec_die`.
+        let cmdline = req.cmd.join(" ");
+        self.emit(
+            &rec,
+            &format!("exec_create: {cmdline}"),
+            &[("execID", id.clone())],
+        );
         self.exec_lock().insert(
             id.clone(),
             ExecEntry {
@@ -130,6 +137,12 @@ impl ContainerService {
                     e.pid = started.pid;
                     e.life.send_modify(|l| l.running = true);
                 })?;
+                let cmdline = req.cmd.join(" ");
+                self.emit(
+                    &rec,
+                    &format!("exec_start: {cmdline}"),
+                    &[("execID", id.to_string())],
+                );
                 let svc = self.clone();
                 let id = id.to_string();
                 let exited = started.exited;
@@ -139,6 +152,11 @@ impl ContainerService {
                         Some(x) => (x.exit_code as i64, x.error),
                         None => (255, "the exec's shim exited without a status".into()),
                     };
+                    svc.emit(
+                        &rec,
+                        "exec_die",
+                        &[("execID", id.clone()), ("exitCode", code.to_string())],
+                    );
                     let _ = svc.exec_entry(&id, |e| {
                         e.pid = 0;
                         e.life.send_modify(|l| {

@@ -299,7 +299,38 @@ impl ContainerService {
         ) {
             self.update(&rec.id, |r| r.manually_stopped = true)?;
         }
+        self.signal_with_event(&rec, sig)
+    }
+
+    /// Sends `sig` to the container's process with the `kill` event dockerd emits
+    /// for every signal it sends (`docker kill`, and `docker stop`'s own).
+    fn signal_with_event(
+        &self,
+        rec: &ContainerRecord,
+        sig: nix::sys::signal::Signal,
+    ) -> Result<(), ContainerError> {
+        self.emit(rec, "kill", &[("signal", (sig as i32).to_string())]);
         self.send_signal(rec.state.pid, sig)
+    }
+
+    /// `docker restart`: stop (if running), start, and the `restart` event.
+    pub async fn restart(
+        self: &Arc<Self>,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<(), ContainerError> {
+        match self.stop(name, timeout, signal).await {
+            Ok(()) | Err(ContainerError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        match self.start(name).await {
+            Ok(()) | Err(ContainerError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        let rec = self.record(name)?;
+        self.emit(&rec, "restart", &[]);
+        Ok(())
     }
 
     /// `docker stop`: the stop signal, then SIGKILL after the timeout.
@@ -326,7 +357,7 @@ impl ContainerService {
         }
         let mut rx = self.life(&rec.id)?;
         let exits = rx.borrow().exits;
-        self.send_signal(rec.state.pid, sig)?;
+        self.signal_with_event(&rec, sig)?;
         let exited = |l: &Life| l.exits > exits || l.removed;
         let graceful = if secs < 0 {
             rx.wait_for(exited).await.is_ok()
@@ -336,7 +367,7 @@ impl ContainerService {
                 .is_ok()
         };
         if !graceful {
-            let _ = self.send_signal(rec.state.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = self.signal_with_event(&rec, nix::sys::signal::Signal::SIGKILL);
             let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(exited)).await;
         }
         self.emit(&rec, "stop", &[]);

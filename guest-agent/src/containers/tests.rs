@@ -268,6 +268,13 @@ async fn stop_signals_then_records_the_exit() {
         e.svc.kill(&id, None),
         Err(ContainerError::Conflict(_))
     ));
+    // As dockerd: the signal is a `kill` event before the exit's `die` and `stop`;
+    // a restart ends with `restart`.
+    e.svc.restart(&id, Some(5), None).await.unwrap();
+    assert_eq!(
+        e.actions(&id),
+        ["create", "start", "kill", "die", "stop", "start", "restart"]
+    );
 }
 
 #[tokio::test]

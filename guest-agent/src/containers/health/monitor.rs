@@ -175,9 +175,6 @@ impl ContainerService {
             Ok(x) => x,
             Err(e) => return Some(failed(&start, e.to_string())),
         };
-        let cmdline = settings.cmd.join(" ");
-        let exec_attr = [("execID", exec_id.clone())];
-        self.emit(&rec, &format!("exec_create: {cmdline}"), &exec_attr);
         let out = match self.exec_output(&exec_id) {
             Ok(o) => o,
             Err(e) => {
@@ -189,7 +186,6 @@ impl ContainerService {
             self.exec_forget(&exec_id);
             return Some(failed(&start, e.to_string()));
         }
-        self.emit(&rec, &format!("exec_start: {cmdline}"), &exec_attr);
         let mut life = out.life;
         let exited = |l: &Life| !l.running && l.exits > 0;
         let ended = tokio::select! {
@@ -208,11 +204,6 @@ impl ContainerService {
             let _ = tokio::time::timeout(KILL_GRACE, life.wait_for(exited)).await;
         }
         let code = life.borrow().exit_code;
-        self.emit(
-            &rec,
-            "exec_die",
-            &[("execID", exec_id.clone()), ("exitCode", code.to_string())],
-        );
         let output = logs::read_from(&out.log, 0)
             .map(|(entries, _)| {
                 entries
