@@ -75,8 +75,7 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
     }
     // As dockerd: a start that is not detached answers with the stream, and a process
     // that cannot start (already running: Compose attaches first, then starts)
-    // reports the error in the stream, never as an HTTP error. Started before the
-    // upgrade completes, so a second start cannot slip in between.
+    // reports the error in the stream, never as an HTTP error.
     let failed = |e: crate::containers::ContainerError, tty: bool| {
         let entry = crate::containers::logs::Entry {
             stream: crate::containers::logs::Stream::Stdout,
@@ -100,10 +99,9 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
         Until::ExitAfter(0),
         false,
     );
-    // The stream is set up first: it reads the whole output of however short a life.
-    let started = engine.containers.exec_start(id).await;
     if !wants_upgrade {
-        return Ok(match started {
+        // The stream is set up first: it reads the whole output of however short a life.
+        return Ok(match engine.containers.exec_start(id).await {
             Ok(()) => stream_response(stream, out.tty),
             Err(e) => {
                 let once = futures_util::stream::once(std::future::ready(failed(e, out.tty)));
@@ -111,19 +109,24 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
             }
         });
     }
+    // Claimed before answering, so a plain start that follows (Compose's) finds it
+    // taken and the process's output comes here.
+    let claimed = engine.containers.exec_claim(id);
     let req = Request::from_parts(parts, ());
     let on_upgrade = hyper::upgrade::on(req);
     let (dir, stdin, tty) = (out.dir, out.stdin, out.tty);
+    let id = id.to_string();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
-            // The client went before the upgrade: the started process's stdin ends,
-            // as if the client had closed it.
-            if stdin && started.is_ok() {
-                forward_input(tokio::io::empty(), dir, stdin_life, true, Vec::new()).await;
-            }
             return;
         };
         let (reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        // As dockerd: the connection is hijacked first, then the process starts (its
+        // output is read from the log the shim writes once it is attached).
+        let started = match claimed {
+            Ok(()) => engine.containers.exec_start_claimed(&id).await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = started {
             let _ = writer.write_all(&failed(e, tty)).await;
             let _ = writer.shutdown().await;

@@ -109,6 +109,17 @@ pub async fn export(
     Ok(response)
 }
 
+/// A fresh scratch directory for an output on its way to the client.
+fn out_scratch(engine: &Engine) -> Result<std::path::PathBuf, BuildKitError> {
+    let scratch = engine
+        .config
+        .root
+        .join("build-tmp")
+        .join(format!("out-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&scratch).map_err(BuildKitError::io("creating a scratch directory"))?;
+    Ok(scratch)
+}
+
 /// The image's files to the client's output `index`, as a tar or a directory.
 async fn send_files(
     engine: &Arc<Engine>,
@@ -118,12 +129,7 @@ async fn send_files(
     image: &str,
 ) -> Result<(), BuildKitError> {
     let session = engine.buildkit.sessions.get(session).await?;
-    let scratch = engine
-        .config
-        .root
-        .join("build-tmp")
-        .join(format!("out-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&scratch).map_err(BuildKitError::io("creating a scratch directory"))?;
+    let scratch = out_scratch(engine)?;
     let result = async {
         let tar = scratch.join("rootfs.tar");
         filesend::image_tar(engine, image, &tar).await?;
@@ -159,12 +165,7 @@ async fn send_archive(
     names: &[String],
 ) -> Result<(), BuildKitError> {
     let session = engine.buildkit.sessions.get(session).await?;
-    let scratch = engine
-        .config
-        .root
-        .join("build-tmp")
-        .join(format!("out-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&scratch).map_err(BuildKitError::io("creating a scratch directory"))?;
+    let scratch = out_scratch(engine)?;
     let tar = scratch.join("image.tar");
     let written = {
         let (engine, image, names, tar) = (

@@ -88,19 +88,27 @@ impl ContainerService {
 
     /// Starts the exec's process and returns once it runs.
     pub async fn exec_start(self: &Arc<Self>, id: &str) -> Result<(), ContainerError> {
-        let (container_id, req, dir, started) = self.exec_entry(id, |e| {
-            (
-                e.container_id.clone(),
-                e.req.clone(),
-                e.dir.clone(),
-                e.started,
-            )
-        })?;
-        if started {
+        self.exec_claim(id)?;
+        self.exec_start_claimed(id).await
+    }
+
+    /// Marks the exec as started, so that no other start can run it: what an attached
+    /// start does before it answers, ahead of starting the process.
+    pub fn exec_claim(&self, id: &str) -> Result<(), ContainerError> {
+        let claimed = self.exec_entry(id, |e| !std::mem::replace(&mut e.started, true))?;
+        if !claimed {
             return Err(ContainerError::Conflict(format!(
                 "Error: Exec command {id} has already run"
             )));
         }
+        Ok(())
+    }
+
+    /// Starts the process of an exec [`ContainerService::exec_claim`] claimed.
+    pub async fn exec_start_claimed(self: &Arc<Self>, id: &str) -> Result<(), ContainerError> {
+        let (container_id, req, dir) = self.exec_entry(id, |e| {
+            (e.container_id.clone(), e.req.clone(), e.dir.clone())
+        })?;
         let rec = self.record(&container_id)?;
         if !rec.running() {
             return Err(ContainerError::Conflict(format!(
@@ -119,7 +127,6 @@ impl ContainerService {
             .map_err(std::io::Error::other)
             .map_err(io_err("encoding process.json"))?;
         std::fs::write(dir.join("process.json"), json).map_err(io_err("writing process.json"))?;
-        self.exec_entry(id, |e| e.started = true)?;
         // An exec's own output is not rotated: it lives as long as the exec.
         let started = self
             .runtime
