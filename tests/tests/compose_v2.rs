@@ -1,0 +1,263 @@
+//! Engine VI: Compose v2 (the `docker compose` 2.26 CLI plugin from Debian trixie) on
+//! Berth — healthcheck-gated `depends_on`, `up --wait`, profiles, the everyday
+//! commands, `down -v --rmi local`, and `watch` syncing files (deletions included).
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use berth_tests::engine::Engine;
+use berth_tests::output_text;
+
+fn ok(o: &Output) -> String {
+    let text = output_text(o);
+    assert!(o.status.success(), "{text}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("dir");
+    }
+    std::fs::write(p, text).expect("write");
+}
+
+/// `docker compose --project-directory DIR -p PROJECT ARGS…`.
+fn compose(e: &Engine, dir: &Path, project: &str, args: &[&str]) -> Output {
+    let mut a = vec![
+        "compose",
+        "--project-directory",
+        dir.to_str().expect("UTF-8 path"),
+        "-p",
+        project,
+    ];
+    a.extend_from_slice(args);
+    e.docker(&a)
+}
+
+/// Polls `f` until it holds (30 s at most): compose acts in the background.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn healthy_dependencies_profiles_and_everyday_commands() {
+    let (_r, e, img) = berth_tests::busybox_engine();
+    e.with_cli_plugins();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = berth_tests::unique("cv2");
+    write(
+        dir.path(),
+        "compose.yaml",
+        &format!(
+            r#"services:
+  db:
+    image: {img}
+    command: ["sh", "-c", "sleep 1; touch /ready; exec sleep 300"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -e /ready"]
+      interval: 1s
+      retries: 60
+  init:
+    image: {img}
+    command: ["sh", "-c", "echo initialised > /dev/null"]
+  app:
+    image: {img}
+    command: ["sleep", "300"]
+    volumes: ["data:/data"]
+    depends_on:
+      db: {{condition: service_healthy}}
+      init: {{condition: service_completed_successfully}}
+  dbg:
+    image: {img}
+    command: ["sleep", "300"]
+    profiles: [debug]
+volumes:
+  data: {{}}
+"#
+        ),
+    );
+    let d = dir.path();
+    ok(&compose(&e, d, &project, &["up", "-d"]));
+    // `app` started only once `db` was healthy and `init` had exited 0.
+    let health = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Health.Status}}",
+        &format!("{project}-db-1"),
+    ]);
+    assert_eq!(health, "healthy\n");
+    let init = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &format!("{project}-init-1"),
+    ]);
+    assert_eq!(init, "exited 0\n");
+    // The profile's service is left out.
+    let ps = ok(&compose(&e, d, &project, &["ps", "--format", "json"]));
+    let services: Vec<serde_json::Value> = ps
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let named = |s: &str| services.iter().find(|v| v["Service"] == s).cloned();
+    assert_eq!(named("app").expect("app")["State"], "running", "{ps}");
+    assert_eq!(named("db").expect("db")["Health"], "healthy", "{ps}");
+    assert!(named("dbg").is_none(), "{ps}");
+
+    assert_eq!(
+        ok(&compose(
+            &e,
+            d,
+            &project,
+            &["run", "--rm", "-T", "app", "echo", "hi"]
+        )),
+        "hi\n"
+    );
+    assert_eq!(
+        ok(&compose(
+            &e,
+            d,
+            &project,
+            &[
+                "exec",
+                "-T",
+                "app",
+                "sh",
+                "-c",
+                "echo from-exec > /data/f; cat /data/f"
+            ]
+        )),
+        "from-exec\n"
+    );
+    let copied = d.join("copied");
+    ok(&compose(
+        &e,
+        d,
+        &project,
+        &["cp", "app:/data/f", copied.to_str().expect("UTF-8")],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&copied).expect("copied"),
+        "from-exec\n"
+    );
+    ok(&compose(&e, d, &project, &["restart", "app"]));
+    ok(&compose(&e, d, &project, &["up", "-d", "--scale", "app=3"]));
+    let apps = ok(&compose(&e, d, &project, &["ps", "-q", "app"]));
+    assert_eq!(apps.lines().count(), 3, "{apps}");
+    ok(&compose(
+        &e,
+        d,
+        &project,
+        &["--profile", "debug", "up", "-d", "dbg"],
+    ));
+    let dbg = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Running}}",
+        &format!("{project}-dbg-1"),
+    ]);
+    assert_eq!(dbg, "true\n");
+
+    ok(&compose(
+        &e,
+        d,
+        &project,
+        &["--profile", "debug", "down", "-v"],
+    ));
+    let label = format!("label=com.docker.compose.project={project}");
+    assert_eq!(e.docker_ok(&["ps", "-aq", "--filter", &label]), "");
+    assert_eq!(e.docker_ok(&["volume", "ls", "-q", "--filter", &label]), "");
+    assert_eq!(
+        e.docker_ok(&["network", "ls", "-q", "--filter", &label]),
+        ""
+    );
+}
+
+#[test]
+fn up_wait_returns_once_healthy_and_watch_syncs_changes_and_deletions() {
+    let (_r, e, img) = berth_tests::busybox_engine();
+    e.with_cli_plugins();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = berth_tests::unique("cvw");
+    let d = dir.path();
+    write(d, "Dockerfile", &format!("FROM {img}\nRUN mkdir -p /app\n"));
+    write(d, "src/a.txt", "v1\n");
+    write(d, "src/b.txt", "b\n");
+    write(
+        d,
+        "compose.yaml",
+        r#"services:
+  web:
+    build: .
+    command: ["sh", "-c", "sleep 1; touch /ready; exec sleep 300"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -e /ready"]
+      interval: 1s
+      retries: 60
+    develop:
+      watch:
+        - action: sync
+          path: ./src
+          target: /app
+"#,
+    );
+    ok(&compose(&e, d, &project, &["up", "-d", "--wait"]));
+    let health = e.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Health.Status}}",
+        &format!("{project}-web-1"),
+    ]);
+    assert_eq!(health, "healthy\n", "--wait returned before healthy");
+
+    let mut watch = e
+        .docker_cmd(&[
+            "compose",
+            "--project-directory",
+            d.to_str().expect("UTF-8"),
+            "-p",
+            &project,
+            "watch",
+            "--no-up",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("compose watch");
+    let cat = |file: &str| {
+        let o = compose(&e, d, &project, &["exec", "-T", "web", "cat", file]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Watch needs a moment to start watching: change until it syncs.
+    let mut n = 0;
+    eventually("a change synced", || {
+        n += 1;
+        write(d, "src/a.txt", &format!("v{n}\n"));
+        std::thread::sleep(Duration::from_millis(500));
+        cat("/app/a.txt") == format!("v{n}\n")
+    });
+    write(d, "src/c.txt", "c\n");
+    eventually("a new file synced", || cat("/app/c.txt") == "c\n");
+    // A deletion and a change in one batch: both reach the container.
+    std::fs::remove_file(d.join("src/c.txt")).expect("rm");
+    write(d, "src/a.txt", "after-delete\n");
+    eventually("the deletion and the change synced", || {
+        cat("/app/a.txt") == "after-delete\n" && cat("/app/c.txt").is_empty()
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    ok(&compose(&e, d, &project, &["down", "--rmi", "local"]));
+    let label = format!("label=com.docker.compose.project={project}");
+    assert_eq!(e.docker_ok(&["ps", "-aq", "--filter", &label]), "");
+    assert!(!e
+        .docker(&["image", "inspect", &format!("{project}-web")])
+        .status
+        .success());
+}
