@@ -59,6 +59,7 @@ fn healthy_dependencies_profiles_and_everyday_commands() {
   db:
     image: {img}
     command: ["sh", "-c", "sleep 1; touch /ready; exec sleep 300"]
+    stop_grace_period: 1s
     healthcheck:
       test: ["CMD-SHELL", "test -e /ready"]
       interval: 1s
@@ -69,6 +70,7 @@ fn healthy_dependencies_profiles_and_everyday_commands() {
   app:
     image: {img}
     command: ["sleep", "300"]
+    stop_grace_period: 1s
     volumes: ["data:/data"]
     depends_on:
       db: {{condition: service_healthy}}
@@ -76,6 +78,7 @@ fn healthy_dependencies_profiles_and_everyday_commands() {
   dbg:
     image: {img}
     command: ["sleep", "300"]
+    stop_grace_period: 1s
     profiles: [debug]
 volumes:
   data: {{}}
@@ -178,6 +181,24 @@ volumes:
         e.docker_ok(&["network", "ls", "-q", "--filter", &label]),
         ""
     );
+
+    // The same file with Compose 1.29: `up` twice (the second reuses the network it
+    // made), `run`, and down.
+    let v1 = |args: &[&str]| {
+        let o = std::process::Command::new("docker-compose")
+            .arg("--project-directory")
+            .arg(d)
+            .args(["-p", &format!("{project}v1")])
+            .args(args)
+            .env("DOCKER_HOST", e.docker_host())
+            .output()
+            .expect("docker-compose 1.29");
+        ok(&o)
+    };
+    v1(&["up", "-d"]);
+    v1(&["up", "-d"]);
+    assert_eq!(v1(&["run", "--rm", "-T", "app", "echo", "hi"]), "hi\n");
+    v1(&["down", "-v"]);
 }
 
 #[test]
@@ -197,6 +218,7 @@ fn up_wait_returns_once_healthy_and_watch_syncs_changes_and_deletions() {
   web:
     build: .
     command: ["sh", "-c", "sleep 1; touch /ready; exec sleep 300"]
+    stop_grace_period: 1s
     healthcheck:
       test: ["CMD-SHELL", "test -e /ready"]
       interval: 1s
@@ -260,4 +282,94 @@ fn up_wait_returns_once_healthy_and_watch_syncs_changes_and_deletions() {
         .docker(&["image", "inspect", &format!("{project}-web")])
         .status
         .success());
+}
+
+#[test]
+fn secrets_configs_logs_top_and_events() {
+    let (_r, e, img) = berth_tests::busybox_engine();
+    e.with_cli_plugins();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = berth_tests::unique("cvs");
+    let d = dir.path();
+    write(d, "s.txt", "secret-value\n");
+    write(d, "c.txt", "config-value\n");
+    write(
+        d,
+        "compose.yaml",
+        &format!(
+            r#"services:
+  app:
+    image: {img}
+    command: ["sh", "-c", "echo started-$$((6*7)); echo to-stderr >&2; exec sleep 300"]
+    stop_grace_period: 1s
+    secrets: [s]
+    configs:
+      - source: c
+        target: /etc/app/c.conf
+secrets:
+  s:
+    file: ./s.txt
+configs:
+  c:
+    file: ./c.txt
+"#
+        ),
+    );
+    // Events from before `up` on: the restart below must show in them.
+    let mut events = e
+        .docker_cmd(&[
+            "compose",
+            "--project-directory",
+            d.to_str().expect("UTF-8"),
+            "-p",
+            &project,
+            "events",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("compose events");
+    ok(&compose(&e, d, &project, &["up", "-d"]));
+    assert_eq!(
+        ok(&compose(
+            &e,
+            d,
+            &project,
+            &[
+                "exec",
+                "-T",
+                "app",
+                "cat",
+                "/run/secrets/s",
+                "/etc/app/c.conf"
+            ]
+        )),
+        "secret-value\nconfig-value\n"
+    );
+    eventually("the service's output in its logs", || {
+        let logs = ok(&compose(&e, d, &project, &["logs", "--no-color", "app"]));
+        logs.contains("started-42") && logs.contains("to-stderr")
+    });
+    let top = ok(&compose(&e, d, &project, &["top", "app"]));
+    assert!(top.contains("sleep 300"), "{top}");
+    ok(&compose(&e, d, &project, &["restart", "app"]));
+    ok(&compose(&e, d, &project, &["down"]));
+    let _ = events.kill();
+    let out = events.wait_with_output().expect("events output");
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    let actions: Vec<String> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["service"] == "app")
+        .filter_map(|v| v["action"].as_str().map(str::to_string))
+        .collect();
+    for wanted in [
+        "create", "start", "kill", "die", "stop", "restart", "destroy",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == wanted),
+            "no {wanted} in {actions:?}"
+        );
+    }
 }
