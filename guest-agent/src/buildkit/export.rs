@@ -203,16 +203,13 @@ async fn push_all(
     let session = engine.buildkit.sessions.get(session).await?;
     for n in names {
         let r = ImageRef::parse(n)?;
-        let step = reporter.start(&format!("pushing {n} with docker"));
-        let creds = super::frontend::credentials(&session, r.registry()).await;
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let pushed = engine.images.push(&r, &creds, &tx).await;
-        drop(tx);
-        let _ = drain.await;
-        let err = pushed.as_ref().err().map(ToString::to_string);
-        reporter.complete(step, err.as_deref());
-        pushed?;
+        let push = async {
+            let creds = super::frontend::credentials(&session, r.registry()).await;
+            engine.images.push_quietly(&r, &creds).await
+        };
+        reporter
+            .step(&format!("pushing {n} with docker"), push)
+            .await?;
     }
     Ok(())
 }

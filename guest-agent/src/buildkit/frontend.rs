@@ -277,11 +277,10 @@ pub async fn solve(
             bases.push(base);
             let r = ImageRef::parse(base)?;
             let shown = format!("{}:{}", r.full_name(), r.tag().unwrap_or("latest"));
-            let step = reporter.start(&format!("[internal] load metadata for {shown}"));
-            let found = ensure_base(engine, &session, &r).await;
-            let err = found.as_ref().err().map(ToString::to_string);
-            reporter.complete(step, err.as_deref());
-            found?;
+            let name = format!("[internal] load metadata for {shown}");
+            reporter
+                .step(&name, ensure_base(engine, &session, &r))
+                .await?;
         }
     }
 
@@ -369,11 +368,10 @@ async fn named_context(
 ) -> Result<NamedContext, BuildKitError> {
     if let Some(reference) = spec.strip_prefix("docker-image://") {
         let r = ImageRef::parse(reference)?;
-        let step = reporter.start(&format!("[context {name}] load metadata for {r}"));
-        let found = ensure_base(engine, session, &r).await;
-        let err = found.as_ref().err().map(ToString::to_string);
-        reporter.complete(step, err.as_deref());
-        found?;
+        let label = format!("[context {name}] load metadata for {r}");
+        reporter
+            .step(&label, ensure_base(engine, session, &r))
+            .await?;
         return Ok(NamedContext::Image(engine.images.resolve(&r.to_string())?));
     }
     let Some(local) = spec.strip_prefix("local:") else {

@@ -124,6 +124,20 @@ impl<'a> Reporter<'a> {
         });
     }
 
+    /// Runs `work` as a step of its own: started, then completed, failed with its
+    /// error if it fails.
+    pub async fn step<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let step = self.start(name);
+        let result = work.await;
+        let error = result.as_ref().err().map(ToString::to_string);
+        self.complete(step, error.as_deref());
+        result
+    }
+
     /// The step ends: done, or failed with `error`.
     pub fn complete(&self, mut step: Step, error: Option<&str>) {
         step.vertex.completed = now();

@@ -51,6 +51,21 @@ fn file_stream(
 }
 
 impl ImageService {
+    /// [`ImageService::push`] with nobody reading the progress (a build's exporter), as
+    /// `pull_quietly` pulls.
+    pub async fn push_quietly(
+        &self,
+        reference: &ImageRef,
+        creds: &RegistryCredentials,
+    ) -> Result<(), ImageError> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let pushed = self.push(reference, creds, &tx).await;
+        drop(tx);
+        let _ = drain.await;
+        pushed
+    }
+
     /// Pushes `reference` (a local tag); reports progress on `tx`. Errors before any
     /// upload (unknown image, missing blobs) come back without progress.
     pub async fn push(
