@@ -67,8 +67,7 @@ pub(super) fn key_inputs(
                 Some(f) => match origin(images, req, stages, f, line)? {
                     NamedContext::Image(id) => id,
                     NamedContext::Dir(dir) => {
-                        let path = crate::containers::archive::resolve(&dir, source, true)
-                            .map_err(|e| BuildError::Invalid(format!("line {line}: {e}")))?;
+                        let path = source_in(&dir, source, line, &format!("context {f}"))?;
                         cache::hash_sources(&[path]).map_err(|e| {
                             BuildError::Invalid(format!("line {line}: {f}: {source}: {e}"))
                         })?
@@ -81,11 +80,17 @@ pub(super) fn key_inputs(
 }
 
 fn context_path(req: &BuildRequest, source: &str, line: usize) -> Result<PathBuf, BuildError> {
-    let p = crate::containers::archive::resolve(&req.context, source, true)
+    source_in(&req.context, source, line, "the build context")
+}
+
+/// A bind mount's `source` in `root` (the context, or a named context's directory,
+/// `whence`), which must be there.
+fn source_in(root: &Path, source: &str, line: usize, whence: &str) -> Result<PathBuf, BuildError> {
+    let p = crate::containers::archive::resolve(root, source, true)
         .map_err(|e| BuildError::Invalid(format!("line {line}: {source}: {e}")))?;
     if !p.exists() {
         return Err(BuildError::Invalid(format!(
-            "line {line}: failed to compute cache key: \"{source}\" not found in the build context"
+            "line {line}: failed to compute cache key: \"{source}\" not found in {whence}"
         )));
     }
     Ok(p)
@@ -112,55 +117,40 @@ pub(super) async fn prepare(
         };
         match &m.kind {
             MountKind::Bind { from, source, rw } => {
-                let (path, scratch) = match from {
-                    None if !rw => (context_path(req, source, line)?, None),
-                    None => {
-                        // Writes are discarded: they go to a copy.
+                // Files bound where they are (the context, a named context's directory),
+                // or copied out of a stage or an image into scratch first.
+                let found = match from {
+                    None => None,
+                    Some(f) => Some((f, origin(images, req, stages, f, line)?)),
+                };
+                let (path, scratch) = match found {
+                    None => (context_path(req, source, line)?, None),
+                    Some((f, NamedContext::Dir(root))) => (
+                        source_in(&root, source, line, &format!("context {f}"))?,
+                        None,
+                    ),
+                    Some((f, NamedContext::Image(image))) => {
+                        let dir = scratch_beside(req, "from");
+                        let from = std::slice::from_ref(source);
+                        extract_from_image(images, containers, &image, from, &dir.0).await?;
+                        let path = dir.0.join(source.trim_start_matches('/'));
+                        if !path.exists() {
+                            return Err(BuildError::Invalid(format!(
+                                "line {line}: --mount from={f}: \"{source}\" not found"
+                            )));
+                        }
+                        (path, Some(dir))
+                    }
+                };
+                // Writes are discarded: files bound where they are get a copy first.
+                let (path, scratch) = match scratch {
+                    None if *rw => {
                         let dir = scratch_beside(req, "bind");
                         let to = dir.0.join("src");
-                        copy_tree(&context_path(req, source, line)?, &to)
-                            .map_err(|e| io("copying the mount's source", e))?;
+                        copy_tree(&path, &to).map_err(|e| io("copying the mount's source", e))?;
                         (to, Some(dir))
                     }
-                    Some(f) => {
-                        let not_found = || {
-                            BuildError::Invalid(format!(
-                                "line {line}: --mount from={f}: \"{source}\" not found"
-                            ))
-                        };
-                        let (path, dir) = match origin(images, req, stages, f, line)? {
-                            NamedContext::Dir(root) => {
-                                let p = crate::containers::archive::resolve(&root, source, true)
-                                    .map_err(|e| {
-                                        BuildError::Invalid(format!("line {line}: {e}"))
-                                    })?;
-                                if !p.exists() {
-                                    return Err(not_found());
-                                }
-                                if !rw {
-                                    (p, None)
-                                } else {
-                                    // Writes are discarded: they go to a copy.
-                                    let dir = scratch_beside(req, "bind");
-                                    let to = dir.0.join("src");
-                                    copy_tree(&p, &to)
-                                        .map_err(|e| io("copying the mount's source", e))?;
-                                    (to, Some(dir))
-                                }
-                            }
-                            NamedContext::Image(image) => {
-                                let dir = scratch_beside(req, "from");
-                                let from = std::slice::from_ref(source);
-                                extract_from_image(images, containers, &image, from, &dir.0)
-                                    .await?;
-                                (dir.0.join(source.trim_start_matches('/')), Some(dir))
-                            }
-                        };
-                        if !path.exists() {
-                            return Err(not_found());
-                        }
-                        (path, dir)
-                    }
+                    kept => (path, kept),
                 };
                 out.mounts.push(bind(&path, !rw));
                 out._scratch.extend(scratch);
