@@ -96,28 +96,6 @@ pub struct RunOptions {
     pub ulimits: Vec<bollard_stubs::models::ResourcesUlimits>,
 }
 
-/// `--ulimit` values as BuildKit's `ulimit` attribute lists them:
-/// `nofile=1024:2048,nproc=512` (a single number is both limits).
-pub fn parse_ulimits(csv: &str) -> Result<Vec<bollard_stubs::models::ResourcesUlimits>, String> {
-    let mut out = Vec::new();
-    for item in csv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let bad = || format!("invalid ulimit {item:?}");
-        let (name, limits) = item.split_once('=').ok_or_else(bad)?;
-        let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
-        let soft: i64 = soft.parse().map_err(|_| bad())?;
-        let hard: i64 = hard.parse().map_err(|_| bad())?;
-        if crate::runtime::spec::rlimit_name(name).is_none() || soft > hard {
-            return Err(bad());
-        }
-        out.push(bollard_stubs::models::ResourcesUlimits {
-            name: Some(name.to_string()),
-            soft: Some(soft),
-            hard: Some(hard),
-        });
-    }
-    Ok(out)
-}
-
 /// What a build reports as it goes.
 pub enum Output {
     /// A line of the classic builder's output.
@@ -203,22 +181,20 @@ pub async fn build(
     for ins in &plan.preamble {
         steps.show(ins, None).await;
     }
+    let shared = StageRun {
+        images,
+        containers,
+        plan: &plan,
+        req: &req,
+    };
     let last = if req.buildkit {
-        let total = instructions.len();
-        schedule::needed_stages(images, containers, &plan, &req, total, out).await?
+        schedule::needed_stages(shared, instructions.len(), out).await?
     } else {
         // Finished stages: (name, image), by index.
         let mut done: Vec<(Option<String>, String)> = Vec::new();
         let mut last = String::new();
         for stage in plan.classic_stages() {
-            let ctx = StageRun {
-                images,
-                containers,
-                plan: &plan,
-                req: &req,
-                done: &done,
-            };
-            last = build_stage(&ctx, stage, &mut steps, out).await?;
+            last = build_stage(shared, stage, &done, &mut steps, out).await?;
             done.push((stage.name.clone(), last.clone()));
         }
         last
@@ -226,20 +202,21 @@ pub async fn build(
     finished(out, last).await
 }
 
-/// What building a stage reads: the stores, the plan, the request and the stages
-/// built before it (name and image by index; a stage not built has no image).
+/// What building every stage of a build reads: the stores, the plan, the request.
+#[derive(Clone, Copy)]
 struct StageRun<'a> {
     images: &'a ImageService,
     containers: &'a Arc<ContainerService>,
     plan: &'a BuildPlan,
     req: &'a BuildRequest,
-    done: &'a [(Option<String>, String)],
 }
 
-/// Builds one stage, its steps shown through `steps`; returns its image.
+/// Builds one stage, its steps shown through `steps`; returns its image. `done` is
+/// the stages before it (name and image by index; a stage not built has no image).
 async fn build_stage(
-    ctx: &StageRun<'_>,
+    shared: StageRun<'_>,
     stage: &Stage,
+    done: &[(Option<String>, String)],
     steps: &mut Steps<'_>,
     out: &mpsc::Sender<Output>,
 ) -> Result<String, BuildError> {
@@ -248,8 +225,7 @@ async fn build_stage(
         containers,
         plan,
         req,
-        done,
-    } = *ctx;
+    } = shared;
     steps.stage(stage);
     let from = match &stage.base {
         Source::Image(r) => crate::images::reference::ImageRef::parse(r)
@@ -466,29 +442,4 @@ fn config_json(c: &ImageConfig) -> String {
     serde_json::to_value(c)
         .map(|v| v.to_string())
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ulimits_as_buildkit_lists_them() {
-        let u = parse_ulimits("nofile=1024:2048, nproc=512").unwrap();
-        let got: Vec<_> = u
-            .iter()
-            .map(|l| (l.name.clone().unwrap(), l.soft.unwrap(), l.hard.unwrap()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("nofile".to_string(), 1024, 2048),
-                ("nproc".to_string(), 512, 512)
-            ]
-        );
-        for bad in ["bogus=1", "nofile", "nofile=2:1", "nofile=x"] {
-            assert!(parse_ulimits(bad).is_err(), "{bad}");
-        }
-        assert!(parse_ulimits("").unwrap().is_empty());
-    }
 }

@@ -14,19 +14,17 @@ use std::collections::BTreeSet;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
 
-use super::stages::BuildPlan;
 use super::steps::Steps;
 use super::{build_stage, BuildError, Output, StageRun, StepEvent};
 
-/// Builds the stages the target needs; returns the target's image.
+/// Builds the stages the target needs; returns the target's image. `total` is the
+/// Dockerfile's instruction count (for the classic step lines).
 pub(super) async fn needed_stages(
-    images: &crate::images::ImageService,
-    containers: &std::sync::Arc<crate::containers::ContainerService>,
-    plan: &BuildPlan,
-    req: &super::BuildRequest,
+    shared: StageRun<'_>,
     total: usize,
     out: &mpsc::Sender<Output>,
 ) -> Result<String, BuildError> {
+    let plan = shared.plan;
     let needed = plan.needed();
     let mut built: Vec<Option<String>> = vec![None; plan.stages.len()];
     let mut started = BTreeSet::new();
@@ -43,14 +41,7 @@ pub(super) async fn needed_stages(
                         .iter()
                         .map(|s| (s.name.clone(), built[s.index].clone().unwrap_or_default()))
                         .collect();
-                    let run = StageParts {
-                        images,
-                        containers,
-                        plan,
-                        req,
-                        total,
-                    };
-                    running.push(stage(run, i, done, cancelled.clone(), out));
+                    running.push(stage(shared, total, i, done, cancelled.clone(), out));
                 }
             }
         }
@@ -80,20 +71,11 @@ pub(super) async fn needed_stages(
         .ok_or_else(|| BuildError::Invalid("the target stage was not built".into()))
 }
 
-/// What every stage of the build shares.
-#[derive(Clone, Copy)]
-struct StageParts<'a> {
-    images: &'a crate::images::ImageService,
-    containers: &'a std::sync::Arc<crate::containers::ContainerService>,
-    plan: &'a BuildPlan,
-    req: &'a super::BuildRequest,
-    total: usize,
-}
-
 /// One stage, its output forwarded to the build's until it ends or the build is
 /// cancelled.
 async fn stage(
-    parts: StageParts<'_>,
+    shared: StageRun<'_>,
+    total: usize,
     i: usize,
     done: Vec<(Option<String>, String)>,
     mut cancelled: watch::Receiver<bool>,
@@ -101,15 +83,8 @@ async fn stage(
 ) -> (usize, Result<String, BuildError>) {
     let (tx, mut rx) = mpsc::channel::<Output>(64);
     let work = async move {
-        let ctx = StageRun {
-            images: parts.images,
-            containers: parts.containers,
-            plan: parts.plan,
-            req: parts.req,
-            done: &done,
-        };
-        let mut steps = Steps::new(parts.total, parts.plan.stages.len(), &tx);
-        build_stage(&ctx, &parts.plan.stages[i], &mut steps, &tx).await
+        let mut steps = Steps::new(total, shared.plan.stages.len(), &tx);
+        build_stage(shared, &shared.plan.stages[i], &done, &mut steps, &tx).await
         // `tx` goes here, which ends the forwarding below.
     };
     let forward = async move {

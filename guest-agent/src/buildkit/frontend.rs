@@ -84,10 +84,7 @@ impl Attrs {
                             )))
                         }
                     },
-                    "ulimit" => {
-                        a.run.ulimits =
-                            crate::build::parse_ulimits(v).map_err(BuildKitError::Invalid)?
-                    }
+                    "ulimit" => a.run.ulimits = parse_ulimits(v).map_err(BuildKitError::Invalid)?,
                     "platform" => {
                         a.platforms = v
                             .split(',')
@@ -105,6 +102,28 @@ impl Attrs {
         }
         Ok(a)
     }
+}
+
+/// `--ulimit` values as BuildKit's `ulimit` attribute lists them:
+/// `nofile=1024:2048,nproc=512` (a single number is both limits).
+fn parse_ulimits(csv: &str) -> Result<Vec<bollard_stubs::models::ResourcesUlimits>, String> {
+    let mut out = Vec::new();
+    for item in csv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || format!("invalid ulimit {item:?}");
+        let (name, limits) = item.split_once('=').ok_or_else(bad)?;
+        let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+        let soft: i64 = soft.parse().map_err(|_| bad())?;
+        let hard: i64 = hard.parse().map_err(|_| bad())?;
+        if crate::runtime::spec::rlimit_name(name).is_none() || soft > hard {
+            return Err(bad());
+        }
+        out.push(bollard_stubs::models::ResourcesUlimits {
+            name: Some(name.to_string()),
+            soft: Some(soft),
+            hard: Some(hard),
+        });
+    }
+    Ok(out)
 }
 
 /// The `# syntax=` directive, if the Dockerfile starts with one. Berth's builder is
@@ -578,5 +597,25 @@ mod tests {
     fn dockerignore_lines_become_exclude_patterns() {
         let p = ignore_patterns("# comment\n\nnode_modules\n/build\n!build/keep\n  *.log  \n");
         assert_eq!(p, ["node_modules", "build", "!build/keep", "*.log"]);
+    }
+
+    #[test]
+    fn ulimits_as_buildkit_lists_them() {
+        let u = parse_ulimits("nofile=1024:2048, nproc=512").unwrap();
+        let got: Vec<_> = u
+            .iter()
+            .map(|l| (l.name.clone().unwrap(), l.soft.unwrap(), l.hard.unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("nofile".to_string(), 1024, 2048),
+                ("nproc".to_string(), 512, 512)
+            ]
+        );
+        for bad in ["bogus=1", "nofile", "nofile=2:1", "nofile=x"] {
+            assert!(parse_ulimits(bad).is_err(), "{bad}");
+        }
+        assert!(parse_ulimits("").unwrap().is_empty());
     }
 }
