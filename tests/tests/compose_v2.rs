@@ -23,8 +23,8 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(p, text).expect("write");
 }
 
-/// `docker compose --project-directory DIR -p PROJECT ARGS…`.
-fn compose(e: &Engine, dir: &Path, project: &str, args: &[&str]) -> Output {
+/// `docker compose --project-directory DIR -p PROJECT ARGS…`, to spawn.
+fn compose_cmd(e: &Engine, dir: &Path, project: &str, args: &[&str]) -> std::process::Command {
     let mut a = vec![
         "compose",
         "--project-directory",
@@ -33,7 +33,15 @@ fn compose(e: &Engine, dir: &Path, project: &str, args: &[&str]) -> Output {
         project,
     ];
     a.extend_from_slice(args);
-    e.docker(&a)
+    e.docker_cmd(&a)
+}
+
+/// The same, run to its end.
+fn compose(e: &Engine, dir: &Path, project: &str, args: &[&str]) -> Output {
+    compose_cmd(e, dir, project, args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("docker compose")
 }
 
 /// Polls `f` until it holds (30 s at most): compose acts in the background.
@@ -239,16 +247,7 @@ fn up_wait_returns_once_healthy_and_watch_syncs_changes_and_deletions() {
     ]);
     assert_eq!(health, "healthy\n", "--wait returned before healthy");
 
-    let mut watch = e
-        .docker_cmd(&[
-            "compose",
-            "--project-directory",
-            d.to_str().expect("UTF-8"),
-            "-p",
-            &project,
-            "watch",
-            "--no-up",
-        ])
+    let mut watch = compose_cmd(&e, d, &project, &["watch", "--no-up"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -316,16 +315,7 @@ configs:
         ),
     );
     // Events from before `up` on: the restart below must show in them.
-    let mut events = e
-        .docker_cmd(&[
-            "compose",
-            "--project-directory",
-            d.to_str().expect("UTF-8"),
-            "-p",
-            &project,
-            "events",
-            "--json",
-        ])
+    let mut events = compose_cmd(&e, d, &project, &["events", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
