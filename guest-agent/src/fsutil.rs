@@ -8,6 +8,17 @@ use std::path::Path;
 /// the new one, never a torn mix: temp file in the same directory → fsync → rename →
 /// fsync of the directory.
 pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_via_temp(path, data, true)
+}
+
+/// `atomic_write` without the fsyncs: a crashed engine still leaves the old file or
+/// the new one, but a power cut may lose the change. For files nothing needs after a
+/// crash, written often on a latency-bound path.
+pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_via_temp(path, data, false)
+}
+
+fn write_via_temp(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
@@ -22,10 +33,15 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        match durable {
+            true => sync_dir(dir),
+            false => Ok(()),
+        }
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -191,6 +191,7 @@ pub async fn build(
         // The classic builder has no named contexts (dockerd's has none either).
         contexts: Default::default(),
         ssh: None,
+        removals: Default::default(),
     };
     tokio::spawn(async move {
         let outcome = if buildkit {

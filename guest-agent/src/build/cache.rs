@@ -88,7 +88,10 @@ impl Cache {
 
     fn save(&self, m: &HashMap<String, String>) {
         if let Ok(bytes) = serde_json::to_vec(m) {
-            if let Err(e) = crate::fsutil::atomic_write(&self.path, &bytes) {
+            // Written after every step. An index that a power cut rolls back only
+            // costs cache misses (a hit is used only if its image still exists), so
+            // it skips the fsyncs.
+            if let Err(e) = crate::fsutil::replace(&self.path, &bytes) {
                 tracing::warn!(error = %e, "could not save the build cache index");
             }
         }

@@ -205,7 +205,7 @@ pub(super) async fn copy_step(
     }
     let created_by = req.style().copy(step);
     let committed = commit(images, containers, &cid, st, req.style(), &created_by).await;
-    let _ = containers.remove(&cid, true, true).await;
+    req.removals.remove(containers, cid);
     st.image = committed?;
     st.dirty = false;
     req.cache.put(&key, &st.image);

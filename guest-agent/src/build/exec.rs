@@ -34,7 +34,7 @@ pub(super) fn create_container(
         working_dir: c.working_dir.clone(),
         user: c.user.clone(),
         labels: Some(HashMap::from([(
-            "io.berth.build".to_string(),
+            crate::containers::BUILD_LABEL.to_string(),
             "intermediate".to_string(),
         )])),
         host_config,
@@ -90,6 +90,37 @@ pub(super) fn commit_config(
         history_comment: style.comment(),
     };
     Ok(tokio::task::block_in_place(|| images.commit(req))?)
+}
+
+/// Step containers being removed while the build goes on: the next step need not
+/// wait for a removal, but the build waits for all of them before it answers, so no
+/// container outlives the build that made it.
+#[derive(Default)]
+pub struct Removals(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl Removals {
+    pub(super) fn remove(&self, containers: &Arc<ContainerService>, cid: String) {
+        let containers = containers.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = containers.remove(&cid, true, true).await {
+                tracing::warn!(container = %cid, error = %e, "removing a build step's container");
+            }
+        });
+        if let Ok(mut pending) = self.0.lock() {
+            pending.push(task);
+        }
+    }
+
+    /// Waits for every removal started so far.
+    pub(super) async fn finish(&self) {
+        let pending = match self.0.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(_) => return,
+        };
+        for task in pending {
+            let _ = task.await;
+        }
+    }
 }
 
 /// A RUN's output, to classic clients as a line and to BuildKit's as the step's log.
@@ -255,7 +286,7 @@ pub(super) async fn run_step(
             short(&cid)
         )))
         .await;
-    let _ = containers.remove(&cid, true, true).await;
+    req.removals.remove(containers, cid);
     st.image = committed?;
     st.dirty = false;
     let _ = out

@@ -81,6 +81,8 @@ pub struct BuildRequest {
     pub contexts: HashMap<String, NamedContext>,
     /// The client's SSH agents for `RUN --mount=type=ssh` (`--ssh`), if it forwards any.
     pub ssh: Option<Arc<dyn SshAgents>>,
+    /// Step containers still being removed (empty when the build returns).
+    pub removals: exec::Removals,
 }
 
 /// Options of the build for its RUN steps' containers.
@@ -187,19 +189,32 @@ pub async fn build(
         plan: &plan,
         req: &req,
     };
-    let last = if req.buildkit {
-        schedule::needed_stages(shared, instructions.len(), out).await?
+    let last = build_stages(shared, &mut steps, instructions.len(), out).await;
+    req.removals.finish().await;
+    finished(out, last?).await
+}
+
+/// Builds the stages the target needs, at once where BuildKit's way allows; returns
+/// the target's image.
+async fn build_stages(
+    shared: StageRun<'_>,
+    steps: &mut Steps<'_>,
+    instructions: usize,
+    out: &mpsc::Sender<Output>,
+) -> Result<String, BuildError> {
+    let (plan, req) = (shared.plan, shared.req);
+    Ok(if req.buildkit {
+        schedule::needed_stages(shared, instructions, out).await?
     } else {
         // Finished stages: (name, image), by index.
         let mut done: Vec<(Option<String>, String)> = Vec::new();
         let mut last = String::new();
         for stage in plan.classic_stages() {
-            last = build_stage(shared, stage, &done, &mut steps, out).await?;
+            last = build_stage(shared, stage, &done, steps, out).await?;
             done.push((stage.name.clone(), last.clone()));
         }
         last
-    };
-    finished(out, last).await
+    })
 }
 
 /// What building every stage of a build reads: the stores, the plan, the request.

@@ -37,7 +37,7 @@ pub async fn image_tar(
         cmd: Some(vec!["/bin/sh".into()]),
         entrypoint: Some(vec![]),
         labels: Some(HashMap::from([(
-            "io.berth.build".to_string(),
+            crate::containers::BUILD_LABEL.to_string(),
             "export".to_string(),
         )])),
         ..Default::default()

@@ -346,6 +346,7 @@ pub async fn solve(
         run: attrs.run,
         contexts,
         ssh,
+        removals: Default::default(),
     };
     let image = run(engine, req, &mut reporter).await?;
     drop(scratch);

@@ -6,7 +6,10 @@ use std::path::Path;
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::atomic_write;
+use crate::fsutil::{atomic_write, replace};
+
+/// The label the builder puts on its step containers.
+pub const BUILD_LABEL: &str = "io.berth.build";
 
 pub const RECORD_FILE: &str = "container.json";
 
@@ -102,12 +105,26 @@ pub struct ContainerRecord {
 impl ContainerRecord {
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        atomic_write(&dir.join(RECORD_FILE), &bytes)
+        // A build's step container lives for one RUN and is of no use after a crash;
+        // its half-dozen state changes would cost a build two fsyncs each.
+        match self.build_intermediate() {
+            true => replace(&dir.join(RECORD_FILE), &bytes),
+            false => atomic_write(&dir.join(RECORD_FILE), &bytes),
+        }
     }
 
     pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
         let bytes = std::fs::read(dir.join(RECORD_FILE))?;
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+
+    /// A container the builder made for one step (`io.berth.build=intermediate`).
+    pub fn build_intermediate(&self) -> bool {
+        self.config
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(BUILD_LABEL))
+            .is_some_and(|v| v == "intermediate")
     }
 
     pub fn running(&self) -> bool {
