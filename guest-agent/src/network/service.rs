@@ -167,6 +167,14 @@ impl NetworkService {
         Ok(())
     }
 
+    /// The engine is stopping: rules in chains other programs own go (see
+    /// [`Firewall::release_shared`]).
+    pub fn release_shared_rules(&self) {
+        if let Err(e) = self.firewall.release_shared() {
+            tracing::warn!(error = %e, "removing Berth's rules from the host's chains");
+        }
+    }
+
     /// Hands the firewall the set of bridge networks as it is now.
     pub(super) fn apply_firewall(&self) -> Result<(), NetworkError> {
         let rules: Vec<BridgeRule> = self

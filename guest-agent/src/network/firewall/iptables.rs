@@ -218,6 +218,11 @@ impl Firewall for Iptables {
     fn teardown(&self) -> Result<(), NetworkError> {
         self.sync(&[])
     }
+
+    /// Every rule of this driver is in a chain the host or dockerd owns.
+    fn release_shared(&self) -> Result<(), NetworkError> {
+        self.teardown()
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,14 @@ pub trait Firewall: Send + Sync {
 
     /// Removes every rule this driver added, and nothing else.
     fn teardown(&self) -> Result<(), NetworkError>;
+
+    /// When the engine stops: removes the rules this driver put in chains another
+    /// program owns (dockerd's `DOCKER-USER`, the host's `FORWARD`), so stopping
+    /// Berth leaves them as they were. Rules in the engine's own table stay for the
+    /// containers that outlive it; the next start applies everything again.
+    fn release_shared(&self) -> Result<(), NetworkError> {
+        Ok(())
+    }
 }
 
 /// The firewall a real engine uses: its nftables table, plus iptables accepts when
@@ -66,6 +74,10 @@ impl Firewall for Layered {
 
     fn teardown(&self) -> Result<(), NetworkError> {
         self.each(|d| d.teardown())
+    }
+
+    fn release_shared(&self) -> Result<(), NetworkError> {
+        self.each(|d| d.release_shared())
     }
 }
 
