@@ -1,7 +1,8 @@
 //! `berth doctor`: every piece Berth needs on this host, and for each broken
 //! one what to do — QEMU and its version, the accelerator, the transport and
 //! its helper, the guest image, file sharing, the docker socket, the `berth`
-//! context, the credential helper and disk space. Nothing is started.
+//! context, the credential helper, disk space and, on Linux, what the host's firewall
+//! does to bridged traffic. Nothing is started.
 
 use std::path::Path;
 
@@ -262,5 +263,13 @@ pub fn run(paths: &Paths, settings: &VmSettings) -> Vec<Check> {
         true,
         paths.settings_file().display().to_string(),
     ));
+    // Where the engine runs natively: what another engine's firewall does to bridges.
+    if os == HostOs::Linux {
+        out.push(check(
+            "host firewall",
+            true,
+            crate::host_firewall::Probe::read().describe(),
+        ));
+    }
     out
 }

@@ -7,6 +7,7 @@ pub mod autostart;
 pub mod creds;
 pub mod doctor;
 pub mod forward;
+pub mod host_firewall;
 pub mod integration;
 pub mod paths;
 pub mod settings;
