@@ -70,6 +70,8 @@ pub struct Engine {
     extra: Vec<String>,
     /// The agent binary (`None`: [`agent_bin`]).
     bin: Option<PathBuf>,
+    /// A named network namespace (`ip netns`) the daemon runs in.
+    netns: Option<String>,
 }
 
 impl Engine {
@@ -86,6 +88,29 @@ impl Engine {
         let root = dir.join("root");
         let extra = extra_args.iter().map(|s| s.to_string()).collect();
         Self::launch(dir, root, true, extra, None)
+    }
+
+    /// A fresh engine in the named network namespace (`ip netns add`), entered with
+    /// `nsenter` alone: `ip netns exec` would remount /sys and hide the cgroup
+    /// hierarchies. Its socket is on the shared filesystem, so the CLI reaches it from
+    /// here; its bridges and firewall rules are the namespace's.
+    pub fn start_in_netns(netns: &str) -> anyhow::Result<Engine> {
+        let dir = new_dir()?;
+        let root = dir.join("root");
+        let mut e = Engine {
+            child: None,
+            socket: dir.join("docker.sock"),
+            root,
+            dir,
+            owns_root: true,
+            extra: Vec::new(),
+            bin: None,
+            netns: Some(netns.to_string()),
+        };
+        std::fs::create_dir_all(e.dir.join("docker-config"))?;
+        std::fs::write(e.dir.join("docker-config/config.json"), b"{}")?;
+        e.spawn()?;
+        Ok(e)
     }
 
     /// A fresh engine from another agent binary (an installed package's).
@@ -124,6 +149,7 @@ impl Engine {
             owns_root,
             extra,
             bin,
+            netns: None,
         };
         std::fs::create_dir_all(e.dir.join("docker-config"))?;
         std::fs::write(e.dir.join("docker-config/config.json"), b"{}")?;
@@ -150,7 +176,15 @@ impl Engine {
             Some(b) => b.clone(),
             None => agent_bin()?,
         };
-        let child = Command::new(&bin)
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
             .arg("daemon")
             .arg("--root")
             .arg(&self.root)

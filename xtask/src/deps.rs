@@ -89,9 +89,9 @@ fn installed_from(frontend: &std::path::Path) -> bool {
     }
 }
 
-/// Packages only `cargo xtask bench` needs: Debian's dockerd (+ containerd, runc) as the
-/// reference engine.
-pub const BENCH_PACKAGES: &[&str] = &["docker.io"];
+/// Debian's dockerd (+ containerd, runc, iptables): the reference engine the bench
+/// measures Berth against and the suite runs beside Berth (not needed to run Berth).
+pub const REFERENCE_PACKAGES: &[&str] = &["docker.io"];
 
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 

@@ -25,6 +25,8 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         deps::ensure_packages(deps::PACKAGES)?;
         deps::ensure_packages(crate::vm_image::VM_PACKAGES)?;
         deps::ensure_docker_cli()?;
+        // The beside-dockerd suite runs Debian's dockerd next to Berth.
+        deps::ensure_packages(deps::REFERENCE_PACKAGES)?;
         deps::ensure_vhost_device_vsock()?;
         deps::ensure_virtiofsd()?;
         deps::ensure_packages(deps::DESKTOP_PACKAGES)?;

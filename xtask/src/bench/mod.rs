@@ -154,7 +154,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
 
     step("tools");
     deps::ensure_packages(deps::PACKAGES)?;
-    deps::ensure_packages(deps::BENCH_PACKAGES)?;
+    deps::ensure_packages(deps::REFERENCE_PACKAGES)?;
     deps::ensure_docker_cli()?;
 
     step("build berth-agent and berth (release)");
