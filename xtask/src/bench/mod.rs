@@ -4,6 +4,7 @@
 
 mod app;
 mod build;
+mod compose;
 pub(crate) mod engine;
 mod fs;
 mod net;
@@ -61,6 +62,11 @@ const GROUPS: &[Group] = &[
         about:
             "`docker build` (classic) and `docker buildx build` (BuildKit), cold and fully cached",
         run: build::bench,
+    },
+    Group {
+        name: "compose",
+        about: "`docker compose up -d --wait` and `down` of 5 health-gated services (Compose v2)",
+        run: compose::bench,
     },
     Group {
         name: "vm",
