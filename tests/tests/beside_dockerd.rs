@@ -27,6 +27,14 @@ fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
+/// What the command printed, or everything it said when it failed.
+fn stdout_or_err(o: Output) -> Result<String, String> {
+    match o.status.success() {
+        true => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+        false => Err(output_text(&o)),
+    }
+}
+
 fn ok(o: &Output) -> String {
     assert!(o.status.success(), "{}", output_text(o));
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -283,7 +291,7 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
 
 fn wget_from_container(e: &Engine, network: &str, url: &str) -> Result<String, String> {
     // busybox's own `wget -T` crashes; `timeout` bounds a connection that is dropped.
-    let o = e.docker(&[
+    stdout_or_err(e.docker(&[
         "run",
         "--rm",
         "--network",
@@ -295,11 +303,7 @@ fn wget_from_container(e: &Engine, network: &str, url: &str) -> Result<String, S
         "wget",
         "-qO-",
         url,
-    ]);
-    match o.status.success() {
-        true => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-        false => Err(output_text(&o)),
-    }
+    ]))
 }
 
 const COMPOSE_FILE: &str = "services:
@@ -377,18 +381,14 @@ fn berth_works_beside_dockerd_and_leaves_its_rules_as_they_were() {
         "published",
     );
     let body = eventually("the published port", || {
-        let o = run(ns.exec("/bin/busybox").args([
+        stdout_or_err(run(ns.exec("/bin/busybox").args([
             "timeout",
             "5",
             "busybox",
             "wget",
             "-qO-",
             "http://127.0.0.1:18080/",
-        ]));
-        match o.status.success() {
-            true => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-            false => Err(output_text(&o)),
-        }
+        ])))
     });
     assert_eq!(body.trim(), "published");
 
@@ -401,21 +401,13 @@ fn berth_works_beside_dockerd_and_leaves_its_rules_as_they_were() {
     std::fs::write(project.path().join("compose.yaml"), COMPOSE_FILE).expect("compose file");
     ok(&compose_v2(&e, project.path(), &["up", "-d"]));
     let body = eventually("compose v2 services reaching each other", || {
-        let o = compose_v2(&e, project.path(), &["run", "--rm", "client"]);
-        match o.status.success() {
-            true => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-            false => Err(output_text(&o)),
-        }
+        stdout_or_err(compose_v2(&e, project.path(), &["run", "--rm", "client"]))
     });
     assert!(body.contains("composed"), "{body}");
     ok(&compose_v2(&e, project.path(), &["down"]));
     ok(&compose_v1(&e, project.path(), &["up", "-d", "web"]));
     let body = eventually("compose v1 services reaching each other", || {
-        let o = compose_v1(&e, project.path(), &["run", "--rm", "client"]);
-        match o.status.success() {
-            true => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-            false => Err(output_text(&o)),
-        }
+        stdout_or_err(compose_v1(&e, project.path(), &["run", "--rm", "client"]))
     });
     assert!(body.contains("composed"), "{body}");
     ok(&compose_v1(&e, project.path(), &["down"]));

@@ -147,14 +147,10 @@ fn measure(
         buildkit_cold: Err(why.clone()),
         buildkit_cached: Err(why),
     };
-    let engine = match engine {
+    let engine = match Engine::prepared(engine, image, plugins)? {
         Ok(e) => e,
-        Err(e) => return Ok(failed(format!("could not start: {e:#}"))),
+        Err(why) => return Ok(failed(why)),
     };
-    if let Err(e) = engine.docker(&["pull", "-q", image]) {
-        return Ok(failed(e));
-    }
-    engine.use_cli_plugins(plugins)?;
     Ok(Measured {
         cold: time_builds(&engine, ctx, n, true, Builder::Classic)?,
         cached: time_builds(&engine, ctx, n, false, Builder::Classic)?,

@@ -59,14 +59,10 @@ fn measure(
         up: Err(why.clone()),
         down: Err(why),
     };
-    let engine = match engine {
+    let engine = match Engine::prepared(engine, image, plugins)? {
         Ok(e) => e,
-        Err(e) => return Ok(failed(format!("could not start: {e:#}"))),
+        Err(why) => return Ok(failed(why)),
     };
-    if let Err(e) = engine.docker(&["pull", "-q", image]) {
-        return Ok(failed(e));
-    }
-    engine.use_cli_plugins(plugins)?;
     let dir = project.join("");
     let dir = dir.to_string_lossy();
     let compose = |verb: &[&str]| {

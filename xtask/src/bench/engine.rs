@@ -279,6 +279,24 @@ impl Engine {
         Ok(())
     }
 
+    /// An engine that started, holds `image` and has the CLI plugins in `plugins`;
+    /// or, for the report, why not.
+    pub fn prepared(
+        engine: anyhow::Result<Engine>,
+        image: &str,
+        plugins: &Path,
+    ) -> anyhow::Result<Result<Engine, String>> {
+        let engine = match engine {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(format!("could not start: {e:#}"))),
+        };
+        if let Err(e) = engine.docker(&["pull", "-q", image]) {
+            return Ok(Err(e));
+        }
+        engine.use_cli_plugins(plugins)?;
+        Ok(Ok(engine))
+    }
+
     /// The last lines of the engine's log, for error messages.
     pub fn log_tail(&self) -> String {
         tail(&self.log)
