@@ -54,6 +54,25 @@ fn version_and_info_report_the_engine() {
 }
 
 #[test]
+fn swarm_commands_answer_as_a_dockerd_outside_a_swarm() {
+    let engine = Engine::start().unwrap();
+    let leave = engine.docker(&["swarm", "leave"]);
+    assert!(!leave.status.success());
+    let said = berth_tests::output_text(&leave);
+    assert!(said.contains("This node is not part of a swarm"), "{said}");
+    let nodes = engine.docker(&["node", "ls"]);
+    let said = berth_tests::output_text(&nodes);
+    assert!(said.contains("This node is not a swarm manager"), "{said}");
+    let (status, _, body) = engine.request("GET", "/v1.41/services", None);
+    assert_eq!(status, 503);
+    let msg: Value = serde_json::from_slice(&body).unwrap();
+    assert!(msg["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("This node is not a swarm manager"));
+}
+
+#[test]
 fn ping_and_version_negotiation() {
     let engine = Engine::start().unwrap();
     let (status, headers, body) = engine.request("GET", "/_ping", None);

@@ -18,6 +18,7 @@ mod networks;
 mod progress;
 mod request;
 mod serve;
+mod swarm;
 mod system;
 pub mod version;
 mod volumes;
@@ -292,6 +293,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
                 _ => Err(ApiError::not_found("page not found")),
             }
         }
+        (_, [first, ..]) if swarm::owns(first) => Err(swarm::unavailable(&method, &segs)),
         _ => Err(ApiError::not_found("page not found")),
     }
 }
