@@ -79,7 +79,7 @@ impl Engine {
     pub fn start() -> anyhow::Result<Engine> {
         let dir = new_dir()?;
         let root = dir.join("root");
-        Self::launch(dir, root, true, Vec::new(), None)
+        Self::launch(dir, root, true, Vec::new(), None, None)
     }
 
     /// A fresh engine on a temp root and socket, with extra daemon arguments.
@@ -87,7 +87,7 @@ impl Engine {
         let dir = new_dir()?;
         let root = dir.join("root");
         let extra = extra_args.iter().map(|s| s.to_string()).collect();
-        Self::launch(dir, root, true, extra, None)
+        Self::launch(dir, root, true, extra, None, None)
     }
 
     /// A fresh engine in the named network namespace (`ip netns add`), entered with
@@ -97,27 +97,14 @@ impl Engine {
     pub fn start_in_netns(netns: &str) -> anyhow::Result<Engine> {
         let dir = new_dir()?;
         let root = dir.join("root");
-        let mut e = Engine {
-            child: None,
-            socket: dir.join("docker.sock"),
-            root,
-            dir,
-            owns_root: true,
-            extra: Vec::new(),
-            bin: None,
-            netns: Some(netns.to_string()),
-        };
-        std::fs::create_dir_all(e.dir.join("docker-config"))?;
-        std::fs::write(e.dir.join("docker-config/config.json"), b"{}")?;
-        e.spawn()?;
-        Ok(e)
+        Self::launch(dir, root, true, Vec::new(), None, Some(netns.to_string()))
     }
 
     /// A fresh engine from another agent binary (an installed package's).
     pub fn start_bin(bin: PathBuf) -> anyhow::Result<Engine> {
         let dir = new_dir()?;
         let root = dir.join("root");
-        Self::launch(dir, root, true, Vec::new(), Some(bin))
+        Self::launch(dir, root, true, Vec::new(), Some(bin), None)
     }
 
     /// Starts an engine on an existing root (restart tests), with extra daemon
@@ -131,6 +118,7 @@ impl Engine {
             false,
             extra_args.iter().map(|s| s.to_string()).collect(),
             None,
+            None,
         )
     }
 
@@ -140,6 +128,7 @@ impl Engine {
         owns_root: bool,
         extra: Vec<String>,
         bin: Option<PathBuf>,
+        netns: Option<String>,
     ) -> anyhow::Result<Engine> {
         let mut e = Engine {
             child: None,
@@ -149,7 +138,7 @@ impl Engine {
             owns_root,
             extra,
             bin,
-            netns: None,
+            netns,
         };
         std::fs::create_dir_all(e.dir.join("docker-config"))?;
         std::fs::write(e.dir.join("docker-config/config.json"), b"{}")?;
@@ -177,11 +166,7 @@ impl Engine {
             None => agent_bin()?,
         };
         let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(&bin);
-                c
-            }
+            Some(ns) => in_netns(ns, &bin),
             None => Command::new(&bin),
         };
         let child = cmd
@@ -413,6 +398,16 @@ impl Engine {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
+}
+
+/// `program` run in the named network namespace (`ip netns add`) and nothing else of
+/// it: `ip netns exec` would also remount /sys, hiding the cgroup hierarchies.
+pub fn in_netns(netns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{netns}"))
+        .arg("--")
+        .arg(program);
+    c
 }
 
 fn new_dir() -> anyhow::Result<PathBuf> {

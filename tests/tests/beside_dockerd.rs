@@ -56,14 +56,9 @@ impl Netns {
         ns
     }
 
-    /// A command run inside the namespace (its network only: `ip netns exec` would
-    /// remount /sys and hide the cgroup hierarchies the engines need).
+    /// A command run inside the namespace (its network only).
     fn exec(&self, program: &str) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.name))
-            .arg("--")
-            .arg(program);
-        c
+        berth_tests::engine::in_netns(&self.name, program)
     }
 
     /// The namespace's IPv4 filter table, without counters or the dump's timestamps:

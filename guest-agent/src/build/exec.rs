@@ -35,7 +35,7 @@ pub(super) fn create_container(
         user: c.user.clone(),
         labels: Some(HashMap::from([(
             crate::containers::BUILD_LABEL.to_string(),
-            "intermediate".to_string(),
+            crate::containers::BUILD_STEP.to_string(),
         )])),
         host_config,
         ..Default::default()

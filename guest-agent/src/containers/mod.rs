@@ -45,7 +45,7 @@ pub use bundle::log_rotation;
 pub use commit::CommitOptions;
 pub use control::connect_attach;
 pub use lifecycle::parse_signal;
-pub use record::{ContainerRecord, Status, BUILD_LABEL};
+pub use record::{ContainerRecord, Status, BUILD_LABEL, BUILD_STEP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {

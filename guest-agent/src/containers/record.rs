@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{atomic_write, replace};
 
-/// The label the builder puts on its step containers.
+/// The label the builder puts on its containers, and its value on a step's.
 pub const BUILD_LABEL: &str = "io.berth.build";
+pub const BUILD_STEP: &str = "intermediate";
 
 pub const RECORD_FILE: &str = "container.json";
 
@@ -124,7 +125,7 @@ impl ContainerRecord {
             .labels
             .as_ref()
             .and_then(|l| l.get(BUILD_LABEL))
-            .is_some_and(|v| v == "intermediate")
+            .is_some_and(|v| v == BUILD_STEP)
     }
 
     pub fn running(&self) -> bool {
