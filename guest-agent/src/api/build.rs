@@ -96,6 +96,19 @@ pub async fn build(
     let dockerfile = q.get("dockerfile").unwrap_or("Dockerfile").to_string();
     let quiet = q.flag("q");
     let no_cache = q.flag("nocache");
+    // `cachefrom`: a JSON list of images; the ones that do not exist count for nothing.
+    let cache_from = match q.get("cachefrom").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => {
+            let refs: Vec<String> = serde_json::from_str(v)
+                .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?;
+            Some(
+                refs.iter()
+                    .flat_map(|r| engine.images.ancestry(r))
+                    .collect::<std::collections::HashSet<String>>(),
+            )
+        }
+    };
     let target = q.get("target").map(|t| t.to_lowercase());
     let run = crate::build::RunOptions {
         extra_hosts: q
@@ -109,10 +122,19 @@ pub async fn build(
             .get("shmsize")
             .and_then(|v| v.parse().ok())
             .filter(|n| *n > 0),
-        network: q
-            .get("networkmode")
-            .filter(|m| matches!(*m, "none" | "host"))
-            .map(str::to_string),
+        // `none`, `host` or a user-defined network (the RUN containers join it, as
+        // with dockerd's classic builder); the default bridge otherwise.
+        network: match q.get("networkmode") {
+            None | Some("" | "default" | "bridge") => None,
+            Some(m @ ("none" | "host")) => Some(m.to_string()),
+            Some(m) => {
+                let n = engine
+                    .network
+                    .get(m)
+                    .map_err(|_| ApiError::not_found(format!("network {m} not found")))?;
+                Some(n.name)
+            }
+        },
         ulimits: match q.get("ulimits").filter(|v| !v.is_empty()) {
             Some(v) => serde_json::from_str(v)
                 .map_err(|e| ApiError::bad_request(format!("invalid ulimits: {e}")))?,
@@ -176,6 +198,17 @@ pub async fn build(
             return Err(e);
         }
     }
+    let aside = crate::build::context::aside(&dir);
+    let dockerfile = match crate::build::context::drop_ignored(&dir, &dockerfile, &aside) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("preparing the build context: {e}"),
+            ));
+        }
+    };
     let (line_tx, line_rx) = mpsc::channel::<Bytes>(256);
     let req = BuildRequest {
         context: dir.clone(),
@@ -192,14 +225,21 @@ pub async fn build(
         contexts: Default::default(),
         ssh: None,
         removals: Default::default(),
+        cache_from,
     };
     tokio::spawn(async move {
         let outcome = if buildkit {
-            run_buildkit(&engine, req, &line_tx).await
+            run_buildkit(&engine, req, &line_tx)
+                .await
+                .map_err(|m| (m, None))
         } else {
             run_classic(&engine, req, quiet, &line_tx).await
         };
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_file(&aside);
+            std::fs::remove_dir_all(&dir)
+        })
+        .await;
         let lines = match outcome {
             Ok(id) if buildkit => {
                 let mut lines = tag(&engine, &id, &tags, true);
@@ -215,7 +255,11 @@ pub async fn build(
                 }
                 lines
             }
-            Err(m) => vec![line(
+            // dockerd's `code` is the failed RUN's exit status.
+            Err((m, Some(code))) => vec![line(
+                serde_json::json!({"errorDetail": {"code": code, "message": m}, "error": m}),
+            )],
+            Err((m, None)) => vec![line(
                 serde_json::json!({"errorDetail": {"message": m}, "error": m}),
             )],
         };
@@ -236,7 +280,7 @@ async fn run_classic(
     req: BuildRequest,
     quiet: bool,
     line_tx: &mpsc::Sender<Bytes>,
-) -> Result<String, String> {
+) -> Result<String, (String, Option<i64>)> {
     let (out_tx, mut out_rx) = mpsc::channel::<Output>(256);
     let worker = {
         let engine = engine.clone();
@@ -254,8 +298,14 @@ async fn run_classic(
         let _ = line_tx.send(l).await;
     }
     match worker.await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(e) => Err(format!("build aborted: {e}")),
+        Ok(r) => r.map_err(|e| {
+            let code = match &e {
+                crate::build::BuildError::RunFailed { code, .. } => Some(*code),
+                _ => None,
+            };
+            (e.to_string(), code)
+        }),
+        Err(e) => Err((format!("build aborted: {e}"), None)),
     }
 }
 

@@ -50,9 +50,21 @@ impl From<ContainerError> for ApiError {
     }
 }
 
+/// Create-body fields API 1.53 dropped that older clients still send.
+#[derive(serde::Deserialize)]
+struct LegacyCreateFields {
+    #[serde(rename = "MacAddress")]
+    mac_address: Option<String>,
+}
+
 pub async fn create(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
-    let body: ContainerCreateBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
+    let mut create: ContainerCreateBody = serde_json::from_slice(&body).map_err(bad)?;
+    let legacy: LegacyCreateFields = serde_json::from_slice(&body).map_err(bad)?;
+    if let Some(mac) = legacy.mac_address {
+        crate::containers::net::move_legacy_mac(&mut create, &mac);
+    }
+    let body = create;
     let id = engine
         .containers
         .create(&engine.images, q.get("name"), body)?;
@@ -238,8 +250,13 @@ pub fn top(engine: &Engine, name: &str) -> ApiResult {
     json(StatusCode::OK, &engine.containers.top(name)?)
 }
 
-pub fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {
-    engine.containers.kill(name, q.get("signal"))?;
+pub async fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    engine.containers.kill(name, q.get("signal")).await?;
+    empty(StatusCode::NO_CONTENT)
+}
+
+pub fn remove_link(engine: &Engine, parent: &str, alias: &str) -> ApiResult {
+    engine.containers.remove_link(parent, alias)?;
     empty(StatusCode::NO_CONTENT)
 }
 
@@ -326,7 +343,91 @@ pub fn inspect(engine: &Engine, name: &str, q: &Query) -> ApiResult {
         doc.size_rw = Some(rw);
         doc.size_root_fs = Some(root);
     }
+    let mut doc = serde_json::to_value(&doc).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the inspect document: {e}"),
+        )
+    })?;
+    if let Some(ns) = doc.get_mut("NetworkSettings") {
+        network_settings_as_dockerd(ns);
+    }
     json(StatusCode::OK, &doc)
+}
+
+/// Every endpoint key dockerd writes (null when unset: clients index them), and the
+/// top-level fields dockerd still fills from the default bridge's endpoint for the
+/// many scripts that read `{{.NetworkSettings.IPAddress}}` (API 1.52 dropped them;
+/// a client of 1.53 ignores them).
+fn network_settings_as_dockerd(ns: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    const ENDPOINT: &[(&str, Value)] = &[
+        ("IPAMConfig", Value::Null),
+        ("Links", Value::Null),
+        ("Aliases", Value::Null),
+        ("DriverOpts", Value::Null),
+        ("DNSNames", Value::Null),
+    ];
+    let Some(obj) = ns.as_object_mut() else {
+        return;
+    };
+    let mut bridge = None;
+    if let Some(Value::Object(nets)) = obj.get_mut("Networks") {
+        for (name, ep) in nets.iter_mut() {
+            let Some(ep) = ep.as_object_mut() else {
+                continue;
+            };
+            for (k, v) in ENDPOINT {
+                ep.entry(*k).or_insert_with(|| v.clone());
+            }
+            for k in [
+                "MacAddress",
+                "NetworkID",
+                "EndpointID",
+                "Gateway",
+                "IPAddress",
+                "IPv6Gateway",
+                "GlobalIPv6Address",
+            ] {
+                ep.entry(k).or_insert_with(|| json!(""));
+            }
+            for k in ["IPPrefixLen", "GlobalIPv6PrefixLen"] {
+                ep.entry(k).or_insert_with(|| json!(0));
+            }
+            if name == "bridge" {
+                bridge = Some(ep.clone());
+            }
+        }
+    }
+    let from = |k: &str, dflt: Value| {
+        bridge
+            .as_ref()
+            .and_then(|b| b.get(k).cloned())
+            .unwrap_or(dflt)
+    };
+    for k in [
+        "EndpointID",
+        "Gateway",
+        "GlobalIPv6Address",
+        "IPAddress",
+        "IPv6Gateway",
+        "MacAddress",
+    ] {
+        let v = from(k, json!(""));
+        obj.entry(k).or_insert(v);
+    }
+    for k in ["GlobalIPv6PrefixLen", "IPPrefixLen"] {
+        let v = from(k, json!(0));
+        obj.entry(k).or_insert(v);
+    }
+    obj.entry("Bridge").or_insert_with(|| json!(""));
+    obj.entry("HairpinMode").or_insert_with(|| json!(false));
+    obj.entry("LinkLocalIPv6Address")
+        .or_insert_with(|| json!(""));
+    obj.entry("LinkLocalIPv6PrefixLen")
+        .or_insert_with(|| json!(0));
+    obj.entry("SecondaryIPAddresses").or_insert(Value::Null);
+    obj.entry("SecondaryIPv6Addresses").or_insert(Value::Null);
 }
 
 /// `POST /containers/{id}/wait`: the 200 header goes out at once, the body when the

@@ -13,16 +13,29 @@ use tokio::io::AsyncWriteExt;
 use bollard_stubs::models::{ExecConfig, ExecStartConfig};
 
 use super::attach::{
-    forward_input, output_stream, stream_response, upgraded_response, write_all_and_close, Until,
+    forward_input, output_stream, parse_detach_keys, stream_response, upgraded_response,
+    write_all_and_close, Until,
 };
 use super::{empty, json, ApiError, ApiResult, Query};
 use crate::containers::exec::ExecRequest;
 use crate::containers::logs::LogOptions;
 use crate::engine::Engine;
 
+/// dockerd decodes JSON keys case-insensitively; docker-py sends `detachKeys`.
+#[derive(serde::Deserialize)]
+struct LowerCamelKeys {
+    #[serde(rename = "detachKeys")]
+    detach_keys: Option<String>,
+}
+
 pub fn create(engine: &Engine, container: &str, body: Bytes) -> ApiResult {
-    let cfg: ExecConfig = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
+    let mut cfg: ExecConfig = serde_json::from_slice(&body).map_err(bad)?;
+    if cfg.detach_keys.is_none() {
+        cfg.detach_keys = serde_json::from_slice::<LowerCamelKeys>(&body)
+            .map_err(bad)?
+            .detach_keys;
+    }
     let req = ExecRequest {
         cmd: cfg.cmd.unwrap_or_default(),
         env: cfg.env.unwrap_or_default(),
@@ -33,7 +46,9 @@ pub fn create(engine: &Engine, container: &str, body: Bytes) -> ApiResult {
         attach_stdin: cfg.attach_stdin == Some(true),
         attach_stdout: cfg.attach_stdout.unwrap_or(true),
         attach_stderr: cfg.attach_stderr.unwrap_or(true),
+        detach_keys: cfg.detach_keys.filter(|k| !k.is_empty()),
     };
+    super::attach::parse_detach_keys(req.detach_keys.as_deref())?;
     let id = engine.containers.exec_create(container, req)?;
     super::created_id(&id)
 }
@@ -69,6 +84,9 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
     let out = engine.containers.exec_output(id)?;
+    // As dockerd: the start's `Tty`, not the exec's, says whether the stream is raw or
+    // multiplexed (docker-py starts a TTY exec with `Tty: false` and demultiplexes).
+    let raw = cfg.tty.unwrap_or(out.tty);
     if cfg.detach == Some(true) {
         engine.containers.exec_start(id).await?;
         return empty(StatusCode::OK);
@@ -90,22 +108,14 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
         ..Default::default()
     };
     let stdin_life = out.life.clone();
-    let stream = output_stream(
-        out.log,
-        0,
-        opts,
-        out.tty,
-        out.life,
-        Until::ExitAfter(0),
-        false,
-    );
+    let stream = output_stream(out.log, 0, opts, raw, out.life, Until::ExitAfter(0), false);
     if !wants_upgrade {
         // The stream is set up first: it reads the whole output of however short a life.
         return Ok(match engine.containers.exec_start(id).await {
-            Ok(()) => stream_response(stream, out.tty),
+            Ok(()) => stream_response(stream, raw),
             Err(e) => {
-                let once = futures_util::stream::once(std::future::ready(failed(e, out.tty)));
-                stream_response(Box::pin(once), out.tty)
+                let once = futures_util::stream::once(std::future::ready(failed(e, raw)));
+                stream_response(Box::pin(once), raw)
             }
         });
     }
@@ -114,7 +124,7 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
     let claimed = engine.containers.exec_claim(id);
     let req = Request::from_parts(parts, ());
     let on_upgrade = hyper::upgrade::on(req);
-    let (dir, stdin, tty) = (out.dir, out.stdin, out.tty);
+    let (dir, stdin, tty, detach_keys) = (out.dir, out.stdin, raw, out.detach_keys);
     let id = id.to_string();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -132,10 +142,24 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
             let _ = writer.shutdown().await;
             return;
         }
-        if stdin {
-            tokio::spawn(forward_input(reader, dir, stdin_life, true, Vec::new()));
+        if !stdin {
+            write_all_and_close(writer, stream).await;
+            return;
         }
-        write_all_and_close(writer, stream).await;
+        let keys = parse_detach_keys(detach_keys.as_deref()).unwrap_or_default();
+        let input = tokio::spawn(forward_input(reader, dir, stdin_life, true, keys));
+        let output = write_all_and_close(writer, stream);
+        tokio::pin!(output);
+        tokio::select! {
+            _ = &mut output => {}
+            detached = input => {
+                // As dockerd: the detach keys end the client's stream (the process
+                // keeps running); otherwise stream until it exits.
+                if !matches!(detached, Ok(true)) {
+                    output.await;
+                }
+            }
+        }
     });
-    Ok(upgraded_response(out.tty))
+    Ok(upgraded_response(raw))
 }

@@ -87,7 +87,20 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
 }
 
 pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
-    json(StatusCode::OK, &engine.images.inspect(name)?)
+    let doc = engine.images.inspect(name)?;
+    let mut doc = serde_json::to_value(&doc).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the inspect document: {e}"),
+        )
+    })?;
+    // API 1.52 dropped `Parent`; older clients (docker-py's suite, scripts) read it.
+    if let Some(obj) = doc.as_object_mut() {
+        let parent = engine.images.parent_of(name).unwrap_or_default();
+        obj.entry("Parent")
+            .or_insert(serde_json::Value::String(parent));
+    }
+    json(StatusCode::OK, &doc)
 }
 
 pub fn history(engine: &Engine, name: &str) -> ApiResult {
@@ -265,10 +278,23 @@ pub async fn load(engine: Arc<Engine>, q: &Query, body: hyper::body::Incoming) -
     };
     feed(body, tx.clone()).await?;
     drop(tx);
-    let lines = loader
+    let loaded = loader
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut out = Vec::new();
+    let lines = match loaded {
+        Ok(lines) => lines,
+        // As dockerd: an archive that is not one is reported in the 200 stream (the
+        // CLI prints it and fails; docker-py raises ImageLoadError). Nothing was
+        // stored.
+        Err(crate::images::ImageError::InvalidArchive(m)) => {
+            let msg = serde_json::json!({"errorDetail": {"message": m}, "error": m});
+            out.extend(serde_json::to_vec(&msg).unwrap_or_default());
+            out.push(b'\n');
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     for l in lines {
         let msg = serde_json::json!({"stream": format!("{l}\n")});
         out.extend(serde_json::to_vec(&msg).unwrap_or_default());

@@ -199,7 +199,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
         (&Method::POST, ["containers", id, "restart"]) => {
             containers::restart(&engine, id, &query).await
         }
-        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&engine, id, &query),
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&engine, id, &query).await,
         (&Method::POST, ["containers", id, "pause"]) => containers::pause(&engine, id, true).await,
         (&Method::POST, ["containers", id, "unpause"]) => {
             containers::pause(&engine, id, false).await
@@ -238,6 +238,10 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             attach::attach(engine.clone(), &id, &query, req).await
         }
         (&Method::DELETE, ["containers", id]) => containers::remove(&engine, id, &query).await,
+        // `docker rm --link parent/alias`: the name's slash splits the path.
+        (&Method::DELETE, ["containers", parent, alias]) if query.flag("link") => {
+            containers::remove_link(&engine, parent, alias)
+        }
         (&Method::POST, ["containers", id, "exec"]) => {
             let id = id.to_string();
             exec::create(&engine, &id, read_body(req).await?)

@@ -42,13 +42,21 @@ fn ipam(n: &NetworkRecord) -> Ipam {
                 .map(|s| {
                     vec![IpamConfig {
                         subnet: Some(s.to_string()),
+                        ip_range: n.ipam.ip_range.map(|r| r.to_string()),
                         gateway: n.gateway.map(|g| g.to_string()),
-                        ..Default::default()
+                        auxiliary_addresses: (!n.ipam.aux.is_empty()).then(|| {
+                            n.ipam
+                                .aux
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.to_string()))
+                                .collect()
+                        }),
                     }]
                 })
                 .unwrap_or_default(),
         ),
-        options: Some(HashMap::new()),
+        // As dockerd: the options as given, null when none were.
+        options: n.ipam.options.clone(),
     }
 }
 
@@ -190,6 +198,9 @@ pub async fn create(engine: &Engine, body: Bytes) -> ApiResult {
             labels: req.labels.clone().unwrap_or_default(),
             options: req.options.clone().unwrap_or_default(),
             check_duplicate: true,
+            ip_range: cfg.ip_range.clone().filter(|s| !s.is_empty()),
+            aux: cfg.auxiliary_addresses.clone().unwrap_or_default(),
+            ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
         })
         .await?;
     engine.events.emit(

@@ -8,8 +8,9 @@ use base64::Engine as _;
 use super::ApiError;
 use crate::images::RegistryCredentials;
 
-/// Parsed query: the last value of each key, and every pair in order (for keys the
-/// CLI repeats, such as `changes`).
+/// Parsed query: the first value of each key (Go's `Form.Get`, which dockerd uses:
+/// docker-py sends `dockerfile` twice and means the first), and every pair in order
+/// (for keys the CLI repeats, such as `changes`).
 pub struct Query(HashMap<String, String>, Vec<(String, String)>);
 
 impl Query {
@@ -17,7 +18,7 @@ impl Query {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(q.unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-        Query(pairs.iter().cloned().collect(), pairs)
+        Query(pairs.iter().rev().cloned().collect(), pairs)
     }
 
     /// Every non-empty value of a repeated key.
@@ -147,6 +148,13 @@ mod tests {
     fn flags() {
         let q = Query::parse(Some("a=1&b=true&c=0&d=False"));
         assert!(q.flag("a") && q.flag("b") && !q.flag("c") && !q.flag("d") && !q.flag("e"));
+    }
+
+    #[test]
+    fn a_repeated_key_means_its_first_value_as_in_go() {
+        let q = Query::parse(Some("dockerfile=.dockerfile.1&dockerfile=FROM+busybox"));
+        assert_eq!(q.get("dockerfile"), Some(".dockerfile.1"));
+        assert_eq!(q.all("dockerfile").len(), 2);
     }
 
     #[test]

@@ -10,11 +10,13 @@ use super::history::Style;
 use super::{BuildError, Output, State};
 
 /// Applies one config-only instruction to the stage; the change is written by the
-/// stage's next commit.
+/// stage's next commit. `seen`: an earlier build made this same change at this same
+/// point, which is reported as dockerd reports its cached step ("Using cache").
 pub(super) async fn apply(
     st: &mut State,
     step: &Instruction,
     style: Style,
+    seen: bool,
     out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
     let expanded = match step.keyword.as_str() {
@@ -25,7 +27,7 @@ pub(super) async fn apply(
         }
         _ => dockerfile::expand(&step.rest, &st.vars),
     };
-    apply_change(st, step, &expanded, out).await?;
+    apply_change(st, step, &expanded, seen, out).await?;
     st.pending
         .push(style.metadata(&step.keyword, &expanded, &st.config));
     Ok(())
@@ -35,6 +37,7 @@ async fn apply_change(
     st: &mut State,
     step: &Instruction,
     expanded: &str,
+    seen: bool,
     out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
     let say = |s: String| async move {
@@ -72,7 +75,11 @@ async fn apply_change(
                 }
             }
             st.dirty = true;
-            say(format!(" ---> Recorded {}\n", step.keyword)).await;
+            say(match seen {
+                true => " ---> Using cache\n".to_string(),
+                false => format!(" ---> Recorded {}\n", step.keyword),
+            })
+            .await;
         }
     }
     Ok(())

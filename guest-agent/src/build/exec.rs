@@ -123,12 +123,16 @@ impl Removals {
     }
 }
 
-/// A RUN's output, to classic clients as a line and to BuildKit's as the step's log.
-async fn pass(out: &mpsc::Sender<Output>, stage: usize, data: Vec<u8>) {
-    let _ = out
-        .send(Output::Stream(String::from_utf8_lossy(&data).into_owned()))
-        .await;
-    let _ = out.send(Output::Step(StepEvent::Log(stage, data))).await;
+/// A RUN's output, to classic clients as a line (stderr in red, between the escape
+/// codes dockerd's classic builder puts around it) and to BuildKit's as the step's log.
+async fn pass(out: &mpsc::Sender<Output>, stage: usize, e: crate::containers::logs::Entry) {
+    let text = String::from_utf8_lossy(&e.data).into_owned();
+    let line = match e.stream {
+        crate::containers::logs::Stream::Stderr => format!("\x1b[91m{text}\x1b[0m"),
+        crate::containers::logs::Stream::Stdout => text,
+    };
+    let _ = out.send(Output::Stream(line)).await;
+    let _ = out.send(Output::Step(StepEvent::Log(stage, e.data))).await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -240,13 +244,13 @@ pub(super) async fn run_step(
         };
         loop {
             for e in pass_on(&mut offset) {
-                pass(out, st.stage, e.data).await;
+                pass(out, st.stage, e).await;
             }
             tokio::select! {
                 (code, _) = &mut done => {
                     // The log is complete once the process has exited.
                     for e in pass_on(&mut offset) {
-                        pass(out, st.stage, e.data).await;
+                        pass(out, st.stage, e).await;
                     }
                     break Ok::<_, BuildError>(code);
                 }

@@ -10,6 +10,7 @@ mod agent_socket;
 pub mod args;
 pub mod cache;
 mod config;
+pub mod context;
 mod copy;
 pub mod dockerfile;
 mod error;
@@ -83,6 +84,10 @@ pub struct BuildRequest {
     pub ssh: Option<Arc<dyn SshAgents>>,
     /// Step containers still being removed (empty when the build returns).
     pub removals: exec::Removals,
+    /// `--cache-from` on the classic builder: a cached step counts only when its
+    /// image is one of these images or their ancestors (dockerd's rule); `None`
+    /// when not given (any cached step counts).
+    pub cache_from: Option<std::collections::HashSet<String>>,
 }
 
 /// Options of the build for its RUN steps' containers.
@@ -372,7 +377,23 @@ async fn run(
             }
         }
         "COPY" | "ADD" => copy::copy_step(images, containers, st, step, req, done, out).await?,
-        _ => config::apply(st, step, req.style(), out).await?,
+        _ => {
+            // Config steps are folded into the next commit; whether this one was made
+            // here before is kept only to say so, as dockerd's cached steps do.
+            let key = req.key(&[
+                &st.image,
+                "SEEN",
+                &config_json(&st.config),
+                &st.pending.join("\n"),
+                &step.keyword,
+                &step.rest,
+            ]);
+            let seen = cached(images, req, &key).is_some();
+            config::apply(st, step, req.style(), seen, out).await?;
+            if !seen {
+                req.cache.put(&key, &st.image);
+            }
+        }
     }
     Ok(())
 }
@@ -385,14 +406,16 @@ fn env_has(config: &ImageConfig, name: &str) -> bool {
         .any(|e| e.split('=').next() == Some(name))
 }
 
+/// The image id (`aux`), then "Successfully built", in dockerd's order: clients take
+/// the last `stream` line for the result.
 async fn finished(out: &mpsc::Sender<Output>, id: String) -> Result<String, BuildError> {
+    let _ = out.send(Output::Aux(id.clone())).await;
     let _ = out
         .send(Output::Stream(format!(
             "Successfully built {}\n",
             short(&id)
         )))
         .await;
-    let _ = out.send(Output::Aux(id.clone())).await;
     Ok(id)
 }
 
@@ -408,13 +431,17 @@ async fn finish_stage(
         // The history the commit writes is part of what the cache must match.
         let history = st.pending.join("\n");
         let key = req.key(&[&st.image, "CONFIG", &config_json(&st.config), &history]);
+        // Each config step already said whether it was made before ("Using cache"),
+        // as dockerd's steps do; the image they make together is shown once.
         if let Some(id) = cached(images, req, &key) {
-            let _ = out.send(Output::Stream(" ---> Using cache\n".into())).await;
             st.image = id;
         } else {
             st.image = commit_config(images, &mut st, req.style())?;
             req.cache.put(&key, &st.image);
         }
+        let _ = out
+            .send(Output::Stream(format!(" ---> {}\n", short(&st.image))))
+            .await;
     }
     Ok(st.image)
 }
@@ -448,7 +475,11 @@ fn cached(images: &ImageService, req: &BuildRequest, key: &str) -> Option<String
         return None;
     }
     let id = req.cache.get(key)?;
-    images.resolve(&id).ok()
+    let id = images.resolve(&id).ok()?;
+    match &req.cache_from {
+        Some(allowed) if !allowed.contains(&id) => None,
+        _ => Some(id),
+    }
 }
 
 /// The config as a cache key part. Through `serde_json::Value`, whose objects are

@@ -156,22 +156,6 @@ pub fn check_syntax(text: &str) -> Result<(), BuildKitError> {
     Ok(())
 }
 
-/// `.dockerignore` lines as fsutil's exclude patterns.
-pub fn ignore_patterns(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (neg, p) = match l.strip_prefix('!') {
-                Some(p) => ("!", p.trim()),
-                None => ("", l),
-            };
-            let p = p.trim_start_matches('/');
-            format!("{neg}{}", if p.is_empty() { "." } else { p })
-        })
-        .collect()
-}
-
 /// A scratch directory removed when the build is over, however it ends.
 struct Scratch(PathBuf);
 
@@ -305,7 +289,7 @@ pub async fn solve(
 
     let want = Want {
         dir_name: attrs.context_key.clone(),
-        exclude: ignore_patterns(&ignore),
+        exclude: crate::build::context::ignore_patterns(&ignore),
         ..Default::default()
     };
     fetch(
@@ -347,6 +331,7 @@ pub async fn solve(
         contexts,
         ssh,
         removals: Default::default(),
+        cache_from: None,
     };
     let image = run(engine, req, &mut reporter).await?;
     drop(scratch);
@@ -410,7 +395,7 @@ async fn named_context(
     let ignore = std::fs::read_to_string(ignore_dir.join(".dockerignore")).unwrap_or_default();
     let want = Want {
         dir_name: local.to_string(),
-        exclude: ignore_patterns(&ignore),
+        exclude: crate::build::context::ignore_patterns(&ignore),
         ..Default::default()
     };
     let label = format!("[context {name}] load from client");
@@ -596,7 +581,9 @@ mod tests {
 
     #[test]
     fn dockerignore_lines_become_exclude_patterns() {
-        let p = ignore_patterns("# comment\n\nnode_modules\n/build\n!build/keep\n  *.log  \n");
+        let p = crate::build::context::ignore_patterns(
+            "# comment\n\nnode_modules\n/build\n!build/keep\n  *.log  \n",
+        );
         assert_eq!(p, ["node_modules", "build", "!build/keep", "*.log"]);
     }
 

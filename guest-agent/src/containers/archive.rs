@@ -248,12 +248,83 @@ pub fn extract(root: &Path, path: &str, tar: &[u8]) -> Result<(), ContainerError
     Ok(())
 }
 
+/// Binds each volume and bind mount of a stopped container at its destination under
+/// `root` (mount points made as the runtime would make them); returns what was
+/// mounted, for unmounting. tmpfs mounts hold nothing while the container is stopped.
+fn bind_mounts(
+    root: &Path,
+    mounts: &[crate::volumes::mounts::ContainerMount],
+) -> Result<Vec<PathBuf>, ContainerError> {
+    use crate::volumes::mounts::Kind;
+    let mut done = Vec::new();
+    let mut sorted: Vec<_> = mounts
+        .iter()
+        .filter(|m| m.kind != Kind::Tmpfs && !m.source.is_empty())
+        .collect();
+    // Parents before children, as the runtime mounts them.
+    sorted.sort_by_key(|m| m.destination.matches('/').count());
+    for m in sorted {
+        let source = Path::new(&m.source);
+        let Ok(meta) = std::fs::metadata(source) else {
+            continue; // a bind source that is gone: the path shows the rootfs's
+        };
+        let target = resolve(root, &m.destination, true)?;
+        let made = if meta.is_dir() {
+            std::fs::create_dir_all(&target)
+        } else {
+            target
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&target)
+                        .map(drop)
+                })
+        };
+        let mounted = made.and_then(|()| {
+            nix::mount::mount(
+                Some(source),
+                &target,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(std::io::Error::from)
+        });
+        if let Err(e) = mounted {
+            for b in done.iter().rev() {
+                let _ = nix::mount::umount2(b, nix::mount::MntFlags::MNT_DETACH);
+            }
+            return Err(ContainerError::Io {
+                context: format!("mounting {} for the copy", m.destination),
+                source: e,
+            });
+        }
+        done.push(target);
+    }
+    Ok(done)
+}
+
 impl ContainerService {
     /// Runs `f` with the container's root filesystem mounted (temporarily, if the
     /// container is not running), on the blocking pool.
     pub async fn with_rootfs<T: Send + 'static>(
         &self,
         name: &str,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
+    ) -> Result<T, ContainerError> {
+        self.with_stopped_root(name, false, f).await
+    }
+
+    /// `with_rootfs`, and with `volumes` the container's volumes and bind mounts at
+    /// their destinations too while it is not running (as dockerd mounts them for
+    /// `docker cp`), so a copy into a created container's volume lands in the volume.
+    async fn with_stopped_root<T: Send + 'static>(
+        &self,
+        name: &str,
+        volumes: bool,
         f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
     ) -> Result<T, ContainerError> {
         let rec = self.record(name)?;
@@ -267,7 +338,17 @@ impl ContainerService {
                     .mount_rootfs(&rec.layers, &dirs)
                     .map_err(io_err("mounting the container's root filesystem"))?;
             }
-            let result = f(&dirs.merged);
+            let binds = match temporary && volumes {
+                true => bind_mounts(&dirs.merged, &rec.mounts),
+                false => Ok(Vec::new()),
+            };
+            let result = binds.and_then(|binds| {
+                let r = f(&dirs.merged);
+                for b in binds.iter().rev() {
+                    let _ = nix::mount::umount2(b, nix::mount::MntFlags::MNT_DETACH);
+                }
+                r
+            });
             if temporary {
                 let _ = runtime.unmount_rootfs(&dirs);
             }
@@ -326,7 +407,7 @@ impl ContainerService {
                     source: std::io::Error::other(e.to_string()),
                 })?;
         }
-        self.with_rootfs(name, f).await
+        self.with_stopped_root(name, true, f).await
     }
 
     /// `docker diff`.

@@ -50,6 +50,8 @@ pub struct ExecRequest {
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// `DetachKeys` (`ctrl-p,ctrl-q` when empty), parsed by the API layer.
+    pub detach_keys: Option<String>,
 }
 
 /// Mounts the rootfs and writes `config.json` for the runtime (blocking work).
@@ -67,7 +69,13 @@ pub(super) fn prepare_bundle(
     runtime
         .mount_rootfs(layers, &dirs)
         .map_err(io_err("mounting the container's root filesystem"))?;
-    let (p, mut c) = runtime_configs(rec, &dirs.merged, None)?;
+    let (mut p, mut c) = runtime_configs(rec, &dirs.merged, None)?;
+    for e in net.env {
+        let key = e.split('=').next().unwrap_or_default();
+        if !p.env.iter().any(|x| x.split('=').next() == Some(key)) {
+            p.env.push(e);
+        }
+    }
     // The /etc files first: a user's bind on the same path replaces them.
     c.mounts = net.mounts;
     c.mounts.extend(user_mounts(rec, &dirs.merged, volumes)?);
@@ -174,10 +182,21 @@ pub(super) fn runtime_configs(
         .filter(|u| !u.is_empty())
         .or_else(|| rec.config.user.clone())
         .unwrap_or_default();
-    let user = config::resolve_user(&user_spec, rootfs).map_err(|e| ContainerError::Start {
+    let start_err = |e: config::UserError| ContainerError::Start {
         message: e.to_string(),
         exit_code: 126,
-    })?;
+    };
+    let mut user = config::resolve_user(&user_spec, rootfs).map_err(start_err)?;
+    let added = config::group_add(
+        &rec.host_config.group_add.clone().unwrap_or_default(),
+        rootfs,
+    )
+    .map_err(start_err)?;
+    for g in added {
+        if g != user.gid && !user.additional_gids.contains(&g) {
+            user.additional_gids.push(g);
+        }
+    }
     let mut env = rec.config.env.clone().unwrap_or_default();
     if let Some(e) = exec {
         env = config::merge_env(&env, &e.env);

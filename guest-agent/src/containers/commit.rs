@@ -81,9 +81,16 @@ impl ContainerService {
         for c in &opts.changes {
             changes::apply(&mut cfg, c).map_err(ContainerError::InvalidArgument)?;
         }
-        let freeze = opts.pause && rec.running() && !rec.state.paused;
+        let mut freeze = opts.pause && rec.running() && !rec.state.paused;
         if freeze {
-            self.set_paused(&rec.id, true).await?;
+            if let Err(e) = self.set_paused(&rec.id, true).await {
+                // Its process exited since its record was read (the exit may not be
+                // recorded yet): its layer is already still.
+                if self.runtime.alive(rec.state.pid) {
+                    return Err(e);
+                }
+                freeze = false;
+            }
         }
         let upper = RootfsDirs::under(&self.container_dir(&rec.id)).upper;
         if !upper.is_dir() {

@@ -194,9 +194,46 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<Resolved
     })
 }
 
+/// `--group-add` entries (group names or numbers) as gids, names looked up in the
+/// rootfs's `/etc/group` as dockerd does.
+pub fn group_add(entries: &[String], root: &Path) -> Result<Vec<u32>, UserError> {
+    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    group_add_in(entries, &group)
+}
+
+pub fn group_add_in(entries: &[String], group: &str) -> Result<Vec<u32>, UserError> {
+    entries
+        .iter()
+        .map(|e| {
+            if let Ok(n) = e.parse::<u32>() {
+                return Ok(n);
+            }
+            group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == e)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| UserError::NoGroup(e.clone()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_add_takes_numbers_and_names() {
+        let group = "root:x:0:root\nwheel:x:10:root\n";
+        assert_eq!(
+            group_add_in(&["1000".into(), "wheel".into()], group),
+            Ok(vec![1000, 10])
+        );
+        assert_eq!(
+            group_add_in(&["nosuch".into()], group),
+            Err(UserError::NoGroup("nosuch".into()))
+        );
+    }
 
     fn image(entry: Option<&[&str]>, cmd: Option<&[&str]>) -> ConfigFile {
         ConfigFile {

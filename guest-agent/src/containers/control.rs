@@ -92,6 +92,11 @@ impl ContainerService {
             } else {
                 Default::default()
             }),
+            blkio_stats: Some(if running {
+                cg.blkio()
+            } else {
+                Default::default()
+            }),
             num_procs: Some(0),
             networks: Some(if running {
                 stats::network(rec.state.pid)

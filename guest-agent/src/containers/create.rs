@@ -15,6 +15,25 @@ use crate::clock::now;
 use crate::images::ImageService;
 use crate::volumes::mounts::{ContainerMount, Kind};
 
+/// The log drivers a dockerd build registers: any other name is refused at create,
+/// as dockerd does. Berth keeps every container's log in its own json-file store
+/// whichever of these is named (`docker logs` keeps working, as with Docker Desktop's
+/// dual logging); shipping to syslog, journald or a remote service is not done.
+const LOG_DRIVERS: &[&str] = &[
+    "json-file",
+    "local",
+    "none",
+    "journald",
+    "syslog",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "gcplogs",
+    "logentries",
+    "etwlogs",
+];
+
 /// `--ulimit`s as dockerd checks them: a known name, soft ≤ hard.
 fn check_ulimits(hc: &HostConfig) -> Result<(), ContainerError> {
     for u in hc.ulimits.iter().flatten() {
@@ -70,10 +89,27 @@ impl ContainerService {
         check_ulimits(&host_config)?;
         let mode = host_config.network_mode.clone().unwrap_or_default();
         let networks = net::requested(&body, &mode, &self.network)?;
-        // dockerd fills the log driver in; clients (docker-py's run) read it back.
+        let macs = net::requested_macs(&networks)?;
+        // dockerd fills the log driver and runtime in; clients (docker-py's run) read
+        // them back.
         let log = host_config.log_config.get_or_insert_with(Default::default);
-        if log.typ.as_deref().is_none_or(str::is_empty) {
-            log.typ = Some("json-file".into());
+        match log.typ.as_deref() {
+            None | Some("") => log.typ = Some("json-file".into()),
+            Some(d) if !LOG_DRIVERS.contains(&d) => {
+                return Err(ContainerError::InvalidArgument(format!(
+                    "logger: no log driver named '{d}' is registered"
+                )))
+            }
+            Some(_) => {}
+        }
+        match host_config.runtime.as_deref() {
+            None | Some("") => host_config.runtime = Some("runc".into()),
+            Some("runc") => {}
+            Some(r) => {
+                return Err(ContainerError::InvalidArgument(format!(
+                    "unknown or invalid runtime name: {r}"
+                )))
+            }
         }
         if log.config.is_none() {
             log.config = Some(Default::default());
@@ -124,6 +160,7 @@ impl ContainerService {
             layers,
             manually_stopped: false,
             networks,
+            macs,
             mounts,
         };
         let dir = self.container_dir(&id);

@@ -30,6 +30,7 @@ pub struct ExecOutput {
     pub dir: PathBuf,
     pub tty: bool,
     pub stdin: bool,
+    pub detach_keys: Option<String>,
     pub life: watch::Receiver<Life>,
 }
 
@@ -220,6 +221,7 @@ impl ContainerService {
             dir: e.dir.clone(),
             tty: e.req.tty,
             stdin: e.req.attach_stdin,
+            detach_keys: e.req.detach_keys.clone(),
             life: e.life.subscribe(),
         })
     }
@@ -230,7 +232,7 @@ impl ContainerService {
             ExecInspectResponse {
                 can_remove: Some(false),
                 container_id: Some(e.container_id.clone()),
-                detach_keys: Some(String::new()),
+                detach_keys: Some(e.req.detach_keys.clone().unwrap_or_default()),
                 exit_code: (!l.running && l.exits > 0).then_some(l.exit_code),
                 id: Some(id.to_string()),
                 open_stderr: Some(e.req.attach_stderr),

@@ -106,6 +106,7 @@ impl ContainerService {
             r.state.shim_pid = started.shim_pid;
             r.state.exit_code = 0;
             r.state.error.clear();
+            r.state.restarting = false;
             r.state.started_at = Some(now());
             r.state.finished_at = None;
         })?;
@@ -190,6 +191,8 @@ impl ContainerService {
         let rec = self.update(id, |r| {
             apply_exit(r, code, &error, &finished);
             net::clear_wiring(r);
+            r.state.restarting =
+                r.host_config.auto_remove != Some(true) && restart_delay(r, code).is_some();
         });
         self.notify(id, |l| {
             l.running = false;
@@ -255,6 +258,7 @@ impl ContainerService {
                 // The user may have stopped or removed it meanwhile.
                 let Ok(rec) = svc.record(&id) else { return };
                 if rec.manually_stopped || rec.running() {
+                    let _ = svc.update(&id, |r| r.state.restarting = false);
                     return;
                 }
                 let _ = svc.update(&id, |r| r.restart_count += 1);
@@ -283,8 +287,10 @@ impl ContainerService {
         self.on_exit(&id).await;
     }
 
-    /// Sends `signal` to the container's process.
-    pub fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ContainerError> {
+    /// Sends `signal` to the container's process. As dockerd, a SIGKILL returns only
+    /// once the container is seen exited, so `kill` then `rm` or `inspect` never races
+    /// its exit.
+    pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
         if !rec.running() {
             return Err(ContainerError::Conflict(format!(
@@ -299,7 +305,14 @@ impl ContainerService {
         ) {
             self.update(&rec.id, |r| r.manually_stopped = true)?;
         }
-        self.signal_with_event(&rec, sig)
+        let mut rx = self.life(&rec.id)?;
+        let exits = rx.borrow().exits;
+        self.signal_with_event(&rec, sig)?;
+        if sig == nix::sys::signal::Signal::SIGKILL {
+            let exited = |l: &Life| l.exits > exits || l.removed;
+            let _ = tokio::time::timeout(KILL_WAIT, rx.wait_for(exited)).await;
+        }
+        Ok(())
     }
 
     /// Sends `sig` to the container's process with the `kill` event dockerd emits
@@ -342,7 +355,10 @@ impl ContainerService {
     ) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
         // Even when it is not running right now: a restart may be pending.
-        self.update(&rec.id, |r| r.manually_stopped = true)?;
+        self.update(&rec.id, |r| {
+            r.manually_stopped = true;
+            r.state.restarting = false;
+        })?;
         if !rec.running() {
             return Err(ContainerError::NotModified);
         }
@@ -428,6 +444,10 @@ impl ContainerService {
             .map_err(io_err(format!("sending {sig} to the container")))
     }
 }
+
+/// How long `kill` waits to see a killed container exit (dockerd waits too, and its
+/// SIGKILL cannot be ignored: only a process stuck in the kernel takes longer).
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether (and after how long) a container that exited with `code` is restarted by
 /// its policy. The delay doubles from 100 ms per restart, capped at 10 s, as dockerd's

@@ -13,7 +13,7 @@ use bollard_stubs::models::{
 use super::record::ContainerRecord;
 use super::{ContainerError, ContainerService};
 use crate::network::ports::{self, Binding, Proto};
-use crate::network::{etc, EndpointRequest, NetworkService, Wiring};
+use crate::network::{etc, ipam, EndpointRequest, NetworkService, Wiring};
 use crate::runtime::spec::{self, NetworkNamespace, UserMount};
 
 /// The network mode, with Docker's spelling of the default.
@@ -68,6 +68,29 @@ pub fn requested(
     Ok(out)
 }
 
+/// The deprecated top-level `MacAddress` of a create body (API < 1.44, still sent by
+/// docker-py), moved into the network mode's endpoint as dockerd's API layer does.
+pub fn move_legacy_mac(body: &mut ContainerCreateBody, mac: &str) {
+    let mode = body
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "default".into());
+    if mac.is_empty() || !is_network(&mode) {
+        return;
+    }
+    let endpoints = body
+        .networking_config
+        .get_or_insert_with(Default::default)
+        .endpoints_config
+        .get_or_insert_with(Default::default);
+    let ep = endpoints.entry(mode).or_default();
+    if ep.mac_address.as_deref().is_none_or(str::is_empty) {
+        ep.mac_address = Some(mac.to_string());
+    }
+}
+
 /// What to ask the network service for at start.
 pub fn endpoint_requests(rec: &ContainerRecord) -> Vec<EndpointRequest> {
     rec.networks
@@ -80,8 +103,53 @@ pub fn endpoint_requests(rec: &ContainerRecord) -> Vec<EndpointRequest> {
                 .as_ref()
                 .and_then(|c| c.ipv4_address.as_deref())
                 .and_then(|ip| ip.parse().ok()),
+            mac: rec.macs.get(name).and_then(|m| ipam::parse_mac(m)),
+            links: {
+                let mut l = endpoint_links(s);
+                // `--link` with a user-defined network mode is that network's link
+                // (dockerd makes it one); on the default bridge it is a legacy link.
+                if *name == mode(rec) && name != "bridge" {
+                    l.extend(rec.host_config.links.iter().flatten().map(|x| {
+                        let (target, alias) = super::links::parse(x);
+                        (alias, target)
+                    }));
+                }
+                l
+            },
         })
         .collect()
+}
+
+/// An endpoint's `Links` (`target:alias`) as (alias, target) for its network's DNS.
+fn endpoint_links(s: &EndpointSettings) -> Vec<(String, String)> {
+    s.links
+        .iter()
+        .flatten()
+        .map(|l| {
+            let (target, alias) = super::links::parse(l);
+            (alias, target)
+        })
+        .collect()
+}
+
+/// The MACs a create request asks for (each endpoint's `MacAddress`), by network.
+pub fn requested_macs(
+    networks: &BTreeMap<String, EndpointSettings>,
+) -> Result<BTreeMap<String, String>, ContainerError> {
+    let mut out = BTreeMap::new();
+    for (name, s) in networks {
+        if let Some(m) = s.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            out.insert(name.clone(), m.to_string());
+        }
+    }
+    for m in out.values() {
+        if ipam::parse_mac(m).is_none() {
+            return Err(ContainerError::InvalidArgument(format!(
+                "invalid MAC address: {m}"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Copies what `attach` wired into the record's endpoint settings.
@@ -102,14 +170,15 @@ pub fn record_wiring(rec: &mut ContainerRecord, w: &Wiring) {
     }
 }
 
-/// A stopped container keeps its networks but not their addresses (as dockerd).
+/// A stopped container keeps its networks but not their addresses (as dockerd), save
+/// a MAC address it asked for.
 pub fn clear_wiring(rec: &mut ContainerRecord) {
-    for s in rec.networks.values_mut() {
+    for (name, s) in rec.networks.iter_mut() {
         s.endpoint_id = Some(String::new());
         s.ip_address = Some(String::new());
         s.ip_prefix_len = Some(0);
         s.gateway = Some(String::new());
-        s.mac_address = Some(String::new());
+        s.mac_address = Some(rec.macs.get(name).cloned().unwrap_or_default());
         s.dns_names = None;
     }
 }
@@ -120,6 +189,7 @@ pub fn write_etc(
     dir: &Path,
     rec: &ContainerRecord,
     w: &Wiring,
+    links: &[super::links::Linked],
 ) -> Result<Vec<UserMount>, ContainerError> {
     let hostname = rec.config.hostname.clone().unwrap_or_default();
     let first = w.endpoints.values().next();
@@ -131,11 +201,12 @@ pub fn write_etc(
             host_resolv,
         )
     } else {
-        let extra = etc::parse_extra_hosts(
+        let mut extra = etc::parse_extra_hosts(
             &hc.extra_hosts.clone().unwrap_or_default(),
             first.map(|e| e.gateway),
         )
         .map_err(ContainerError::InvalidArgument)?;
+        extra.extend(links.iter().map(|l| (l.host_names.clone(), l.ip.clone())));
         let dns = etc::DnsSettings {
             servers: hc.dns.clone().unwrap_or_default(),
             search: hc.dns_search.clone().unwrap_or_default(),
@@ -275,6 +346,8 @@ pub fn summary_ports(rec: &ContainerRecord, bindings: &[Binding]) -> Vec<PortSum
 pub(super) struct BundleNet {
     pub(super) mounts: Vec<spec::UserMount>,
     pub(super) namespace: spec::NetworkNamespace,
+    /// Legacy links' `ALIAS_*` variables (the container's own env wins).
+    pub(super) env: Vec<String>,
 }
 
 /// Network failures at create/start, with dockerd's statuses.
@@ -334,13 +407,18 @@ impl ContainerService {
             self.network_event("connect", &ep.network_id, name, &rec.id);
         }
         let dir = self.container_dir(&rec.id);
-        let mounts = write_etc(&dir, &rec, &wiring)?;
+        let links = match mode.as_str() {
+            "bridge" => self.legacy_links(&rec)?,
+            _ => Vec::new(),
+        };
+        let mounts = write_etc(&dir, &rec, &wiring, &links)?;
         self.publish_ports(&rec).await?;
         Ok((
             rec,
             BundleNet {
                 mounts,
                 namespace: namespace(&wiring),
+                env: links.into_iter().flat_map(|l| l.env).collect(),
             },
         ))
     }
@@ -378,6 +456,8 @@ impl ContainerService {
                     .as_ref()
                     .and_then(|c| c.ipv4_address.as_deref())
                     .and_then(|ip| ip.parse().ok()),
+                mac: settings.mac_address.as_deref().and_then(ipam::parse_mac),
+                links: endpoint_links(&settings),
             };
             let wiring = self
                 .network
@@ -391,6 +471,11 @@ impl ContainerService {
         } else {
             self.update(&rec.id, |r| {
                 r.networks.insert(network.to_string(), settings.clone());
+            })?;
+        }
+        if let Some(m) = settings.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            self.update(&rec.id, |r| {
+                r.macs.insert(network.to_string(), m.to_string());
             })?;
         }
         Ok(())
@@ -420,6 +505,7 @@ impl ContainerService {
             // As dockerd, the network mode stays: Compose disconnects a created
             // container from its primary network and connects it again with aliases.
             r.networks.remove(network);
+            r.macs.remove(network);
         })?;
         Ok(())
     }

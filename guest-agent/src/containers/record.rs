@@ -52,6 +52,9 @@ pub struct RunState {
     /// Frozen by `docker pause` (still counted as running).
     #[serde(default)]
     pub paused: bool,
+    /// Exited, with its restart policy's restart pending (`State.Restarting`).
+    #[serde(default)]
+    pub restarting: bool,
     /// `State.Health`: set once a container with a healthcheck has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<bollard_stubs::models::Health>,
@@ -69,6 +72,7 @@ impl RunState {
             started_at: None,
             finished_at: None,
             paused: false,
+            restarting: false,
             health: None,
         }
     }
@@ -98,6 +102,10 @@ pub struct ContainerRecord {
     /// The networks it is connected to, by name, with their addresses while it runs.
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, bollard_stubs::models::EndpointSettings>,
+    /// MAC addresses asked for (`--mac-address`, an endpoint's `MacAddress`), by
+    /// network name: the endpoint settings show the live address, these persist.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub macs: std::collections::BTreeMap<String, String>,
     /// Volumes, bind mounts and tmpfs mounts, resolved at create time.
     #[serde(default)]
     pub mounts: Vec<crate::volumes::mounts::ContainerMount>,

@@ -19,6 +19,12 @@ impl ContainerService {
     ) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
         let id = rec.id.clone();
+        if rec.state.restarting && !force {
+            return Err(ContainerError::Conflict(format!(
+                "cannot remove container \"/{}\": container is restarting: stop the container before removing or force remove",
+                rec.name
+            )));
+        }
         if rec.running() {
             if !force {
                 return Err(ContainerError::Conflict(format!(
@@ -73,14 +79,21 @@ impl ContainerService {
             .map(|e| e.rec.id.clone())
             .collect();
         let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
         for id in stopped {
+            // What the container's own layer held (dockerd's SpaceReclaimed).
+            let upper = RootfsDirs::under(&self.container_dir(&id)).upper;
+            let size = tokio::task::spawn_blocking(move || crate::fsutil::tree_size(&upper))
+                .await
+                .unwrap_or(0);
             if self.remove(&id, false, false).await.is_ok() {
                 deleted.push(id);
+                reclaimed += size;
             }
         }
         Ok(ContainerPruneResponse {
             containers_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(reclaimed as i64),
         })
     }
 }

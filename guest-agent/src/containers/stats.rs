@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::{
-    ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats, ContainerPidsStats,
-    ContainerTopResponse,
+    ContainerBlkioStatEntry, ContainerBlkioStats, ContainerCpuStats, ContainerCpuUsage,
+    ContainerMemoryStats, ContainerPidsStats, ContainerTopResponse,
 };
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -102,6 +102,26 @@ impl CgroupFiles {
         }
     }
 
+    /// Block I/O (`docker stats`' BLOCK I/O): bytes and operations per device, from
+    /// `io.stat` (v2) or the throttle files (v1), as dockerd reports them.
+    pub fn blkio(&self) -> ContainerBlkioStats {
+        if self.v2 {
+            let stat = self.read("", "io.stat").unwrap_or_default();
+            let (bytes, ops) = parse_io_stat(&stat);
+            return ContainerBlkioStats {
+                io_service_bytes_recursive: Some(bytes),
+                io_serviced_recursive: Some(ops),
+                ..Default::default()
+            };
+        }
+        let read = |f: &str| parse_blkio_v1(&self.read("blkio", f).unwrap_or_default());
+        ContainerBlkioStats {
+            io_service_bytes_recursive: Some(read("blkio.throttle.io_service_bytes")),
+            io_serviced_recursive: Some(read("blkio.throttle.io_serviced")),
+            ..Default::default()
+        }
+    }
+
     /// PIDs (in the engine's namespace) of every process in the container.
     pub fn procs(&self) -> Vec<u32> {
         self.read("pids", "cgroup.procs")
@@ -111,6 +131,52 @@ impl CgroupFiles {
 }
 
 /// The machine's memory in bytes (MemTotal).
+fn entry(dev: &str, op: &str, value: u64) -> Option<ContainerBlkioStatEntry> {
+    let (major, minor) = dev.split_once(':')?;
+    Some(ContainerBlkioStatEntry {
+        major: major.parse().ok(),
+        minor: minor.parse().ok(),
+        op: Some(op.to_string()),
+        value: Some(value),
+    })
+}
+
+/// cgroup v2 `io.stat` (`8:0 rbytes=1 wbytes=2 rios=3 wios=4 …`) → (bytes, operations),
+/// with dockerd's lower-case `read`/`write` ops.
+fn parse_io_stat(s: &str) -> (Vec<ContainerBlkioStatEntry>, Vec<ContainerBlkioStatEntry>) {
+    let (mut bytes, mut ops) = (Vec::new(), Vec::new());
+    for line in s.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(dev) = fields.next() else { continue };
+        for kv in fields {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let Ok(v) = v.parse() else { continue };
+            let (list, op) = match k {
+                "rbytes" => (&mut bytes, "read"),
+                "wbytes" => (&mut bytes, "write"),
+                "rios" => (&mut ops, "read"),
+                "wios" => (&mut ops, "write"),
+                _ => continue,
+            };
+            list.extend(entry(dev, op, v));
+        }
+    }
+    (bytes, ops)
+}
+
+/// cgroup v1 `blkio.throttle.*` (`8:0 Read 4096`, and a `Total` line) → entries.
+fn parse_blkio_v1(s: &str) -> Vec<ContainerBlkioStatEntry> {
+    s.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, op, v) = (f.next()?, f.next()?, f.next()?);
+            entry(dev, op, v.parse().ok()?)
+        })
+        .collect()
+}
+
 pub fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -257,5 +323,22 @@ mod net_tests {
             (e.rx_bytes, e.rx_packets, e.tx_bytes, e.tx_dropped),
             (Some(1500), Some(10), Some(700), Some(3))
         );
+    }
+}
+
+#[cfg(test)]
+mod blkio_tests {
+    use super::*;
+
+    #[test]
+    fn io_stat_and_v1_throttle_files_parse_as_dockerd_reports_them() {
+        let (bytes, ops) = parse_io_stat("8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0\n");
+        assert_eq!(bytes.len(), 2);
+        assert_eq!(bytes[1].op.as_deref(), Some("write"));
+        assert_eq!(bytes[1].value, Some(8192));
+        assert_eq!((ops[0].major, ops[0].minor), (Some(8), Some(0)));
+        let v1 = parse_blkio_v1("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");
+        assert_eq!(v1.len(), 2);
+        assert_eq!(v1[0].op.as_deref(), Some("Read"));
     }
 }

@@ -265,7 +265,7 @@ async fn stop_signals_then_records_the_exit() {
         Err(ContainerError::NotModified)
     ));
     assert!(matches!(
-        e.svc.kill(&id, None),
+        e.svc.kill(&id, None).await,
         Err(ContainerError::Conflict(_))
     ));
     // As dockerd: the signal is a `kill` event before the exit's `die` and `stop`;
@@ -457,6 +457,7 @@ fn restart_backoff_doubles_and_is_capped() {
 /// A record to compute with when no engine is needed.
 fn test_record() -> ContainerRecord {
     ContainerRecord {
+        macs: Default::default(),
         id: "0".repeat(64),
         name: "t".into(),
         created: crate::clock::now(),

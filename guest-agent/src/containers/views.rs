@@ -97,6 +97,11 @@ fn status_text(r: &ContainerRecord) -> String {
                 ps_suffix(r.state.health.as_ref())
             }
         ),
+        Status::Exited if r.state.restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            human_duration(now - unix(r.state.finished_at.as_deref().unwrap_or("")))
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             r.state.exit_code,
@@ -112,6 +117,8 @@ fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
     }
     let status = if r.state.paused {
         "paused"
+    } else if r.state.restarting {
+        "restarting"
     } else {
         r.state.status.as_str()
     };
@@ -168,6 +175,7 @@ pub fn list(recs: &[&ContainerRecord], f: &ListFilters) -> Vec<ContainerSummary>
                 Status::Created => ContainerSummaryStateEnum::CREATED,
                 Status::Running if r.state.paused => ContainerSummaryStateEnum::PAUSED,
                 Status::Running => ContainerSummaryStateEnum::RUNNING,
+                Status::Exited if r.state.restarting => ContainerSummaryStateEnum::RESTARTING,
                 Status::Exited => ContainerSummaryStateEnum::EXITED,
                 Status::Dead => ContainerSummaryStateEnum::DEAD,
             }),
@@ -212,12 +220,13 @@ pub fn inspect(r: &ContainerRecord, dir: &Path) -> ContainerInspectResponse {
                 Status::Created => ContainerStateStatusEnum::CREATED,
                 Status::Running if r.state.paused => ContainerStateStatusEnum::PAUSED,
                 Status::Running => ContainerStateStatusEnum::RUNNING,
+                Status::Exited if r.state.restarting => ContainerStateStatusEnum::RESTARTING,
                 Status::Exited => ContainerStateStatusEnum::EXITED,
                 Status::Dead => ContainerStateStatusEnum::DEAD,
             }),
             running: Some(r.running()),
             paused: Some(r.state.paused),
-            restarting: Some(false),
+            restarting: Some(r.state.restarting),
             oom_killed: Some(false),
             dead: Some(r.state.status == Status::Dead),
             pid: Some(r.state.pid),

@@ -292,6 +292,7 @@ impl ImageService {
                     size,
                     manifest_digest: Some(manifest_digest),
                     last_tag_time: None,
+                    parent: None,
                 });
                 for t in &tags {
                     cat.data.tags.insert(full_tagged(t), id.clone());

@@ -24,6 +24,10 @@ pub struct ImageRecord {
     pub manifest_digest: Option<String>,
     #[serde(default)]
     pub last_tag_time: Option<String>,
+    /// The local image it was committed on (`Parent`, as dockerd keeps it for
+    /// `docker commit` and classic builds); none for pulled and loaded images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -154,6 +154,8 @@ impl ImageService {
                 size: total,
                 manifest_digest,
                 last_tag_time: None,
+                // The build's scratch base is no parent (dockerd has no such image).
+                parent: (!parent_layers.is_empty()).then(|| parent_id.clone()),
             },
         );
         cat.save()?;
@@ -190,6 +192,7 @@ impl ImageService {
                     size: 0,
                     manifest_digest: None,
                     last_tag_time: None,
+                    parent: None,
                 },
             );
             cat.save()?;
@@ -265,6 +268,7 @@ impl ImageService {
                 size,
                 manifest_digest: Some(manifest_digest),
                 last_tag_time: None,
+                parent: None,
             },
         );
         cat.save()?;

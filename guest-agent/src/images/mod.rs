@@ -124,8 +124,40 @@ impl ImageService {
     }
 
     /// Number of images, for `/info`.
+    /// `name`'s id and those of the images it was committed on, newest first (empty
+    /// when `name` is not an image).
+    pub fn ancestry(&self, name: &str) -> Vec<String> {
+        let cat = self.catalog();
+        let mut out = Vec::new();
+        let mut next = resolve_in(&cat, name).ok();
+        while let Some(id) = next {
+            if out.contains(&id) {
+                break;
+            }
+            next = cat.data.images.get(&id).and_then(|r| r.parent.clone());
+            out.push(id);
+        }
+        out
+    }
+
+    /// The local image `name` was committed on (`Parent`), if any.
+    pub fn parent_of(&self, name: &str) -> Option<String> {
+        let cat = self.catalog();
+        let id = resolve_in(&cat, name).ok()?;
+        cat.data.images.get(&id)?.parent.clone()
+    }
+
+    /// How many images `docker images -a` lists (`info`'s `Images`).
     pub fn count(&self) -> usize {
-        self.catalog().data.images.len()
+        let cat = self.catalog();
+        cat.data
+            .images
+            .values()
+            .filter(|rec| {
+                let (tags, digests) = cat.names_of(&rec.id);
+                !(rec.diff_ids.is_empty() && tags.is_empty() && digests.is_empty())
+            })
+            .count()
     }
 
     /// Resolves a name, tag, digest reference, full ID or unique ID prefix to an image ID.
@@ -192,7 +224,7 @@ impl ImageService {
             }
             out.push(ImageSummary {
                 id: rec.id.clone(),
-                parent_id: String::new(),
+                parent_id: rec.parent.clone().unwrap_or_default(),
                 repo_tags,
                 repo_digests,
                 created,

@@ -451,6 +451,7 @@ impl ImageService {
             size,
             manifest_digest: Some(manifest_digest),
             last_tag_time: None,
+            parent: None,
         };
         let changed = self.register(record, r, &resolved.top_digest)?;
         send(Progress::line(

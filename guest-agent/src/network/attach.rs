@@ -190,6 +190,7 @@ impl NetworkService {
                 .map(|a| a.ip)
                 .collect();
             taken.insert(gateway);
+            taken.extend(rec.ipam.aux.values().copied());
             let ip = match req.ipv4 {
                 Some(ip) if !subnet.contains(ip) => {
                     return Err(NetworkError::InvalidArgument(format!(
@@ -202,14 +203,16 @@ impl NetworkService {
                     )))
                 }
                 Some(ip) => ip,
-                None => ipam::next_free(&subnet, &taken).ok_or_else(|| {
-                    NetworkError::Forbidden(format!(
-                        "no available IPv4 addresses on network {}",
-                        n.name
-                    ))
-                })?,
+                // `--ip-range` narrows what is handed out, never what may be asked.
+                None => ipam::next_free(rec.ipam.ip_range.as_ref().unwrap_or(&subnet), &taken)
+                    .ok_or_else(|| {
+                        NetworkError::Forbidden(format!(
+                            "no available IPv4 addresses on network {}",
+                            n.name
+                        ))
+                    })?,
             };
-            let mac = ipam::mac_string(&ipam::mac_for(ip));
+            let mac = ipam::mac_string(&req.mac.unwrap_or_else(|| ipam::mac_for(ip)));
             rec.attachments.insert(
                 id.to_string(),
                 Attachment {
@@ -223,6 +226,7 @@ impl NetworkService {
                         Vec::new()
                     },
                     host_if: host_if.clone(),
+                    links: req.links.clone(),
                 },
             );
             self.save(&s)?;
@@ -232,7 +236,7 @@ impl NetworkService {
             ip,
             subnet,
             gateway,
-            mac: ipam::mac_for(ip),
+            mac: req.mac.unwrap_or_else(|| ipam::mac_for(ip)),
             ifname: format!("eth{index}"),
         };
         self.datapath

@@ -22,6 +22,8 @@ use tokio::task::JoinHandle;
 pub struct NetNames {
     pub names: Vec<(String, Ipv4Addr)>,
     pub members: Vec<String>,
+    /// Per member: its links' (lower-case alias, lower-case target name).
+    pub links: HashMap<String, Vec<(String, String)>>,
 }
 
 /// Name tables of the networks that have DNS, by network id.
@@ -40,15 +42,33 @@ impl Lookup {
         Lookup { table }
     }
 
-    /// Addresses of `name` on the networks container `asker` is on.
+    /// Addresses of `name` on the networks container `asker` is on: a container's
+    /// name or alias, or one of `asker`'s links (resolved to its target then).
     fn find(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
         let name = name.trim_end_matches('.').to_lowercase();
         let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        t.values()
-            .filter(|n| n.members.iter().any(|m| m == asker))
-            .flat_map(|n| n.names.iter())
-            .filter(|(n, _)| *n == name)
-            .map(|(_, ip)| *ip)
+        let mine = || t.values().filter(|n| n.members.iter().any(|m| m == asker));
+        let on = |n: &NetNames, want: &str| -> Vec<Ipv4Addr> {
+            n.names
+                .iter()
+                .filter(|(x, _)| x == want)
+                .map(|(_, ip)| *ip)
+                .collect()
+        };
+        let direct: Vec<Ipv4Addr> = mine().flat_map(|n| on(n, &name)).collect();
+        if !direct.is_empty() {
+            return direct;
+        }
+        mine()
+            .flat_map(|n| {
+                n.links
+                    .get(asker)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(alias, _)| *alias == name)
+                    .flat_map(|(_, target)| on(n, target))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }
@@ -185,6 +205,10 @@ mod tests {
         m.to_vec().unwrap()
     }
 
+    fn l_find(t: &Table, asker: &str, name: &str) -> Vec<Ipv4Addr> {
+        Lookup::new(t.clone()).find(asker, name)
+    }
+
     #[tokio::test]
     async fn answers_names_on_its_network_only() {
         let table: Table = Arc::default();
@@ -193,8 +217,15 @@ mod tests {
             NetNames {
                 names: vec![("web".into(), Ipv4Addr::new(172, 18, 0, 2))],
                 members: vec!["web-id".into(), "client-id".into()],
+                links: [("client-id".into(), vec![("api".into(), "web".into())])].into(),
             },
         );
+        // A link's alias resolves for the container that has the link only.
+        assert_eq!(
+            l_find(&table, "client-id", "api."),
+            vec![Ipv4Addr::new(172, 18, 0, 2)]
+        );
+        assert!(l_find(&table, "web-id", "api.").is_empty());
         let l = Lookup::new(table);
         let r = answer(&query("WEB.", RecordType::A), "client-id", &l, &[])
             .await

@@ -98,6 +98,20 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// `02:42:ac:11:00:0a` → bytes; None unless six hex pairs.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -108,6 +122,17 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_parse_as_six_hex_pairs() {
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:0a"),
+            Some([0x02, 0x42, 0xac, 0x11, 0, 0x0a])
+        );
+        assert_eq!(parse_mac("02:42:ac:11:00"), None);
+        assert_eq!(parse_mac("02:42:ac:11:00:0a:01"), None);
+        assert_eq!(parse_mac("zz:42:ac:11:00:0a"), None);
+    }
 
     #[test]
     fn parse_normalises_and_rejects() {

@@ -23,6 +23,10 @@ pub struct Attachment {
     /// The host end of its veth pair.
     #[serde(default)]
     pub host_if: String,
+    /// Its endpoint's links (`--link target:alias` on this network): (alias, target),
+    /// names only it resolves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +54,9 @@ pub struct NetworkRecord {
     /// Predefined networks (`bridge`, `host`, `none`) cannot be removed.
     #[serde(default)]
     pub predefined: bool,
+    /// `--ip-range`, `--aux-address` and `--ipam-opt`.
+    #[serde(default)]
+    pub ipam: IpamSettings,
     /// Running containers' addresses, by container id.
     #[serde(default)]
     pub attachments: BTreeMap<String, Attachment>,
@@ -70,6 +77,20 @@ pub(super) struct Store {
     pub table: String,
 }
 
+/// A network's IPAM settings beyond its subnet and gateway.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IpamSettings {
+    /// Addresses are handed out from this part of the subnet only.
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    /// Addresses never handed out, by the name the user gave them.
+    #[serde(default)]
+    pub aux: BTreeMap<String, Ipv4Addr>,
+    /// The IPAM driver's options, as given (`null` when none were).
+    #[serde(default)]
+    pub options: Option<HashMap<String, String>>,
+}
+
 /// What a network create request asks for.
 #[derive(Debug, Default, Clone)]
 pub struct CreateRequest {
@@ -82,6 +103,11 @@ pub struct CreateRequest {
     pub labels: HashMap<String, String>,
     pub options: HashMap<String, String>,
     pub check_duplicate: bool,
+    /// `--ip-range` (a CIDR inside the subnet).
+    pub ip_range: Option<String>,
+    /// `--aux-address name=ip`.
+    pub aux: HashMap<String, String>,
+    pub ipam_options: Option<HashMap<String, String>>,
 }
 
 /// Where a container is asked to connect, from its create request.
@@ -90,6 +116,10 @@ pub struct EndpointRequest {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4: Option<Ipv4Addr>,
+    /// `--mac-address`: the interface's MAC instead of the one derived from its IP.
+    pub mac: Option<[u8; 6]>,
+    /// The endpoint's links: (alias, target container name).
+    pub links: Vec<(String, String)>,
 }
 
 /// What `attach` set up for a container, for its spec and its inspect document.
@@ -142,11 +172,13 @@ pub(super) fn find<'a>(s: &'a Store, name_or_id: &str) -> Result<&'a NetworkReco
     }
 }
 
+/// dockerd takes network names well beyond container names' rules (`test 01` is
+/// one): Berth asks only for a leading letter or digit, and no `/` (the name must stay
+/// addressable as `/networks/{name}`) or control characters.
 pub(super) fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
-        && n.chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+    c.next().is_some_and(|f| f.is_alphanumeric())
+        && n.chars().all(|ch| ch != '/' && !ch.is_control())
 }
 
 pub(super) fn sha_hex(b: &[u8]) -> String {
@@ -162,7 +194,9 @@ mod tests {
     fn names_and_lookup() {
         assert!(valid_name("my-net_1.x"));
         assert!(!valid_name("-bad"));
-        assert!(!valid_name("a b"));
+        assert!(valid_name("test 01"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name("a\nb"));
         let mut s = Store::default();
         for (id, name) in [("abc123", "one"), ("abd456", "two")] {
             s.networks.insert(
@@ -180,6 +214,7 @@ mod tests {
                     labels: HashMap::new(),
                     options: HashMap::new(),
                     predefined: false,
+                    ipam: Default::default(),
                     attachments: BTreeMap::new(),
                 },
             );

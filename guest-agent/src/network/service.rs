@@ -92,6 +92,7 @@ impl NetworkService {
                         labels: HashMap::new(),
                         options: HashMap::new(),
                         predefined: true,
+                        ipam: Default::default(),
                         attachments: BTreeMap::new(),
                     },
                 );
@@ -208,7 +209,27 @@ impl NetworkService {
                 .flat_map(|a| a.names.iter().map(move |name| (name.to_lowercase(), a.ip)))
                 .collect();
             let members = n.attachments.keys().cloned().collect();
-            t.insert(n.id.clone(), dns::NetNames { names, members });
+            let links = n
+                .attachments
+                .iter()
+                .filter(|(_, a)| !a.links.is_empty())
+                .map(|(id, a)| {
+                    let l = a
+                        .links
+                        .iter()
+                        .map(|(alias, target)| (alias.to_lowercase(), target.to_lowercase()))
+                        .collect();
+                    (id.clone(), l)
+                })
+                .collect();
+            t.insert(
+                n.id.clone(),
+                dns::NetNames {
+                    names,
+                    members,
+                    links,
+                },
+            );
         }
     }
 
@@ -288,6 +309,7 @@ impl NetworkService {
             }
             None => subnet.map(|s| s.first_host()),
         };
+        let ipam = ipam_settings(&req, subnet)?;
         let _guard = self.datapath.lock_host()?;
         let id = new_id();
         {
@@ -322,6 +344,7 @@ impl NetworkService {
                     labels: req.labels.clone(),
                     options: req.options.clone(),
                     predefined: false,
+                    ipam,
                     attachments: BTreeMap::new(),
                 },
             );
@@ -397,4 +420,48 @@ impl NetworkService {
     pub fn gateway_of(&self, network: &str) -> Option<Ipv4Addr> {
         self.get(network).ok().and_then(|n| n.gateway)
     }
+}
+
+/// `--ip-range`, `--aux-address` and `--ipam-opt`, checked against the subnet as
+/// dockerd checks them.
+fn ipam_settings(
+    req: &CreateRequest,
+    subnet: Option<Subnet>,
+) -> Result<super::records::IpamSettings, NetworkError> {
+    let needs_subnet = || {
+        NetworkError::InvalidArgument(
+            "an IP range or auxiliary address needs a subnet (--subnet)".into(),
+        )
+    };
+    let ip_range = match &req.ip_range {
+        None => None,
+        Some(r) => {
+            let range = Subnet::parse(r)
+                .ok_or_else(|| NetworkError::InvalidArgument(format!("invalid ip range {r}")))?;
+            let sn = subnet.ok_or_else(needs_subnet)?;
+            if !sn.contains(Ipv4Addr::from(range.network())) || range.prefix < sn.prefix {
+                return Err(NetworkError::InvalidArgument(format!(
+                    "invalid pool request: ip range {r} is not within subnet {sn}"
+                )));
+            }
+            Some(range)
+        }
+    };
+    let mut aux = BTreeMap::new();
+    for (name, ip) in &req.aux {
+        let addr: Ipv4Addr = ip.parse().map_err(|_| {
+            NetworkError::InvalidArgument(format!("invalid auxiliary address {name}={ip}"))
+        })?;
+        if !subnet.ok_or_else(needs_subnet)?.contains(addr) {
+            return Err(NetworkError::InvalidArgument(format!(
+                "no matching subnet for aux-address {ip}"
+            )));
+        }
+        aux.insert(name.clone(), addr);
+    }
+    Ok(super::records::IpamSettings {
+        ip_range,
+        aux,
+        options: req.ipam_options.clone(),
+    })
 }

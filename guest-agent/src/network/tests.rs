@@ -249,6 +249,8 @@ async fn attach_to_the_default_bridge_and_a_user_network() {
         network: "appnet".into(),
         aliases: vec!["api".into()],
         ipv4: None,
+        mac: None,
+        links: Vec::new(),
     }];
     let w = rig
         .svc

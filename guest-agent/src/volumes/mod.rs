@@ -226,12 +226,18 @@ impl VolumeService {
         st: &mut State,
         req: VolumeCreateRequest,
     ) -> Result<Volume, VolumeError> {
+        let mut labels = req.labels.unwrap_or_default();
         let name = match req.name.filter(|n| !n.is_empty()) {
             Some(n) => {
                 validate_name(&n).map_err(VolumeError::InvalidArgument)?;
                 n
             }
-            None => hex::encode(rand::random::<[u8; 32]>()),
+            // As dockerd: a volume created without a name is anonymous, which a
+            // plain `docker volume prune` removes.
+            None => {
+                labels.insert(ANONYMOUS_LABEL.into(), String::new());
+                hex::encode(rand::random::<[u8; 32]>())
+            }
         };
         let driver = req
             .driver
@@ -252,7 +258,7 @@ impl VolumeService {
             name: name.clone(),
             driver,
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            labels: req.labels.unwrap_or_default(),
+            labels,
             options,
         };
         // Built in scratch space and renamed into place: a crash leaves no half-made
