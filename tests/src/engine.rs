@@ -657,6 +657,26 @@ pub fn cli_plugins_dir() -> PathBuf {
     dir
 }
 
+/// docker-py's integration suite and its venv, as `cargo xtask test` prepared them
+/// (`target/tools/docker-py`: `venv/` and `suite/`).
+pub fn docker_py_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BERTH_DOCKER_PY") {
+        return PathBuf::from(d);
+    }
+    let agent = agent_bin().expect("the agent binary");
+    let dir = agent
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("tools/docker-py"))
+        .unwrap_or_default();
+    assert!(
+        dir.join("suite/tests/integration").is_dir(),
+        "no docker-py suite in {}: `cargo xtask test` prepares it (or set BERTH_DOCKER_PY)",
+        dir.display()
+    );
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

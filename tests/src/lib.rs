@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod images;
+pub mod netns;
 pub mod registry;
 pub mod sdk;
 pub mod vm;

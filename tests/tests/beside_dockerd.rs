@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use berth_tests::engine::Engine;
 use berth_tests::images::{self, Compression};
+use berth_tests::netns::Netns;
 use berth_tests::output_text;
 
 const DOCKERD: &str = "/usr/sbin/dockerd";
@@ -40,85 +41,26 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// A named network namespace, deleted (with everything still running in it) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("berth-beside-{:08x}", rand_suffix());
-        ok(&run(Command::new("ip").args(["netns", "add", &name])));
-        let ns = Netns { name };
-        ok(&run(
-            Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"])
-        ));
-        ns
-    }
-
-    /// A command run inside the namespace (its network only).
-    fn exec(&self, program: &str) -> Command {
-        berth_tests::engine::in_netns(&self.name, program)
-    }
-
-    /// The namespace's IPv4 filter table, without counters or the dump's timestamps:
-    /// what must be the same before Berth starts and after it stops.
-    fn filter_rules(&self) -> String {
-        let out = ok(&run(self.exec("iptables-save").args(["-t", "filter"])));
-        out.lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| match l.strip_prefix(':') {
-                // `:CHAIN POLICY [packets:bytes]`
-                Some(chain) => {
-                    let mut parts = chain.split_whitespace();
-                    format!(
-                        ":{} {}",
-                        parts.next().unwrap_or(""),
-                        parts.next().unwrap_or("")
-                    )
-                }
-                None => l.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn pids(&self) -> Vec<i32> {
-        let out = run(Command::new("ip").args(["netns", "pids", &self.name]));
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // dockerd, containerd, their shims and containers, and anything Berth left.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let pids = self.pids();
-            if pids.is_empty() || Instant::now() > deadline {
-                break;
+/// The namespace's IPv4 filter table, without counters or the dump's timestamps:
+/// what must be the same before Berth starts and after it stops.
+fn filter_rules(ns: &Netns) -> String {
+    let out = ok(&run(ns.exec("iptables-save").args(["-t", "filter"])));
+    out.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.strip_prefix(':') {
+            // `:CHAIN POLICY [packets:bytes]`
+            Some(chain) => {
+                let mut parts = chain.split_whitespace();
+                format!(
+                    ":{} {}",
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or("")
+                )
             }
-            for pid in pids {
-                // SAFETY: kill(2) on processes of the namespace this test made.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = run(Command::new("ip").args(["netns", "delete", &self.name]));
-    }
-}
-
-fn rand_suffix() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    t ^ std::process::id().rotate_left(16)
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Debian's dockerd with its defaults for the firewall (iptables on, the default
@@ -334,10 +276,10 @@ fn compose_v1(e: &Engine, dir: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn berth_works_beside_dockerd_and_leaves_its_rules_as_they_were() {
-    let ns = Netns::new();
+    let ns = Netns::new("berth-beside");
     let dockerd = Dockerd::start(&ns);
     // What a host with Docker Engine has: the drop that used to cut Berth's bridges.
-    let before = ns.filter_rules();
+    let before = filter_rules(&ns);
     assert!(before.contains(":FORWARD DROP"), "{before}");
     assert!(before.contains(":DOCKER-USER"), "{before}");
     let nf = ok(&run(ns
@@ -409,7 +351,7 @@ fn berth_works_beside_dockerd_and_leaves_its_rules_as_they_were() {
 
     // Stopping Berth takes away its rules and nothing else.
     e.stop();
-    let after = ns.filter_rules();
+    let after = filter_rules(&ns);
     assert_eq!(
         before, after,
         "dockerd's filter rules changed after Berth stopped"

@@ -4,6 +4,7 @@
 mod bench;
 mod bundle;
 mod deps;
+mod docker_py;
 mod fuzz;
 mod layout;
 mod ping;
@@ -30,7 +31,8 @@ usage: cargo xtask <command>
   tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
   frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)
   layout [DIR]                         no source file over 800 lines, no import loop between modules
-  cli-plugins                          fetch the buildx and Compose v2 CLI plugins, print their directory";
+  cli-plugins                          fetch the buildx and Compose v2 CLI plugins, print their directory
+  docker-py-suite                      prepare docker-py's integration suite and its venv, print their directory";
 
 fn main() -> ExitCode {
     match dispatch() {
@@ -65,6 +67,10 @@ fn dispatch() -> anyhow::Result<()> {
         }
         Some("cli-plugins") => {
             println!("{}", plugins::ensure()?.display());
+            Ok(())
+        }
+        Some("docker-py-suite") => {
+            println!("{}", docker_py::ensure()?.display());
             Ok(())
         }
         Some("-h" | "--help" | "help") | None => {

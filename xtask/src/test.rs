@@ -32,9 +32,10 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
         deps::ensure_tauri_driver()?;
         let plugins = crate::plugins::ensure()?;
-        Ok::<_, anyhow::Error>((deps::ensure_nextest(), plugins))
+        let docker_py = crate::docker_py::ensure()?;
+        Ok::<_, anyhow::Error>((deps::ensure_nextest(), plugins, docker_py))
     })();
-    let (nextest, plugins) = match tools {
+    let (nextest, plugins, docker_py) = match tools {
         Ok(n) => n,
         Err(e) => {
             println!("\n==> total {} (tools missing)", human(started.elapsed()));
@@ -51,6 +52,8 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
     tests.args(extra);
     // The buildx and Compose v2 plugins the BuildKit suite points the CLI at.
     tests.env("BERTH_CLI_PLUGINS", &plugins);
+    // docker-py's own integration suite and its venv (docker_py.rs says from where).
+    tests.env("BERTH_DOCKER_PY", &docker_py);
     let steps: Vec<(&'static str, Command)> = vec![
         (
             "fmt",
