@@ -490,3 +490,74 @@ fn connect_and_disconnect_a_running_container() {
     engine.docker_ok(&["rm", "-f", "svc"]);
     engine.docker_ok(&["network", "rm", "first", "second"]);
 }
+
+#[test]
+fn an_ipv6_network_gives_containers_addresses_that_reach_each_other() {
+    let (_r, engine, img) = setup();
+    // A documentation prefix of this process's own: engines of parallel suites use no IPv6.
+    let prefix = format!("2001:db8:{:x}", std::process::id() & 0xffff);
+    let subnet = format!("{prefix}::/64");
+    engine.docker_ok(&["network", "create", "--ipv6", "--subnet", &subnet, "v6net"]);
+    let fixed = format!("{prefix}::10");
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v6a",
+        "--network",
+        "v6net",
+        "--ip6",
+        &fixed,
+        &img,
+        "sleep",
+        "300",
+    ]);
+    // The second container gets the first free address, the gateway being ::1.
+    let out = engine.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6net",
+        &img,
+        "sh",
+        "-c",
+        &format!("ip -6 addr show eth0 && ping -6 -c1 {fixed} && ping -6 -c1 {prefix}::1"),
+    ]);
+    assert!(out.contains(&format!("inet6 {prefix}::2/64")), "{out}");
+    assert!(out.contains("1 packets received"), "{out}");
+    let ep = engine.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{with index .NetworkSettings.Networks \"v6net\"}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}}{{end}}",
+        "v6a",
+    ]);
+    assert_eq!(ep.trim(), format!("{fixed}/64 {prefix}::1"));
+    let net = engine.docker_ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "v6net"]);
+    assert_eq!(net.trim(), "true");
+    // An address outside the subnet, and an IPv6 pool without --ipv6, are refused.
+    let o = engine.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6net",
+        "--ip6",
+        "2001:db9::5",
+        &img,
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no configured subnet contains IP address"),
+        "{}",
+        stderr(&o)
+    );
+    let o = engine.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "2001:db8:ffff::/64",
+        "nov6",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--ipv6"), "{}", stderr(&o));
+}

@@ -53,7 +53,15 @@ fn ipam(n: &NetworkRecord) -> Ipam {
                         }),
                     }]
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .chain(n.ipam.ipv6.map(|v6| IpamConfig {
+                    subnet: Some(v6.subnet.to_string()),
+                    ip_range: v6.ip_range.map(|r| r.to_string()),
+                    gateway: Some(v6.gateway.to_string()),
+                    auxiliary_addresses: None,
+                }))
+                .collect(),
         ),
         // As dockerd: the options as given, null when none were.
         options: n.ipam.options.clone(),
@@ -85,7 +93,7 @@ macro_rules! network_doc {
             scope: Some("local".into()),
             driver: Some(n.driver.clone()),
             enable_ipv4: Some(true),
-            enable_ipv6: Some(false),
+            enable_ipv6: Some(n.ipam.ipv6.is_some()),
             ipam: Some(ipam(n)),
             internal: Some(n.internal),
             attachable: Some(n.attachable),
@@ -179,13 +187,20 @@ pub fn inspect(engine: &Engine, name: &str) -> ApiResult {
 pub async fn create(engine: &Engine, body: Bytes) -> ApiResult {
     let req: NetworkCreateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    let cfg = req
+    // One IPv4 pool and one IPv6 pool (told apart by the subnet's `:`).
+    let pools = req
         .ipam
         .as_ref()
-        .and_then(|i| i.config.as_ref())
-        .and_then(|c| c.first())
+        .and_then(|i| i.config.clone())
+        .unwrap_or_default();
+    let is_v6 = |c: &IpamConfig| c.subnet.as_deref().is_some_and(|s| s.contains(':'));
+    let cfg = pools
+        .iter()
+        .find(|c| !is_v6(c))
         .cloned()
         .unwrap_or_default();
+    let cfg6 = pools.iter().find(|c| is_v6(c)).cloned().unwrap_or_default();
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let n = engine
         .network
         .create(CreateRequest {
@@ -201,6 +216,10 @@ pub async fn create(engine: &Engine, body: Bytes) -> ApiResult {
             ip_range: cfg.ip_range.clone().filter(|s| !s.is_empty()),
             aux: cfg.auxiliary_addresses.clone().unwrap_or_default(),
             ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
+            enable_ipv6: req.enable_ipv6 == Some(true),
+            subnet6: given(&cfg6.subnet),
+            gateway6: given(&cfg6.gateway),
+            ip_range6: given(&cfg6.ip_range),
         })
         .await?;
     engine.events.emit(

@@ -104,6 +104,7 @@ pub fn endpoint_requests(rec: &ContainerRecord) -> Vec<EndpointRequest> {
                 .and_then(|c| c.ipv4_address.as_deref())
                 .and_then(|ip| ip.parse().ok()),
             mac: rec.macs.get(name).and_then(|m| ipam::parse_mac(m)),
+            ipv6: requested_ipv6(s),
             links: {
                 let mut l = endpoint_links(s);
                 // `--link` with a user-defined network mode is that network's link
@@ -118,6 +119,14 @@ pub fn endpoint_requests(rec: &ContainerRecord) -> Vec<EndpointRequest> {
             },
         })
         .collect()
+}
+
+/// `--ip6`: the endpoint's `IPAMConfig.IPv6Address`.
+fn requested_ipv6(s: &EndpointSettings) -> Option<std::net::Ipv6Addr> {
+    s.ipam_config
+        .as_ref()
+        .and_then(|c| c.ipv6_address.as_deref())
+        .and_then(|ip| ip.parse().ok())
 }
 
 /// An endpoint's `Links` (`target:alias`) as (alias, target) for its network's DNS.
@@ -162,6 +171,11 @@ pub fn record_wiring(rec: &mut ContainerRecord, w: &Wiring) {
         s.ip_prefix_len = Some(ep.prefix as i64);
         s.gateway = Some(ep.gateway.to_string());
         s.mac_address = Some(ep.mac.clone());
+        if let Some((ip, prefix, gateway)) = ep.ipv6 {
+            s.global_ipv6_address = Some(ip.to_string());
+            s.global_ipv6_prefix_len = Some(prefix as i64);
+            s.ipv6_gateway = Some(gateway.to_string());
+        }
         if ep.dns {
             let mut names = vec![rec.name.clone(), rec.id[..12].to_string()];
             names.extend(ep.aliases.iter().cloned());
@@ -179,6 +193,9 @@ pub fn clear_wiring(rec: &mut ContainerRecord) {
         s.ip_prefix_len = Some(0);
         s.gateway = Some(String::new());
         s.mac_address = Some(rec.macs.get(name).cloned().unwrap_or_default());
+        s.global_ipv6_address = Some(String::new());
+        s.global_ipv6_prefix_len = Some(0);
+        s.ipv6_gateway = Some(String::new());
         s.dns_names = None;
     }
 }
@@ -458,6 +475,7 @@ impl ContainerService {
                     .and_then(|ip| ip.parse().ok()),
                 mac: settings.mac_address.as_deref().and_then(ipam::parse_mac),
                 links: endpoint_links(&settings),
+                ipv6: requested_ipv6(&settings),
             };
             let wiring = self
                 .network

@@ -212,6 +212,16 @@ impl NetworkService {
                         ))
                     })?,
             };
+            let ipv6 = match rec.ipam.ipv6 {
+                Some(v6) => Some(pick_ipv6(&v6, rec, id, req.ipv6)?),
+                None if req.ipv6.is_some() => {
+                    return Err(NetworkError::InvalidArgument(format!(
+                        "network {} is not IPv6-enabled (--ipv6)",
+                        n.name
+                    )))
+                }
+                None => None,
+            };
             let mac = ipam::mac_string(&req.mac.unwrap_or_else(|| ipam::mac_for(ip)));
             rec.attachments.insert(
                 id.to_string(),
@@ -227,21 +237,32 @@ impl NetworkService {
                     },
                     host_if: host_if.clone(),
                     links: req.links.clone(),
+                    ipv6,
                 },
             );
             self.save(&s)?;
-            ip
+            (ip, ipv6)
         };
+        let (ip, ipv6) = ip;
+        let v6 = n.ipam.ipv6;
         let ep = Endpoint {
             ip,
             subnet,
             gateway,
             mac: req.mac.unwrap_or_else(|| ipam::mac_for(ip)),
             ifname: format!("eth{index}"),
+            ipv6: ipv6
+                .zip(v6)
+                .map(|(addr, net)| (addr, net.subnet.prefix, net.gateway)),
         };
         self.datapath
             .ensure_bridge(&bridge, gateway, &subnet)
             .await?;
+        if let Some(net) = v6 {
+            self.datapath
+                .bridge_ipv6(&bridge, net.gateway, net.subnet.prefix)
+                .await?;
+        }
         self.datapath
             .plug(&bridge, &host_if, netns, &ep, index == 0 && !n.internal)
             .await?;
@@ -258,6 +279,7 @@ impl NetworkService {
                 mac: ipam::mac_string(&ep.mac),
                 aliases: req.aliases.clone(),
                 dns: n.has_dns(),
+                ipv6: ep.ipv6,
             },
         ))
     }
@@ -298,6 +320,40 @@ impl NetworkService {
             .collect();
         for id in stale {
             self.detach(&id).await;
+        }
+    }
+}
+
+/// Container `id`'s IPv6 address on a network with `v6`: the one asked for (inside
+/// the subnet, not taken) or the first free one of the range.
+fn pick_ipv6(
+    v6: &super::records::Ipv6Net,
+    rec: &super::NetworkRecord,
+    id: &str,
+    wanted: Option<std::net::Ipv6Addr>,
+) -> Result<std::net::Ipv6Addr, NetworkError> {
+    let mut taken: BTreeSet<std::net::Ipv6Addr> = rec
+        .attachments
+        .values()
+        .filter(|a| a.container != id)
+        .filter_map(|a| a.ipv6)
+        .collect();
+    taken.insert(v6.gateway);
+    match wanted {
+        Some(ip) if !v6.subnet.contains(ip) => Err(NetworkError::InvalidArgument(format!(
+            "no configured subnet contains IP address {ip}"
+        ))),
+        Some(ip) if taken.contains(&ip) => Err(NetworkError::Conflict(format!(
+            "Address already in use: {ip}"
+        ))),
+        Some(ip) => Ok(ip),
+        None => {
+            ipam::next_free6(v6.ip_range.as_ref().unwrap_or(&v6.subnet), &taken).ok_or_else(|| {
+                NetworkError::Forbidden(format!(
+                    "no available IPv6 addresses on network {}",
+                    rec.name
+                ))
+            })
         }
     }
 }

@@ -3,7 +3,7 @@
 //! touching the host.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,76 @@ impl Subnet {
 impl std::fmt::Display for Subnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An IPv6 subnet in CIDR form (host bits dropped, as dockerd takes `2001:db8::1/64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet6 {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    pub fn parse(s: &str) -> Option<Subnet6> {
+        let (a, p) = s.split_once('/')?;
+        let prefix: u8 = p.parse().ok()?;
+        // Room for a gateway and containers.
+        if prefix > 126 {
+            return None;
+        }
+        let addr: Ipv6Addr = a.parse().ok()?;
+        Some(Subnet6 {
+            addr: Ipv6Addr::from(u128::from(addr) & mask6(prefix)),
+            prefix,
+        })
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.prefix) == u128::from(self.addr)
+    }
+
+    pub fn overlaps(&self, other: &Subnet6) -> bool {
+        let p = self.prefix.min(other.prefix);
+        u128::from(self.addr) & mask6(p) == u128::from(other.addr) & mask6(p)
+    }
+
+    /// The `n`th address of the subnet (`::1` is the first host).
+    pub fn nth(&self, n: u128) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) | (n & !mask6(self.prefix)))
+    }
+
+    /// A unique-local /64 for a network created with `--ipv6` and no subnet: `fd`
+    /// and 56 bits of its id, so every network gets its own.
+    pub fn ula_for(id_hex: &str) -> Subnet6 {
+        let bits = u64::from_str_radix(id_hex.get(..14).unwrap_or("0"), 16).unwrap_or(0);
+        let hi = (0xfdu128 << 120) | ((bits as u128) << 64);
+        Subnet6 {
+            addr: Ipv6Addr::from(hi),
+            prefix: 64,
+        }
+    }
+}
+
+impl std::fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The first free address of `range` (one of the subnet's, or the subnet itself),
+/// looking at the first 64Ki hosts (plenty for one machine's containers).
+pub fn next_free6(range: &Subnet6, taken: &BTreeSet<Ipv6Addr>) -> Option<Ipv6Addr> {
+    (1u128..65536)
+        .map(|n| range.nth(n))
+        .take_while(|ip| range.contains(*ip))
+        .find(|ip| !taken.contains(ip))
+}
+
+fn mask6(prefix: u8) -> u128 {
+    match prefix {
+        0 => 0,
+        p => u128::MAX << (128 - p as u32),
     }
 }
 
@@ -122,6 +192,20 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_subnets_parse_and_hand_out_hosts() {
+        let s = Subnet6::parse("2001:389::1/64").unwrap();
+        assert_eq!(s.to_string(), "2001:389::/64");
+        assert!(s.contains("2001:389::f00d".parse().unwrap()));
+        assert!(!s.contains("2001:38a::1".parse().unwrap()));
+        let taken: BTreeSet<Ipv6Addr> = ["2001:389::1".parse().unwrap()].into();
+        assert_eq!(next_free6(&s, &taken), Some("2001:389::2".parse().unwrap()));
+        let u = Subnet6::ula_for("0123456789abcdef");
+        assert_eq!(u.to_string(), "fd01:2345:6789:abcd::/64");
+        assert!(Subnet6::parse("2001:db8::/127").is_none());
+        assert!(s.overlaps(&Subnet6::parse("2001:389::/48").unwrap()));
+    }
 
     #[test]
     fn macs_parse_as_six_hex_pairs() {

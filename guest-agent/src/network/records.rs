@@ -3,12 +3,12 @@
 //! asks for, what attaching a container produced, and lookup by name or id prefix.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::ipam::Subnet;
+use super::ipam::{Subnet, Subnet6};
 use super::NetworkError;
 
 /// A container's address on one network.
@@ -23,6 +23,9 @@ pub struct Attachment {
     /// The host end of its veth pair.
     #[serde(default)]
     pub host_if: String,
+    /// Its IPv6 address on an `--ipv6` network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Its endpoint's links (`--link target:alias` on this network): (alias, target),
     /// names only it resolves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -89,6 +92,18 @@ pub struct IpamSettings {
     /// The IPAM driver's options, as given (`null` when none were).
     #[serde(default)]
     pub options: Option<HashMap<String, String>>,
+    /// `--ipv6`: the network's IPv6 subnet, gateway and `--ip-range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Net>,
+}
+
+/// The IPv6 half of a dual-stack network.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ipv6Net {
+    pub subnet: Subnet6,
+    pub gateway: Ipv6Addr,
+    #[serde(default)]
+    pub ip_range: Option<Subnet6>,
 }
 
 /// What a network create request asks for.
@@ -108,6 +123,11 @@ pub struct CreateRequest {
     /// `--aux-address name=ip`.
     pub aux: HashMap<String, String>,
     pub ipam_options: Option<HashMap<String, String>>,
+    /// `--ipv6`, with the IPv6 pool's subnet, gateway and range if given.
+    pub enable_ipv6: bool,
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    pub ip_range6: Option<String>,
 }
 
 /// Where a container is asked to connect, from its create request.
@@ -120,6 +140,8 @@ pub struct EndpointRequest {
     pub mac: Option<[u8; 6]>,
     /// The endpoint's links: (alias, target container name).
     pub links: Vec<(String, String)>,
+    /// `--ip6` on an `--ipv6` network.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// What `attach` set up for a container, for its spec and its inspect document.
@@ -142,6 +164,8 @@ pub struct WiredEndpoint {
     pub mac: String,
     pub aliases: Vec<String>,
     pub dns: bool,
+    /// Address, prefix length and gateway on an `--ipv6` network.
+    pub ipv6: Option<(Ipv6Addr, u8, Ipv6Addr)>,
 }
 
 pub(super) use crate::clock::now;

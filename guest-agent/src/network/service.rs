@@ -309,9 +309,10 @@ impl NetworkService {
             }
             None => subnet.map(|s| s.first_host()),
         };
-        let ipam = ipam_settings(&req, subnet)?;
-        let _guard = self.datapath.lock_host()?;
+        let mut ipam = ipam_settings(&req, subnet)?;
         let id = new_id();
+        ipam.ipv6 = ipv6_settings(&req, &id)?;
+        let _guard = self.datapath.lock_host()?;
         {
             let mut s = self.lock();
             if s.networks.values().any(|n| n.name == req.name) {
@@ -319,6 +320,18 @@ impl NetworkService {
                     "network with name {} already exists",
                     req.name
                 )));
+            }
+            if let Some(v6) = ipam.ipv6 {
+                let clash = s
+                    .networks
+                    .values()
+                    .filter_map(|n| n.ipam.ipv6)
+                    .any(|o| o.subnet.overlaps(&v6.subnet));
+                if clash {
+                    return Err(NetworkError::Forbidden(
+                        "Pool overlaps with other one on this address space".into(),
+                    ));
+                }
             }
             if let Some(sn) = subnet {
                 let mut used = self.datapath.routed_subnets();
@@ -354,6 +367,11 @@ impl NetworkService {
             let n = self.get(&id)?;
             if let (Some(br), Some(gw), Some(sn)) = (&n.bridge, n.gateway, n.subnet) {
                 self.datapath.ensure_bridge(br, gw, &sn).await?;
+                if let Some(v6) = n.ipam.ipv6 {
+                    self.datapath
+                        .bridge_ipv6(br, v6.gateway, v6.subnet.prefix)
+                        .await?;
+                }
             }
             self.apply_firewall()?;
             Ok::<_, NetworkError>(n)
@@ -463,5 +481,57 @@ fn ipam_settings(
         ip_range,
         aux,
         options: req.ipam_options.clone(),
+        ipv6: None,
     })
+}
+
+/// `--ipv6` with its pool (a unique-local /64 of the network's own when none is
+/// given); an IPv6 pool without `--ipv6` is refused rather than dropped.
+fn ipv6_settings(
+    req: &CreateRequest,
+    id: &str,
+) -> Result<Option<super::records::Ipv6Net>, NetworkError> {
+    use super::ipam::Subnet6;
+    let bad = |m: String| NetworkError::InvalidArgument(m);
+    if !req.enable_ipv6 {
+        return match &req.subnet6 {
+            Some(s) => Err(bad(format!(
+                "IPv6 subnet {s} given, but the network does not enable IPv6 (--ipv6)"
+            ))),
+            None => Ok(None),
+        };
+    }
+    let subnet = match &req.subnet6 {
+        Some(s) => Subnet6::parse(s).ok_or_else(|| bad(format!("invalid subnet {s}")))?,
+        None => Subnet6::ula_for(id),
+    };
+    let gateway = match &req.gateway6 {
+        Some(g) => {
+            let ip: std::net::Ipv6Addr = g
+                .parse()
+                .map_err(|_| bad(format!("invalid gateway address {g}")))?;
+            if !subnet.contains(ip) {
+                return Err(bad(format!("no matching subnet for gateway {g}")));
+            }
+            ip
+        }
+        None => subnet.nth(1),
+    };
+    let ip_range = match &req.ip_range6 {
+        Some(r) => {
+            let range = Subnet6::parse(r).ok_or_else(|| bad(format!("invalid ip range {r}")))?;
+            if !subnet.contains(range.addr) || range.prefix < subnet.prefix {
+                return Err(bad(format!(
+                    "invalid pool request: ip range {r} is not within subnet {subnet}"
+                )));
+            }
+            Some(range)
+        }
+        None => None,
+    };
+    Ok(Some(super::records::Ipv6Net {
+        subnet,
+        gateway,
+        ip_range,
+    }))
 }

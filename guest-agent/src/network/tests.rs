@@ -251,6 +251,7 @@ async fn attach_to_the_default_bridge_and_a_user_network() {
         ipv4: None,
         mac: None,
         links: Vec::new(),
+        ipv6: None,
     }];
     let w = rig
         .svc

@@ -1,7 +1,7 @@
 //! Links through rtnetlink: the bridges, the veth pairs, and the container end's
 //! address and routes (configured from a thread inside the container's namespace).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -72,6 +72,42 @@ pub async fn ensure_bridge(
             .map_err(nl("addressing the bridge"))?;
     }
     set_up(&h, idx, "bringing the bridge up").await
+}
+
+/// No duplicate address detection on `ifname` (in the calling thread's namespace):
+/// the addresses are the engine's to hand out, and DAD would hold each one
+/// "tentative", unusable, for a second or more after it is set.
+fn no_dad(ifname: &str) -> Result<(), NetworkError> {
+    std::fs::write(format!("/proc/sys/net/ipv6/conf/{ifname}/accept_dad"), "0").map_err(|e| {
+        NetworkError::Io {
+            context: format!("turning off IPv6 duplicate address detection on {ifname}"),
+            source: e,
+        }
+    })
+}
+
+/// Adds `gateway/prefix` to bridge `name` unless it has it.
+pub async fn bridge_ipv6(name: &str, gateway: Ipv6Addr, prefix: u8) -> Result<(), NetworkError> {
+    let h = connect()?;
+    let idx = index_of(&h, name)
+        .await?
+        .ok_or_else(|| NetworkError::Netlink(format!("bridge {name} is missing")))?;
+    let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+    while let Some(a) = addrs.try_next().await.map_err(nl("reading addresses"))? {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        if a.attributes
+            .iter()
+            .any(|at| matches!(at, AddressAttribute::Address(IpAddr::V6(ip)) if *ip == gateway))
+        {
+            return Ok(());
+        }
+    }
+    no_dad(name)?;
+    h.address()
+        .add(idx, IpAddr::V6(gateway), prefix)
+        .execute()
+        .await
+        .map_err(nl("adding the bridge's IPv6 gateway"))
 }
 
 /// Sets link `idx` up; `context` names it in the error.
@@ -185,6 +221,14 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
         .execute()
         .await
         .map_err(nl("addressing the interface"))?;
+    if let Some((ip, prefix, _)) = ep.ipv6 {
+        no_dad(&ep.ifname)?;
+        h.address()
+            .add(idx, IpAddr::V6(ip), prefix)
+            .execute()
+            .await
+            .map_err(nl("adding the interface's IPv6 address"))?;
+    }
     set_up(&h, idx, "bringing the interface up").await?;
     loopback_up(&h).await?;
     if default_route {
@@ -197,6 +241,17 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
             .execute()
             .await
             .map_err(nl("adding the default route"))?;
+        if let Some((_, _, gateway)) = ep.ipv6 {
+            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gateway)
+                .output_interface(idx)
+                .build();
+            h.route()
+                .add(route)
+                .execute()
+                .await
+                .map_err(nl("adding the IPv6 default route"))?;
+        }
     }
     Ok(())
 }

@@ -49,6 +49,15 @@ impl Datapath for Linux {
         link::ensure_bridge(name, gateway, subnet).boxed()
     }
 
+    fn bridge_ipv6<'a>(
+        &'a self,
+        name: &'a str,
+        gateway: std::net::Ipv6Addr,
+        prefix: u8,
+    ) -> BoxFuture<'a, Result<(), NetworkError>> {
+        link::bridge_ipv6(name, gateway, prefix).boxed()
+    }
+
     fn delete_bridge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetworkError>> {
         link::delete(name).boxed()
     }
@@ -195,6 +204,7 @@ mod tests {
             gateway: Ipv4Addr::new(10, 77, 0, 1),
             mac: crate::network::ipam::mac_for(Ipv4Addr::new(10, 77, 0, 2)),
             ifname: "eth0".into(),
+            ipv6: None,
         };
         let (c2, ep2) = (c.clone(), ep.clone());
         // Every thread the runtime starts is started from this one, inside `host`.

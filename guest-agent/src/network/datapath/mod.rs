@@ -27,6 +27,8 @@ pub struct Endpoint {
     pub mac: [u8; 6],
     /// The interface's name inside the container: eth0, eth1, …
     pub ifname: String,
+    /// Address, prefix length and gateway on an `--ipv6` network.
+    pub ipv6: Option<(std::net::Ipv6Addr, u8, std::net::Ipv6Addr)>,
 }
 
 /// Held while one engine picks a subnet and creates its bridge, so two engines on one
@@ -62,6 +64,17 @@ pub trait Datapath: Send + Sync {
         gateway: Ipv4Addr,
         subnet: &'a Subnet,
     ) -> BoxFuture<'a, Result<(), NetworkError>>;
+
+    /// Puts IPv6 gateway `gateway/prefix` on bridge `name` (made by `ensure_bridge`)
+    /// if it lacks it. A datapath that models no addresses has nothing to do.
+    fn bridge_ipv6<'a>(
+        &'a self,
+        _name: &'a str,
+        _gateway: std::net::Ipv6Addr,
+        _prefix: u8,
+    ) -> BoxFuture<'a, Result<(), NetworkError>> {
+        Box::pin(futures_util::future::ready(Ok(())))
+    }
 
     /// Deletes bridge `name` if it exists.
     fn delete_bridge<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), NetworkError>>;
