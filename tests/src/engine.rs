@@ -636,45 +636,36 @@ pub fn network_leftovers(state: &(Vec<String>, Option<String>)) -> Vec<String> {
     left
 }
 
-/// The buildx and Compose v2 plugins `cargo xtask test` fetched from Debian trixie
-/// (`target/tools/cli-plugins`, beside the agent's `target/debug`).
-pub fn cli_plugins_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BERTH_CLI_PLUGINS") {
+/// A tool `cargo xtask test` prepared under `target/tools/<sub>` (beside the agent's
+/// `target/debug`), or where `env` says; `marker` must exist in it.
+fn tools_dir(env: &str, sub: &str, marker: &str) -> PathBuf {
+    if let Some(d) = std::env::var_os(env) {
         return PathBuf::from(d);
     }
     let agent = agent_bin().expect("the agent binary");
-    // target/debug/berth-agent → target/tools/cli-plugins
     let dir = agent
         .parent()
         .and_then(Path::parent)
-        .map(|t| t.join("tools/cli-plugins"))
+        .map(|t| t.join("tools").join(sub))
         .unwrap_or_default();
     assert!(
-        dir.join("docker-buildx").is_file(),
-        "no buildx plugin in {}: `cargo xtask test` fetches it (or set BERTH_CLI_PLUGINS)",
+        dir.join(marker).exists(),
+        "no {marker} in {}: `cargo xtask test` prepares it (or set {env})",
         dir.display()
     );
     dir
 }
 
+/// The buildx and Compose v2 plugins `cargo xtask test` fetched from Debian trixie
+/// (`target/tools/cli-plugins`).
+pub fn cli_plugins_dir() -> PathBuf {
+    tools_dir("BERTH_CLI_PLUGINS", "cli-plugins", "docker-buildx")
+}
+
 /// docker-py's integration suite and its venv, as `cargo xtask test` prepared them
 /// (`target/tools/docker-py`: `venv/` and `suite/`).
 pub fn docker_py_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BERTH_DOCKER_PY") {
-        return PathBuf::from(d);
-    }
-    let agent = agent_bin().expect("the agent binary");
-    let dir = agent
-        .parent()
-        .and_then(Path::parent)
-        .map(|t| t.join("tools/docker-py"))
-        .unwrap_or_default();
-    assert!(
-        dir.join("suite/tests/integration").is_dir(),
-        "no docker-py suite in {}: `cargo xtask test` prepares it (or set BERTH_DOCKER_PY)",
-        dir.display()
-    );
-    dir
+    tools_dir("BERTH_DOCKER_PY", "docker-py", "suite/tests/integration")
 }
 
 #[cfg(test)]

@@ -521,8 +521,12 @@ fn an_ipv6_network_gives_containers_addresses_that_reach_each_other() {
         &img,
         "sh",
         "-c",
-        &format!("ip -6 addr show eth0 && ping -6 -c1 {fixed} && ping -6 -c1 {prefix}::1"),
+        &format!(
+            "ip -6 addr show eth0 && ping -6 -c1 {fixed} && ping -6 -c1 {prefix}::1 && nslookup -type=AAAA v6a"
+        ),
     ]);
+    // The embedded DNS answers AAAA with the IPv6 address.
+    assert!(out.contains(&format!("Address: {fixed}")), "{out}");
     assert!(out.contains(&format!("inet6 {prefix}::2/64")), "{out}");
     assert!(out.contains("1 packets received"), "{out}");
     let ep = engine.docker_ok(&[

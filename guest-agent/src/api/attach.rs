@@ -401,27 +401,31 @@ pub async fn attach(
             write_all_and_close(writer, stream).await;
             return;
         }
-        let input = tokio::spawn(forward_input(
-            reader,
-            socket,
-            stdin_life,
-            stdin_once,
-            detach_keys,
-        ));
-        let output = write_all_and_close(writer, stream);
-        tokio::pin!(output);
-        tokio::select! {
-            _ = &mut output => {}
-            detached = input => {
-                // Detaching drops the output side too, which closes the connection;
-                // otherwise keep streaming until the container exits.
-                if !matches!(detached, Ok(true)) {
-                    output.await;
-                }
-            }
-        }
+        let input = forward_input(reader, socket, stdin_life, stdin_once, detach_keys);
+        stream_until_detached(writer, stream, input).await;
     });
     Ok(upgraded_response(tty))
+}
+
+/// Streams the output to a hijacked connection while `input` forwards what the client
+/// types. The detach keys (`input` ends with `true`) close the connection at once —
+/// the process keeps running —; otherwise the output goes on until it ends.
+pub(super) async fn stream_until_detached(
+    writer: impl tokio::io::AsyncWrite + Unpin,
+    stream: ByteStream,
+    input: impl std::future::Future<Output = bool> + Send + 'static,
+) {
+    let input = tokio::spawn(input);
+    let output = write_all_and_close(writer, stream);
+    tokio::pin!(output);
+    tokio::select! {
+        _ = &mut output => {}
+        detached = input => {
+            if !matches!(detached, Ok(true)) {
+                output.await;
+            }
+        }
+    }
 }
 
 /// Writes every chunk of `stream` to a hijacked connection, then closes our side.

@@ -13,8 +13,8 @@ use tokio::io::AsyncWriteExt;
 use bollard_stubs::models::{ExecConfig, ExecStartConfig};
 
 use super::attach::{
-    forward_input, output_stream, parse_detach_keys, stream_response, upgraded_response,
-    write_all_and_close, Until,
+    forward_input, output_stream, parse_detach_keys, stream_response, stream_until_detached,
+    upgraded_response, write_all_and_close, Until,
 };
 use super::{empty, json, ApiError, ApiResult, Query};
 use crate::containers::exec::ExecRequest;
@@ -146,20 +146,10 @@ pub async fn start(engine: Arc<Engine>, id: &str, req: Request<Incoming>) -> Api
             write_all_and_close(writer, stream).await;
             return;
         }
+        // As dockerd: the detach keys end the client's stream, not the process.
         let keys = parse_detach_keys(detach_keys.as_deref()).unwrap_or_default();
-        let input = tokio::spawn(forward_input(reader, dir, stdin_life, true, keys));
-        let output = write_all_and_close(writer, stream);
-        tokio::pin!(output);
-        tokio::select! {
-            _ = &mut output => {}
-            detached = input => {
-                // As dockerd: the detach keys end the client's stream (the process
-                // keeps running); otherwise stream until it exits.
-                if !matches!(detached, Ok(true)) {
-                    output.await;
-                }
-            }
-        }
+        let input = forward_input(reader, dir, stdin_life, true, keys);
+        stream_until_detached(writer, stream, input).await;
     });
     Ok(upgraded_response(raw))
 }

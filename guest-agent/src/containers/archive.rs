@@ -283,16 +283,23 @@ fn bind_mounts(
                         .map(drop)
                 })
         };
-        let mounted = made.and_then(|()| {
-            nix::mount::mount(
-                Some(source),
-                &target,
-                None::<&str>,
-                nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(std::io::Error::from)
-        });
+        use nix::mount::MsFlags;
+        let bind = |flags: MsFlags| {
+            nix::mount::mount(Some(source), &target, None::<&str>, flags, None::<&str>)
+                .map_err(std::io::Error::from)
+        };
+        let mounted = made.and_then(|()| bind(MsFlags::MS_BIND | MsFlags::MS_REC));
+        // A read-only mount stays read-only for `docker cp` too.
+        let mounted = match (mounted, m.rw) {
+            (Ok(()), false) => {
+                let ro = bind(MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY);
+                if ro.is_err() {
+                    let _ = nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH);
+                }
+                ro
+            }
+            (r, _) => r,
+        };
         if let Err(e) = mounted {
             for b in done.iter().rev() {
                 let _ = nix::mount::umount2(b, nix::mount::MntFlags::MNT_DETACH);

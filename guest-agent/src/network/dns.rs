@@ -7,20 +7,21 @@
 //! hickory-proto.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-/// One network's names: (lower-case name, address), and its member containers.
+/// One network's names: (lower-case name, address: IPv4, and IPv6 on an `--ipv6`
+/// network), and its member containers.
 #[derive(Debug, Default, Clone)]
 pub struct NetNames {
-    pub names: Vec<(String, Ipv4Addr)>,
+    pub names: Vec<(String, IpAddr)>,
     pub members: Vec<String>,
     /// Per member: its links' (lower-case alias, lower-case target name).
     pub links: HashMap<String, Vec<(String, String)>>,
@@ -44,18 +45,18 @@ impl Lookup {
 
     /// Addresses of `name` on the networks container `asker` is on: a container's
     /// name or alias, or one of `asker`'s links (resolved to its target then).
-    fn find(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
+    fn find(&self, asker: &str, name: &str) -> Vec<IpAddr> {
         let name = name.trim_end_matches('.').to_lowercase();
         let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let mine = || t.values().filter(|n| n.members.iter().any(|m| m == asker));
-        let on = |n: &NetNames, want: &str| -> Vec<Ipv4Addr> {
+        let on = |n: &NetNames, want: &str| -> Vec<IpAddr> {
             n.names
                 .iter()
                 .filter(|(x, _)| x == want)
                 .map(|(_, ip)| *ip)
                 .collect()
         };
-        let direct: Vec<Ipv4Addr> = mine().flat_map(|n| on(n, &name)).collect();
+        let direct: Vec<IpAddr> = mine().flat_map(|n| on(n, &name)).collect();
         if !direct.is_empty() {
             return direct;
         }
@@ -152,10 +153,13 @@ pub async fn answer(
         reply.metadata.recursion_desired = msg.metadata.recursion_desired;
         reply.metadata.recursion_available = true;
         reply.add_query(q.clone());
-        if q.query_type() == RecordType::A {
-            for ip in local {
-                reply.add_answer(Record::from_rdata(q.name().clone(), 600, RData::A(A(ip))));
-            }
+        for ip in local {
+            let data = match (q.query_type(), ip) {
+                (RecordType::A, IpAddr::V4(v4)) => RData::A(A(v4)),
+                (RecordType::AAAA, IpAddr::V6(v6)) => RData::AAAA(AAAA(v6)),
+                _ => continue,
+            };
+            reply.add_answer(Record::from_rdata(q.name().clone(), 600, data));
         }
         // Other types of a known name: an empty NOERROR, so clients stop asking.
         return reply.to_vec().ok();
@@ -205,7 +209,7 @@ mod tests {
         m.to_vec().unwrap()
     }
 
-    fn l_find(t: &Table, asker: &str, name: &str) -> Vec<Ipv4Addr> {
+    fn l_find(t: &Table, asker: &str, name: &str) -> Vec<IpAddr> {
         Lookup::new(t.clone()).find(asker, name)
     }
 
@@ -215,7 +219,10 @@ mod tests {
         table.lock().unwrap().insert(
             "net1".into(),
             NetNames {
-                names: vec![("web".into(), Ipv4Addr::new(172, 18, 0, 2))],
+                names: vec![
+                    ("web".into(), Ipv4Addr::new(172, 18, 0, 2).into()),
+                    ("v6".into(), "2001:db8::2".parse::<IpAddr>().unwrap()),
+                ],
                 members: vec!["web-id".into(), "client-id".into()],
                 links: [("client-id".into(), vec![("api".into(), "web".into())])].into(),
             },
@@ -223,7 +230,7 @@ mod tests {
         // A link's alias resolves for the container that has the link only.
         assert_eq!(
             l_find(&table, "client-id", "api."),
-            vec![Ipv4Addr::new(172, 18, 0, 2)]
+            vec![IpAddr::from(Ipv4Addr::new(172, 18, 0, 2))]
         );
         assert!(l_find(&table, "web-id", "api.").is_empty());
         let l = Lookup::new(table);
@@ -241,6 +248,17 @@ mod tests {
         .unwrap();
         assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
         assert!(aaaa.answers.is_empty());
+        // An IPv6 address answers AAAA, and A of the same name stays empty.
+        let v6 = Message::from_vec(
+            &answer(&query("v6.", RecordType::AAAA), "client-id", &l, &[])
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            v6.answers[0].data,
+            RData::AAAA(AAAA("2001:db8::2".parse().unwrap()))
+        );
         // A container on another network does not see the name (no upstream: SERVFAIL).
         let other = Message::from_vec(
             &answer(&query("web.", RecordType::A), "stranger", &l, &[])

@@ -4,7 +4,7 @@
 //! get, list). Wiring containers lives in `attach.rs`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -206,7 +206,12 @@ impl NetworkService {
             let names = n
                 .attachments
                 .values()
-                .flat_map(|a| a.names.iter().map(move |name| (name.to_lowercase(), a.ip)))
+                .flat_map(|a| {
+                    let ips = std::iter::once(IpAddr::V4(a.ip)).chain(a.ipv6.map(IpAddr::V6));
+                    ips.flat_map(move |ip| {
+                        a.names.iter().map(move |name| (name.to_lowercase(), ip))
+                    })
+                })
                 .collect();
             let members = n.attachments.keys().cloned().collect();
             let links = n

@@ -232,25 +232,22 @@ async fn configure_inside(ep: &Endpoint, default_route: bool) -> Result<(), Netw
     set_up(&h, idx, "bringing the interface up").await?;
     loopback_up(&h).await?;
     if default_route {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        let v4 = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(ep.gateway)
             .output_interface(idx)
             .build();
-        h.route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(nl("adding the default route"))?;
-        if let Some((_, _, gateway)) = ep.ipv6 {
-            let route = RouteMessageBuilder::<Ipv6Addr>::new()
+        let v6 = ep.ipv6.map(|(_, _, gateway)| {
+            RouteMessageBuilder::<Ipv6Addr>::new()
                 .gateway(gateway)
                 .output_interface(idx)
-                .build();
+                .build()
+        });
+        for route in std::iter::once(v4).chain(v6) {
             h.route()
                 .add(route)
                 .execute()
                 .await
-                .map_err(nl("adding the IPv6 default route"))?;
+                .map_err(nl("adding the default route"))?;
         }
     }
     Ok(())
