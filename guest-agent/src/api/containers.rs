@@ -361,13 +361,17 @@ pub fn inspect(engine: &Engine, name: &str, q: &Query) -> ApiResult {
 /// a client of 1.53 ignores them).
 fn network_settings_as_dockerd(ns: &mut serde_json::Value) {
     use serde_json::{json, Value};
-    const ENDPOINT: &[(&str, Value)] = &[
-        ("IPAMConfig", Value::Null),
-        ("Links", Value::Null),
-        ("Aliases", Value::Null),
-        ("DriverOpts", Value::Null),
-        ("DNSNames", Value::Null),
+    // On every endpoint, and copied from the default bridge's to the top level.
+    const TEXT: [&str; 6] = [
+        "EndpointID",
+        "Gateway",
+        "GlobalIPv6Address",
+        "IPAddress",
+        "IPv6Gateway",
+        "MacAddress",
     ];
+    const NUMBERS: [&str; 2] = ["GlobalIPv6PrefixLen", "IPPrefixLen"];
+    const NULLS: [&str; 5] = ["IPAMConfig", "Links", "Aliases", "DriverOpts", "DNSNames"];
     let Some(obj) = ns.as_object_mut() else {
         return;
     };
@@ -377,21 +381,13 @@ fn network_settings_as_dockerd(ns: &mut serde_json::Value) {
             let Some(ep) = ep.as_object_mut() else {
                 continue;
             };
-            for (k, v) in ENDPOINT {
-                ep.entry(*k).or_insert_with(|| v.clone());
+            for k in NULLS {
+                ep.entry(k).or_insert(Value::Null);
             }
-            for k in [
-                "MacAddress",
-                "NetworkID",
-                "EndpointID",
-                "Gateway",
-                "IPAddress",
-                "IPv6Gateway",
-                "GlobalIPv6Address",
-            ] {
-                ep.entry(k).or_insert_with(|| json!(""));
+            for k in TEXT.iter().chain(&["NetworkID"]) {
+                ep.entry(*k).or_insert_with(|| json!(""));
             }
-            for k in ["IPPrefixLen", "GlobalIPv6PrefixLen"] {
+            for k in NUMBERS {
                 ep.entry(k).or_insert_with(|| json!(0));
             }
             if name == "bridge" {
@@ -405,18 +401,11 @@ fn network_settings_as_dockerd(ns: &mut serde_json::Value) {
             .and_then(|b| b.get(k).cloned())
             .unwrap_or(dflt)
     };
-    for k in [
-        "EndpointID",
-        "Gateway",
-        "GlobalIPv6Address",
-        "IPAddress",
-        "IPv6Gateway",
-        "MacAddress",
-    ] {
+    for k in TEXT {
         let v = from(k, json!(""));
         obj.entry(k).or_insert(v);
     }
-    for k in ["GlobalIPv6PrefixLen", "IPPrefixLen"] {
+    for k in NUMBERS {
         let v = from(k, json!(0));
         obj.entry(k).or_insert(v);
     }

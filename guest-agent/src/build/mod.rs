@@ -379,18 +379,24 @@ async fn run(
         "COPY" | "ADD" => copy::copy_step(images, containers, st, step, req, done, out).await?,
         _ => {
             // Config steps are folded into the next commit; whether this one was made
-            // here before is kept only to say so, as dockerd's cached steps do.
-            let key = req.key(&[
-                &st.image,
-                "SEEN",
-                &config_json(&st.config),
-                &st.pending.join("\n"),
-                &step.keyword,
-                &step.rest,
-            ]);
-            let seen = cached(images, req, &key).is_some();
+            // here before is kept only to say so, as dockerd's cached steps do. Only
+            // the classic output says it: BuildKit's clients never see the line, so
+            // their builds skip the index read and write.
+            let key = (!req.buildkit).then(|| {
+                req.key(&[
+                    &st.image,
+                    "SEEN",
+                    &config_json(&st.config),
+                    &st.pending.join("\n"),
+                    &step.keyword,
+                    &step.rest,
+                ])
+            });
+            let seen = key
+                .as_deref()
+                .is_some_and(|k| cached(images, req, k).is_some());
             config::apply(st, step, req.style(), seen, out).await?;
-            if !seen {
+            if let Some(key) = key.filter(|_| !seen) {
                 req.cache.put(&key, &st.image);
             }
         }
