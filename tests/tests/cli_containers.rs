@@ -803,6 +803,23 @@ fn stats_top_and_logs_follow() {
     assert!(fields[2].parse::<u32>().unwrap() >= 1, "{stats}");
     let top = engine.docker_ok(&["top", "busy"]);
     assert!(top.contains("while true"), "{top}");
+    // The host's `ps` with the user's options, as dockerd runs it.
+    let top = engine.docker_ok(&["top", "busy", "-o", "pid,comm"]);
+    let titles: Vec<&str> = top
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(titles, ["PID", "COMMAND"], "{top}");
+    assert!(top.lines().skip(1).any(|l| l.ends_with("sh")), "{top}");
+    let bad = engine.docker(&["top", "busy", "-o", "user=PID"]);
+    assert!(!bad.status.success());
+    assert!(
+        berth_tests::output_text(&bad).contains("specifying \"user=PID\" is not allowed"),
+        "{}",
+        berth_tests::output_text(&bad)
+    );
     engine.docker_ok(&["rm", "-f", "busy"]);
 
     // logs -f follows a live container to its end.

@@ -1,6 +1,7 @@
 //! Engine VI: Compose v2 (the `docker compose` 2.26 CLI plugin from Debian trixie) on
 //! Berth — healthcheck-gated `depends_on`, `up --wait`, profiles, the everyday
-//! commands, `down -v --rmi local`, and `watch` syncing files (deletions included).
+//! commands (`logs -f` and `top` among them), `down -v --rmi local`, and `watch`
+//! syncing files (deletions included).
 
 use std::path::Path;
 use std::process::Output;
@@ -50,6 +51,33 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The lines a child prints, as they come.
+fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Reads `lines` until one contains `wanted` (30 s at most).
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(wanted) => return,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {wanted:?} ({e})"),
+        }
     }
 }
 
@@ -343,8 +371,40 @@ configs:
     });
     let top = ok(&compose(&e, d, &project, &["top", "app"]));
     assert!(top.contains("sleep 300"), "{top}");
+    // `logs -f`: what was written, then what is written while it follows.
+    let mut follow = compose_cmd(&e, d, &project, &["logs", "-f", "--no-color", "app"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("compose logs -f");
+    let lines = lines_of(follow.stdout.take().expect("piped stdout"));
+    wait_for_line(&lines, "started-42");
+    ok(&compose(
+        &e,
+        d,
+        &project,
+        &[
+            "exec",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "echo late-line > /proc/1/fd/1",
+        ],
+    ));
+    wait_for_line(&lines, "late-line");
     ok(&compose(&e, d, &project, &["restart", "app"]));
     ok(&compose(&e, d, &project, &["down"]));
+    // The project is gone: `logs -f` has nothing left to follow and ends.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while follow.try_wait().expect("logs -f status").is_none() {
+        if Instant::now() > deadline {
+            let _ = follow.kill();
+            panic!("`compose logs -f` still following after `down`");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = events.kill();
     let out = events.wait_with_output().expect("events output");
     let lines = String::from_utf8_lossy(&out.stdout).into_owned();

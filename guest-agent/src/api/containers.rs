@@ -246,8 +246,9 @@ pub async fn update(engine: &Engine, name: &str, body: Bytes) -> ApiResult {
     )
 }
 
-pub fn top(engine: &Engine, name: &str) -> ApiResult {
-    json(StatusCode::OK, &engine.containers.top(name)?)
+pub async fn top(engine: &Engine, name: &str, q: &Query) -> ApiResult {
+    let table = engine.containers.top(name, q.get("ps_args")).await?;
+    json(StatusCode::OK, &table)
 }
 
 pub async fn kill(engine: &Engine, name: &str, q: &Query) -> ApiResult {

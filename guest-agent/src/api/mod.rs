@@ -212,7 +212,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             let id = id.to_string();
             containers::stats(engine.clone(), &id, &query).await
         }
-        (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id),
+        (&Method::GET, ["containers", id, "top"]) => containers::top(&engine, id, &query).await,
         (&Method::GET, ["containers", id, "export"]) => {
             let id = id.to_string();
             containers::export(engine.clone(), &id).await

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{io_err, stats, ContainerError, ContainerService};
+use super::{io_err, stats, top, ContainerError, ContainerService};
 use crate::runtime::spec;
 
 impl ContainerService {
@@ -151,11 +151,18 @@ impl ContainerService {
         Ok(())
     }
 
-    /// `docker top`.
-    pub fn top(
+    /// `docker top [ps OPTIONS]`: the host's `ps` with `ps_args` (dockerd's `-ef` by
+    /// default), kept to the container's processes.
+    pub async fn top(
         &self,
         name: &str,
+        ps_args: Option<&str>,
     ) -> Result<bollard_stubs::models::ContainerTopResponse, ContainerError> {
+        let args = ps_args
+            .filter(|a| !a.is_empty())
+            .unwrap_or(top::DEFAULT_ARGS)
+            .to_string();
+        top::check_args(&args).map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
         let rec = self.record(name)?;
         if !rec.running() {
             return Err(ContainerError::Conflict(format!(
@@ -163,10 +170,33 @@ impl ContainerService {
                 rec.id
             )));
         }
-        Ok(stats::top(&stats::CgroupFiles::new(format!(
-            "berth/{}",
-            rec.id
-        ))))
+        if rec.state.restarting {
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                rec.id
+            )));
+        }
+        let pids = stats::CgroupFiles::new(format!("berth/{}", rec.id)).procs();
+        let table = tokio::task::spawn_blocking(move || {
+            top::ps(&args, &pids).unwrap_or_else(|| Ok(top::from_proc(&pids)))
+        })
+        .await
+        .map_err(|e| ContainerError::Io {
+            context: "ps".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let table = table.map_err(|e| match e {
+            top::TopError::Ps(m) => ContainerError::Io {
+                context: "ps".into(),
+                source: std::io::Error::other(m),
+            },
+            e => ContainerError::Io {
+                context: "parsing ps output".into(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        })?;
+        self.emit(&rec, "top", &[]);
+        Ok(table)
     }
 
     /// The container's directory, where its shim's attach socket lives.

@@ -28,6 +28,7 @@ mod reopen;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+mod top;
 pub mod views;
 
 use std::collections::HashMap;

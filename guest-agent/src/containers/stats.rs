@@ -1,11 +1,11 @@
-//! Resource usage for `docker stats` and processes for `docker top`, read from the
-//! container's cgroup (v1 controllers or the v2 unified tree) and from /proc.
+//! Resource usage for `docker stats`, read from the container's cgroup (v1
+//! controllers or the v2 unified tree) and from /proc; and the cgroup's processes.
 
 use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::{
     ContainerBlkioStatEntry, ContainerBlkioStats, ContainerCpuStats, ContainerCpuUsage,
-    ContainerMemoryStats, ContainerPidsStats, ContainerTopResponse,
+    ContainerMemoryStats, ContainerPidsStats,
 };
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -218,46 +218,6 @@ pub fn cpu_stats(cg: &CgroupFiles) -> ContainerCpuStats {
             .ok()
             .map(|n| n.get() as u32),
         throttling_data: None,
-    }
-}
-
-/// `docker top`: `ps -ef`-like rows for the container's processes, from /proc.
-pub fn top(cg: &CgroupFiles) -> ContainerTopResponse {
-    let mut rows = Vec::new();
-    for pid in cg.procs() {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .unwrap_or("0")
-            .to_string();
-        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .and_then(|v| v.split_whitespace().next().map(str::to_string))
-            })
-            .unwrap_or_default();
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                b.split(|c| *c == 0)
-                    .filter(|p| !p.is_empty())
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        rows.push(vec![uid, pid.to_string(), ppid, cmd]);
-    }
-    ContainerTopResponse {
-        titles: Some(vec![
-            "UID".into(),
-            "PID".into(),
-            "PPID".into(),
-            "CMD".into(),
-        ]),
-        processes: Some(rows),
     }
 }
 
