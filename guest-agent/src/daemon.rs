@@ -126,6 +126,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tracing::info!("shutting down");
     let _ = fs::remove_file(&socket);
     let network = engine.network.clone();
+    network.settle().await;
     let _ = tokio::task::spawn_blocking(move || network.release_shared_rules()).await;
     Ok(())
 }

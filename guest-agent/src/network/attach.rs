@@ -255,6 +255,7 @@ impl NetworkService {
                 .zip(v6)
                 .map(|(addr, net)| (addr, net.subnet.prefix, net.gateway)),
         };
+        self.settle().await;
         self.datapath
             .ensure_bridge(&bridge, gateway, &subnet)
             .await?;

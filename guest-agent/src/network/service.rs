@@ -28,6 +28,11 @@ pub struct NetworkService {
     /// Each container's resolver at 127.0.0.11, by container id.
     resolvers: Mutex<HashMap<String, dns::Server>>,
     pub ports: ports::Ports,
+    /// Bridges of removed networks still being deleted: the kernel takes ~40 ms per
+    /// bridge (an RCU grace period), which `network rm` and `compose down` need not
+    /// wait for; anything that creates a bridge waits for them first, so an old
+    /// bridge never shares a subnet with a new one.
+    deleting: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The nftables table (and iptables comment) of the engine whose state is at `root`:
@@ -108,6 +113,7 @@ impl NetworkService {
             names: Arc::default(),
             resolvers: Mutex::new(HashMap::new()),
             ports: ports::Ports::default(),
+            deleting: Mutex::new(Vec::new()),
         });
         svc.bring_up_all().await?;
         Ok(svc)
@@ -315,6 +321,7 @@ impl NetworkService {
             None => subnet.map(|s| s.first_host()),
         };
         let mut ipam = ipam_settings(&req, subnet)?;
+        self.settle().await;
         let id = new_id();
         ipam.ipv6 = ipv6_settings(&req, &id)?;
         let _guard = self.datapath.lock_host()?;
@@ -417,10 +424,27 @@ impl NetworkService {
             s.networks.remove(&n.id);
             self.save(&s)?;
         }
-        if let Some(br) = &n.bridge {
-            self.datapath.delete_bridge(br).await?;
+        if let Some(br) = n.bridge.clone() {
+            let datapath = self.datapath.clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = datapath.delete_bridge(&br).await {
+                    tracing::warn!(bridge = %br, error = %e, "deleting a removed network's bridge");
+                }
+            });
+            self.deleting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task);
         }
         self.apply_firewall()
+    }
+
+    /// Waits until the bridges of removed networks are gone.
+    pub async fn settle(&self) {
+        let pending = std::mem::take(&mut *self.deleting.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in pending {
+            let _ = task.await;
+        }
     }
 
     /// Removes every user-defined network without containers; returns their names.

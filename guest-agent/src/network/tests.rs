@@ -161,8 +161,10 @@ async fn create_and_remove_a_user_network() {
     assert!(matches!(plugin, Err(NetworkError::InvalidArgument(_))));
 
     rig.svc.remove("appnet").await.unwrap();
-    assert!(!rig.dp.state().bridges.contains_key(&br));
     assert_eq!(rig.fw.bridges(), [BRIDGE], "firewall re-applied without it");
+    // The bridge goes in the background; whatever creates a bridge waits for it.
+    rig.svc.settle().await;
+    assert!(!rig.dp.state().bridges.contains_key(&br));
     assert!(matches!(
         rig.svc.remove("appnet").await,
         Err(NetworkError::NotFound(_))
