@@ -264,7 +264,15 @@ async fn build_stage(
             return Err(BuildError::Cancelled);
         }
         steps.show(step, None).await;
+        let t = std::time::Instant::now();
         run(images, containers, plan, &mut st, step, req, done, out).await?;
+        tracing::debug!(
+            stage = stage.index,
+            line = step.line,
+            step = %step.keyword,
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            "build step done"
+        );
     }
     steps.end().await;
     if stage.index == plan.target && !req.labels.is_empty() {

@@ -176,7 +176,9 @@ async fn fetch(
     std::fs::create_dir_all(dest)
         .map_err(BuildKitError::io(format!("creating {}", dest.display())))?;
     let step = reporter.start(name);
+    let t = std::time::Instant::now();
     let fetched = filesync::fetch(session, want, dest).await;
+    tracing::debug!(dir = %want.dir_name, ms = t.elapsed().as_secs_f64() * 1e3, "session files fetched");
     match &fetched {
         Ok(f) => {
             reporter.status(
