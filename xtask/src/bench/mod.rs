@@ -12,6 +12,7 @@ mod oci;
 mod pull;
 mod registry;
 mod report;
+mod rounds;
 mod run;
 pub(crate) mod scratch;
 mod vm;
@@ -234,9 +235,19 @@ fn machine() -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_else(|| format!("{cmd} ?"))
     };
+    // Every first move of a process into a cgroup waits for an RCU grace period
+    // (10–40 ms here) unless some cgroup hierarchy is mounted with `favordynmods` (as
+    // Berth's VM mounts cgroup2, and kernels built with CONFIG_CGROUP_FAVOR_DYNMODS
+    // do): it decides much of what a container start costs on either engine, so the
+    // report says which way the host is.
+    let favordynmods = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains(" cgroup") && l.contains("favordynmods"));
     format!(
-        "{cpus} CPUs, Linux {}; {}; {}",
+        "{cpus} CPUs, Linux {} (cgroup `favordynmods` {}); {}; {}",
         kernel.trim(),
+        if favordynmods { "on" } else { "off" },
         version(engine::DOCKERD, "--version").replace("Docker version", "dockerd"),
         version("docker", "--version").replace("Docker version", "docker CLI"),
     )
