@@ -34,6 +34,33 @@ pub struct Pump {
     log: RotatingLog,
 }
 
+/// How long (ms) a TTY's output may keep coming to be passed on as one chunk.
+const TTY_FOLLOW_MS: u8 = 2;
+
+/// Reads into `buf` what the TTY gives within [`TTY_FOLLOW_MS`] of the last read, so one
+/// write by the program is passed on whole: the line discipline hands a line's text and
+/// its translated "\r\n" over in two pushes, and a reader woken by the first would
+/// send two chunks where dockerd's clients see one (docker-py's attach test counts
+/// them). End of output is left for the next poll to find.
+fn read_following(tty: &mut File, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        let mut fds = [PollFd::new(tty.as_fd(), PollFlags::POLLIN)];
+        let readable = matches!(poll(&mut fds, PollTimeout::from(TTY_FOLLOW_MS)), Ok(n) if n > 0)
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if !readable {
+            break;
+        }
+        match tty.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(m) => got += m,
+        }
+    }
+    got
+}
+
 impl Pump {
     /// Output from two pipes (no TTY).
     pub fn pipes(
@@ -172,7 +199,10 @@ impl Pump {
                 }
                 match self.outputs[i].file.read(&mut buf) {
                     Ok(0) => self.outputs[i].open = false,
-                    Ok(n) => {
+                    Ok(mut n) => {
+                        if self.master.is_some() {
+                            n += read_following(&mut self.outputs[i].file, &mut buf[n..]);
+                        }
                         let stream = self.outputs[i].stream;
                         let data = buf[..n].to_vec();
                         self.write_log(stream, &data)?;
