@@ -31,8 +31,9 @@ pub struct NetworkService {
     /// Bridges of removed networks still being deleted: the kernel takes ~40 ms per
     /// bridge (an RCU grace period), which `network rm` and `compose down` need not
     /// wait for; anything that creates a bridge waits for them first, so an old
-    /// bridge never shares a subnet with a new one.
-    deleting: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// bridge never shares a subnet with a new one. An async lock, held while waiting:
+    /// a second waiter must not find the list empty while the first still waits.
+    deleting: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The nftables table (and iptables comment) of the engine whose state is at `root`:
@@ -113,7 +114,7 @@ impl NetworkService {
             names: Arc::default(),
             resolvers: Mutex::new(HashMap::new()),
             ports: ports::Ports::default(),
-            deleting: Mutex::new(Vec::new()),
+            deleting: tokio::sync::Mutex::new(Vec::new()),
         });
         svc.bring_up_all().await?;
         Ok(svc)
@@ -431,18 +432,15 @@ impl NetworkService {
                     tracing::warn!(bridge = %br, error = %e, "deleting a removed network's bridge");
                 }
             });
-            self.deleting
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(task);
+            self.deleting.lock().await.push(task);
         }
         self.apply_firewall()
     }
 
     /// Waits until the bridges of removed networks are gone.
     pub async fn settle(&self) {
-        let pending = std::mem::take(&mut *self.deleting.lock().unwrap_or_else(|p| p.into_inner()));
-        for task in pending {
+        let mut pending = self.deleting.lock().await;
+        for task in pending.drain(..) {
             let _ = task.await;
         }
     }
