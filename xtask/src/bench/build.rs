@@ -162,9 +162,7 @@ fn less_median(samples: &Samples, floor: &Samples) -> Samples {
     let floor = floor.clone()?;
     let median = super::report::percentile(&floor, 0.5)
         .ok_or_else(|| "no buildx start times".to_string())?;
-    samples
-        .clone()
-        .map(|v| v.iter().map(|t| t - median).collect())
+    super::report::less(samples, median)
 }
 
 /// Every series of the group on both engines (Berth's first), the engines running side

@@ -144,10 +144,6 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         berth: berth.up.clone(),
         dockerd: dockerd.up.clone(),
     });
-    let above_floor = |s: &Samples| -> Samples {
-        s.clone()
-            .map(|v| v.iter().map(|t| t - COMPOSE_POLL_FLOOR_S).collect())
-    };
     report.rows.push(Row {
         metric: format!(
             "the same, less the {COMPOSE_POLL_FLOOR_S} s Compose waits on its own \
@@ -156,8 +152,8 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         unit: "s",
         decimals: 3,
         better: Better::Lower,
-        berth: above_floor(&berth.up),
-        dockerd: above_floor(&dockerd.up),
+        berth: super::report::less(&berth.up, COMPOSE_POLL_FLOOR_S),
+        dockerd: super::report::less(&dockerd.up, COMPOSE_POLL_FLOOR_S),
     });
     report.rows.push(Row {
         metric: "`docker compose down` of the same".into(),

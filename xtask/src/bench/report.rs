@@ -51,6 +51,11 @@ pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
     Some(a + (b - a) * (rank - lo as f64))
 }
 
+/// Every sample less `by`: a series without a fixed cost that no engine decides.
+pub fn less(samples: &Samples, by: f64) -> Samples {
+    samples.clone().map(|v| v.iter().map(|t| t - by).collect())
+}
+
 /// The median (`tail == false`) or the slow tail (p90 of times, p10 of rates).
 fn cell(r: &Samples, better: Better, tail: bool, decimals: usize) -> String {
     let p = match (tail, better) {
