@@ -18,7 +18,23 @@ pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
     write_via_temp(path, data, false)
 }
 
+/// `atomic_write` less the directory sync, for a caller that writes several files into
+/// one directory and syncs it once afterwards: the file's bytes are on disk before its
+/// name is, so a crash leaves no torn file under the name.
+pub fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_via_temp_then(path, data, true, false)
+}
+
 fn write_via_temp(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
+    write_via_temp_then(path, data, durable, durable)
+}
+
+fn write_via_temp_then(
+    path: &Path,
+    data: &[u8],
+    sync_file: bool,
+    sync_parent: bool,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no parent"))?;
@@ -33,12 +49,12 @@ fn write_via_temp(path: &Path, data: &[u8], durable: bool) -> io::Result<()> {
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        if durable {
+        if sync_file {
             f.sync_all()?;
         }
         drop(f);
         fs::rename(&tmp, path)?;
-        match durable {
+        match sync_parent {
             true => sync_dir(dir),
             false => Ok(()),
         }

@@ -114,7 +114,6 @@ impl ImageService {
         let cfg_bytes = serde_json::to_vec(&cfg)
             .map_err(|e| ImageError::Corrupt(format!("encoding the image config: {e}")))?;
         let id = super::digest::sha256(&cfg_bytes);
-        self.blobs.put(&id, &cfg_bytes)?;
 
         // A manifest only when every layer has its blob (layers pulled before blobs
         // were kept have none; such images can still run, not be pushed or saved).
@@ -127,15 +126,16 @@ impl ImageService {
                 _ => self.layers.blob_of(d),
             })
             .collect();
-        let manifest_digest = match layer_blobs {
-            Some(layers) => {
-                let bytes = super::archive::manifest_for(&cfg_bytes, &layers);
-                let digest = super::digest::sha256(&bytes);
-                self.blobs.put(&digest, &bytes)?;
-                Some(digest)
-            }
-            None => None,
-        };
+        let manifest = layer_blobs.map(|layers| {
+            let bytes = super::archive::manifest_for(&cfg_bytes, &layers);
+            (super::digest::sha256(&bytes), bytes)
+        });
+        let mut blobs: Vec<(&str, &[u8])> = vec![(&id, &cfg_bytes)];
+        if let Some((digest, bytes)) = &manifest {
+            blobs.push((digest, bytes));
+        }
+        self.blobs.put_all(&blobs)?;
+        let manifest_digest = manifest.map(|(digest, _)| digest);
         let total = cfg
             .rootfs
             .diff_ids
@@ -255,10 +255,10 @@ impl ImageService {
         let cfg_bytes = serde_json::to_vec(&cfg)
             .map_err(|e| ImageError::Corrupt(format!("encoding the image config: {e}")))?;
         let id = super::digest::sha256(&cfg_bytes);
-        self.blobs.put(&id, &cfg_bytes)?;
         let manifest = super::archive::manifest_for(&cfg_bytes, std::slice::from_ref(&blob));
         let manifest_digest = super::digest::sha256(&manifest);
-        self.blobs.put(&manifest_digest, &manifest)?;
+        self.blobs
+            .put_all(&[(&id, &cfg_bytes), (&manifest_digest, &manifest)])?;
         let mut cat = self.catalog();
         cat.data.images.insert(
             id.clone(),
@@ -324,25 +324,42 @@ impl ImageService {
                 return Err(e);
             }
         };
-        let size = if self.layers.exists(&diff_id) {
-            self.layers.size(&diff_id)
-        } else {
-            let pending = self.layers.begin()?;
-            let reader = fs::File::open(&tmp).map_err(io_err("reading the layer blob"))?;
-            let mut gz = flate2::read::GzDecoder::new(io::BufReader::new(reader));
-            let stats = super::unpack::unpack_layer(&mut gz, &pending.diff_dir())?;
-            io::copy(&mut gz, &mut io::sink()).map_err(io_err("reading the layer blob"))?;
-            let _ = gz.read(&mut [0u8; 1]);
-            self.layers.commit(pending, &diff_id, stats.size)?;
-            stats.size
-        };
-        self.blobs.adopt(&digest, &tmp)?;
+        // The blob is stored first: a layer's record of its blob never names a file
+        // that is not there. `put_all` of the image's config syncs the rename.
+        let fresh = self.blobs.adopt_unsynced(&digest, &tmp)?;
         let blob = BlobRef {
             digest,
             media_type: LAYER_GZIP.into(),
             size: blob_size,
         };
-        self.layers.set_blob(&diff_id, &blob)?;
+        let size = if self.layers.exists(&diff_id) {
+            // A rebuild of the same files packs the same blob: nothing to record.
+            if self.layers.blob_of(&diff_id).as_ref() != Some(&blob) {
+                self.layers.set_blob(&diff_id, &blob)?;
+            }
+            self.layers.size(&diff_id)
+        } else {
+            let unpacked = self.unpack_own_blob(&blob, &diff_id);
+            if unpacked.is_err() && fresh {
+                let _ = self.blobs.remove(&blob.digest);
+            }
+            unpacked?
+        };
         Ok((diff_id, blob, size))
+    }
+
+    /// The layer store's copy of a layer this engine just packed into `blob`.
+    fn unpack_own_blob(&self, blob: &BlobRef, diff_id: &str) -> Result<u64, ImageError> {
+        let io_err = |c: &str| ImageError::io(c.to_string());
+        let pending = self.layers.begin()?;
+        let reader = fs::File::open(self.blobs.file(&blob.digest)?)
+            .map_err(io_err("reading the layer blob"))?;
+        let mut gz = flate2::read::GzDecoder::new(io::BufReader::new(reader));
+        let stats = super::unpack::unpack_layer(&mut gz, &pending.diff_dir())?;
+        io::copy(&mut gz, &mut io::sink()).map_err(io_err("reading the layer blob"))?;
+        let _ = gz.read(&mut [0u8; 1]);
+        self.layers
+            .commit_with_blob(pending, diff_id, stats.size, Some(blob))?;
+        Ok(stats.size)
     }
 }

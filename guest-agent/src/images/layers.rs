@@ -99,13 +99,31 @@ impl LayerStore {
     /// meanwhile, ours is discarded.
     pub fn commit(
         &self,
+        pending: PendingLayer,
+        diff_id: &str,
+        size: u64,
+    ) -> Result<(), ImageError> {
+        self.commit_with_blob(pending, diff_id, size, None)
+    }
+
+    /// `commit`, with the blob that holds the layer compressed recorded in the same
+    /// step (as `set_blob` would, without its own two fsyncs).
+    pub fn commit_with_blob(
+        &self,
         mut pending: PendingLayer,
         diff_id: &str,
         size: u64,
+        blob: Option<&BlobRef>,
     ) -> Result<(), ImageError> {
         let target = self.dir_of(diff_id)?;
         fs::write(pending.dir.join(SIZE_FILE), size.to_string())
             .map_err(ImageError::io("writing layer size"))?;
+        if let Some(blob) = blob {
+            let bytes = serde_json::to_vec(blob)
+                .map_err(|e| ImageError::Corrupt(format!("encoding blob ref: {e}")))?;
+            fs::write(pending.dir.join(BLOB_FILE), bytes)
+                .map_err(ImageError::io("recording the layer's blob"))?;
+        }
         match fs::rename(&pending.dir, &target) {
             Ok(()) => {
                 pending.committed = true;
@@ -160,5 +178,34 @@ impl LayerStore {
             out.push(format!("sha256:{}", e.file_name().to_string_lossy()));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_committed_with_its_blob_names_it() {
+        let d = tempfile::tempdir().unwrap();
+        let store = LayerStore::open(d.path()).unwrap();
+        let blob = BlobRef {
+            digest: format!("sha256:{}", "b".repeat(64)),
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            size: 3,
+        };
+        let with = format!("sha256:{}", "1".repeat(64));
+        let pending = store.begin().unwrap();
+        fs::write(pending.diff_dir().join("f"), b"x").unwrap();
+        store
+            .commit_with_blob(pending, &with, 1, Some(&blob))
+            .unwrap();
+        assert_eq!(store.blob_of(&with), Some(blob));
+        assert_eq!(store.size(&with), 1);
+        assert!(store.diff_path(&with).unwrap().join("f").is_file());
+
+        let without = format!("sha256:{}", "2".repeat(64));
+        store.commit(store.begin().unwrap(), &without, 0).unwrap();
+        assert_eq!(store.blob_of(&without), None);
     }
 }
