@@ -19,7 +19,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use serde::{Deserialize, Serialize};
 
 use super::pump::Pump;
-use crate::fsutil::atomic_write;
+use crate::fsutil::replace;
 
 pub const LOG_FILE: &str = "container.log";
 pub const EXIT_FILE: &str = "exit.json";
@@ -383,7 +383,11 @@ fn record_exit(bundle: &Path, code: i32, error: &str) -> Result<(), ShimError> {
         error: error.to_string(),
     };
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
-    atomic_write(&bundle.join(EXIT_FILE), &bytes).map_err(io_err("writing exit record"))
+    // Replaced atomically but not synced: a killed engine finds it (the page cache
+    // outlives the process), and after a power cut no container is running anyway
+    // and a missing record reads as the unknown exit it then is. Two fsyncs would
+    // sit between every RUN step's exit and its commit.
+    replace(&bundle.join(EXIT_FILE), &bytes).map_err(io_err("writing exit record"))
 }
 
 /// How the container's stdio is wired.
