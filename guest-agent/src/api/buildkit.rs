@@ -149,7 +149,11 @@ async fn solve_job(
     match built {
         Some(b) => {
             let mut reporter = Reporter::new(job);
-            export::export(engine, &req.session, &mut reporter, &b, &exporters(req)).await
+            let t = std::time::Instant::now();
+            let out =
+                export::export(engine, &req.session, &mut reporter, &b, &exporters(req)).await;
+            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "build exported");
+            out
         }
         None => Ok(HashMap::new()),
     }

@@ -199,6 +199,7 @@ pub(super) async fn run_step(
         ulimits: Some(opts.ulimits.clone()).filter(|u| !u.is_empty()),
         ..Default::default()
     };
+    let t0 = std::time::Instant::now();
     let cid = create_container(
         images,
         containers,
@@ -206,6 +207,8 @@ pub(super) async fn run_step(
         Some(cmd),
         Some(host_config),
     )?;
+    let created = t0.elapsed();
+    let mut started = created;
     // What the runtime will have to create for the mounts, so it can go again.
     let mountpoints = if flags.mounts.is_empty() {
         Ok(Vec::new())
@@ -234,6 +237,7 @@ pub(super) async fn run_step(
         let (log, _, _, _) = containers.output(&cid)?;
         let mut done = Box::pin(containers.wait(&cid, WaitCondition::NextExit)?);
         containers.start(&cid).await?;
+        started = t0.elapsed();
         // The shim appends to the json log; pass it on as it grows.
         let mut offset = 0;
         let pass_on = |offset: &mut u64| {
@@ -272,6 +276,7 @@ pub(super) async fn run_step(
             return Err(e);
         }
     };
+    let exited = t0.elapsed();
     if code != 0 {
         let _ = containers.remove(&cid, true, true).await;
         return Err(BuildError::RunFailed {
@@ -284,6 +289,14 @@ pub(super) async fn run_step(
         Err(e) => Err(e.into()),
     };
     drop(prepared);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    tracing::debug!(
+        created = ms(created),
+        started = ms(started),
+        exited = ms(exited),
+        committed = ms(t0.elapsed()),
+        "run step phases"
+    );
     let _ = out
         .send(Output::Stream(format!(
             "Removing intermediate container {}\n",

@@ -195,7 +195,12 @@ pub async fn build(
         req: &req,
     };
     let last = build_stages(shared, &mut steps, instructions.len(), out).await;
+    let t = std::time::Instant::now();
     req.removals.finish().await;
+    tracing::debug!(
+        ms = t.elapsed().as_secs_f64() * 1e3,
+        "build steps' containers removed"
+    );
     finished(out, last?).await
 }
 

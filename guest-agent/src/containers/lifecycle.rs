@@ -38,12 +38,14 @@ impl ContainerService {
         let _ = std::fs::remove_file(dir.join(crate::runtime::shim::EXIT_FILE));
         let mut undo = StartRollback::new(&rec);
 
+        let t0 = std::time::Instant::now();
         undo.reached(StartStep::Network);
         let (rec, setup) = match self.wire_network(&rec).await {
             Ok(x) => x,
             Err(e) => return Err(self.roll_back_start(undo, e).await),
         };
 
+        let wired = t0.elapsed();
         undo.reached(StartStep::Bundle);
         let prepared = {
             let dir = dir.clone();
@@ -65,6 +67,7 @@ impl ContainerService {
         if let Err(e) = prepared {
             return Err(self.roll_back_start(undo, e).await);
         }
+        let bundled = t0.elapsed();
 
         let started = self
             .runtime
@@ -76,6 +79,13 @@ impl ContainerService {
                 log_rotation: log_rotation(&rec.host_config),
             })
             .await;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(
+            wired = ms(wired),
+            bundled = ms(bundled),
+            started = ms(t0.elapsed()),
+            "container start phases"
+        );
         let started = match started {
             Ok(s) => s,
             Err(failure) => {
