@@ -8,7 +8,8 @@ holds the suite's `tests/` (from docker-py's source). The stand-in images the
 suite expects (alpine:3.10, busybox, hello-world) are imported from a busybox-static
 root laid out like Alpine's; selection.txt says what is left out and which failures
 are known. Exit status 0 when every selected test passed or is a known failure that
-still fails. With --reference (the dockerd side run) the known failures are expected
+still fails; a test that fails and then passes when run again alone is reported
+as flaky and does not fail the run. With --reference (the dockerd side run) the known failures are expected
 to pass: every selected test must pass.
 """
 import argparse
@@ -133,16 +134,31 @@ def main():
     env['PYTHONDONTWRITEBYTECODE'] = '1'
     with tempfile.TemporaryDirectory(dir=out) as work:
         import_standins(pathlib.Path(work), env)
-    junit = out / 'junit.xml'
-    cmd = [sys.executable, '-m', 'pytest', 'tests/integration',
-           '--ignore=tests/integration/credentials',  # needs pass/gpg credential stores
-           '-p', 'no:cacheprovider', '-p', 'berth_suite', '--timeout=120',
-           '-q', '--tb=short', f'--junitxml={junit}']
-    print('+', ' '.join(cmd), f'(in {args.suite})', flush=True)
-    subprocess.run(cmd, cwd=args.suite, env=env)
-    got = results(junit)
+    def pytest(targets, junit):
+        cmd = [sys.executable, '-m', 'pytest', *targets,
+               '--ignore=tests/integration/credentials',  # needs pass/gpg credential stores
+               '-p', 'no:cacheprovider', '-p', 'berth_suite', '--timeout=120',
+               '-q', '--tb=short', f'--junitxml={junit}']
+        print('+', ' '.join(cmd), f'(in {args.suite})', flush=True)
+        subprocess.run(cmd, cwd=args.suite, env=env)
+        return results(junit)
+
+    got = pytest(['tests/integration'], out / 'junit.xml')
     _, known = load_selection(suite_version(args.suite))
     known_ids = {k for k, _ in known}
+    # Some upstream tests race the engine (`start` then `logs` at once, counts of
+    # `containers(all=True)` around a create): on two busy cores one can lose a race it
+    # wins on an idle machine. A failure gets one more run on its own; one that passes
+    # then is named below as flaky, so it is seen, but does not fail the suite.
+    first_failures = [k for k, (s, _) in got.items() if s == 'failed' and k not in known_ids]
+    flaky = []
+    if first_failures and not args.reference:
+        print(f'\nrunning the {len(first_failures)} failed test(s) once more, alone', flush=True)
+        again = pytest(first_failures, out / 'junit-again.xml')
+        for k in first_failures:
+            if again.get(k, ('?',))[0] == 'passed':
+                flaky.append((k, got[k][1]))
+                got[k] = again[k]
     counts = collections.Counter(s for s, _ in got.values())
     unexpected = [(k, m) for k, (s, m) in got.items() if s == 'failed'
                   and (args.reference or k not in known_ids)]
@@ -153,6 +169,8 @@ def main():
     if not args.reference:
         still = len(known_ids) - len(fixed) - len(missing)
         print(f'known failures (selection.txt): {len(known_ids)}, still failing {still}')
+    for k, m in flaky:
+        print(f'FLAKY (failed, then passed alone)  {k}\n        {m.splitlines()[0] if m else ""}')
     for k, m in unexpected:
         print(f'FAILED  {k}\n        {m.splitlines()[0] if m else ""}')
     for k in sorted(fixed):
