@@ -268,10 +268,10 @@ impl ImageService {
                     .ok_or_else(|| bad(format!("{layer} is missing from the archive")))?;
                 blobs.push(self.load_layer(path, diff_id)?);
             }
-            self.blobs.put(&id, &cfg_bytes)?;
             let manifest = manifest_for(&cfg_bytes, &blobs);
             let manifest_digest = super::digest::sha256(&manifest);
-            self.blobs.put(&manifest_digest, &manifest)?;
+            self.blobs
+                .put_all(&[(&id, &cfg_bytes), (&manifest_digest, &manifest)])?;
             let size = cfg
                 .rootfs
                 .diff_ids

@@ -23,8 +23,8 @@ impl BlobStore {
         Ok(self.dir.join(hex_of(digest)?))
     }
 
-    /// Stores `data` under `digest` after checking that the bytes really hash to it.
-    pub fn put(&self, digest: &str, data: &[u8]) -> Result<(), ImageError> {
+    /// Where `data` goes when it really hashes to `digest`; None when the store has it.
+    fn new_path(&self, digest: &str, data: &[u8]) -> Result<Option<PathBuf>, ImageError> {
         let actual = sha256(data);
         if actual != digest {
             return Err(ImageError::Corrupt(format!(
@@ -32,10 +32,17 @@ impl BlobStore {
             )));
         }
         let path = self.path(digest)?;
-        if path.exists() {
-            return Ok(());
+        Ok((!path.exists()).then_some(path))
+    }
+
+    /// Stores `data` under `digest` after checking that the bytes really hash to it.
+    pub fn put(&self, digest: &str, data: &[u8]) -> Result<(), ImageError> {
+        match self.new_path(digest, data)? {
+            Some(path) => {
+                atomic_write(&path, data).map_err(ImageError::io(format!("writing blob {digest}")))
+            }
+            None => Ok(()),
         }
-        atomic_write(&path, data).map_err(ImageError::io(format!("writing blob {digest}")))
     }
 
     /// Stores several blobs (an image's config and manifest), each checked as by
@@ -44,14 +51,7 @@ impl BlobStore {
     /// this way: every fsync is a disk round trip on a build step's critical path.
     pub fn put_all(&self, blobs: &[(&str, &[u8])]) -> Result<(), ImageError> {
         for (digest, data) in blobs {
-            let actual = sha256(data);
-            if actual != *digest {
-                return Err(ImageError::Corrupt(format!(
-                    "digest mismatch: expected {digest}, got {actual}"
-                )));
-            }
-            let path = self.path(digest)?;
-            if !path.exists() {
+            if let Some(path) = self.new_path(digest, data)? {
                 crate::fsutil::write_synced(&path, data)
                     .map_err(ImageError::io(format!("writing blob {digest}")))?;
             }

@@ -439,11 +439,14 @@ impl ImageService {
         .await?;
 
         // Blobs first, catalog last: the catalog entry is the commit point.
-        self.blobs.put(&image_id, &config_bytes)?;
-        self.blobs.put(&manifest_digest, &manifest_bytes)?;
+        let mut blobs: Vec<(&str, &[u8])> = vec![
+            (&image_id, &config_bytes),
+            (&manifest_digest, &manifest_bytes),
+        ];
         if resolved.manifest_bytes.is_some() {
-            self.blobs.put(&resolved.top_digest, &resolved.top_bytes)?;
+            blobs.push((&resolved.top_digest, &resolved.top_bytes));
         }
+        self.blobs.put_all(&blobs)?;
         let size = diff_ids.iter().map(|d| self.layers.size(d)).sum();
         let record = ImageRecord {
             id: image_id,
