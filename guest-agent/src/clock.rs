@@ -6,6 +6,11 @@ pub fn now() -> String {
     rfc3339(chrono::Utc::now())
 }
 
+/// A duration in milliseconds, as the debug logs that time the engine's work print it.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 /// A time as dockerd formats it.
 pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)

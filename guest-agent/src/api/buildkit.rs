@@ -152,7 +152,7 @@ async fn solve_job(
             let t = std::time::Instant::now();
             let out =
                 export::export(engine, &req.session, &mut reporter, &b, &exporters(req)).await;
-            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "build exported");
+            tracing::debug!(ms = crate::clock::ms(t.elapsed()), "build exported");
             out
         }
         None => Ok(HashMap::new()),

@@ -289,7 +289,7 @@ pub(super) async fn run_step(
         Err(e) => Err(e.into()),
     };
     drop(prepared);
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let ms = crate::clock::ms;
     tracing::debug!(
         created = ms(created),
         started = ms(started),

@@ -198,7 +198,7 @@ pub async fn build(
     let t = std::time::Instant::now();
     req.removals.finish().await;
     tracing::debug!(
-        ms = t.elapsed().as_secs_f64() * 1e3,
+        ms = crate::clock::ms(t.elapsed()),
         "build steps' containers removed"
     );
     finished(out, last?).await
@@ -275,7 +275,7 @@ async fn build_stage(
             stage = stage.index,
             line = step.line,
             step = %step.keyword,
-            ms = t.elapsed().as_secs_f64() * 1e3,
+            ms = crate::clock::ms(t.elapsed()),
             "build step done"
         );
     }

@@ -178,7 +178,7 @@ async fn fetch(
     let step = reporter.start(name);
     let t = std::time::Instant::now();
     let fetched = filesync::fetch(session, want, dest).await;
-    tracing::debug!(dir = %want.dir_name, ms = t.elapsed().as_secs_f64() * 1e3, "session files fetched");
+    tracing::debug!(dir = %want.dir_name, ms = crate::clock::ms(t.elapsed()), "session files fetched");
     match &fetched {
         Ok(f) => {
             reporter.status(

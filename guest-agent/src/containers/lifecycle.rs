@@ -79,7 +79,7 @@ impl ContainerService {
                 log_rotation: log_rotation(&rec.host_config),
             })
             .await;
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let ms = crate::clock::ms;
         tracing::debug!(
             wired = ms(wired),
             bundled = ms(bundled),

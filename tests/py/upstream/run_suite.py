@@ -8,9 +8,9 @@ holds the suite's `tests/` (from docker-py's source). The stand-in images the
 suite expects (alpine:3.10, busybox, hello-world) are imported from a busybox-static
 root laid out like Alpine's; selection.txt says what is left out and which failures
 are known. Exit status 0 when every selected test passed or is a known failure that
-still fails; a test that fails and then passes when run again alone is reported
-as flaky and does not fail the run. With --reference (the dockerd side run) the known failures are expected
-to pass: every selected test must pass.
+still fails; a test that fails and then passes when run again alone is reported as
+flaky and does not fail the run. With --reference (the dockerd side run) the known
+failures are expected to pass: every selected test must pass.
 """
 import argparse
 import collections
