@@ -125,6 +125,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("shutting down");
     let _ = fs::remove_file(&socket);
+    // A build cut short keeps its finished steps' images in memory only.
+    if let Err(e) = engine.images.flush() {
+        tracing::warn!(error = %e, "saving the image catalog");
+    }
     let network = engine.network.clone();
     network.settle().await;
     let _ = tokio::task::spawn_blocking(move || network.release_shared_rules()).await;

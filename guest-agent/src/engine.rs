@@ -62,7 +62,7 @@ impl HostFacts {
 
 pub struct Engine {
     pub config: Config,
-    pub images: ImageService,
+    pub images: std::sync::Arc<ImageService>,
     pub containers: std::sync::Arc<ContainerService>,
     pub network: std::sync::Arc<crate::network::NetworkService>,
     pub volumes: std::sync::Arc<VolumeService>,
@@ -123,7 +123,7 @@ impl Engine {
         images.set_events(events.clone());
         tracing::info!(ms = t.elapsed().as_millis() as u64, "engine state opened");
         Ok(Engine {
-            images,
+            images: std::sync::Arc::new(images),
             containers,
             network,
             volumes,

@@ -240,7 +240,7 @@ pub async fn build(
             std::fs::remove_dir_all(&dir)
         })
         .await;
-        let lines = match outcome {
+        let mut lines = match outcome {
             Ok(id) if buildkit => {
                 let mut lines = tag(&engine, &id, &tags, true);
                 lines.push(line(
@@ -263,6 +263,14 @@ pub async fn build(
                 serde_json::json!({"errorDetail": {"message": m}, "error": m}),
             )],
         };
+        // The steps' images were kept in memory as they were committed; a tag above
+        // saved them, else this does, before the client hears of them.
+        if let Err(e) = tokio::task::block_in_place(|| engine.images.flush()) {
+            let m = format!("saving the built images: {e}");
+            lines.push(line(
+                serde_json::json!({"errorDetail": {"message": m}, "error": m}),
+            ));
+        }
         for l in lines {
             let _ = line_tx.send(l).await;
         }

@@ -153,9 +153,17 @@ async fn solve_job(
             let out =
                 export::export(engine, &req.session, &mut reporter, &b, &exporters(req)).await;
             tracing::debug!(ms = crate::clock::ms(t.elapsed()), "build exported");
-            out
+            // The build's step images, kept in memory, are saved with the export's
+            // tag; without one (an untagged or a local export) here.
+            let saved = tokio::task::block_in_place(|| engine.images.flush());
+            let out = out?;
+            saved?;
+            Ok(out)
         }
-        None => Ok(HashMap::new()),
+        None => {
+            tokio::task::block_in_place(|| engine.images.flush())?;
+            Ok(HashMap::new())
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::images::ImageService;
 
 /// One COPY or ADD instruction, from its sources to a committed layer (or a cache hit).
 pub(super) async fn copy_step(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     containers: &Arc<ContainerService>,
     st: &mut State,
     step: &Instruction,
@@ -26,6 +26,7 @@ pub(super) async fn copy_step(
     stages: &[(Option<String>, String)],
     out: &mpsc::Sender<Output>,
 ) -> Result<(), BuildError> {
+    let t0 = std::time::Instant::now();
     let rest = dockerfile::expand(&step.rest, &st.vars);
     let mut parts: Vec<String> = match dockerfile::json_form(&rest) {
         Some(v) => v,
@@ -134,7 +135,9 @@ pub(super) async fn copy_step(
     if hit(images, req, &key, st, out).await {
         return Ok(());
     }
+    let sourced = t0.elapsed();
     let cid = create_container(images, containers, st, None, None)?;
+    let created = t0.elapsed();
     let many = sources.len() > 1 || dest.ends_with('/');
     let copied = containers
         .with_rootfs(&cid, move |root| {
@@ -203,8 +206,17 @@ pub(super) async fn copy_step(
         let _ = containers.remove(&cid, true, true).await;
         return Err(e.into());
     }
+    let copied = t0.elapsed();
     let created_by = req.style().copy(step);
     let committed = commit(images, containers, &cid, st, req.style(), &created_by).await;
+    let ms = crate::clock::ms;
+    tracing::debug!(
+        sourced = ms(sourced),
+        created = ms(created),
+        copied = ms(copied),
+        committed = ms(t0.elapsed()),
+        "copy step phases"
+    );
     req.removals.remove(containers, cid);
     st.image = committed?;
     st.dirty = false;

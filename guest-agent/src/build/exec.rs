@@ -46,7 +46,7 @@ pub(super) fn create_container(
 /// Commits the container's changes as the step's layer, with the history of the
 /// metadata-only instructions since the last commit before the step's own entry.
 pub(super) async fn commit(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     containers: &ContainerService,
     cid: &str,
     st: &mut State,
@@ -62,6 +62,7 @@ pub(super) async fn commit(
                 created_by: Some(created_by.to_string()),
                 empty_before: std::mem::take(&mut st.pending),
                 history_comment: style.comment(),
+                save_later: true,
                 ..Default::default()
             },
         )
@@ -70,8 +71,8 @@ pub(super) async fn commit(
 
 /// Commits the stage's config with no layer, so no container is needed: the pending
 /// metadata instructions' history, the last of them as the commit's own entry.
-pub(super) fn commit_config(
-    images: &ImageService,
+pub(super) async fn commit_config(
+    images: &Arc<ImageService>,
     st: &mut State,
     style: Style,
 ) -> Result<String, BuildError> {
@@ -79,8 +80,8 @@ pub(super) fn commit_config(
     // `--label` alone changes the config without an instruction of its own.
     let own = before.pop().unwrap_or_else(|| "LABEL".to_string());
     let req = crate::images::commit::CommitRequest {
-        parent: &st.image,
-        upper: std::path::Path::new(""),
+        parent: st.image.clone(),
+        upper: std::path::PathBuf::new(),
         config: st.config.clone(),
         author: None,
         comment: None,
@@ -88,8 +89,9 @@ pub(super) fn commit_config(
         empty_before: before,
         new_layer: false,
         history_comment: style.comment(),
+        save_later: true,
     };
-    Ok(tokio::task::block_in_place(|| images.commit(req))?)
+    Ok(images.commit_blocking(req).await?)
 }
 
 /// Step containers being removed while the build goes on: the next step need not
@@ -137,7 +139,7 @@ async fn pass(out: &mpsc::Sender<Output>, stage: usize, e: crate::containers::lo
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_step(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     containers: &Arc<ContainerService>,
     st: &mut State,
     step: &Instruction,

@@ -167,9 +167,10 @@ fn short(id: &str) -> &str {
     &h[..h.len().min(12)]
 }
 
-/// Runs a build; returns the final image id.
+/// Runs a build; returns the final image id. The images of its steps are not saved
+/// yet: the caller flushes the catalog once it is done with them.
 pub async fn build(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     containers: &Arc<ContainerService>,
     req: BuildRequest,
     out: &mpsc::Sender<Output>,
@@ -201,6 +202,8 @@ pub async fn build(
         ms = crate::clock::ms(t.elapsed()),
         "build steps' containers removed"
     );
+    // The steps' images are in the catalog in memory only: the caller saves them
+    // (`ImageService::flush`) once it has tagged or exported the result.
     finished(out, last?).await
 }
 
@@ -230,7 +233,7 @@ async fn build_stages(
 /// What building every stage of a build reads: the stores, the plan, the request.
 #[derive(Clone, Copy)]
 struct StageRun<'a> {
-    images: &'a ImageService,
+    images: &'a Arc<ImageService>,
     containers: &'a Arc<ContainerService>,
     plan: &'a BuildPlan,
     req: &'a BuildRequest,
@@ -293,7 +296,7 @@ async fn build_stage(
 /// The stage's base image and config; its variables start as the base's ENV (global
 /// ARGs are not among them until the stage declares them again).
 async fn start_stage(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     req: &BuildRequest,
     stage: &Stage,
     done: &[(Option<String>, String)],
@@ -339,7 +342,7 @@ async fn start_stage(
 /// One instruction after FROM.
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     containers: &Arc<ContainerService>,
     plan: &BuildPlan,
     st: &mut State,
@@ -441,7 +444,7 @@ async fn finished(out: &mpsc::Sender<Output>, id: String) -> Result<String, Buil
 /// Writes a stage's pending config changes and their history (an image of their own,
 /// with no layer of its own) and returns the stage's image.
 async fn finish_stage(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     mut st: State,
     req: &BuildRequest,
     out: &mpsc::Sender<Output>,
@@ -455,7 +458,7 @@ async fn finish_stage(
         if let Some(id) = cached(images, req, &key) {
             st.image = id;
         } else {
-            st.image = commit_config(images, &mut st, req.style())?;
+            st.image = commit_config(images, &mut st, req.style()).await?;
             req.cache.put(&key, &st.image);
         }
         let _ = out
@@ -468,7 +471,7 @@ async fn finish_stage(
 /// Whether the cache has the step; on a hit its image becomes the stage's, as dockerd
 /// reports it.
 async fn hit(
-    images: &ImageService,
+    images: &Arc<ImageService>,
     req: &BuildRequest,
     key: &str,
     st: &mut State,
@@ -489,7 +492,7 @@ async fn hit(
 }
 
 /// The image a cached step produced, if the cache has it and the image still exists.
-fn cached(images: &ImageService, req: &BuildRequest, key: &str) -> Option<String> {
+fn cached(images: &Arc<ImageService>, req: &BuildRequest, key: &str) -> Option<String> {
     if req.no_cache {
         return None;
     }

@@ -77,8 +77,8 @@ pub(super) fn context_image(
     }
     let scratch = images.scratch()?;
     let commit = crate::images::commit::CommitRequest {
-        parent: &scratch,
-        upper: dir,
+        parent: scratch,
+        upper: dir.to_path_buf(),
         config: Default::default(),
         author: None,
         comment: None,
@@ -86,6 +86,7 @@ pub(super) fn context_image(
         empty_before: Vec::new(),
         new_layer: true,
         history_comment: req.style().comment(),
+        save_later: true,
     };
     let id = tokio::task::block_in_place(|| images.commit(commit))?;
     req.cache.put(&key, &id);

@@ -23,6 +23,8 @@ pub struct CommitOptions {
     /// they do).
     pub empty_before: Vec<String>,
     pub history_comment: Option<String>,
+    /// A build step's commit: saved with the build's end (`images::commit`).
+    pub save_later: bool,
 }
 
 /// The image-config part of a container's config.
@@ -49,7 +51,7 @@ impl ContainerService {
     /// is frozen meanwhile (unless `pause` is false), as dockerd does.
     pub async fn commit(
         &self,
-        images: &crate::images::ImageService,
+        images: &std::sync::Arc<crate::images::ImageService>,
         name: &str,
         opts: CommitOptions,
     ) -> Result<String, ContainerError> {
@@ -100,19 +102,21 @@ impl ContainerService {
             .created_by
             .clone()
             .unwrap_or_else(|| config::command(&rec.config).join(" "));
-        let result = tokio::task::block_in_place(|| {
-            images.commit(crate::images::commit::CommitRequest {
-                parent: &rec.image_id,
-                upper: &upper,
-                config: cfg,
-                author: opts.author.clone(),
-                comment: opts.comment.clone(),
-                created_by,
-                empty_before: opts.empty_before.clone(),
-                new_layer: true,
-                history_comment: opts.history_comment.clone(),
-            })
-        });
+        // On the blocking pool rather than in place: a build runs its stages as futures
+        // of one task, and one stage's commit must not stall the others.
+        let request = crate::images::commit::CommitRequest {
+            parent: rec.image_id.clone(),
+            upper,
+            config: cfg,
+            author: opts.author.clone(),
+            comment: opts.comment.clone(),
+            created_by,
+            empty_before: opts.empty_before.clone(),
+            new_layer: true,
+            history_comment: opts.history_comment.clone(),
+            save_later: opts.save_later,
+        };
+        let result = images.commit_blocking(request).await;
         if freeze {
             let _ = self.set_paused(&rec.id, false).await;
         }

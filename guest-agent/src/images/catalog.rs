@@ -42,6 +42,8 @@ pub struct CatalogData {
 pub struct Catalog {
     path: PathBuf,
     pub data: CatalogData,
+    /// Changes made in memory only (a build's steps), not yet saved.
+    unsaved: bool,
 }
 
 impl Catalog {
@@ -56,13 +58,36 @@ impl Catalog {
             Err(e) if e.kind() == io::ErrorKind::NotFound => CatalogData::default(),
             Err(e) => return Err(ImageError::io(format!("reading {}", path.display()))(e)),
         };
-        Ok(Catalog { path, data })
+        Ok(Catalog {
+            path,
+            data,
+            unsaved: false,
+        })
     }
 
-    pub fn save(&self) -> Result<(), ImageError> {
+    pub fn save(&mut self) -> Result<(), ImageError> {
         let bytes = serde_json::to_vec(&self.data)
             .map_err(|e| ImageError::Corrupt(format!("serialising catalog: {e}")))?;
-        atomic_write(&self.path, &bytes).map_err(ImageError::io("saving image catalog"))
+        atomic_write(&self.path, &bytes).map_err(ImageError::io("saving image catalog"))?;
+        self.unsaved = false;
+        Ok(())
+    }
+
+    /// Keeps a change in memory only, for the next save (or [`Catalog::flush`]) to
+    /// write. What a build's intermediate steps use: their layers and blobs are on
+    /// disk already, so a crash before the save loses only those cache entries (their
+    /// layers stay behind unreferenced, as after a crash in any commit), never a
+    /// saved image.
+    pub fn save_later(&mut self) {
+        self.unsaved = true;
+    }
+
+    /// Saves what [`Catalog::save_later`] kept in memory, if anything.
+    pub fn flush(&mut self) -> Result<(), ImageError> {
+        match self.unsaved {
+            true => self.save(),
+            false => Ok(()),
+        }
     }
 
     /// Names (tags and digests) pointing at `id`.
@@ -90,5 +115,52 @@ impl Catalog {
             .images
             .values()
             .any(|img| img.id != except && img.diff_ids.iter().any(|d| d == diff_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> ImageRecord {
+        ImageRecord {
+            id: id.into(),
+            diff_ids: Vec::new(),
+            size: 0,
+            manifest_digest: None,
+            last_tag_time: None,
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn changes_kept_for_later_are_written_by_the_next_save_or_a_flush() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("catalog.json");
+        let mut cat = Catalog::open(path.clone()).unwrap();
+        cat.data
+            .images
+            .insert("sha256:a".into(), record("sha256:a"));
+        cat.save_later();
+        // Nothing on disk yet: a crash now loses only this entry.
+        assert!(Catalog::open(path.clone()).unwrap().data.images.is_empty());
+        cat.flush().unwrap();
+        assert!(Catalog::open(path.clone())
+            .unwrap()
+            .data
+            .images
+            .contains_key("sha256:a"));
+
+        // A save of another change carries the kept one along, and leaves nothing
+        // for a flush to write.
+        cat.data
+            .images
+            .insert("sha256:b".into(), record("sha256:b"));
+        cat.save_later();
+        cat.data.tags.insert("x:latest".into(), "sha256:b".into());
+        cat.save().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        cat.flush().unwrap();
+        assert!(!path.exists(), "a flush with nothing kept writes nothing");
     }
 }

@@ -6,7 +6,8 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bollard_stubs::models::ImageConfig;
 use sha2::{Digest, Sha256};
@@ -19,11 +20,11 @@ use super::{ImageError, ImageService};
 const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// What `docker commit` asks for.
-pub struct CommitRequest<'a> {
+pub struct CommitRequest {
     /// The container's image.
-    pub parent: &'a str,
+    pub parent: String,
     /// The container's overlay upper directory (unused without `new_layer`).
-    pub upper: &'a Path,
+    pub upper: PathBuf,
     pub config: ImageConfig,
     pub author: Option<String>,
     pub comment: Option<String>,
@@ -38,6 +39,10 @@ pub struct CommitRequest<'a> {
     /// The comment on the history entries (BuildKit's builds have one), when it is
     /// not the image's `comment`.
     pub history_comment: Option<String>,
+    /// A build's intermediate step: the catalog entry is kept in memory until the
+    /// build's end saves it ([`ImageService::flush`]), instead of a catalog write
+    /// (two fsyncs) on every step's critical path.
+    pub save_later: bool,
 }
 
 /// Counts and hashes what passes through.
@@ -65,16 +70,16 @@ fn digest_of(h: Sha256) -> String {
 
 impl ImageService {
     /// Packs `upper` into a new layer on top of `parent`; returns the new image id.
-    pub fn commit(&self, req: CommitRequest<'_>) -> Result<String, ImageError> {
-        let (parent_id, parent_cfg) = self.config(req.parent)?;
+    pub fn commit(&self, req: CommitRequest) -> Result<String, ImageError> {
+        let (parent_id, parent_cfg) = self.config(&req.parent)?;
         let parent_layers = self
             .catalog()
             .data
             .images
             .get(&parent_id)
             .map(|r| r.diff_ids.clone())
-            .ok_or_else(|| ImageError::NotFound(req.parent.to_string()))?;
-        let upper = req.upper;
+            .ok_or_else(|| ImageError::NotFound(req.parent.clone()))?;
+        let upper = req.upper.as_path();
         let layer = if req.new_layer {
             Some(self.pack_layer(
                 |w| super::difftar::write(upper, w),
@@ -158,8 +163,26 @@ impl ImageService {
                 parent: (!parent_layers.is_empty()).then(|| parent_id.clone()),
             },
         );
-        cat.save()?;
+        match req.save_later {
+            true => cat.save_later(),
+            false => cat.save()?,
+        }
         Ok(id)
+    }
+
+    /// `commit` on the blocking pool, so the task that asks (a build's stages share
+    /// one) goes on meanwhile.
+    pub async fn commit_blocking(
+        self: &Arc<Self>,
+        req: CommitRequest,
+    ) -> Result<String, ImageError> {
+        let images = self.clone();
+        tokio::task::spawn_blocking(move || images.commit(req))
+            .await
+            .map_err(|e| ImageError::Io {
+                context: "committing a layer".into(),
+                source: io::Error::other(e.to_string()),
+            })?
     }
 
     /// The empty base of `FROM scratch`: a config with no layers, registered untagged

@@ -76,6 +76,12 @@ impl ImageService {
         })
     }
 
+    /// Saves the catalog changes kept in memory by commits made with `save_later` (a
+    /// build calls this as it ends; the daemon as it stops).
+    pub fn flush(&self) -> Result<(), ImageError> {
+        self.catalog().flush()
+    }
+
     /// Where image events (pull, tag, untag, delete) go.
     pub fn set_events(&self, events: Arc<crate::events::Events>) {
         let _ = self.events.set(events);
