@@ -277,6 +277,12 @@ fn compose_v1(e: &Engine, dir: &Path, args: &[&str]) -> Output {
 #[test]
 fn berth_works_beside_dockerd_and_leaves_its_rules_as_they_were() {
     let ns = Netns::new("berth-beside");
+    // A new namespace inherits the host's IPv4 forwarding, which any engine on the
+    // host may have turned on; dockerd sets its FORWARD drop only when it turns
+    // forwarding on itself, as on a fresh host.
+    ok(&run(ns
+        .exec("sh")
+        .args(["-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"])));
     let dockerd = Dockerd::start(&ns);
     // What a host with Docker Engine has: the drop that used to cut Berth's bridges.
     let before = filter_rules(&ns);
