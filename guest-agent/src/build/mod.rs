@@ -296,7 +296,7 @@ async fn build_stage(
 /// The stage's base image and config; its variables start as the base's ENV (global
 /// ARGs are not among them until the stage declares them again).
 async fn start_stage(
-    images: &Arc<ImageService>,
+    images: &ImageService,
     req: &BuildRequest,
     stage: &Stage,
     done: &[(Option<String>, String)],
@@ -471,7 +471,7 @@ async fn finish_stage(
 /// Whether the cache has the step; on a hit its image becomes the stage's, as dockerd
 /// reports it.
 async fn hit(
-    images: &Arc<ImageService>,
+    images: &ImageService,
     req: &BuildRequest,
     key: &str,
     st: &mut State,
@@ -492,7 +492,7 @@ async fn hit(
 }
 
 /// The image a cached step produced, if the cache has it and the image still exists.
-fn cached(images: &Arc<ImageService>, req: &BuildRequest, key: &str) -> Option<String> {
+fn cached(images: &ImageService, req: &BuildRequest, key: &str) -> Option<String> {
     if req.no_cache {
         return None;
     }

@@ -52,7 +52,7 @@ pub(super) struct Prepared {
 /// What the mounts add to the step's cache key: the content bound from the context,
 /// the image bound from a stage. Secrets' values are not part of it (as in BuildKit).
 pub(super) fn key_inputs(
-    images: &Arc<ImageService>,
+    images: &ImageService,
     flags: &RunFlags,
     req: &BuildRequest,
     stages: &[(Option<String>, String)],
@@ -97,7 +97,7 @@ fn source_in(root: &Path, source: &str, line: usize, whence: &str) -> Result<Pat
 }
 
 pub(super) async fn prepare(
-    images: &Arc<ImageService>,
+    images: &ImageService,
     containers: &Arc<ContainerService>,
     flags: &RunFlags,
     req: &BuildRequest,

@@ -76,8 +76,9 @@ impl ImageService {
         })
     }
 
-    /// Saves the catalog changes kept in memory by commits made with `save_later` (a
-    /// build calls this as it ends; the daemon as it stops).
+    /// Saves the catalog changes kept in memory by commits made with `save_later` (the
+    /// build endpoints call this once they have tagged or exported a build's result;
+    /// the daemon as it stops).
     pub fn flush(&self) -> Result<(), ImageError> {
         self.catalog().flush()
     }
