@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::integration::context;
-use crate::paths::{HostOs, Paths};
+use crate::paths::{DockerEndpoint, HostOs, Paths};
 use crate::settings::{Accel, VmSettings};
 use crate::vm::argv::{self, Arch};
 use crate::vm::{image, shares, supervisor};
@@ -72,8 +72,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
     while !p.exists() {
         p = p.parent()?;
     }
-    let s = nix::sys::statvfs::statvfs(p).ok()?;
-    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+    crate::os::free_bytes(p)
 }
 
 /// Below this, pulls and the VM's disk run out soon.
@@ -94,10 +93,8 @@ pub fn integration(paths: &Paths, docker_dir: &Path) -> Vec<Check> {
         ),
     });
     let target = host.unwrap_or(own);
-    out.push(match target.strip_prefix("unix://") {
-        Some(sock) if crate::vm::ping_socket(Path::new(sock)) => {
-            check("engine", true, format!("answers on {target}"))
-        }
+    out.push(match DockerEndpoint::from_docker_host(&target) {
+        Some(ep) if crate::vm::ping(&ep) => check("engine", true, format!("answers on {target}")),
         Some(_) => broken(
             "engine",
             format!("nothing answers on {target}"),

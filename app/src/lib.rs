@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod forward;
 pub mod host_firewall;
 pub mod integration;
+pub mod os;
 pub mod paths;
 pub mod settings;
 pub mod transport;

@@ -71,6 +71,17 @@ enum Command {
     },
     /// Undo exactly what `berth install` changed.
     Uninstall,
+    /// Serve Berth's docker endpoint in front of an engine that already runs
+    /// on TCP loopback, without the VM (diagnostics; the Windows pipe tests).
+    #[command(hide = true)]
+    Serve {
+        /// The engine: `tcp://127.0.0.1:PORT`.
+        #[arg(long)]
+        engine: String,
+        /// Where to serve, as a `DOCKER_HOST` value (default: Berth's own endpoint).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// Run the getting-started tutorial (offline) and open it in the browser: the
     /// `docker run` it takes is printed, then run with your docker CLI.
     Tutorial {
@@ -129,7 +140,7 @@ fn main() -> anyhow::Result<()> {
     let paths = Paths::for_user();
     match cli.command {
         Command::DockerHost => {
-            println!("{}", endpoint(&paths).docker_host());
+            println!("{}", endpoint_for(&paths).docker_host());
         }
         Command::Doctor => {
             let settings = Settings::load(&paths.settings_file())?;
@@ -186,7 +197,7 @@ fn main() -> anyhow::Result<()> {
             autostart,
         } => {
             let mut l = layout(&paths, bin_dir)?;
-            let host = host.unwrap_or_else(|| endpoint(&paths).docker_host());
+            let host = host.unwrap_or_else(|| endpoint_for(&paths).docker_host());
             if docker_sock || (!no_docker_sock && ask_docker_sock(&docker_sock_path)) {
                 let target = host
                     .strip_prefix("unix://")
@@ -232,6 +243,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Tutorial { no_open } => tutorial(&paths, no_open)?,
+        Command::Serve { engine, endpoint } => serve(&paths, &engine, endpoint)?,
         Command::Uninstall => {
             let l = layout(&paths, None)?;
             match berth::integration::uninstall(&l)? {
@@ -263,21 +275,53 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `DOCKER_HOST` when it names a unix socket, else Berth's own socket.
-fn engine_socket(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {
-    if let Ok(h) = std::env::var("DOCKER_HOST") {
-        if let Some(p) = h.strip_prefix("unix://") {
-            return Ok(p.into());
+/// `berth serve`: the docker endpoint in front of an engine on TCP loopback,
+/// until Ctrl-C (or the stop request `berth vm stop` would send).
+fn serve(paths: &Paths, engine: &str, endpoint: Option<String>) -> anyhow::Result<()> {
+    use std::io::Write;
+    init_tracing();
+    let addr: std::net::SocketAddr = engine
+        .strip_prefix("tcp://")
+        .context("--engine must be tcp://HOST:PORT")?
+        .parse()
+        .context("--engine must be tcp://HOST:PORT")?;
+    let transport = std::sync::Arc::new(berth::transport::Tcp::loopback(addr)?);
+    let ep = match endpoint {
+        Some(h) => DockerEndpoint::from_docker_host(&h)
+            .with_context(|| format!("{h} is neither unix:// nor npipe://"))?,
+        None => endpoint_for(paths),
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async {
+        let listener = berth::forward::DockerListener::bind(&ep)?;
+        let mut stop = berth::os::StopRequests::install()?;
+        // The line a caller waits for: the endpoint accepts connections now.
+        println!("serving {} → {engine}", ep.docker_host());
+        std::io::stdout().flush()?;
+        tokio::select! {
+            _ = listener.serve(transport) => {}
+            _ = stop.recv() => {}
         }
-    }
-    socket_path(paths)
+        if let DockerEndpoint::Unix(p) = &ep {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    })
+}
+
+/// `DOCKER_HOST` when it names a local socket or pipe, else Berth's own endpoint.
+fn engine_endpoint(paths: &Paths) -> DockerEndpoint {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| DockerEndpoint::from_docker_host(&h))
+        .unwrap_or_else(|| endpoint_for(paths))
 }
 
 /// `docker …` against the engine `berth` uses; its stdout, or why it failed.
-fn docker(sock: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
+fn docker(engine: &DockerEndpoint, args: &[&str]) -> anyhow::Result<String> {
     let out = std::process::Command::new("docker")
         .arg("--host")
-        .arg(format!("unix://{}", sock.display()))
+        .arg(engine.docker_host())
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
@@ -295,7 +339,7 @@ fn docker(sock: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
 /// The tutorial's engine as the stock docker CLI sees it, so what is printed
 /// is exactly what ran.
 struct DockerCli<'a> {
-    sock: &'a std::path::Path,
+    engine: &'a DockerEndpoint,
 }
 
 impl berth::tutorial::Engine for DockerCli<'_> {
@@ -303,7 +347,7 @@ impl berth::tutorial::Engine for DockerCli<'_> {
 
     async fn container_running(&mut self) -> Option<bool> {
         let state = docker(
-            self.sock,
+            self.engine,
             &[
                 "inspect",
                 "-f",
@@ -317,25 +361,25 @@ impl berth::tutorial::Engine for DockerCli<'_> {
 
     async fn has_image(&mut self) -> bool {
         docker(
-            self.sock,
+            self.engine,
             &["image", "inspect", "-f", "{{.Id}}", berth::tutorial::IMAGE],
         )
         .is_ok()
     }
 
     async fn start(&mut self) -> anyhow::Result<()> {
-        docker(self.sock, &["start", berth::tutorial::CONTAINER]).map(drop)
+        docker(self.engine, &["start", berth::tutorial::CONTAINER]).map(drop)
     }
 
     async fn run(&mut self, port: u16) -> anyhow::Result<()> {
         let args = berth::tutorial::run_args(port);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        docker(self.sock, &args).map(drop)
+        docker(self.engine, &args).map(drop)
     }
 
     async fn published_port(&mut self) -> anyhow::Result<Option<u16>> {
         let port = format!("{}/tcp", berth::tutorial::CONTAINER_PORT);
-        let published = docker(self.sock, &["port", berth::tutorial::CONTAINER, &port])?;
+        let published = docker(self.engine, &["port", berth::tutorial::CONTAINER, &port])?;
         Ok(berth::tutorial::port_from_docker_port(&published))
     }
 
@@ -352,17 +396,17 @@ impl berth::tutorial::Engine for DockerCli<'_> {
 /// Starts (or finds) the tutorial container with the stock docker CLI and
 /// opens its page.
 fn tutorial(paths: &Paths, no_open: bool) -> anyhow::Result<()> {
-    let sock = engine_socket(paths)?;
-    if !vm::ping_socket(&sock) {
+    let engine = engine_endpoint(paths);
+    if !vm::ping(&engine) {
         bail!(
             "the engine does not answer on {}: start it first (`berth vm start`, or the app)",
-            sock.display()
+            engine.docker_host()
         );
     }
     let started = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the runtime")?
-        .block_on(berth::tutorial::start(&mut DockerCli { sock: &sock }))
+        .block_on(berth::tutorial::start(&mut DockerCli { engine: &engine }))
         .map_err(|e| match e {
             berth::tutorial::StartError::Engine(e) => e,
             other => anyhow::anyhow!(other.to_string()),
@@ -370,12 +414,16 @@ fn tutorial(paths: &Paths, no_open: bool) -> anyhow::Result<()> {
     let url = started.url();
     println!("The tutorial is at {url}");
     if !no_open {
-        let opener = if cfg!(target_os = "macos") {
-            "open"
+        let (opener, args): (&str, &[&str]) = if cfg!(target_os = "macos") {
+            ("open", &[])
+        } else if cfg!(windows) {
+            // `start`'s first quoted argument is a window title.
+            ("cmd", &["/c", "start", ""])
         } else {
-            "xdg-open"
+            ("xdg-open", &[])
         };
         if std::process::Command::new(opener)
+            .args(args)
             .arg(&url)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -407,9 +455,10 @@ fn login(
         "username": username, "password": password, "serveraddress": server,
     })
     .to_string();
-    let sock = engine_socket(paths)?;
-    let mut s = std::os::unix::net::UnixStream::connect(&sock)
-        .with_context(|| format!("connecting to the engine at {}", sock.display()))?;
+    let engine = engine_endpoint(paths);
+    let mut s = engine
+        .connect()
+        .with_context(|| format!("connecting to the engine at {}", engine.docker_host()))?;
     write!(
         s,
         "POST /auth HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -464,15 +513,8 @@ fn layout(
     Ok(berth::integration::Layout::for_user(paths, dir, bin_dir))
 }
 
-fn endpoint(paths: &Paths) -> DockerEndpoint {
+fn endpoint_for(paths: &Paths) -> DockerEndpoint {
     paths.user_docker_endpoint()
-}
-
-fn socket_path(paths: &Paths) -> anyhow::Result<std::path::PathBuf> {
-    match endpoint(paths) {
-        DockerEndpoint::Unix(p) => Ok(p),
-        DockerEndpoint::NamedPipe(_) => bail!("named pipes are served only on Windows"),
-    }
 }
 
 fn start(paths: &Paths, timeout: u64) -> anyhow::Result<()> {
@@ -510,9 +552,9 @@ fn stop(paths: &Paths) -> anyhow::Result<()> {
 fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
     let running = vm::running_supervisor(vmp).is_some();
     let state = VmState::read(vmp).filter(|_| running);
-    let engine = running && vm::ping_socket(&socket_path(paths)?);
+    let engine = running && vm::ping(&endpoint_for(paths));
     let qemu = if running {
-        vm::qmp::status(&vmp.qmp()).ok()
+        vm::qmp::status(&vmp.qmp_endpoint()).ok()
     } else {
         None
     };

@@ -49,9 +49,12 @@ impl Paths {
         self.config.join("settings.json")
     }
 
-    /// This host's endpoint for the current user (`USER` names the Windows pipe).
+    /// This host's endpoint for the current user (`USERNAME`, Windows' `USER`,
+    /// names the Windows pipe).
     pub fn user_docker_endpoint(&self) -> DockerEndpoint {
-        let user = std::env::var("USER").unwrap_or_default();
+        let user = std::env::var("USERNAME")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_default();
         self.docker_endpoint(HostOs::current(), &user)
     }
 
@@ -74,6 +77,25 @@ pub enum DockerEndpoint {
 }
 
 impl DockerEndpoint {
+    /// Parses a `DOCKER_HOST` value Berth can serve or reach locally.
+    pub fn from_docker_host(host: &str) -> Option<DockerEndpoint> {
+        if let Some(p) = host.strip_prefix("unix://") {
+            return Some(DockerEndpoint::Unix(PathBuf::from(p)));
+        }
+        // npipe:////./pipe/NAME (the CLI's spelling) or npipe://./pipe/NAME.
+        let rest = host.strip_prefix("npipe://")?.trim_start_matches('/');
+        let name = rest.strip_prefix("./pipe/")?;
+        Some(DockerEndpoint::NamedPipe(format!(r"\\.\pipe\{name}")))
+    }
+
+    /// A synchronous connection, for short requests (`_ping`, `/auth`).
+    pub fn connect(&self) -> std::io::Result<crate::os::LocalStream> {
+        match self {
+            DockerEndpoint::Unix(p) => crate::os::connect_unix(p),
+            DockerEndpoint::NamedPipe(name) => crate::os::connect_pipe(name),
+        }
+    }
+
     /// The value for `DOCKER_HOST`.
     pub fn docker_host(&self) -> String {
         match self {
@@ -93,9 +115,15 @@ mod tests {
     fn endpoints_per_os() {
         let p = Paths::new(Path::new("/home/ann"), Path::new("/home/ann/.config"));
         assert_eq!(
-            p.docker_endpoint(HostOs::Linux, "ann").docker_host(),
-            "unix:///home/ann/.berth/run/docker.sock"
+            p.docker_endpoint(HostOs::Linux, "ann"),
+            DockerEndpoint::Unix("/home/ann/.berth/run/docker.sock".into())
         );
+        if cfg!(unix) {
+            assert_eq!(
+                p.docker_endpoint(HostOs::Linux, "ann").docker_host(),
+                "unix:///home/ann/.berth/run/docker.sock"
+            );
+        }
         assert_eq!(
             p.docker_endpoint(HostOs::MacOs, "ann"),
             DockerEndpoint::Unix("/home/ann/.berth/run/docker.sock".into())
@@ -107,6 +135,20 @@ mod tests {
         );
         // The docker CLI's own spelling: npipe:////./pipe/NAME.
         assert_eq!(pipe.docker_host(), "npipe:////./pipe/berth-docker-ann");
+        for host in [
+            "npipe:////./pipe/berth-docker-ann",
+            "npipe://./pipe/berth-docker-ann",
+        ] {
+            assert_eq!(DockerEndpoint::from_docker_host(host).as_ref(), Some(&pipe));
+        }
+        assert_eq!(
+            DockerEndpoint::from_docker_host("unix:///run/x.sock"),
+            Some(DockerEndpoint::Unix("/run/x.sock".into()))
+        );
+        assert_eq!(
+            DockerEndpoint::from_docker_host("tcp://127.0.0.1:2375"),
+            None
+        );
         assert_eq!(
             p.settings_file(),
             Path::new("/home/ann/.config/berth/settings.json")

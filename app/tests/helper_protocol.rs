@@ -9,6 +9,7 @@
 //! Each test process first joins a new anonymous session keyring, which the
 //! helper processes inherit, and files entries under a service name of its
 //! own; every test erases what it stored.
+#![cfg(target_os = "linux")]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

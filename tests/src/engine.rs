@@ -662,6 +662,12 @@ pub fn cli_plugins_dir() -> PathBuf {
     tools_dir("BERTH_CLI_PLUGINS", "cli-plugins", "docker-buildx")
 }
 
+/// Berth's Windows build, as `cargo xtask cross` left it (`target/tools/windows`):
+/// `berth.exe`, the pipe test client `pipe-e2e.exe`, and `wineprefix/`.
+pub fn windows_dir() -> PathBuf {
+    tools_dir("BERTH_WINDOWS", "windows", "pipe-e2e.exe")
+}
+
 /// docker-py's integration suite and its venv, as `cargo xtask test` prepared them
 /// (`target/tools/docker-py`: `venv/` and `suite/`).
 pub fn docker_py_dir() -> PathBuf {

@@ -1,43 +1,44 @@
-//! The engine as the app sees it: a Docker API client on the socket the
-//! `docker` CLI would use (`DOCKER_HOST`, else Berth's own socket), and
-//! whether it answers.
+//! The engine as the app sees it: a Docker API client on the socket (or, on
+//! Windows, the named pipe) the `docker` CLI would use (`DOCKER_HOST`, else
+//! Berth's own endpoint), and whether it answers.
 
+use berth::paths::DockerEndpoint;
 use bollard::Docker;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("DOCKER_HOST={0} is not a unix socket; Berth's app talks to unix sockets only")]
-    NotUnix(String),
+    #[error("DOCKER_HOST={0} is not a local endpoint; Berth's app talks to unix sockets and named pipes only")]
+    NotLocal(String),
     #[error("{0}")]
     Docker(#[from] bollard::errors::Error),
 }
 
-/// Where the engine listens: `unix://…` from `DOCKER_HOST`, else Berth's socket.
-pub fn socket_path() -> Result<String, EngineError> {
+/// Where the engine listens: `DOCKER_HOST` (`unix://…`, `npipe://…`), else
+/// Berth's own endpoint.
+pub fn endpoint() -> Result<DockerEndpoint, EngineError> {
     if let Ok(host) = std::env::var("DOCKER_HOST") {
         if !host.is_empty() {
-            return host
-                .strip_prefix("unix://")
-                .map(str::to_string)
-                .ok_or(EngineError::NotUnix(host));
+            return DockerEndpoint::from_docker_host(&host).ok_or(EngineError::NotLocal(host));
         }
     }
-    match berth::paths::Paths::for_user().user_docker_endpoint() {
-        berth::paths::DockerEndpoint::Unix(p) => Ok(p.display().to_string()),
-        other => Err(EngineError::NotUnix(other.docker_host())),
-    }
+    Ok(berth::paths::Paths::for_user().user_docker_endpoint())
 }
 
-/// The same as a docker endpoint: `unix://…`.
+/// The same as a docker endpoint: `unix://…` or `npipe://…`.
 pub fn docker_host() -> Result<String, EngineError> {
-    socket_path().map(|p| format!("unix://{p}"))
+    endpoint().map(|e| e.docker_host())
 }
 
 pub fn connect() -> Result<Docker, EngineError> {
-    let path = socket_path()?;
-    Ok(Docker::connect_with_unix(
-        &path,
+    // bollard's local connection is a unix socket on unix and a named pipe on
+    // Windows, which is exactly what each OS's build serves.
+    let addr = match endpoint()? {
+        DockerEndpoint::Unix(p) => p.display().to_string(),
+        DockerEndpoint::NamedPipe(name) => name,
+    };
+    Ok(Docker::connect_with_local(
+        &addr,
         120,
         bollard::API_DEFAULT_VERSION,
     )?)

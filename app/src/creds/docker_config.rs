@@ -2,7 +2,6 @@
 //! on request, with every other key and the file's permissions kept; the value
 //! it replaced is remembered beside the file and put back on uninstall.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -64,7 +63,7 @@ fn read(path: &Path) -> Result<(Map<String, Value>, Option<u32>), ConfigError> {
 fn mode(path: &Path) -> Option<u32> {
     std::fs::metadata(path)
         .ok()
-        .map(|m| m.permissions().mode() & 0o7777)
+        .and_then(|m| crate::os::mode(&m))
 }
 
 /// Writes through a temp file and a rename, with the old mode (0600 for a new file).
@@ -79,8 +78,7 @@ fn write(path: &Path, map: &Map<String, Value>, mode: Option<u32>) -> Result<(),
     text.push('\n');
     let tmp = path.with_extension("json.berth-tmp");
     std::fs::write(&tmp, text).map_err(io(path))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode.unwrap_or(0o600)))
-        .map_err(io(path))?;
+    crate::os::set_mode(&tmp, mode.unwrap_or(0o600)).map_err(io(path))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
@@ -179,21 +177,25 @@ mod tests {
             r#"{"auths":{"reg:1":{}},"credsStore":"desktop","psFormat":"table {{.ID}}"}"#,
         )
         .unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        crate::os::set_mode(&p, 0o640).unwrap();
         install(&p).unwrap();
         install(&p).unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["credsStore"], "berth");
         assert_eq!(v["psFormat"], "table {{.ID}}");
         assert!(v["auths"]["reg:1"].is_object());
-        assert_eq!(mode(&p), Some(0o640));
+        if cfg!(unix) {
+            assert_eq!(mode(&p), Some(0o640), "the user's mode is kept");
+        }
         uninstall(&p).unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["credsStore"], "desktop");
 
         let fresh = dir.path().join("new/config.json");
         install(&fresh).unwrap();
-        assert_eq!(mode(&fresh), Some(0o600));
+        if cfg!(unix) {
+            assert_eq!(mode(&fresh), Some(0o600), "owner-only when Berth makes it");
+        }
         uninstall(&fresh).unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&fresh).unwrap()).unwrap();
         assert!(v.get("credsStore").is_none());

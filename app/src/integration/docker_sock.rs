@@ -53,7 +53,7 @@ pub fn link(link: &Path, target: &Path) -> Result<Outcome, LinkError> {
             )
         }));
     }
-    std::os::unix::fs::symlink(target, link).map_err(|source| {
+    crate::os::symlink(target, link).map_err(|source| {
         if source.kind() == std::io::ErrorKind::PermissionDenied {
             LinkError::NeedsRoot {
                 link: link.display().to_string(),
@@ -85,7 +85,8 @@ pub struct Link {
     pub target: PathBuf,
 }
 
-#[cfg(test)]
+// The link is a unix idea (Windows has the `docker_engine` pipe instead).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -102,7 +102,7 @@ impl Layout {
                 .unwrap_or_else(|| home.join(".docker")),
             record: paths.home.join("install.json"),
             bin_dir: bin_dir.unwrap_or_else(|| home.join(".local/bin")),
-            binaries: if on_path {
+            binaries: if on_path || !crate::os::LINKS_ON_PATH {
                 Vec::new()
             } else {
                 ["berth", "docker-credential-berth"]
@@ -146,7 +146,12 @@ pub fn install(l: &Layout, host: &str) -> Result<Installed, IntegrationError> {
     }
     docker_config::install(&l.config())?;
     r.creds_store = true;
-    for bin in &l.binaries {
+    let binaries = if crate::os::LINKS_ON_PATH {
+        &l.binaries[..]
+    } else {
+        &[]
+    };
+    for bin in binaries {
         let Some(name) = bin.file_name() else {
             continue;
         };
@@ -159,8 +164,7 @@ pub fn install(l: &Layout, host: &str) -> Result<Installed, IntegrationError> {
             Err(_) => {}
         }
         std::fs::create_dir_all(&l.bin_dir).map_err(io("creating the PATH directory"))?;
-        std::os::unix::fs::symlink(bin, &link)
-            .map_err(io(format!("linking {}", link.display())))?;
+        crate::os::symlink(bin, &link).map_err(io(format!("linking {}", link.display())))?;
         r.links.push(link);
     }
     let mut sock_outcome = None;
@@ -264,7 +268,10 @@ mod tests {
                 .as_deref(),
             Some("berth")
         );
-        assert!(l.bin_dir.join("berth").is_symlink());
+        assert_eq!(
+            l.bin_dir.join("berth").is_symlink(),
+            crate::os::LINKS_ON_PATH
+        );
         assert_eq!(
             install(&l, "unix:///x.sock").unwrap().record,
             r,

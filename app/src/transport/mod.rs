@@ -2,8 +2,12 @@
 //! service port (`berth-proto`'s API, control and forward ports). What travels
 //! on the stream is the same whichever transport carries it.
 
+// Hybrid vsock backends serve unix sockets; kernel vsock is Linux's alone.
+#[cfg(unix)]
 mod hybrid;
 mod serial;
+mod tcp;
+#[cfg(target_os = "linux")]
 mod vhost_vsock;
 
 use std::future::Future;
@@ -12,8 +16,11 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+#[cfg(unix)]
 pub use hybrid::HybridVsock;
 pub use serial::{Muxed, Pipe};
+pub use tcp::Tcp;
+#[cfg(target_os = "linux")]
 pub use vhost_vsock::VhostVsock;
 
 /// A connected stream to a guest port.

@@ -8,18 +8,22 @@
 //! side; it is re-established when it breaks (QEMU restarted).
 
 use std::io;
-use std::path::PathBuf;
 
 use berth_proto::mux::MuxClient;
 use tokio::sync::Mutex;
 
-use super::{BoxStream, ConnectFuture, HybridVsock, Transport};
+#[cfg(unix)]
+use super::HybridVsock;
+use super::{BoxStream, ConnectFuture, Transport};
+use crate::vm::argv::Endpoint;
 
 /// What carries the session.
 pub enum Pipe {
-    /// QEMU's chardev socket of the virtio-serial port.
-    Serial(PathBuf),
+    /// QEMU's chardev of the virtio-serial port: a unix socket, or on Windows
+    /// a named pipe.
+    Serial(Endpoint),
     /// The guest's mux port through a hybrid-vsock backend.
+    #[cfg(unix)]
     Hybrid(HybridVsock),
 }
 
@@ -38,7 +42,9 @@ impl Muxed {
 
     async fn open_pipe(&self) -> io::Result<BoxStream> {
         match &self.pipe {
-            Pipe::Serial(path) => Ok(Box::new(tokio::net::UnixStream::connect(path).await?)),
+            Pipe::Serial(Endpoint::Unix(path)) => crate::os::connect_unix_async(path).await,
+            Pipe::Serial(Endpoint::Pipe(name)) => crate::os::connect_pipe_async(name).await,
+            #[cfg(unix)]
             Pipe::Hybrid(h) => h.connect(berth_proto::MUX_PORT).await,
         }
     }
@@ -75,6 +81,7 @@ impl Transport for Muxed {
     fn name(&self) -> &'static str {
         match self.pipe {
             Pipe::Serial(_) => "serial-mux",
+            #[cfg(unix)]
             Pipe::Hybrid(_) => "hybrid-vsock",
         }
     }

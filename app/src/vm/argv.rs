@@ -38,7 +38,24 @@ pub enum Endpoint {
     Pipe(String),
 }
 
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+            Endpoint::Pipe(name) => write!(f, r"\\.\pipe\{name}"),
+        }
+    }
+}
+
 impl Endpoint {
+    /// A synchronous connection (QMP's short sessions).
+    pub fn connect(&self) -> std::io::Result<crate::os::LocalStream> {
+        match self {
+            Endpoint::Unix(p) => crate::os::connect_unix(p),
+            Endpoint::Pipe(name) => crate::os::connect_pipe(name),
+        }
+    }
+
     fn chardev(&self, id: &str) -> String {
         match self {
             Endpoint::Unix(p) => {

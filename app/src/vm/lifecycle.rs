@@ -4,11 +4,11 @@
 //! supervisor and waits for it to finish its clean shutdown.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{io_err, pid_alive, ping_socket, running_supervisor, VmError, VmPaths, VmState};
+use super::{io_err, pid_alive, ping, running_supervisor, VmError, VmPaths, VmState};
 use crate::paths::{DockerEndpoint, Paths};
 use crate::settings::Settings;
 
@@ -23,15 +23,10 @@ pub struct Started {
     pub docker_host: String,
 }
 
-fn socket(paths: &Paths) -> Result<(PathBuf, String), VmError> {
+fn socket(paths: &Paths) -> Result<(DockerEndpoint, String), VmError> {
     let ep = paths.user_docker_endpoint();
     let host = ep.docker_host();
-    match ep {
-        DockerEndpoint::Unix(p) => Ok((p, host)),
-        DockerEndpoint::NamedPipe(_) => Err(VmError::Boot(
-            "named pipes are served only on Windows".into(),
-        )),
-    }
+    Ok((ep, host))
 }
 
 fn log_tail(path: &Path, from: u64) -> String {
@@ -50,7 +45,7 @@ pub fn start(paths: &Paths, berth_exe: &Path, timeout: Duration) -> Result<Start
     let (sock, docker_host) = socket(paths)?;
     let t = Instant::now();
     if let Some(pid) = running_supervisor(&vmp) {
-        if ping_socket(&sock) {
+        if ping(&sock) {
             return Ok(Started {
                 already: true,
                 state: VmState::read(&vmp),
@@ -79,22 +74,14 @@ pub fn start(paths: &Paths, berth_exe: &Path, timeout: Duration) -> Result<Start
                 .map_err(io_err("opening the supervisor log"))?,
         )
         .stderr(log);
-    // Its own session: the supervisor outlives the command (or app) that started it.
-    // SAFETY: setsid is async-signal-safe and affects only the child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // The supervisor outlives the command (or app) that started it.
+    crate::os::detach(&mut cmd);
     let mut child = cmd.spawn().map_err(io_err("starting the VM supervisor"))?;
     loop {
         // The supervisor marks the VM running right after its own first
         // `_ping`; waiting for both means callers (the CLI's summary, the app's
         // status) read a settled state, not "starting".
-        if ping_socket(&sock)
-            && VmState::read(&vmp).is_some_and(|s| s.phase == super::Phase::Running)
-        {
+        if ping(&sock) && VmState::read(&vmp).is_some_and(|s| s.phase == super::Phase::Running) {
             break;
         }
         if let Some(status) = child
@@ -128,8 +115,7 @@ pub fn stop(paths: &Paths) -> Result<bool, VmError> {
     let Some(pid) = running_supervisor(&vmp) else {
         return Ok(false);
     };
-    // SAFETY: plain kill(2) on a pid we just checked.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    crate::os::request_stop(pid).map_err(io_err("asking the VM supervisor to stop"))?;
     let t = Instant::now();
     while pid_alive(pid) {
         if t.elapsed() > STOP_TIMEOUT {

@@ -11,6 +11,7 @@ pub mod argv;
 pub mod control;
 pub mod image;
 pub mod lifecycle;
+mod link;
 pub mod qmp;
 pub mod reset;
 pub mod shares;
@@ -44,7 +45,7 @@ pub enum VmError {
     #[error("the VM did not come up: {0}")]
     Boot(String),
     #[error(transparent)]
-    Socket(#[from] crate::forward::socket::SocketError),
+    Socket(#[from] crate::forward::SocketError),
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
 }
@@ -78,6 +79,27 @@ impl VmPaths {
     }
     pub fn mux(&self) -> PathBuf {
         self.dir.join("mux.sock")
+    }
+    /// Where QEMU serves QMP on this host.
+    pub fn qmp_endpoint(&self) -> argv::Endpoint {
+        self.endpoint(crate::paths::HostOs::current(), "qmp")
+    }
+    /// Where QEMU serves the serial transport's chardev on this host.
+    pub fn mux_endpoint(&self) -> argv::Endpoint {
+        self.endpoint(crate::paths::HostOs::current(), "mux")
+    }
+    /// A socket in the VM's folder, or on Windows a named pipe (one namespace
+    /// for the whole machine) named after the folder, so two users' or two
+    /// homes' VMs never meet.
+    fn endpoint(&self, os: crate::paths::HostOs, what: &str) -> argv::Endpoint {
+        use sha2::Digest;
+        match os {
+            crate::paths::HostOs::Windows => {
+                let id = sha2::Sha256::digest(self.dir.to_string_lossy().as_bytes());
+                argv::Endpoint::Pipe(format!("berth-{what}-{}", hex::encode(&id[..6])))
+            }
+            _ => argv::Endpoint::Unix(self.dir.join(format!("{what}.sock"))),
+        }
     }
     pub fn vhost_user(&self) -> PathBuf {
         self.dir.join("vhost-user.sock")
@@ -146,15 +168,7 @@ impl VmState {
 }
 
 pub fn pid_alive(pid: u32) -> bool {
-    // Signal 0 checks existence; a zombie counts as gone.
-    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
-    if !alive {
-        return false;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat
-        .rsplit_once(") ")
-        .is_some_and(|(_, rest)| rest.starts_with('Z'))
+    crate::os::pid_alive(pid)
 }
 
 /// The live supervisor's pid, if any.
@@ -193,14 +207,18 @@ pub fn ensure_disk(path: &Path, gib: u32) -> Result<bool, VmError> {
     Ok(true)
 }
 
-/// A minimal `GET /_ping` over a unix socket: the check `start` and `status`
-/// make through the same socket the docker CLI uses.
+/// A minimal `GET /_ping` over a unix socket (see [`ping`]).
 pub fn ping_socket(path: &Path) -> bool {
+    ping(&crate::paths::DockerEndpoint::Unix(path.to_path_buf()))
+}
+
+/// A minimal `GET /_ping`: the check `start` and `status` make through the
+/// same socket or pipe the docker CLI uses.
+pub fn ping(endpoint: &crate::paths::DockerEndpoint) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+    let Ok(mut s) = endpoint.connect() else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
     if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
         .is_err()
     {

@@ -3,9 +3,8 @@
 //! holds no QMP connection between commands, so `berth vm status` from another
 //! process can always get one.
 
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::time::Duration;
+use super::argv::Endpoint;
+use crate::os::LocalStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
@@ -20,17 +19,16 @@ pub enum QmpError {
 }
 
 fn session<T>(
-    path: &Path,
+    at: &Endpoint,
     f: impl FnOnce(
-        &mut qapi::Qmp<qapi::Stream<std::io::BufReader<&UnixStream>, &UnixStream>>,
+        &mut qapi::Qmp<qapi::Stream<std::io::BufReader<&LocalStream>, &LocalStream>>,
     ) -> Result<T, qapi::ExecuteError>,
 ) -> Result<T, QmpError> {
-    let stream = UnixStream::connect(path).map_err(|source| QmpError::Connect {
-        path: path.display().to_string(),
+    // Unix sockets get a read timeout: a wedged QEMU cannot hang the caller.
+    let stream = at.connect().map_err(|source| QmpError::Connect {
+        path: at.to_string(),
         source,
     })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     // qapi 0.15 panics when QEMU closes the socket before its greeting; a dying
     // QEMU must not take the manager down with it.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -46,20 +44,20 @@ fn session<T>(
 }
 
 /// QEMU's run state (`running`, `paused`, `shutdown`, …).
-pub fn status(path: &Path) -> Result<String, QmpError> {
-    session(path, |q| q.execute(&qapi::qmp::query_status {}))
+pub fn status(at: &Endpoint) -> Result<String, QmpError> {
+    session(at, |q| q.execute(&qapi::qmp::query_status {}))
         .map(|s| format!("{:?}", s.status).to_lowercase())
 }
 
 /// Presses the ACPI power button.
-pub fn system_powerdown(path: &Path) -> Result<(), QmpError> {
-    session(path, |q| q.execute(&qapi::qmp::system_powerdown {})).map(|_| ())
+pub fn system_powerdown(at: &Endpoint) -> Result<(), QmpError> {
+    session(at, |q| q.execute(&qapi::qmp::system_powerdown {})).map(|_| ())
 }
 
 /// Ends QEMU at once (the guest gets no say).
-pub fn quit(path: &Path) -> Result<(), QmpError> {
+pub fn quit(at: &Endpoint) -> Result<(), QmpError> {
     // QEMU may close the socket before answering `quit`; that is success.
-    match session(path, |q| q.execute(&qapi::qmp::quit {})) {
+    match session(at, |q| q.execute(&qapi::qmp::quit {})) {
         Ok(_) => Ok(()),
         Err(QmpError::Command(_)) => Ok(()),
         Err(e) => Err(e),

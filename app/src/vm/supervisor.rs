@@ -3,21 +3,22 @@
 //! the docker socket and the port mirror, restarts the VM when it crashes, and
 //! shuts it down cleanly on SIGTERM.
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Mutex;
 
-use super::argv::{self, Arch, Endpoint, MachineSpec, ShareDevice, TransportDevice};
+use super::argv::{self, Arch, MachineSpec, ShareDevice, TransportDevice};
+pub(crate) use super::link::resolve_transport;
+use super::link::{transport_for, ReadySignal};
 use super::{control, image, io_err, qmp, shares, Phase, VmError, VmPaths, VmState};
 use crate::forward::ports::PortMirror;
+use crate::os::{Guard, Reaper, StopRequests};
 use crate::paths::{DockerEndpoint, HostOs, Paths};
-use crate::settings::{Accel, TransportKind, VmSettings};
-use crate::transport::{self, HybridVsock, Muxed, Pipe, Transport, VhostVsock};
+use crate::settings::{Accel, VmSettings};
+use crate::transport::{self, Transport};
 
 pub struct SuperviseOptions {
     pub paths: Paths,
@@ -37,6 +38,8 @@ const MAX_RESTARTS: u32 = 5;
 struct Machine {
     qemu: Child,
     backends: Vec<Child>,
+    /// What ends each child with the supervisor (see [`Reaper`]).
+    _guards: Vec<Guard>,
 }
 
 impl Machine {
@@ -51,10 +54,7 @@ impl Machine {
     async fn kill_backends(&mut self) {
         for b in self.backends.iter_mut() {
             if let Some(pid) = b.id() {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                crate::os::kill_tree(pid);
             }
             let _ = b.kill().await;
         }
@@ -127,49 +127,10 @@ pub(crate) fn kvm_usable() -> bool {
         .is_ok()
 }
 
-/// Which transport `Auto` means on this host.
-pub(crate) fn resolve_transport(kind: TransportKind) -> TransportKind {
-    match kind {
-        TransportKind::Auto if VhostVsock::available() => TransportKind::VhostVsock,
-        TransportKind::Auto if image::find_program("vhost-device-vsock").is_some() => {
-            TransportKind::Hybrid
-        }
-        TransportKind::Auto => TransportKind::Serial,
-        k => k,
-    }
-}
-
-fn transport_for(kind: TransportKind, vm: &VmPaths) -> (Arc<dyn Transport>, TransportDevice) {
-    match kind {
-        TransportKind::VhostVsock => {
-            // A CID no other VM of this host is likely to hold.
-            let cid = 1000 + std::process::id() % 100_000;
-            (
-                Arc::new(VhostVsock { cid }),
-                TransportDevice::VhostVsock { cid },
-            )
-        }
-        TransportKind::Hybrid => (
-            Arc::new(Muxed::new(Pipe::Hybrid(HybridVsock {
-                uds: vm.vsock_uds(),
-            }))),
-            TransportDevice::Hybrid {
-                socket: vm.vhost_user(),
-            },
-        ),
-        TransportKind::Serial | TransportKind::Auto => (
-            Arc::new(Muxed::new(Pipe::Serial(vm.mux()))),
-            TransportDevice::Serial {
-                endpoint: Endpoint::Unix(vm.mux()),
-            },
-        ),
-    }
-}
-
 pub async fn supervise(opts: SuperviseOptions) -> Result<(), VmError> {
     let vm = VmPaths::new(opts.paths.vm_dir());
     std::fs::create_dir_all(&vm.dir).map_err(io_err("creating the VM directory"))?;
-    let _ = std::fs::set_permissions(&vm.dir, std::fs::Permissions::from_mode(0o700));
+    let _ = crate::os::set_mode(&vm.dir, 0o700);
     if let Some(pid) = super::running_supervisor(&vm) {
         if pid != std::process::id() {
             return Err(VmError::AlreadyRunning(pid));
@@ -212,23 +173,13 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
     }
 
     let endpoint = opts.paths.user_docker_endpoint();
-    let DockerEndpoint::Unix(sock_path) = &endpoint else {
-        // The named pipe server belongs to the Windows build.
-        return Err(VmError::Boot(
-            "named pipes are served only on Windows".into(),
-        ));
-    };
-    let listener = crate::forward::socket::bind(sock_path)?;
-    let socket_task = tokio::spawn(crate::forward::socket::serve(
-        listener,
-        transport.clone(),
-        sock_path.clone(),
-    ));
+    let listener = crate::forward::DockerListener::bind(&endpoint)?.with_default_endpoint();
+    let socket_task = tokio::spawn(listener.serve(transport.clone()));
     let mirror = Arc::new(Mutex::new(PortMirror::new(transport.clone())));
     let ready_signal = ReadySignal::bind(kind, vm);
+    let reaper = Reaper::new().map_err(io_err("setting up the VM's process guard"))?;
 
-    let mut term = signal(SignalKind::terminate()).map_err(io_err("installing signal handlers"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io_err("installing signal handlers"))?;
+    let mut stop = StopRequests::install().map_err(io_err("installing stop handlers"))?;
 
     let mut state = VmState {
         phase: Phase::Starting,
@@ -265,7 +216,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
                 settings.debug,
             ),
             data_disk: vm.data_disk(),
-            qmp: Endpoint::Unix(vm.qmp()),
+            qmp: vm.qmp_endpoint(),
             console_log: vm.console_log(),
             pidfile: vm.qemu_pid(),
             transport: device.clone(),
@@ -274,7 +225,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         };
         state.accel = format!("{accel:?}").to_lowercase();
         ready_signal.drain();
-        let mut machine = match launch(&spec, vm, &sharing).await {
+        let mut machine = match launch(&spec, vm, &sharing, &reaper).await {
             Ok(m) => m,
             Err(e) => break Err(e),
         };
@@ -286,13 +237,12 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         // Wait for the engine, a dead QEMU, or a stop request. With a ready
         // signal, the first CONNECT waits for it (see berth_proto::READY_PORT).
         let deadline = tokio::time::Instant::now() + BOOT_TIMEOUT;
-        let mut signaled = matches!(ready_signal, ReadySignal::Poll);
+        let mut signaled = ready_signal.polls();
         let mut warned_unsignaled = false;
         let ready = loop {
             tokio::select! {
                 status = machine.qemu.wait() => break Err(status),
-                _ = term.recv() => break Ok(false),
-                _ = int.recv() => break Ok(false),
+                _ = stop.recv() => break Ok(false),
                 _ = ready_signal.wait(), if !signaled => {
                     tracing::info!(after_ms = booted.elapsed().as_millis() as u64, "the guest says it is ready");
                     signaled = true;
@@ -358,8 +308,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
 
         let exited = tokio::select! {
             status = machine.qemu.wait() => Some(status),
-            _ = term.recv() => None,
-            _ = int.recv() => None,
+            _ = stop.recv() => None,
         };
         control_task.abort();
         mirror.lock().await.clear();
@@ -386,15 +335,10 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         }
     };
     socket_task.abort();
-    let _ = std::fs::remove_file(sock_path);
-    if let ReadySignal::Unix(_) = ready_signal {
-        let _ = std::fs::remove_file(
-            HybridVsock {
-                uds: vm.vsock_uds(),
-            }
-            .host_listener_path(berth_proto::READY_PORT),
-        );
+    if let DockerEndpoint::Unix(sock_path) = &endpoint {
+        let _ = std::fs::remove_file(sock_path);
     }
+    ready_signal.cleanup(vm);
     result
 }
 
@@ -412,89 +356,8 @@ fn qboot(os: HostOs, arch: Arch) -> Option<std::path::PathBuf> {
     .find(|p| p.is_file())
 }
 
-/// How the supervisor learns that the guest's listeners are up.
-enum ReadySignal {
-    /// Hybrid vsock: the backend delivers the guest's connection here.
-    Unix(tokio::net::UnixListener),
-    /// Kernel vhost-vsock: a host AF_VSOCK listener.
-    Vsock(tokio_vsock::VsockListener),
-    /// No signal (the serial mux queues streams until the guest serves them):
-    /// ping until the engine answers.
-    Poll,
-}
-
-impl ReadySignal {
-    fn bind(kind: TransportKind, vm: &VmPaths) -> ReadySignal {
-        let port = berth_proto::READY_PORT;
-        match kind {
-            TransportKind::Hybrid => {
-                let path = HybridVsock {
-                    uds: vm.vsock_uds(),
-                }
-                .host_listener_path(port);
-                let _ = std::fs::remove_file(&path);
-                match tokio::net::UnixListener::bind(&path) {
-                    Ok(l) => ReadySignal::Unix(l),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "no ready signal; polling");
-                        ReadySignal::Poll
-                    }
-                }
-            }
-            TransportKind::VhostVsock => {
-                let addr = tokio_vsock::VsockAddr::new(tokio_vsock::VMADDR_CID_ANY, port);
-                match tokio_vsock::VsockListener::bind(addr) {
-                    Ok(l) => ReadySignal::Vsock(l),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no ready signal; polling");
-                        ReadySignal::Poll
-                    }
-                }
-            }
-            TransportKind::Serial | TransportKind::Auto => ReadySignal::Poll,
-        }
-    }
-
-    /// Drops connections a previous boot left queued, so they are not taken
-    /// for this boot's signal.
-    fn drain(&self) {
-        use futures_util::FutureExt;
-        loop {
-            let pending = match self {
-                ReadySignal::Unix(l) => l.accept().now_or_never().map(|r| r.is_ok()),
-                ReadySignal::Vsock(l) => l.accept().now_or_never().map(|r| r.is_ok()),
-                ReadySignal::Poll => None,
-            };
-            if pending != Some(true) {
-                return;
-            }
-        }
-    }
-
-    /// Returns when a guest connected (never for `Poll`).
-    async fn wait(&self) {
-        match self {
-            ReadySignal::Unix(l) => {
-                let _ = l.accept().await;
-            }
-            ReadySignal::Vsock(l) => {
-                let _ = l.accept().await;
-            }
-            ReadySignal::Poll => std::future::pending().await,
-        }
-    }
-}
-
 fn describe(status: Option<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Some(s) => match (s.code(), s.signal()) {
-            (Some(c), _) => format!("exit status {c}"),
-            (None, Some(sig)) => format!("killed by signal {sig}"),
-            _ => s.to_string(),
-        },
-        None => "status unknown".into(),
-    }
+    status.map_or_else(|| "status unknown".into(), crate::os::describe_exit)
 }
 
 /// Waits for a vhost-user backend's socket: QEMU must find it when it starts.
@@ -512,13 +375,13 @@ async fn wait_for_socket(socket: &std::path::Path, who: &str) -> Result<(), VmEr
 /// Waits (a few seconds at most) until nobody holds `virtiofsd`'s pid-file
 /// lock; a missing file is free.
 async fn wait_for_unlocked(pid_file: &std::path::Path) {
-    use nix::fcntl::{Flock, FlockArg};
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(5) {
         let Ok(f) = std::fs::File::open(pid_file) else {
             return;
         };
-        if Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok() {
+        // flock(2), as virtiofsd takes it; released when `f` closes.
+        if f.try_lock().is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -553,8 +416,7 @@ fn virtiofsd_command(
     if read_only {
         cmd.arg("--readonly");
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::os::is_root() {
         let all = "squash-guest:0:0:4294967295";
         cmd.args(["--translate-uid", all, "--translate-gid", all]);
     }
@@ -565,7 +427,32 @@ fn virtiofsd_command(
     cmd
 }
 
-async fn launch(spec: &MachineSpec, vm: &VmPaths, sharing: &Sharing) -> Result<Machine, VmError> {
+async fn launch(
+    spec: &MachineSpec,
+    vm: &VmPaths,
+    sharing: &Sharing,
+    reaper: &Reaper,
+) -> Result<Machine, VmError> {
+    let mut guards = Vec::new();
+    // Each child is tied to the supervisor right after it starts.
+    let mut spawn = |cmd: &mut Command, what: &str| -> Result<Child, VmError> {
+        reaper.prepare(cmd);
+        let child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound if what == "QEMU" => {
+                VmError::MissingProgram("qemu-system")
+            }
+            _ => VmError::Io {
+                what: format!("starting {what}"),
+                source: e,
+            },
+        })?;
+        guards.push(
+            reaper
+                .adopt(&child)
+                .map_err(io_err(format!("tying {what} to the supervisor")))?,
+        );
+        Ok(child)
+    };
     for f in [vm.qmp(), vm.mux(), vm.vhost_user(), vm.vsock_uds()] {
         let _ = std::fs::remove_file(f);
     }
@@ -579,9 +466,8 @@ async fn launch(spec: &MachineSpec, vm: &VmPaths, sharing: &Sharing) -> Result<M
         let log = std::fs::File::create(vm.dir.join(format!("virtiofsd-{i}.log")))
             .map_err(io_err("creating the virtiofsd log"))?;
         let mut cmd = virtiofsd_command(&prog, folder, socket, *read_only, log);
-        cmd.process_group(0);
-        die_with_parent(&mut cmd);
-        backends.push(cmd.spawn().map_err(io_err("starting virtiofsd"))?);
+        crate::os::own_group(&mut cmd);
+        backends.push(spawn(&mut cmd, "virtiofsd")?);
         wait_for_socket(socket, "virtiofsd").await?;
     }
     if let TransportDevice::Hybrid { socket } = &spec.transport {
@@ -595,37 +481,21 @@ async fn launch(spec: &MachineSpec, vm: &VmPaths, sharing: &Sharing) -> Result<M
             .arg("--uds-path")
             .arg(vm.vsock_uds())
             .stdin(Stdio::null())
-            .process_group(0)
             .kill_on_drop(true);
-        die_with_parent(&mut cmd);
-        backends.push(cmd.spawn().map_err(io_err("starting vhost-device-vsock"))?);
+        crate::os::own_group(&mut cmd);
+        backends.push(spawn(&mut cmd, "vhost-device-vsock")?);
         wait_for_socket(socket, "vhost-device-vsock").await?;
     }
     let mut cmd = Command::new(spec.binary());
     cmd.args(spec.argv())
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    die_with_parent(&mut cmd);
-    let qemu = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => VmError::MissingProgram("qemu-system"),
-        _ => VmError::Io {
-            what: "starting QEMU".into(),
-            source: e,
-        },
-    })?;
-    Ok(Machine { qemu, backends })
-}
-
-/// Children end with the supervisor, even when it is SIGKILLed: a VM nobody
-/// manages would hold the data disk and the ports.
-fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches only this child.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    let qemu = spawn(&mut cmd, "QEMU")?;
+    Ok(Machine {
+        qemu,
+        backends,
+        _guards: guards,
+    })
 }
 
 async fn wait_exit(m: &mut Machine, within: Duration) -> bool {
@@ -640,7 +510,7 @@ async fn shutdown(m: &mut Machine, transport: &dyn Transport, vm: &VmPaths, engi
         done = wait_exit(m, Duration::from_secs(30)).await;
     }
     if !done {
-        let q = vm.qmp();
+        let q = vm.qmp_endpoint();
         if tokio::task::spawn_blocking(move || qmp::system_powerdown(&q))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -650,7 +520,7 @@ async fn shutdown(m: &mut Machine, transport: &dyn Transport, vm: &VmPaths, engi
     }
     if !done {
         tracing::warn!("the guest ignored the shutdown request; quitting QEMU");
-        let q = vm.qmp();
+        let q = vm.qmp_endpoint();
         let _ = tokio::task::spawn_blocking(move || qmp::quit(&q)).await;
         done = wait_exit(m, Duration::from_secs(5)).await;
     }

@@ -1,0 +1,32 @@
+//! What differs per host OS, behind one set of names. Each OS's file is compiled
+//! only on that OS (`#[cfg]` here, at module level), so the rest of the crate
+//! calls `os::…` and never branches on the platform itself.
+//!
+//! - processes: liveness, asking the supervisor to stop, detaching it from the
+//!   caller, and the [`Reaper`] that ends the VM's helpers with the supervisor
+//!   even when it is killed outright (Linux: `PR_SET_PDEATHSIG`; macOS: a
+//!   guardian on a pipe; Windows: a kill-on-close Job Object);
+//! - [`StopRequests`]: SIGTERM/SIGINT, or on Windows Ctrl-C, console close and
+//!   a named event `berth vm stop` sets;
+//! - local endpoints: unix sockets, Windows named pipes;
+//! - files: owner-only permissions, links, free space.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::{Guard, Reaper};
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::{Guard, Reaper};
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
