@@ -1,7 +1,7 @@
 //! Start at login, per OS, as data: where the entry goes and what it says, so
 //! every OS's answer is testable here. Linux (XDG autostart) and macOS
-//! (LaunchAgents) are files; Windows' is a value under the `Run` registry key,
-//! written by the Windows build.
+//! (LaunchAgents) are files; Windows' is a value under the `Run` registry key
+//! ([`crate::os::set_run_at_login`]).
 
 use std::path::{Path, PathBuf};
 
@@ -63,14 +63,25 @@ pub enum AutostartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("start at login on Windows is set by the Windows build")]
+    #[error("the registry's Run key exists only on Windows")]
     Unsupported,
 }
 
 /// Makes the entry exist (`on`) or not; removing one that is not there is fine.
 pub fn apply(entry: &Entry, on: bool) -> Result<(), AutostartError> {
-    let Entry::File { path, contents } = entry else {
-        return Err(AutostartError::Unsupported);
+    let (path, contents) = match entry {
+        Entry::File { path, contents } => (path, contents),
+        Entry::Registry { name, command } => {
+            return crate::os::set_run_at_login(name, on.then_some(command.as_str())).map_err(
+                |source| match source.kind() {
+                    std::io::ErrorKind::Unsupported => AutostartError::Unsupported,
+                    _ => AutostartError::Io {
+                        path: format!(r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\{name}"),
+                        source,
+                    },
+                },
+            );
+        }
     };
     let io = |source| AutostartError::Io {
         path: path.display().to_string(),

@@ -209,7 +209,8 @@ fn main() -> anyhow::Result<()> {
             }
             if autostart {
                 let exe = std::env::current_exe().context("locating the berth binary")?;
-                let app = exe.with_file_name("berth-desktop");
+                let app =
+                    exe.with_file_name(format!("berth-desktop{}", std::env::consts::EXE_SUFFIX));
                 if !app.is_file() {
                     bail!("the desktop app is not installed beside {}", exe.display());
                 }

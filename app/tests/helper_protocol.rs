@@ -1,21 +1,23 @@
 //! `docker-credential-berth` against the real keychain backend of this machine
-//! (the kernel keyutils store; a Secret Service is used only where a desktop
-//! session offers one), driven as the docker CLI drives it: a verb argument,
+//! (on Linux the kernel keyutils store, a Secret Service only where a desktop
+//! session offers one; built for Windows by `cargo xtask cross` and run under
+//! Wine, the Credential Manager), driven as the docker CLI drives it: a verb argument,
 //! input on stdin, the answer on stdout. Written from docker-credential-helpers'
 //! protocol: `store` takes `{ServerURL, Username, Secret}`, `get` a server URL
 //! and answers the same object or `credentials not found in native keychain`
 //! with exit status 1, `erase` a URL, `list` a URL → username map.
 //!
-//! Each test process first joins a new anonymous session keyring, which the
-//! helper processes inherit, and files entries under a service name of its
-//! own; every test erases what it stored.
-#![cfg(target_os = "linux")]
+//! On Linux each test process first joins a new anonymous session keyring,
+//! which the helper processes inherit; everywhere, each files entries under a
+//! service name of its own, and every test erases what it stored.
+#![cfg(any(target_os = "linux", windows))]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 const HELPER: &str = env!("CARGO_BIN_EXE_docker-credential-berth");
 
+#[cfg(target_os = "linux")]
 fn isolate() {
     // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) creates and joins a new
     // anonymous session keyring for this process; it reads no memory.
@@ -28,6 +30,10 @@ fn isolate() {
     };
     assert!(r >= 0, "cannot join a session keyring");
 }
+
+/// The Credential Manager is the user's; the service names keep tests apart.
+#[cfg(windows)]
+fn isolate() {}
 
 /// keyutils also links entries into the user's persistent keyring, which all
 /// sessions share: each test files its entries under its own service name.
@@ -145,19 +151,30 @@ fn bad_input_is_refused_and_loses_nothing() {
     helper("erase", "reg.example");
 }
 
+/// The kernel keyring holds up to 32 KiB per entry, the Credential Manager
+/// 2,560 bytes (`CRED_MAX_CREDENTIAL_BLOB_SIZE`): what fits, and what does not.
+#[cfg(target_os = "linux")]
+const FITS: usize = 24 * 1024;
+#[cfg(target_os = "linux")]
+const TOO_LONG: usize = 64 * 1024;
+#[cfg(windows)]
+const FITS: usize = 1000;
+#[cfg(windows)]
+const TOO_LONG: usize = 4 * 1024;
+
 #[test]
 fn long_secrets_and_unicode_usernames() {
     isolate();
-    // Registry tokens run to a few KiB; 24 KiB fits the kernel keyring.
-    let long: String = "x".repeat(24 * 1024);
+    // Registry tokens run to a few KiB.
+    let long: String = "x".repeat(FITS);
     assert_eq!(helper("store", &creds("long.example", "ann", &long)).0, 0);
     let (_, out) = helper("get", "long.example");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Secret"].as_str().map(str::len), Some(long.len()));
-    // 64 KiB does not fit: a clear refusal, and the old secret stays.
+    // Too long: a clear refusal, and the old secret stays.
     let (code, out) = helper(
         "store",
-        &creds("long.example", "ann", &"y".repeat(64 * 1024)),
+        &creds("long.example", "ann", &"y".repeat(TOO_LONG)),
     );
     assert_eq!(code, 1);
     assert!(out.contains("too long"), "{out}");

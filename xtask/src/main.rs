@@ -3,6 +3,7 @@
 
 mod bench;
 mod bundle;
+mod cross;
 mod deps;
 mod docker_py;
 mod fuzz;
@@ -26,6 +27,8 @@ usage: cargo xtask <command>
   test  [nextest args…]                fmt, clippy, build, every test suite
   bench [GROUP…] [--quick]             Berth next to Debian's dockerd (groups: see `bench --help`)
   fuzz  [TARGET…] [--seconds N]        the cargo-fuzz targets in fuzz/, 600 s each
+  cross                                the host crates for Windows and macOS: clippy, berth.exe,
+                                       unit tests under Wine (sets up rustc-web, mingw-w64, Wine)
   vm-image [--arch x86_64|aarch64]     the guest kernel + initramfs in target/vm-image/<arch>
   bundle [--debug] [--formats deb,appimage]  the installers this machine can build (target/bundle)
   tutorial-image [--agent PATH]       berth/getting-started as an OCI archive (target/tutorial)
@@ -54,6 +57,7 @@ fn dispatch() -> anyhow::Result<()> {
         Some("test") => test::test(&rest),
         Some("bench") => bench::bench(&rest),
         Some("fuzz") => fuzz::fuzz(&rest),
+        Some("cross") => cross::cross(&rest),
         Some("vm-image") => vm_image::vm_image(&rest),
         Some("bundle") => bundle::bundle(&rest),
         Some("tutorial-image") => tutorial::tutorial_image(&rest),

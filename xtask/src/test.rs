@@ -104,6 +104,15 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
                 ],
             ),
         ),
+        // Windows and macOS: clippy for each, berth.exe and its unit tests under
+        // Wine, and the Windows client the windows_pipe suite runs.
+        (
+            "cross",
+            with_args(
+                Command::new(std::env::current_exe().unwrap_or_else(|_| "xtask".into())),
+                &["cross"],
+            ),
+        ),
         // bollard's BuildKit client for the BuildKit suite: a workspace of its own
         // (tests/src/sdk.rs says why), built here so that no test waits for it.
         (

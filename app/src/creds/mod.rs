@@ -98,70 +98,12 @@ impl Keychain {
     /// session bus is there and answers, else keyutils (servers and CI have no
     /// desktop session). `BERTH_KEYRING=keyutils|secret-service` decides instead.
     pub fn open() -> Keychain {
-        #[cfg(target_os = "linux")]
-        {
-            let wanted = std::env::var("BERTH_KEYRING").unwrap_or_default();
-            let secret_service = match wanted.as_str() {
-                "keyutils" => false,
-                "secret-service" => true,
-                _ => {
-                    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
-                        && secret_service_answers()
-                }
-            };
-            if secret_service {
-                keyring::set_default_credential_builder(
-                    keyring::secret_service::default_credential_builder(),
-                );
-            } else {
-                attach_session_keyring();
-                keyring::set_default_credential_builder(
-                    keyring::keyutils::default_credential_builder(),
-                );
-            }
-        }
+        crate::os::prepare_keychain(&service(), INDEX);
         Keychain
     }
 
     fn entry(key: &str) -> Result<keyring::Entry, CredsError> {
         Ok(keyring::Entry::new(&service(), key)?)
-    }
-}
-
-/// Keys live in the session keyring and only its possessors may read them. A
-/// process outside any login session (no pam_keyinit: services, CI, `su`)
-/// falls back to the user-session keyring, which it does not possess, so what
-/// one helper stored the next could not read. Such processes join one named
-/// session keyring instead, the same for every Berth process of the user.
-#[cfg(target_os = "linux")]
-fn attach_session_keyring() {
-    const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
-    const KEY_SPEC_USER_SESSION_KEYRING: libc::c_long = -5;
-    // SAFETY: keyctl with integer arguments (and below a NUL-terminated name)
-    // only reads its arguments.
-    let id = |spec: libc::c_long| unsafe {
-        libc::syscall(libc::SYS_keyctl, KEYCTL_GET_KEYRING_ID, spec, 0)
-    };
-    let session = id(KEY_SPEC_SESSION_KEYRING);
-    if session < 0 || session == id(KEY_SPEC_USER_SESSION_KEYRING) {
-        let name = c"berth-credentials";
-        unsafe {
-            libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr());
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn secret_service_answers() -> bool {
-    let builder = keyring::secret_service::default_credential_builder();
-    match builder.build(None, &service(), INDEX) {
-        Ok(cred) => matches!(
-            keyring::Entry::new_with_credential(cred).get_password(),
-            Ok(_) | Err(keyring::Error::NoEntry)
-        ),
-        Err(_) => false,
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Record {
     /// The start-at-login entry install made (a file).
     #[serde(default)]
     pub autostart: Option<PathBuf>,
+    /// Or, on Windows, the `Run` registry value it made.
+    #[serde(default)]
+    pub autostart_value: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,12 +178,17 @@ pub fn install(l: &Layout, host: &str) -> Result<Installed, IntegrationError> {
         }
         sock_outcome = Some(outcome);
     }
-    if let Some(entry @ autostart::Entry::File { path, .. }) = &l.autostart {
+    match &l.autostart {
         // One the user already had stays theirs: not recorded, never removed.
-        if !path.exists() {
+        Some(entry @ autostart::Entry::File { path, .. }) if !path.exists() => {
             autostart::apply(entry, true)?;
             r.autostart = Some(path.clone());
         }
+        Some(entry @ autostart::Entry::Registry { name, .. }) => {
+            autostart::apply(entry, true)?;
+            r.autostart_value = Some(name.clone());
+        }
+        _ => {}
     }
     if let Some(dir) = l.record.parent() {
         std::fs::create_dir_all(dir).map_err(io("creating Berth's directory"))?;
@@ -218,6 +226,13 @@ pub fn uninstall(l: &Layout) -> Result<Option<Record>, IntegrationError> {
             }
             _ => {}
         }
+    }
+    if let Some(name) = &r.autostart_value {
+        let entry = autostart::Entry::Registry {
+            name: name.clone(),
+            command: String::new(),
+        };
+        autostart::apply(&entry, false)?;
     }
     if r.creds_store {
         docker_config::uninstall(&l.config())?;
@@ -350,5 +365,22 @@ mod tests {
         uninstall(&l).unwrap();
         assert_eq!(std::fs::read(&sock.link).unwrap(), b"theirs");
         assert_eq!(std::fs::read(&entry_path).unwrap(), b"theirs");
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn the_run_value_comes_with_install_and_goes_with_uninstall() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = layout(dir.path());
+        let name = format!("berth-test-install-{}", std::process::id());
+        l.autostart = Some(autostart::Entry::Registry {
+            name: name.clone(),
+            command: r#""C:\Berth\berth-desktop.exe""#.into(),
+        });
+        let r = install(&l, "npipe:////./pipe/x").unwrap().record;
+        assert_eq!(r.autostart_value.as_deref(), Some(name.as_str()));
+        assert!(crate::os::run_at_login(&name).unwrap().is_some());
+        uninstall(&l).unwrap();
+        assert_eq!(crate::os::run_at_login(&name).unwrap(), None);
     }
 }

@@ -11,6 +11,11 @@
 //! - local endpoints: unix sockets, Windows named pipes;
 //! - files: owner-only permissions, links, free space.
 
+/// An async local stream (a unix socket, or a named pipe client).
+pub trait AsyncLocal: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncLocal for T {}
+pub type AsyncLocalStream = Box<dyn AsyncLocal>;
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -19,12 +24,12 @@ pub use unix::*;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::{Guard, Reaper};
+pub use linux::{prepare_keychain, Guard, Reaper};
 
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "macos")]
-pub use macos::{Guard, Reaper};
+pub use macos::{prepare_keychain, Guard, Reaper};
 
 #[cfg(windows)]
 mod windows;

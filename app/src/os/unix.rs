@@ -7,7 +7,7 @@ use std::process::ExitStatus;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::transport::BoxStream;
+use super::AsyncLocalStream;
 
 /// A connected local endpoint (the docker socket, QMP), for short synchronous talks.
 pub type LocalStream = std::os::unix::net::UnixStream;
@@ -30,11 +30,11 @@ pub fn connect_pipe(name: &str) -> io::Result<LocalStream> {
     Err(no_pipes(name))
 }
 
-pub async fn connect_unix_async(path: &Path) -> io::Result<BoxStream> {
+pub async fn connect_unix_async(path: &Path) -> io::Result<AsyncLocalStream> {
     Ok(Box::new(tokio::net::UnixStream::connect(path).await?))
 }
 
-pub async fn connect_pipe_async(name: &str) -> io::Result<BoxStream> {
+pub async fn connect_pipe_async(name: &str) -> io::Result<AsyncLocalStream> {
     Err(no_pipes(name))
 }
 
@@ -94,8 +94,8 @@ pub fn mode(meta: &std::fs::Metadata) -> Option<u32> {
     Some(meta.permissions().mode() & 0o7777)
 }
 
-/// Whether `berth install` links its commands into a PATH folder (on Windows
-/// the installer puts Berth's folder on PATH instead).
+/// Whether `berth install` links its commands into a PATH folder (not on
+/// Windows, where symlinks need a privilege).
 pub const LINKS_ON_PATH: bool = true;
 
 pub fn symlink(target: &Path, link: &Path) -> io::Result<()> {
@@ -116,6 +116,14 @@ pub fn describe_exit(s: ExitStatus) -> String {
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => s.to_string(),
     }
+}
+
+/// The registry's `Run` key is Windows'; start at login is a file here.
+pub fn set_run_at_login(_name: &str, _command: Option<&str>) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the Run registry key exists only on Windows",
+    ))
 }
 
 /// Whether the current user is root (virtiofsd needs no uid mapping then).

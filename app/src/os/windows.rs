@@ -27,7 +27,7 @@ use windows_sys::Win32::System::Threading::{
     SetEvent, WaitForSingleObject, EVENT_MODIFY_STATE, INFINITE, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
-use crate::transport::BoxStream;
+use super::AsyncLocalStream;
 
 /// A connected local endpoint (the docker pipe, QMP), for short synchronous talks.
 pub type LocalStream = std::fs::File;
@@ -58,13 +58,13 @@ pub fn connect_pipe(name: &str) -> io::Result<LocalStream> {
         .open(pipe_path(name))
 }
 
-pub async fn connect_unix_async(path: &Path) -> io::Result<BoxStream> {
-    connect_unix(path).map(|f| Box::new(tokio::fs::File::from_std(f)) as BoxStream)
+pub async fn connect_unix_async(path: &Path) -> io::Result<AsyncLocalStream> {
+    connect_unix(path).map(|f| Box::new(tokio::fs::File::from_std(f)) as AsyncLocalStream)
 }
 
 /// Opens a pipe client, waiting out `ERROR_PIPE_BUSY` (every instance taken
 /// until the server creates the next one).
-pub async fn connect_pipe_async(name: &str) -> io::Result<BoxStream> {
+pub async fn connect_pipe_async(name: &str) -> io::Result<AsyncLocalStream> {
     use tokio::net::windows::named_pipe::ClientOptions;
     const ERROR_PIPE_BUSY: i32 = 231;
     let path = pipe_path(name);
@@ -166,7 +166,8 @@ pub fn mode(_meta: &std::fs::Metadata) -> Option<u32> {
 }
 
 /// Whether `berth install` links its commands into a PATH folder: not here,
-/// where links need a privilege and the installer puts Berth's folder on PATH.
+/// where symlinks need Developer Mode or an administrator. Berth's own folder
+/// on PATH is the installer's job (not configured yet: see the README).
 pub const LINKS_ON_PATH: bool = false;
 
 pub fn symlink(target: &Path, link: &Path) -> io::Result<()> {
@@ -489,6 +490,9 @@ pub fn run_at_login(name: &str) -> io::Result<Option<String>> {
         rc => Err(io::Error::from_raw_os_error(rc as i32)),
     }
 }
+
+/// `keyring`'s default store here is the Credential Manager: nothing to choose.
+pub fn prepare_keychain(_service: &str, _probe_key: &str) {}
 
 #[cfg(test)]
 mod tests {

@@ -15,13 +15,13 @@ use tokio::sync::Mutex;
 #[cfg(unix)]
 use super::HybridVsock;
 use super::{BoxStream, ConnectFuture, Transport};
-use crate::vm::argv::Endpoint;
 
 /// What carries the session.
 pub enum Pipe {
-    /// QEMU's chardev of the virtio-serial port: a unix socket, or on Windows
-    /// a named pipe.
-    Serial(Endpoint),
+    /// QEMU's chardev socket of the virtio-serial port.
+    Serial(std::path::PathBuf),
+    /// The same chardev as a named pipe (Windows QEMU).
+    NamedPipe(String),
     /// The guest's mux port through a hybrid-vsock backend.
     #[cfg(unix)]
     Hybrid(HybridVsock),
@@ -42,8 +42,8 @@ impl Muxed {
 
     async fn open_pipe(&self) -> io::Result<BoxStream> {
         match &self.pipe {
-            Pipe::Serial(Endpoint::Unix(path)) => crate::os::connect_unix_async(path).await,
-            Pipe::Serial(Endpoint::Pipe(name)) => crate::os::connect_pipe_async(name).await,
+            Pipe::Serial(path) => Ok(Box::new(crate::os::connect_unix_async(path).await?)),
+            Pipe::NamedPipe(name) => Ok(Box::new(crate::os::connect_pipe_async(name).await?)),
             #[cfg(unix)]
             Pipe::Hybrid(h) => h.connect(berth_proto::MUX_PORT).await,
         }
@@ -80,7 +80,7 @@ impl Transport for Muxed {
 
     fn name(&self) -> &'static str {
         match self.pipe {
-            Pipe::Serial(_) => "serial-mux",
+            Pipe::Serial(_) | Pipe::NamedPipe(_) => "serial-mux",
             #[cfg(unix)]
             Pipe::Hybrid(_) => "hybrid-vsock",
         }

@@ -48,6 +48,14 @@ impl std::fmt::Display for Endpoint {
 }
 
 impl Endpoint {
+    /// The serial transport's pipe to this endpoint.
+    pub fn serial_pipe(&self) -> crate::transport::Pipe {
+        match self {
+            Endpoint::Unix(p) => crate::transport::Pipe::Serial(p.clone()),
+            Endpoint::Pipe(name) => crate::transport::Pipe::NamedPipe(name.clone()),
+        }
+    }
+
     /// A synchronous connection (QMP's short sessions).
     pub fn connect(&self) -> std::io::Result<crate::os::LocalStream> {
         match self {

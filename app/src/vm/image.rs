@@ -113,6 +113,8 @@ pub fn find(configured: Option<&Path>, arch: Arch) -> Result<GuestImage, Vec<Pat
 /// where the packages put `vhost-device-vsock`; `../tools/bin`, where `cargo
 /// xtask` puts the ones it builds).
 pub fn find_program(name: &str) -> Option<PathBuf> {
+    // `berth` is `berth.exe` on Windows.
+    let name = &format!("{name}{}", std::env::consts::EXE_SUFFIX);
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let p = dir.join(name);

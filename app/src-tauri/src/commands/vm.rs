@@ -7,7 +7,10 @@ use super::Res;
 fn berth_exe() -> Res<std::path::PathBuf> {
     std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(|d| d.join("berth")))
+        .and_then(|e| {
+            e.parent()
+                .map(|d| d.join(format!("berth{}", std::env::consts::EXE_SUFFIX)))
+        })
         .filter(|p| p.is_file())
         .or_else(|| berth::vm::image::find_program("berth"))
         .ok_or_else(|| "the berth command is not installed beside the app".to_string())

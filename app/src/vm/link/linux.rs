@@ -42,7 +42,7 @@ pub(crate) fn transport_for(
             },
         ),
         TransportKind::Serial | TransportKind::Auto => (
-            Arc::new(Muxed::new(Pipe::Serial(vm.mux_endpoint()))),
+            Arc::new(Muxed::new(vm.mux_endpoint().serial_pipe())),
             TransportDevice::Serial {
                 endpoint: vm.mux_endpoint(),
             },

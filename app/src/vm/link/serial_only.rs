@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::settings::TransportKind;
-use crate::transport::{Muxed, Pipe, Transport};
+use crate::transport::{Muxed, Transport};
 use crate::vm::argv::TransportDevice;
 use crate::vm::VmPaths;
 
@@ -22,7 +22,7 @@ pub(crate) fn transport_for(
 ) -> (Arc<dyn Transport>, TransportDevice) {
     let endpoint = vm.mux_endpoint();
     (
-        Arc::new(Muxed::new(Pipe::Serial(endpoint.clone()))),
+        Arc::new(Muxed::new(endpoint.serial_pipe())),
         TransportDevice::Serial { endpoint },
     )
 }
