@@ -8,7 +8,8 @@ pub use berth_proto::HostOs;
 /// Berth's per-user directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
-    /// `~/.berth`: runtime sockets and the VM's disk and logs.
+    /// `~/.berth` (Windows: `%LOCALAPPDATA%\Berth`): runtime sockets and the
+    /// VM's disk and logs.
     pub home: PathBuf,
     /// Settings (`settings.json`) under the OS config dir.
     pub config: PathBuf,
@@ -20,7 +21,13 @@ impl Paths {
     pub fn for_user() -> Paths {
         let home_dir = dirs::home_dir().unwrap_or_else(|| PathBuf::from("."));
         let config_dir = dirs::config_dir().unwrap_or_else(|| home_dir.join(".config"));
-        let mut p = Paths::new(&home_dir, &config_dir);
+        let mut p = match HostOs::current() {
+            HostOs::Windows => Paths::windows(
+                &dirs::data_local_dir().unwrap_or_else(|| home_dir.join("AppData/Local")),
+                &config_dir,
+            ),
+            HostOs::Linux | HostOs::MacOs => Paths::new(&home_dir, &config_dir),
+        };
         if let Some(h) = std::env::var_os("BERTH_HOME") {
             p.home = PathBuf::from(h);
         }
@@ -34,6 +41,16 @@ impl Paths {
         Paths {
             home: home_dir.join(".berth"),
             config: config_dir.join("berth"),
+        }
+    }
+
+    /// Windows' places, as Docker Desktop uses them: the VM's disk, logs and
+    /// run files under `%LOCALAPPDATA%\Berth` (large, not roamed), settings under
+    /// `%APPDATA%\Berth`.
+    pub fn windows(local_data_dir: &Path, config_dir: &Path) -> Paths {
+        Paths {
+            home: local_data_dir.join("Berth"),
+            config: config_dir.join("Berth"),
         }
     }
 
@@ -152,6 +169,22 @@ mod tests {
         assert_eq!(
             p.settings_file(),
             Path::new("/home/ann/.config/berth/settings.json")
+        );
+        let w = Paths::windows(
+            Path::new(r"C:\Users\ann\AppData\Local"),
+            Path::new(r"C:\Users\ann\AppData\Roaming"),
+        );
+        assert_eq!(
+            w.vm_dir(),
+            Path::new(r"C:\Users\ann\AppData\Local")
+                .join("Berth")
+                .join("vm")
+        );
+        assert_eq!(
+            w.settings_file(),
+            Path::new(r"C:\Users\ann\AppData\Roaming")
+                .join("Berth")
+                .join("settings.json")
         );
     }
 }
