@@ -24,6 +24,23 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `cmd` with stdin closed; its stdout, or a failure with its stderr.
+pub fn output(cmd: &mut std::process::Command) -> anyhow::Result<String> {
+    let shown = show(cmd);
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot run `{shown}`"))?;
+    if !out.status.success() {
+        bail!(
+            "`{shown}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// `cmd` as a shell-like line, for messages.
 pub fn show(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())

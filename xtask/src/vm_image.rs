@@ -14,13 +14,13 @@
 //! set of inputs is not rebuilt.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
 use crate::deps;
-use crate::proc::{cargo, run, step, target_dir, workspace_root};
+use crate::proc::{cargo, output, run, step, target_dir, workspace_root};
 
 /// What the recipe needs on the build host.
 pub const VM_PACKAGES: &[&str] = &[
@@ -79,20 +79,6 @@ pub fn vm_image(args: &[String]) -> anyhow::Result<()> {
         }
     }
     build(&arch).map(|_| ())
-}
-
-fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Builds (or finds up to date) the image for `arch`; returns its directory.

@@ -114,20 +114,10 @@ pub fn cross(_args: &[String]) -> anyhow::Result<()> {
     })?;
 
     timed("cross: berth's tests under Wine".into(), &mut || {
-        run(tc.cargo().args([
-            "test",
-            "--locked",
-            "-Z",
-            BUILD_STD,
-            "--target",
-            WINDOWS,
-            "-p",
-            "berth",
-            "--lib",
-            "--bins",
-            "--test",
-            "helper_protocol",
-        ]))
+        run(&mut windows_tests(
+            &tc,
+            &["--lib", "--bins", "--test", "helper_protocol"],
+        ))
     })?;
 
     timed("cross: the Windows pipe client".into(), &mut || {
@@ -148,28 +138,25 @@ pub fn cross(_args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo test` of `berth` for Windows (run under Wine), with `which`.
+fn windows_tests(tc: &toolchain::Toolchain, which: &[&str]) -> Command {
+    let mut c = tc.cargo();
+    c.args([
+        "test", "--locked", "-Z", BUILD_STD, "--target", WINDOWS, "-p", "berth",
+    ])
+    .args(which);
+    c
+}
+
 /// Builds `berth`'s integration test `name` for Windows; its executable.
 fn test_executable(tc: &toolchain::Toolchain, name: &str) -> anyhow::Result<PathBuf> {
-    let out = tc
-        .cargo()
-        .args([
-            "test",
-            "--locked",
-            "-Z",
-            BUILD_STD,
-            "--target",
-            WINDOWS,
-            "-p",
-            "berth",
-            "--test",
-            name,
-            "--no-run",
-            "--message-format",
-            "json",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("building the Windows test")?;
+    let out = windows_tests(
+        tc,
+        &["--test", name, "--no-run", "--message-format", "json"],
+    )
+    .stderr(Stdio::inherit())
+    .output()
+    .context("building the Windows test")?;
     if !out.status.success() {
         bail!("building {name} for Windows failed");
     }

@@ -12,10 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::deps;
-use crate::proc::{run, target_dir};
+use crate::proc::{output, run, target_dir};
 
 /// Debian's packages for linking and running Windows binaries.
 const PACKAGES: &[&str] = &[
@@ -124,21 +124,6 @@ impl Toolchain {
             .env("WINEDEBUG", "-all")
             .env_remove("DISPLAY");
     }
-}
-
-fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let shown = crate::proc::show(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run `{shown}`"))?;
-    if !out.status.success() {
-        bail!(
-            "`{shown}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// rustc-web's candidate version, after an `apt-get update` if the lists do not
