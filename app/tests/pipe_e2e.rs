@@ -50,6 +50,44 @@ async fn ping_and_a_streamed_event_through_the_pipe() {
     assert!(pong.starts_with("HTTP/1.1 200"), "{pong}");
     assert!(pong.ends_with("OK"), "{pong}");
 
+    // Half-close, as the docker CLI does it on Windows (go-winio's CloseWrite,
+    // a zero-length message): a keep-alive request whose answer arrives only
+    // because the engine learned the client is done.
+    let half = tokio::task::spawn_blocking({
+        let pipe = pipe.clone();
+        move || {
+            use std::io::{Read, Write};
+            use std::os::windows::io::AsRawHandle;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&pipe)
+                .unwrap();
+            f.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
+                .unwrap();
+            let mut written = 0u32;
+            // SAFETY: a zero-length write on our own open pipe handle.
+            let ok = unsafe {
+                windows_sys::Win32::Storage::FileSystem::WriteFile(
+                    f.as_raw_handle(),
+                    std::ptr::null(),
+                    0,
+                    &mut written,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert_ne!(ok, 0, "{}", std::io::Error::last_os_error());
+            let mut out = String::new();
+            f.read_to_string(&mut out).unwrap();
+            out
+        }
+    });
+    let out = tokio::time::timeout(Duration::from_secs(30), half)
+        .await
+        .expect("the half-closed request was answered and closed")
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+
     // A stream that stays open: the engine's events, filtered to volumes.
     let mut events = open(&pipe).await;
     events

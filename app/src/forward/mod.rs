@@ -40,9 +40,12 @@ pub enum Ends {
     /// Unix sockets: each direction closes on its own (half-close), as the
     /// docker CLI's `attach` relies on.
     HalfClose,
-    /// Named pipes cannot half-close: when either side is done the connection
-    /// is, and the client sees the pipe close (as with dockerd's own pipe).
-    Whole,
+    /// Named pipes: the client half-closes as the docker CLI does on Windows
+    /// (go-winio's `CloseWrite`, a zero-length message on a message-mode pipe),
+    /// which reads as EOF and is passed on; the engine's end cannot be passed
+    /// back (a pipe has no half-close toward the client), so when the engine is
+    /// done the whole connection is, and the client sees the pipe close.
+    WhenEngineCloses,
 }
 
 /// One docker client connection: a fresh stream to the engine's API port,
@@ -65,13 +68,19 @@ where
         Ends::HalfClose => tokio::io::copy_bidirectional(&mut client, &mut engine)
             .await
             .map(drop),
-        Ends::Whole => {
+        Ends::WhenEngineCloses => {
             let (mut client_r, mut client_w) = tokio::io::split(client);
             let (mut engine_r, mut engine_w) = tokio::io::split(engine);
+            let up = async {
+                let _ = tokio::io::copy(&mut client_r, &mut engine_w).await;
+                let _ = engine_w.shutdown().await;
+                // The engine's answer may still be on its way.
+                std::future::pending::<()>().await
+            };
             // `copy` flushes what it wrote when its reader ends.
             tokio::select! {
                 r = tokio::io::copy(&mut engine_r, &mut client_w) => r.map(drop),
-                r = tokio::io::copy(&mut client_r, &mut engine_w) => r.map(drop),
+                _ = up => Ok(()),
             }
         }
     };

@@ -9,7 +9,7 @@
 use std::io;
 use std::sync::Arc;
 
-use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+use tokio::net::windows::named_pipe::{NamedPipeServer, PipeMode, ServerOptions};
 
 use super::SocketError;
 use crate::os::OwnerOnly;
@@ -24,7 +24,11 @@ const ERROR_ACCESS_DENIED: i32 = 5;
 
 fn create(path: &str, security: &OwnerOnly, first: bool) -> io::Result<NamedPipeServer> {
     let mut opts = ServerOptions::new();
-    opts.first_pipe_instance(first).reject_remote_clients(true);
+    // Message mode, as dockerd's pipe: a client's zero-length message is its
+    // half-close (see `super::Ends`).
+    opts.first_pipe_instance(first)
+        .reject_remote_clients(true)
+        .pipe_mode(PipeMode::Message);
     // SAFETY: `security` outlives the call and describes a valid descriptor.
     unsafe { opts.create_with_security_attributes_raw(path, security.as_raw()) }
 }
@@ -115,7 +119,11 @@ async fn serve_pipe(
         let client = std::mem::replace(&mut server, next);
         match connected {
             Ok(()) => {
-                tokio::spawn(super::splice(client, transport.clone(), super::Ends::Whole));
+                tokio::spawn(super::splice(
+                    client,
+                    transport.clone(),
+                    super::Ends::WhenEngineCloses,
+                ));
             }
             // The client left before it was served; its instance goes.
             Err(e) => tracing::debug!(pipe = %path, error = %e, "pipe connect failed"),
