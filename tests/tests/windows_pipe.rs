@@ -50,13 +50,19 @@ fn wine(dir: &Path) -> Command {
     c
 }
 
-/// Kills the Wine process (and so `berth.exe`) when the test ends, however.
-struct Killed(Child);
+/// Kills the Wine process (and so `berth.exe`) when the test ends, however,
+/// and the prefix's wineserver, which would otherwise linger a few seconds.
+struct Killed(Child, std::path::PathBuf);
 
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = Command::new("wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", self.1.join("wineprefix"))
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -69,16 +75,24 @@ fn a_windows_client_pings_and_streams_events_through_the_pipe() {
     TcpStream::connect(("127.0.0.1", port)).expect("the bridge");
 
     let pipe = format!("berth-e2e-{}", std::process::id());
+    // berth.exe's log (and Wine's own processes' stderr) goes to a file, shown
+    // on failure: nothing of Wine's holds the test's output open.
+    let logs = tempfile::tempdir().unwrap();
+    let log_path = logs.path().join("berth-serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let show_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let mut server = Killed(
         wine(&dir)
             .arg(dir.join("berth.exe"))
             .args(["serve", "--engine", &format!("tcp://127.0.0.1:{port}")])
             .args(["--endpoint", &format!("npipe:////./pipe/{pipe}")])
             .env("BERTH_LOG", "debug")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("wine berth.exe serve"),
+        dir.clone(),
     );
     // `serve` prints one line once the pipe accepts connections.
     let stdout = server.0.stdout.take().unwrap();
@@ -91,7 +105,7 @@ fn a_windows_client_pings_and_streams_events_through_the_pipe() {
     let started = Instant::now();
     let line = rx
         .recv_timeout(Duration::from_secs(120))
-        .expect("berth.exe serve started under Wine");
+        .unwrap_or_else(|_| panic!("berth.exe serve did not start:\n{}", show_log()));
     assert!(
         line.starts_with(&format!("serving npipe:////./pipe/{pipe}")),
         "{line:?}"
@@ -112,7 +126,11 @@ fn a_windows_client_pings_and_streams_events_through_the_pipe() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "the Windows client failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "the Windows client failed:\n{text}\nberth.exe serve:\n{}",
+        show_log()
+    );
     assert!(text.contains("1 passed"), "{text}");
     // The forwarder is still up for the next client.
     assert!(server.0.try_wait().unwrap().is_none(), "berth.exe exited");
