@@ -559,12 +559,22 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
     } else {
         None
     };
+    let guest_memory = if running {
+        vm::qmp::guest_memory(&vmp.qmp_endpoint()).ok().flatten()
+    } else {
+        None
+    };
+    let qemu_rss = state
+        .as_ref()
+        .and_then(|s| s.qemu_pid)
+        .and_then(berth::os::rss_bytes);
     if json {
         let v = serde_json::json!({
             "running": running,
             "engine": engine,
             "qemu": qemu,
             "state": state,
+            "memory": { "guest": guest_memory, "qemuRssBytes": qemu_rss },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -580,6 +590,20 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
         s.qemu_pid.unwrap_or(0)
     );
     println!("accel:      {}", s.accel);
+    let mib = |b: u64| b / (1024 * 1024);
+    match (guest_memory, qemu_rss) {
+        (Some(m), rss) => println!(
+            "memory:     guest {} MiB used, {} MiB cache, {} MiB free of {} MiB{}",
+            mib(m.used_bytes),
+            mib(m.cached_bytes),
+            mib(m.free_bytes),
+            mib(m.total_bytes),
+            rss.map(|r| format!("; QEMU holds {} MiB", mib(r)))
+                .unwrap_or_default()
+        ),
+        (None, Some(r)) => println!("memory:     QEMU holds {} MiB", mib(r)),
+        (None, None) => {}
+    }
     println!("transport:  {}", s.transport);
     println!("sharing:    {}", s.file_sharing);
     for f in &s.shared_folders {

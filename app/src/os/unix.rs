@@ -126,6 +126,19 @@ pub fn set_run_at_login(_name: &str, _command: Option<&str>) -> io::Result<()> {
     ))
 }
 
+/// A process's resident memory in bytes (Linux's `/proc`; None elsewhere).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Whether the current user is root (virtiofsd needs no uid mapping then).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -204,6 +204,11 @@ pub fn is_root() -> bool {
     false
 }
 
+/// A process's resident memory (not read on Windows yet).
+pub fn rss_bytes(_pid: u32) -> Option<u64> {
+    None
+}
+
 /// The current user's SID as a string (`S-1-5-21-…`).
 pub fn current_user_sid() -> io::Result<String> {
     let mut token: HANDLE = std::ptr::null_mut();

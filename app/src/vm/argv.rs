@@ -100,6 +100,9 @@ pub enum ShareDevice {
     },
 }
 
+/// The balloon device's id: QOM path `/machine/peripheral/<id>`.
+pub const BALLOON_ID: &str = "balloon";
+
 /// A path inside a QEMU option string, where a comma must be doubled.
 fn opt(p: &std::path::Path) -> String {
     p.display().to_string().replace(',', ",,")
@@ -218,6 +221,13 @@ impl MachineSpec {
             "virtio-net-pci,netdev=net0",
             "-device",
             "virtio-rng-pci",
+        ]);
+        // Memory back to the host: the guest reports free pages and QEMU
+        // discards them, so what containers used is not held after they go.
+        // Its statistics (`guest-stats`) give `berth vm status` the guest's view.
+        push(&[
+            "-device",
+            &format!("virtio-balloon-pci,id={BALLOON_ID},free-page-reporting=on"),
         ]);
         push(&[
             "-chardev",
@@ -449,6 +459,9 @@ mod tests {
             after(&a, "-drive")[0].starts_with("if=none,id=data,file=/vm/data.qcow2,format=qcow2")
         );
         assert!(a.contains(&"-no-reboot".to_string()));
+        assert!(
+            after(&a, "-device").contains(&"virtio-balloon-pci,id=balloon,free-page-reporting=on")
+        );
         assert!(after(&a, "-bios").is_empty());
         let with_qboot = MachineSpec {
             firmware: Some("/usr/share/qemu/qboot.rom".into()),

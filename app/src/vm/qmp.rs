@@ -63,3 +63,78 @@ pub fn quit(at: &Endpoint) -> Result<(), QmpError> {
         Err(e) => Err(e),
     }
 }
+
+/// The balloon device's QOM path.
+fn balloon() -> String {
+    format!("/machine/peripheral/{}", super::argv::BALLOON_ID)
+}
+
+/// Asks the guest's balloon driver to post memory statistics every `secs`.
+pub fn enable_memory_stats(at: &Endpoint, secs: u32) -> Result<(), QmpError> {
+    session(at, |q| {
+        q.execute(&qapi::qmp::qom_set {
+            path: balloon(),
+            property: "guest-stats-polling-interval".into(),
+            value: serde_json::json!(secs),
+        })
+    })
+    .map(|_| ())
+}
+
+/// The guest's memory as its kernel last posted it through the balloon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestMemory {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    /// Page cache (including tmpfs).
+    pub cached_bytes: u64,
+    /// What programs hold: total less free and cache.
+    pub used_bytes: u64,
+}
+
+impl GuestMemory {
+    /// From `guest-stats`; None until the guest has posted once.
+    pub fn from_stats(v: &serde_json::Value) -> Option<GuestMemory> {
+        let stat = |k: &str| v["stats"][k].as_u64().filter(|&n| n != u64::MAX);
+        let total = stat("stat-total-memory")?;
+        let free = stat("stat-free-memory")?;
+        let cached = stat("stat-disk-caches").unwrap_or(0);
+        Some(GuestMemory {
+            total_bytes: total,
+            free_bytes: free,
+            cached_bytes: cached,
+            used_bytes: total.saturating_sub(free).saturating_sub(cached),
+        })
+    }
+}
+
+/// The guest's memory, if the balloon has statistics yet.
+pub fn guest_memory(at: &Endpoint) -> Result<Option<GuestMemory>, QmpError> {
+    session(at, |q| {
+        q.execute(&qapi::qmp::qom_get {
+            path: balloon(),
+            property: "guest-stats".into(),
+        })
+    })
+    .map(|v| GuestMemory::from_stats(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_stats_become_used_cached_free() {
+        let v = serde_json::json!({"stats": {
+            "stat-total-memory": 2_000_000_000u64, "stat-free-memory": 1_500_000_000u64,
+            "stat-disk-caches": 300_000_000u64, "stat-swap-in": u64::MAX,
+        }, "last-update": 1});
+        let m = GuestMemory::from_stats(&v).unwrap();
+        assert_eq!(m.used_bytes, 200_000_000);
+        assert_eq!(m.cached_bytes, 300_000_000);
+        // Before the guest's first post every stat is -1 (u64::MAX here).
+        let none = serde_json::json!({"stats": {"stat-total-memory": u64::MAX}});
+        assert_eq!(GuestMemory::from_stats(&none), None);
+    }
+}

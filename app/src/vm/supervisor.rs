@@ -305,6 +305,13 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         state.boot_ms = Some(boot_ms);
         state.write(vm)?;
         let control_task = tokio::spawn(control::run(transport.clone(), mirror.clone()));
+        // `berth vm status` reads the guest's memory from the balloon's statistics.
+        let q = vm.qmp_endpoint();
+        if let Ok(Err(e)) =
+            tokio::task::spawn_blocking(move || qmp::enable_memory_stats(&q, 5)).await
+        {
+            tracing::warn!(error = %e, "no guest memory statistics");
+        }
 
         let exited = tokio::select! {
             status = machine.qemu.wait() => Some(status),

@@ -5,6 +5,7 @@
 
 mod control;
 mod forward;
+mod reclaim;
 mod serial;
 pub mod shares;
 
@@ -33,6 +34,7 @@ pub fn start(
     link: &HostLink,
     shutdown: Arc<Notify>,
 ) -> Result<(), HostLinkError> {
+    tokio::spawn(reclaim::run(engine.clone()));
     match link {
         HostLink::Vsock => {
             for port in [
