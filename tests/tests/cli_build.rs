@@ -320,3 +320,34 @@ fn pull_refreshes_the_base_image() {
     ]);
     assert!(!old.contains("/data"), "{old}");
 }
+
+/// A context whose tar ends before the body does (padding after the end marker,
+/// as some tar writers add) is still read to the end: the client gets the
+/// build's answer, not a broken pipe from a connection closed under it.
+#[test]
+fn a_context_is_read_to_the_end_of_the_body() {
+    let engine = Engine::start().unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let dockerfile = b"FROM scratch\nCMD [\"x\"]\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "Dockerfile", &dockerfile[..])
+        .unwrap();
+    let mut body = tar.into_inner().unwrap();
+    // Far more than a socket buffer holds, so the client is still writing it
+    // when the build is done.
+    body.resize(body.len() + 4 * 1024 * 1024, 0);
+    let (status, _, reply) = engine
+        .try_request(
+            "POST",
+            "/v1.50/build?t=padded:1",
+            &[("Content-Type", "application/x-tar")],
+            Some(&body),
+        )
+        .expect("the whole body was taken");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("Successfully tagged padded:1"), "{text}");
+}

@@ -396,16 +396,21 @@ pub(super) async fn feed(
     mut body: hyper::body::Incoming,
     tx: std::sync::mpsc::SyncSender<Bytes>,
 ) -> Result<(), ApiError> {
+    let mut consumer_done = false;
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        // Once the consumer has stopped (the tar's end marker, or bad input that
+        // its error explains), the rest is read and dropped: a body left unread
+        // makes the connection close under a client still writing it, which then
+        // sees a broken pipe instead of the answer.
+        if consumer_done {
+            continue;
+        }
         if let Ok(data) = frame.into_data() {
             let tx = tx.clone();
-            // The consumer may stop early (bad input); its error explains why.
             let sent = tokio::task::spawn_blocking(move || tx.send(data)).await;
-            if !matches!(sent, Ok(Ok(()))) {
-                break;
-            }
+            consumer_done = !matches!(sent, Ok(Ok(())));
         }
     }
     Ok(())
