@@ -186,7 +186,11 @@ pub fn run(paths: &Paths, settings: &VmSettings) -> Vec<Check> {
     out.push(check(
         "transport",
         true,
-        format!("{transport:?}").to_lowercase(),
+        format!(
+            "{} ({})",
+            format!("{transport:?}").to_lowercase(),
+            supervisor::transport_reason(settings.transport, transport)
+        ),
     ));
     out.push(program(
         "vhost-device-vsock",

@@ -529,15 +529,24 @@ fn start(paths: &Paths, timeout: u64) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "Berth VM running ({}, {}), engine ready in {:.1}s.\nexport DOCKER_HOST={}",
+        "Berth VM running ({}, {}), engine ready in {:.1}s.",
         s.state.as_ref().map(|s| s.accel.as_str()).unwrap_or("?"),
         s.state
             .as_ref()
             .map(|s| s.transport.as_str())
             .unwrap_or("?"),
         s.took.as_secs_f64(),
-        s.docker_host
     );
+    // What was chosen and why, with the way to a faster path where one exists.
+    if let Some(st) = &s.state {
+        if !st.transport_why.is_empty() {
+            println!("transport:    {}: {}", st.transport, st.transport_why);
+        }
+        if !st.file_sharing.is_empty() {
+            println!("file sharing: {}", st.file_sharing);
+        }
+    }
+    println!("export DOCKER_HOST={}", s.docker_host);
     Ok(())
 }
 
@@ -605,6 +614,9 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
         (None, None) => {}
     }
     println!("transport:  {}", s.transport);
+    if !s.transport_why.is_empty() {
+        println!("            {}", s.transport_why);
+    }
     println!("sharing:    {}", s.file_sharing);
     for f in &s.shared_folders {
         println!("  shared:   {f}");

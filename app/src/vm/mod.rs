@@ -142,6 +142,9 @@ pub struct VmState {
     pub last_crash: Option<String>,
     /// The last boot's time from QEMU's start to the engine's first `_ping`.
     pub boot_ms: Option<u64>,
+    /// Why this transport (and how to get a faster one).
+    #[serde(default)]
+    pub transport_why: String,
     /// The shared-folder device and why it was chosen.
     #[serde(default)]
     pub file_sharing: String,
@@ -255,6 +258,7 @@ mod tests {
             qemu_pid: Some(2),
             accel: "tcg".into(),
             transport: "hybrid-vsock".into(),
+            transport_why: "vhost-device-vsock".into(),
             docker_host: "unix:///x".into(),
             restarts: 0,
             last_crash: None,

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 use super::argv::{self, Arch, MachineSpec, ShareDevice, TransportDevice};
-pub(crate) use super::link::resolve_transport;
+pub(crate) use super::link::{resolve_transport, transport_reason};
 use super::link::{transport_for, ReadySignal};
 use super::{control, image, io_err, qmp, shares, Phase, VmError, VmPaths, VmState};
 use crate::forward::ports::PortMirror;
@@ -187,6 +187,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         qemu_pid: None,
         accel: format!("{accel:?}").to_lowercase(),
         transport: transport.name().to_string(),
+        transport_why: transport_reason(settings.transport, kind),
         docker_host: endpoint.docker_host(),
         restarts: 0,
         last_crash: None,

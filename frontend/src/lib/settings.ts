@@ -23,6 +23,8 @@ export type VmState = {
   phase: string;
   accel: string;
   transport: string;
+  /** Why this transport, and how to get a faster one. */
+  transportWhy: string;
   dockerHost: string;
   bootMs: number | null;
   restarts: number;

@@ -8,6 +8,31 @@ use crate::transport::{HybridVsock, Muxed, Pipe, Transport, VhostVsock};
 use crate::vm::argv::TransportDevice;
 use crate::vm::{image, VmPaths};
 
+/// Why `resolve_transport(wanted)` gave `chosen`, and how to get vsock when
+/// the slower serial mux was all there was.
+pub(crate) fn transport_reason(wanted: TransportKind, chosen: TransportKind) -> String {
+    transport_reason_for(
+        wanted,
+        chosen,
+        std::path::Path::new("/dev/vhost-vsock").exists(),
+    )
+}
+
+fn transport_reason_for(wanted: TransportKind, chosen: TransportKind, vhost: bool) -> String {
+    match (wanted, chosen) {
+        (TransportKind::Auto, TransportKind::VhostVsock) => "the kernel's vhost-vsock".into(),
+        (TransportKind::Auto, TransportKind::Hybrid) => {
+            "vhost-device-vsock (no /dev/vhost-vsock here)".into()
+        }
+        (TransportKind::Auto, _) if !vhost => "no /dev/vhost-vsock and no vhost-device-vsock; \
+             vsock starts and stops the VM faster: `sudo modprobe vhost_vsock` (and access to \
+             /dev/vhost-vsock), or `cargo install vhost-device-vsock`"
+            .into(),
+        (TransportKind::Auto, _) => "the serial mux".into(),
+        _ => "as the settings ask".into(),
+    }
+}
+
 /// Which transport `Auto` means on this host.
 pub(crate) fn resolve_transport(kind: TransportKind) -> TransportKind {
     match kind {
@@ -137,5 +162,25 @@ impl ReadySignal {
                 .host_listener_path(berth_proto::READY_PORT),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_names_the_way_to_vsock_when_serial_was_all_there_was() {
+        use TransportKind::*;
+        assert!(transport_reason_for(Auto, Serial, false).contains("modprobe vhost_vsock"));
+        assert!(transport_reason_for(Auto, Serial, false).contains("vhost-device-vsock"));
+        assert_eq!(
+            transport_reason_for(Auto, VhostVsock, true),
+            "the kernel's vhost-vsock"
+        );
+        assert_eq!(
+            transport_reason_for(Serial, Serial, true),
+            "as the settings ask"
+        );
     }
 }

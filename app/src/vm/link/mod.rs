@@ -7,9 +7,9 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{resolve_transport, transport_for, ReadySignal};
+pub(crate) use linux::{resolve_transport, transport_for, transport_reason, ReadySignal};
 
 #[cfg(not(target_os = "linux"))]
 mod serial_only;
 #[cfg(not(target_os = "linux"))]
-pub(crate) use serial_only::{resolve_transport, transport_for, ReadySignal};
+pub(crate) use serial_only::{resolve_transport, transport_for, transport_reason, ReadySignal};

@@ -8,6 +8,11 @@ use crate::transport::{Muxed, Transport};
 use crate::vm::argv::TransportDevice;
 use crate::vm::VmPaths;
 
+/// Why the serial mux: the only transport QEMU offers on this OS.
+pub(crate) fn transport_reason(_wanted: TransportKind, _chosen: TransportKind) -> String {
+    "QEMU on this OS has no vsock".into()
+}
+
 /// Which transport `kind` means on this host: always the serial mux.
 pub(crate) fn resolve_transport(kind: TransportKind) -> TransportKind {
     if !matches!(kind, TransportKind::Auto | TransportKind::Serial) {
