@@ -38,14 +38,6 @@ fn broken(name: &'static str, detail: impl Into<String>, fix: impl Into<String>)
     }
 }
 
-fn install_hint(os: HostOs, debian: &str, brew: &str) -> String {
-    match os {
-        HostOs::Linux => format!("install it: apt-get install {debian}"),
-        HostOs::MacOs => format!("install it: brew install {brew}"),
-        HostOs::Windows => "install QEMU for Windows (qemu.org) and add it to PATH".into(),
-    }
-}
-
 fn program(name: &'static str, needed: bool, fix: String) -> Check {
     match image::find_program(name) {
         Some(p) => check(name, true, p.display().to_string()),
@@ -174,14 +166,10 @@ pub fn run(paths: &Paths, settings: &VmSettings) -> Vec<Check> {
         None => broken(
             "qemu",
             format!("{qemu} not found"),
-            install_hint(os, "qemu-system-x86 qemu-utils", "qemu"),
+            crate::vm::fix_on(os, "qemu-system"),
         ),
     });
-    out.push(program(
-        "qemu-img",
-        true,
-        install_hint(os, "qemu-utils", "qemu"),
-    ));
+    out.push(program("qemu-img", true, crate::vm::fix_on(os, "qemu-img")));
     let transport = supervisor::resolve_transport(settings.transport);
     out.push(check(
         "transport",

@@ -155,8 +155,9 @@ fn hybrid_vsock_end_to_end() {
     let out = vm.berth(&["vm", "start", "--timeout", "240"]);
     assert!(
         out.status.success(),
-        "restart: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "restart: {}\n--- console ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&vm.console(), 60)
     );
     assert_eq!(
         vm.docker_ok(&["run", "--rm", "-v", "keep:/data", &img, "cat", "/data/f"]),

@@ -38,7 +38,7 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0} is not installed")]
+    #[error("{0} is not installed; {fix}", fix = fix_for(.0))]
     MissingProgram(&'static str),
     #[error("qemu-img failed: {0}")]
     DiskCreate(String),
@@ -48,6 +48,36 @@ pub enum VmError {
     Socket(#[from] crate::forward::SocketError),
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
+}
+
+/// How to get `program` on this host, for the error that says it is missing.
+pub fn fix_for(program: &str) -> String {
+    fix_on(crate::paths::HostOs::current(), program)
+}
+
+pub(crate) fn fix_on(os: crate::paths::HostOs, program: &str) -> String {
+    use crate::paths::HostOs;
+    let qemu_deb = if cfg!(target_arch = "aarch64") {
+        "qemu-system-arm qemu-utils"
+    } else {
+        "qemu-system-x86 qemu-utils"
+    };
+    match (program, os) {
+        ("qemu-system" | "qemu-img", HostOs::Linux) => {
+            format!("install it: sudo apt-get install {qemu_deb}")
+        }
+        ("qemu-system" | "qemu-img", HostOs::MacOs) => "install it: brew install qemu".into(),
+        ("qemu-system" | "qemu-img", HostOs::Windows) => {
+            "install QEMU for Windows (qemu.org) and add it to PATH".into()
+        }
+        ("virtiofsd", _) => "install it (sudo apt-get install virtiofsd), or set \
+             \"fileSharing\": \"9p\" in settings"
+            .into(),
+        ("vhost-device-vsock", _) => "cargo install vhost-device-vsock, or set \
+             \"transport\": \"serial\" in settings"
+            .into(),
+        _ => "install it and add it to PATH".into(),
+    }
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
@@ -235,6 +265,22 @@ pub fn ping(endpoint: &crate::paths::DockerEndpoint) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_program_names_its_fix() {
+        use crate::paths::HostOs;
+        assert!(fix_on(HostOs::Linux, "qemu-img").contains("apt-get install qemu-system"));
+        assert_eq!(
+            fix_on(HostOs::MacOs, "qemu-system"),
+            "install it: brew install qemu"
+        );
+        assert!(fix_on(HostOs::Linux, "virtiofsd").contains("\"fileSharing\": \"9p\""));
+        let e = VmError::MissingProgram("vhost-device-vsock").to_string();
+        assert!(
+            e.starts_with("vhost-device-vsock is not installed; cargo install"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn disk_is_created_once() {
