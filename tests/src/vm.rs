@@ -279,3 +279,15 @@ impl Drop for Vm {
         }
     }
 }
+
+/// The busybox test image in a fresh local registry, named as the guest sees
+/// it (QEMU's user network puts the host's loopback at 10.0.2.2): the registry
+/// (keep it alive), its address for `insecureRegistries`, and the image.
+pub fn guest_busybox() -> anyhow::Result<(crate::registry::Registry, String, String)> {
+    use crate::images::{busybox_image, Compression};
+    let registry = crate::registry::Registry::start(crate::registry::RegistryAuth::None)?;
+    busybox_image(Compression::Gzip, "amd64")?.push(&registry, "bb:latest")?;
+    let reg = registry.addr().replace("127.0.0.1", "10.0.2.2");
+    let image = format!("{reg}/bb:latest");
+    Ok((registry, reg, image))
+}

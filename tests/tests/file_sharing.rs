@@ -7,9 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use berth_tests::images::{busybox_image, Compression};
-use berth_tests::registry::{Registry, RegistryAuth};
-use berth_tests::vm::{chown_tree, Vm};
+use berth_tests::vm::{chown_tree, guest_busybox, Vm};
 
 const USER: u32 = 65534;
 
@@ -18,13 +16,7 @@ fn path(p: &Path) -> &str {
 }
 
 fn shares_work_both_ways(fs: &str) {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    busybox_image(Compression::Gzip, "amd64")
-        .unwrap()
-        .push(&registry, "bb:latest")
-        .unwrap();
-    let reg = registry.addr().replace("127.0.0.1", "10.0.2.2");
-    let img = format!("{reg}/bb:latest");
+    let (_registry, reg, img) = guest_busybox().unwrap();
 
     // A folder with a space and a comma: both need escaping on the way in.
     let root = tempfile::Builder::new()

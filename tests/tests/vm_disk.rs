@@ -6,21 +6,13 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use berth_tests::images::{busybox_image, Compression};
-use berth_tests::registry::{Registry, RegistryAuth};
-use berth_tests::vm::Vm;
+use berth_tests::vm::{guest_busybox, Vm};
 
 const MIB: u64 = 1024 * 1024;
 
 #[test]
 fn removing_a_volume_shrinks_the_disk_file() {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    busybox_image(Compression::Gzip, "amd64")
-        .unwrap()
-        .push(&registry, "bb:latest")
-        .unwrap();
-    let reg = registry.addr().replace("127.0.0.1", "10.0.2.2");
-    let image = format!("{reg}/bb:latest");
+    let (_registry, reg, image) = guest_busybox().unwrap();
     let vm = Vm::start(serde_json::json!({ "insecureRegistries": [reg] })).unwrap();
     let disk = vm.home().join("vm/data.qcow2");
     // What the file takes on the host's disk, not its apparent size.

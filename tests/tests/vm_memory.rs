@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use berth_tests::images::{busybox_image, Compression};
-use berth_tests::registry::{Registry, RegistryAuth};
-use berth_tests::vm::Vm;
+use berth_tests::vm::{guest_busybox, Vm};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -26,13 +24,7 @@ fn rss(pid: u32) -> u64 {
 
 #[test]
 fn memory_a_container_used_goes_back_to_the_host() {
-    let registry = Registry::start(RegistryAuth::None).unwrap();
-    busybox_image(Compression::Gzip, "amd64")
-        .unwrap()
-        .push(&registry, "bb:latest")
-        .unwrap();
-    let reg = registry.addr().replace("127.0.0.1", "10.0.2.2");
-    let image = format!("{reg}/bb:latest");
+    let (_registry, reg, image) = guest_busybox().unwrap();
     let vm = Vm::start(serde_json::json!({
         "memoryMib": 1536,
         "insecureRegistries": [reg],
