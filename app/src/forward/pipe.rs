@@ -77,11 +77,6 @@ impl DockerListener {
         self
     }
 
-    /// The pipes this listener serves.
-    pub fn names(&self) -> Vec<String> {
-        self.pipes.iter().map(|(n, _)| n.clone()).collect()
-    }
-
     /// Serves until the task is dropped.
     pub async fn serve(self, transport: Arc<dyn Transport>) {
         let mut tasks = tokio::task::JoinSet::new();

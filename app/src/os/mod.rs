@@ -11,6 +11,16 @@
 //! - local endpoints: unix sockets, Windows named pipes;
 //! - files: owner-only permissions, links, free space.
 
+/// `\\.\pipe\NAME` for a bare pipe name; a full path stays as it is. (Plain
+/// text, so every OS's build can name a Windows pipe.)
+pub fn pipe_path(name: &str) -> String {
+    if name.starts_with(r"\\") {
+        name.to_string()
+    } else {
+        format!(r"\\.\pipe\{name}")
+    }
+}
+
 /// An async local stream (a unix socket, or a named pipe client).
 pub trait AsyncLocal: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncLocal for T {}

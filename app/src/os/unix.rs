@@ -19,6 +19,12 @@ pub fn connect_unix(path: &Path) -> io::Result<LocalStream> {
     Ok(s)
 }
 
+/// Read and write timeouts on a local stream.
+pub fn set_timeouts(s: &LocalStream, d: std::time::Duration) -> io::Result<()> {
+    s.set_read_timeout(Some(d))?;
+    s.set_write_timeout(Some(d))
+}
+
 fn no_pipes(name: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,

@@ -27,19 +27,10 @@ use windows_sys::Win32::System::Threading::{
     SetEvent, WaitForSingleObject, EVENT_MODIFY_STATE, INFINITE, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
-use super::AsyncLocalStream;
+use super::{pipe_path, AsyncLocalStream};
 
 /// A connected local endpoint (the docker pipe, QMP), for short synchronous talks.
 pub type LocalStream = std::fs::File;
-
-/// `\\.\pipe\NAME` for a bare name; a full path stays as it is.
-pub fn pipe_path(name: &str) -> String {
-    if name.starts_with(r"\\") {
-        name.to_string()
-    } else {
-        format!(r"\\.\pipe\{name}")
-    }
-}
 
 pub fn connect_unix(path: &Path) -> io::Result<LocalStream> {
     Err(io::Error::new(
@@ -56,6 +47,11 @@ pub fn connect_pipe(name: &str) -> io::Result<LocalStream> {
         .read(true)
         .write(true)
         .open(pipe_path(name))
+}
+
+/// Pipes opened as files have no read or write timeouts to set.
+pub fn set_timeouts(_s: &LocalStream, _d: Duration) -> io::Result<()> {
+    Ok(())
 }
 
 pub async fn connect_unix_async(path: &Path) -> io::Result<AsyncLocalStream> {

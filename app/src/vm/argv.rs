@@ -42,7 +42,7 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Endpoint::Unix(p) => write!(f, "{}", p.display()),
-            Endpoint::Pipe(name) => write!(f, r"\\.\pipe\{name}"),
+            Endpoint::Pipe(name) => f.write_str(&crate::os::pipe_path(name)),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{io_err, pid_alive, ping, running_supervisor, VmError, VmPaths, VmState};
-use crate::paths::{DockerEndpoint, Paths};
+use crate::paths::Paths;
 use crate::settings::Settings;
 
 /// How long a stop may take: the guest's clean shutdown, then escalation.
@@ -21,12 +21,6 @@ pub struct Started {
     pub state: Option<VmState>,
     pub took: Duration,
     pub docker_host: String,
-}
-
-fn socket(paths: &Paths) -> Result<(DockerEndpoint, String), VmError> {
-    let ep = paths.user_docker_endpoint();
-    let host = ep.docker_host();
-    Ok((ep, host))
 }
 
 fn log_tail(path: &Path, from: u64) -> String {
@@ -42,7 +36,8 @@ fn log_tail(path: &Path, from: u64) -> String {
 /// itself, the app the one installed beside it).
 pub fn start(paths: &Paths, berth_exe: &Path, timeout: Duration) -> Result<Started, VmError> {
     let vmp = VmPaths::new(paths.vm_dir());
-    let (sock, docker_host) = socket(paths)?;
+    let sock = paths.user_docker_endpoint();
+    let docker_host = sock.docker_host();
     let t = Instant::now();
     if let Some(pid) = running_supervisor(&vmp) {
         if ping(&sock) {

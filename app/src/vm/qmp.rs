@@ -24,11 +24,12 @@ fn session<T>(
         &mut qapi::Qmp<qapi::Stream<std::io::BufReader<&LocalStream>, &LocalStream>>,
     ) -> Result<T, qapi::ExecuteError>,
 ) -> Result<T, QmpError> {
-    // Unix sockets get a read timeout: a wedged QEMU cannot hang the caller.
     let stream = at.connect().map_err(|source| QmpError::Connect {
         path: at.to_string(),
         source,
     })?;
+    // A wedged QEMU cannot hang the caller (where the stream takes timeouts).
+    let _ = crate::os::set_timeouts(&stream, std::time::Duration::from_secs(10));
     // qapi 0.15 panics when QEMU closes the socket before its greeting; a dying
     // QEMU must not take the manager down with it.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

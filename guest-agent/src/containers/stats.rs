@@ -180,13 +180,17 @@ fn parse_blkio_v1(s: &str) -> Vec<ContainerBlkioStatEntry> {
 pub fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
+        .and_then(|s| meminfo_kib(&s, "MemTotal"))
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// `/proc/meminfo`'s field `name`, in KiB.
+pub fn meminfo_kib(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// The machine's CPU time so far in nanoseconds, as dockerd's `system_cpu_usage`.

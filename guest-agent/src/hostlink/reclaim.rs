@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::containers::stats::meminfo_kib;
 use crate::engine::Engine;
 
 /// How often the engine looks.
@@ -68,14 +69,6 @@ fn trim(path: &std::path::Path) -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(range.len)
-}
-
-/// `/proc/meminfo`'s field `name`, in KiB.
-pub fn meminfo_kib(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
 }
 
 /// Page cache the kernel can drop: `Cached` less `Shmem` (tmpfs, the root).

@@ -11,11 +11,7 @@ use crate::vm::{image, VmPaths};
 /// Why `resolve_transport(wanted)` gave `chosen`, and how to get vsock when
 /// the slower serial mux was all there was.
 pub(crate) fn transport_reason(wanted: TransportKind, chosen: TransportKind) -> String {
-    transport_reason_for(
-        wanted,
-        chosen,
-        std::path::Path::new("/dev/vhost-vsock").exists(),
-    )
+    transport_reason_for(wanted, chosen, VhostVsock::available())
 }
 
 fn transport_reason_for(wanted: TransportKind, chosen: TransportKind, vhost: bool) -> String {
