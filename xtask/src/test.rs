@@ -178,11 +178,32 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         .map(|o| o.name)
         .collect();
     println!("total {}", human(started.elapsed()));
+    disk_report();
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }
     println!("all suites passed");
     Ok(())
+}
+
+/// What the run left on disk and what is still free: a CI run once failed by filling
+/// its disk, and this line shows how close the next one comes.
+fn disk_report() {
+    let target = crate::proc::target_dir();
+    let size = Command::new("du").arg("-sh").arg(&target).output();
+    let free = Command::new("df")
+        .args(["-h", "--output=avail"])
+        .arg(&target)
+        .output();
+    if let (Ok(size), Ok(free)) = (size, free) {
+        let size = String::from_utf8_lossy(&size.stdout);
+        let free = String::from_utf8_lossy(&free.stdout);
+        println!(
+            "disk: target {}, {} free",
+            size.split_whitespace().next().unwrap_or("?"),
+            free.split_whitespace().last().unwrap_or("?")
+        );
+    }
 }
 
 fn with_args(mut cmd: Command, args: &[&str]) -> Command {
