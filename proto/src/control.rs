@@ -4,9 +4,10 @@
 //! On connect the guest sends [`GuestMsg::Hello`] with every port published at
 //! that moment, then a [`GuestMsg::Published`] or [`GuestMsg::Unpublished`] per
 //! change. The host may send [`HostMsg::Ping`] (answered by [`GuestMsg::Pong`]),
-//! [`HostMsg::SetTime`] after the host slept, and [`HostMsg::Shutdown`], after
-//! which the guest answers [`GuestMsg::ShuttingDown`], stops the engine, syncs
-//! and powers off.
+//! [`HostMsg::SetTime`] after the host slept or the VM was paused,
+//! [`HostMsg::Activity`] (answered by [`GuestMsg::Activity`], for the idle
+//! pause), and [`HostMsg::Shutdown`], after which the guest answers
+//! [`GuestMsg::ShuttingDown`], stops the engine, syncs and powers off.
 
 use std::net::IpAddr;
 
@@ -51,7 +52,22 @@ pub enum HostMsg {
         unix_secs: i64,
         nanos: u32,
     },
+    /// What the containers are doing: answered by [`GuestMsg::Activity`].
+    Activity,
     Shutdown,
+}
+
+/// What the containers are doing, for the host's idle pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Running containers (paused ones not counted).
+    pub running: u32,
+    /// CPU time every container has used since boot, in microseconds (the
+    /// engine's cgroup's `usage_usec`; it counts removed containers too).
+    pub container_cpu_usec: u64,
+    /// Established TCP connections from containers out of the VM (to the host
+    /// or beyond); None where the guest cannot tell.
+    pub external_flows: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +83,7 @@ pub enum GuestMsg {
     },
     Published(PortMapping),
     Unpublished(PortMapping),
+    Activity(Activity),
     ShuttingDown,
 }
 

@@ -94,5 +94,11 @@ pub const READY_LINE: &str = "berth-ready\n";
 /// (`/sys/class/virtio-ports/*/name`).
 pub const SERIAL_PORT_NAME: &str = "org.berth.mux";
 
+/// The guest's address on QEMU's user network (`vm-image/init` assigns it; the
+/// host is 10.0.2.2). Connections the engine masquerades out of the VM carry it.
+pub const GUEST_NET_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 15);
+/// The host's loopback as the guest reaches it on QEMU's user network.
+pub const HOST_NET_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 0, 2, 2);
+
 /// Bumped when a message or a framing changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;

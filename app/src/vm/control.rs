@@ -1,14 +1,16 @@
 //! The host's end of the control channel: keeps the port mirror in step with
 //! the engine, pings for health, and steps the guest's clock after the host
-//! slept (wall time jumped further than monotonic time).
+//! slept (wall time jumped further than monotonic time) and after every idle
+//! pause (the guest's clock stood still while its vCPUs did).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_proto::control::{self, GuestMsg, HostMsg};
 use tokio::io::BufReader;
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
+use super::idle::Sleep;
 use crate::forward::ports::PortMirror;
 use crate::transport::Transport;
 
@@ -25,11 +27,15 @@ fn now_msg() -> HostMsg {
 }
 
 /// Runs until the task is dropped, reconnecting whenever the channel breaks.
-pub async fn run(transport: Arc<dyn Transport>, mirror: Arc<Mutex<PortMirror>>) {
+pub async fn run(
+    transport: Arc<dyn Transport>,
+    mirror: Arc<Mutex<PortMirror>>,
+    mut sleep: watch::Receiver<Sleep>,
+) {
     loop {
         match transport.connect(berth_proto::CONTROL_PORT).await {
             Ok(s) => {
-                if let Err(e) = session(s, &mirror).await {
+                if let Err(e) = session(s, &mirror, &mut sleep).await {
                     tracing::info!(error = %e, "control channel ended");
                 }
             }
@@ -42,6 +48,7 @@ pub async fn run(transport: Arc<dyn Transport>, mirror: Arc<Mutex<PortMirror>>) 
 async fn session(
     stream: crate::transport::BoxStream,
     mirror: &Mutex<PortMirror>,
+    sleep: &mut watch::Receiver<Sleep>,
 ) -> Result<(), control::ControlError> {
     let (r, mut w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
@@ -58,11 +65,19 @@ async fn session(
                 }
                 Some(GuestMsg::Published(m)) => mirror.lock().await.add(m).await,
                 Some(GuestMsg::Unpublished(m)) => mirror.lock().await.remove(&m),
-                Some(GuestMsg::Pong { .. }) => {}
+                Some(GuestMsg::Pong { .. } | GuestMsg::Activity(_)) => {}
                 Some(GuestMsg::ShuttingDown) => return Ok(()),
                 None => return Ok(()),
             },
-            _ = tick.tick() => {
+            Ok(()) = sleep.changed() => {
+                let now = *sleep.borrow_and_update();
+                if now == Sleep::Awake {
+                    control::send(&mut w, &now_msg()).await.map_err(io)?;
+                    last = (Instant::now(), SystemTime::now());
+                }
+            }
+            // A paused guest reads nothing; pings would only pile up.
+            _ = tick.tick(), if *sleep.borrow() == Sleep::Awake => {
                 seq += 1;
                 control::send(&mut w, &HostMsg::Ping { seq }).await.map_err(io)?;
                 // The guest's clock stood still while the host slept.
@@ -80,6 +95,32 @@ async fn session(
 
 fn io(e: std::io::Error) -> control::ControlError {
     control::ControlError::Line(berth_proto::lines::LineError::Io(e))
+}
+
+/// What the containers are doing (see [`control::Activity`]), asked on a
+/// connection of its own.
+pub async fn activity(transport: &dyn Transport) -> std::io::Result<control::Activity> {
+    let s = transport.connect(berth_proto::CONTROL_PORT).await?;
+    let (r, mut w) = tokio::io::split(s);
+    let mut r = BufReader::new(r);
+    control::send(&mut w, &HostMsg::Activity).await?;
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match control::recv::<_, GuestMsg>(&mut r).await {
+                Ok(Some(GuestMsg::Activity(a))) => return Ok(a),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err(std::io::Error::other("the guest closed the channel")),
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+    })
+    .await;
+    answer.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the guest did not say what its containers do",
+        ))
+    })
 }
 
 /// Asks the guest to shut down; true when it acknowledged.

@@ -65,6 +65,16 @@ pub fn quit(at: &Endpoint) -> Result<(), QmpError> {
     }
 }
 
+/// Stops the vCPUs (the guest sees no time pass until [`cont`]).
+pub fn stop(at: &Endpoint) -> Result<(), QmpError> {
+    session(at, |q| q.execute(&qapi::qmp::stop {})).map(|_| ())
+}
+
+/// Runs the vCPUs again after [`stop`].
+pub fn cont(at: &Endpoint) -> Result<(), QmpError> {
+    session(at, |q| q.execute(&qapi::qmp::cont {})).map(|_| ())
+}
+
 /// The balloon device's QOM path.
 fn balloon() -> String {
     format!("/machine/peripheral/{}", super::argv::BALLOON_ID)

@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 use super::argv::{self, Arch, MachineSpec, ShareDevice, TransportDevice};
+use super::idle::{IdleGate, Sleep};
 pub(crate) use super::link::{resolve_transport, transport_reason};
 use super::link::{transport_for, ReadySignal};
 use super::{control, image, io_err, qmp, shares, Phase, VmError, VmPaths, VmState};
@@ -166,7 +167,11 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         .map_err(io_err("unpacking the guest kernel"))?;
     let sharing = plan_sharing(settings, os, vm)?;
     let kind = resolve_transport(settings.transport);
-    let (transport, device) = transport_for(kind, vm);
+    let (bare, device) = transport_for(kind, vm);
+    // Every way into the guest goes through the gate, which resumes a paused VM.
+    let gate = Arc::new(IdleGate::new(bare, vm.qmp_endpoint()));
+    let transport: Arc<dyn Transport> = gate.clone();
+    let mut sleep = gate.watch();
     let mut accel = argv::resolve_accel(settings.accel, os, kvm_usable());
     if accel == Accel::Tcg {
         tracing::warn!("no hardware acceleration: the VM runs under TCG emulation and is slow");
@@ -198,6 +203,7 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
             .iter()
             .map(|m| m.guest_path.clone())
             .collect(),
+        paused_since: None,
     };
     let result = loop {
         let spec = MachineSpec {
@@ -304,8 +310,19 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
         tracing::info!(boot_ms, "engine ready");
         state.phase = Phase::Running;
         state.boot_ms = Some(boot_ms);
+        state.paused_since = None;
         state.write(vm)?;
-        let control_task = tokio::spawn(control::run(transport.clone(), mirror.clone()));
+        let control_task = tokio::spawn(control::run(
+            transport.clone(),
+            mirror.clone(),
+            gate.watch(),
+        ));
+        gate.arm();
+        let idle_task = (settings.idle_pause_seconds > 0).then(|| {
+            let gate = gate.clone();
+            let after = Duration::from_secs(settings.idle_pause_seconds.into());
+            tokio::spawn(async move { gate.pause_when_idle(after).await })
+        });
         // `berth vm status` reads the guest's memory from the balloon's statistics.
         let q = vm.qmp_endpoint();
         if let Ok(Err(e)) =
@@ -314,16 +331,34 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
             tracing::warn!(error = %e, "no guest memory statistics");
         }
 
-        let exited = tokio::select! {
-            status = machine.qemu.wait() => Some(status),
-            _ = stop.recv() => None,
+        let exited = loop {
+            tokio::select! {
+                status = machine.qemu.wait() => break Some(status),
+                _ = stop.recv() => break None,
+                Ok(()) = sleep.changed() => {
+                    state.paused_since = match *sleep.borrow_and_update() {
+                        Sleep::Paused(since) => Some(since),
+                        Sleep::Awake => None,
+                    };
+                    state.write(vm)?;
+                }
+            }
         };
+        gate.disarm();
+        if let Some(t) = idle_task {
+            t.abort();
+        }
+        state.paused_since = None;
         control_task.abort();
         mirror.lock().await.clear();
         match exited {
             None => {
                 state.phase = Phase::Stopping;
                 state.write(vm)?;
+                // The agent's shutdown, and ACPI's, need a running guest.
+                if let Err(e) = gate.wake().await {
+                    tracing::warn!(error = %e, "could not resume the VM to shut it down");
+                }
                 shutdown(&mut machine, transport.as_ref(), vm, true).await;
                 break Ok(());
             }

@@ -1,6 +1,6 @@
 //! The control channel: announces published ports to the host, answers health
-//! pings, steps the clock when the host woke from sleep, and takes the
-//! shutdown request.
+//! pings and the idle pause's activity question, steps the clock when the host
+//! woke from sleep or resumed the VM, and takes the shutdown request.
 
 use std::sync::Arc;
 
@@ -67,6 +67,12 @@ where
                     }
                 }
                 Ok(Some(HostMsg::SetTime { unix_secs, nanos })) => set_time(unix_secs, nanos),
+                Ok(Some(HostMsg::Activity)) => {
+                    let a = super::activity::sample(&engine);
+                    if control::send(&mut w, &GuestMsg::Activity(a)).await.is_err() {
+                        return;
+                    }
+                }
                 Ok(Some(HostMsg::Shutdown)) => {
                     tracing::info!("the host asked for shutdown");
                     let _ = control::send(&mut w, &GuestMsg::ShuttingDown).await;

@@ -3,6 +3,7 @@
 //! The same handlers serve AF_VSOCK connections and the streams of the
 //! multiplexed serial transport, so nothing here knows which one the host uses.
 
+mod activity;
 mod control;
 mod forward;
 mod reclaim;
