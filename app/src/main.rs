@@ -120,6 +120,8 @@ enum VmCommand {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Rewrite the stopped VM's data disk without the space its guest freed.
+    Compact,
     /// Run the supervisor in the foreground (what `start` launches).
     Run,
 }
@@ -270,6 +272,20 @@ fn main() -> anyhow::Result<()> {
                 VmCommand::Stop => stop(&paths)?,
                 VmCommand::Status { json } => status(&paths, &vmp, json)?,
                 VmCommand::Logs { follow } => logs(&vmp, follow)?,
+                VmCommand::Compact => {
+                    let mib = |b: u64| b / (1024 * 1024);
+                    let done = vm::compact::compact(&vmp).map_err(|e| match e {
+                        vm::VmError::AlreadyRunning(_) => anyhow::anyhow!(
+                            "the VM is running; stop it first (berth vm stop), then compact"
+                        ),
+                        e => e.into(),
+                    })?;
+                    println!(
+                        "The data disk took {} MiB; it now takes {} MiB.",
+                        mib(done.before_bytes),
+                        mib(done.after_bytes)
+                    );
+                }
             }
         }
     }
@@ -562,28 +578,23 @@ fn stop(paths: &Paths) -> anyhow::Result<()> {
 fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
     let running = vm::running_supervisor(vmp).is_some();
     let state = VmState::read(vmp).filter(|_| running);
-    let engine = running && vm::ping(&endpoint_for(paths));
+    // A ping would wake a VM that idles paused; say so instead.
+    let paused_since = state.as_ref().and_then(|s| s.paused_since);
+    let engine = running && paused_since.is_none() && vm::ping(&endpoint_for(paths));
     let qemu = if running {
         vm::qmp::status(&vmp.qmp_endpoint()).ok()
     } else {
         None
     };
-    let guest_memory = if running {
-        vm::qmp::guest_memory(&vmp.qmp_endpoint()).ok().flatten()
-    } else {
-        None
-    };
-    let qemu_rss = state
-        .as_ref()
-        .and_then(|s| s.qemu_pid)
-        .and_then(berth::os::rss_bytes);
+    let usage = vm::usage::usage(vmp, state.as_ref());
     if json {
         let v = serde_json::json!({
             "running": running,
             "engine": engine,
             "qemu": qemu,
             "state": state,
-            "memory": { "guest": guest_memory, "qemuRssBytes": qemu_rss },
+            "memory": { "guest": usage.guest, "qemuRssBytes": usage.qemu_rss_bytes },
+            "usage": usage,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -600,7 +611,7 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
     );
     println!("accel:      {}", s.accel);
     let mib = |b: u64| b / (1024 * 1024);
-    match (guest_memory, qemu_rss) {
+    match (usage.guest, usage.qemu_rss_bytes) {
         (Some(m), rss) => println!(
             "memory:     guest {} MiB used, {} MiB cache, {} MiB free of {} MiB{}",
             mib(m.used_bytes),
@@ -613,6 +624,16 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
         (None, Some(r)) => println!("memory:     QEMU holds {} MiB", mib(r)),
         (None, None) => {}
     }
+    if let Some(b) = usage.disk_bytes {
+        println!(
+            "disk:       {} MiB on the host{}",
+            mib(b),
+            usage
+                .disk_limit_bytes
+                .map(|l| format!(" (grows to at most {} GiB)", l >> 30))
+                .unwrap_or_default()
+        );
+    }
     println!("transport:  {}", s.transport);
     if !s.transport_why.is_empty() {
         println!("            {}", s.transport_why);
@@ -621,10 +642,19 @@ fn status(paths: &Paths, vmp: &VmPaths, json: bool) -> anyhow::Result<()> {
     for f in &s.shared_folders {
         println!("  shared:   {f}");
     }
-    println!(
-        "engine:     {}",
-        if engine { "ready" } else { "not answering" }
-    );
+    match paused_since {
+        Some(since) => println!(
+            "engine:     paused while idle ({}s); the next docker command resumes it",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs().saturating_sub(since))
+                .unwrap_or_default()
+        ),
+        None => println!(
+            "engine:     {}",
+            if engine { "ready" } else { "not answering" }
+        ),
+    }
     println!("DOCKER_HOST={}", s.docker_host);
     if let Some(ms) = s.boot_ms {
         println!("boot:       {:.1}s", ms as f64 / 1000.0);

@@ -49,22 +49,34 @@ pub enum FileSharing {
 
 /// One host folder shared into the VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SharedFolder {
     pub path: PathBuf,
     #[serde(default)]
     pub read_only: bool,
 }
 
-/// Docker Desktop's defaults: the user's home (`/Users` holds it on macOS),
-/// and `C:\Users` on Windows.
+/// Docker Desktop's defaults: the user's home and `/tmp` (and on macOS
+/// `/var/folders`, where `$TMPDIR` points), and `C:\Users` on Windows, which
+/// holds both there. The guest keeps its own temporary files elsewhere, so the
+/// host's `/tmp` can be mounted over its `/tmp`.
 pub fn default_shared_folders(os: crate::paths::HostOs, home: Option<&Path>) -> Vec<SharedFolder> {
     use crate::paths::HostOs;
-    let path = match os {
-        HostOs::Windows => Some(PathBuf::from(r"C:\Users")),
-        HostOs::MacOs | HostOs::Linux => home.map(Path::to_path_buf),
+    let paths: Vec<PathBuf> = match os {
+        HostOs::Windows => vec![PathBuf::from(r"C:\Users")],
+        HostOs::Linux => home
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain([PathBuf::from("/tmp")])
+            .collect(),
+        HostOs::MacOs => home
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(["/tmp", "/var/folders"].map(PathBuf::from))
+            .collect(),
     };
-    path.into_iter()
+    paths
+        .into_iter()
         .map(|path| SharedFolder {
             path,
             read_only: false,
@@ -73,7 +85,7 @@ pub fn default_shared_folders(os: crate::paths::HostOs, home: Option<&Path>) -> 
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct VmSettings {
     pub cpus: u32,
     pub memory_mib: u32,
@@ -92,6 +104,10 @@ pub struct VmSettings {
     /// Host folders mounted in the VM at the same path, so `-v "$PWD":/app` works.
     pub shared_folders: Vec<SharedFolder>,
     pub file_sharing: FileSharing,
+    /// Pause the VM after this long with no client connected and the
+    /// containers idle (see `vm::idle`; 0: never); the next docker command or
+    /// published-port connection resumes it.
+    pub idle_pause_seconds: u32,
 }
 
 impl Default for VmSettings {
@@ -111,13 +127,14 @@ impl Default for VmSettings {
                 dirs::home_dir().as_deref(),
             ),
             file_sharing: FileSharing::Auto,
+            idle_pause_seconds: 300,
         }
     }
 }
 
 /// The desktop app's own settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppSettings {
     /// Open the app (and so the engine) when the user logs in.
     pub start_at_login: bool,
@@ -127,7 +144,7 @@ pub struct AppSettings {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     pub vm: VmSettings,
     pub app: AppSettings,
@@ -152,6 +169,15 @@ pub enum SettingsError {
         path: String,
         #[source]
         source: serde_json::Error,
+    },
+    /// A known key in the wrong object, the commonest slip in a hand-edited file.
+    #[error(
+        "{path}: \"{key}\" belongs inside \"{section}\", as in {{\"{section}\": {{\"{key}\": …}}}}"
+    )]
+    Misplaced {
+        path: String,
+        key: String,
+        section: &'static str,
     },
 }
 
@@ -187,11 +213,62 @@ impl Settings {
                 })
             }
         };
-        serde_json::from_str(&text).map_err(|source| SettingsError::Parse {
+        let parse_err = |source| SettingsError::Parse {
             path: path.display().to_string(),
             source,
-        })
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(parse_err)?;
+        if let Some((key, section)) = misplaced(&value) {
+            return Err(SettingsError::Misplaced {
+                path: path.display().to_string(),
+                key,
+                section,
+            });
+        }
+        // Anything else unknown (a typo) is refused by serde, naming the keys
+        // that place takes.
+        serde_json::from_value(value).map_err(parse_err)
     }
+}
+
+/// The first key that is not where it belongs: a VM or app setting at the top
+/// level, or one section's key inside the other; with the section it goes in.
+fn misplaced(v: &serde_json::Value) -> Option<(String, &'static str)> {
+    let keys = |v: serde_json::Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let vm = keys(serde_json::to_value(VmSettings::default()).ok()?);
+    let app = keys(serde_json::to_value(AppSettings::default()).ok()?);
+    let home = |k: &String| {
+        if vm.contains(k) {
+            Some("vm")
+        } else if app.contains(k) {
+            Some("app")
+        } else {
+            None
+        }
+    };
+    let top = v.as_object()?;
+    for (k, inner) in top {
+        match k.as_str() {
+            "vm" | "app" => {
+                for ik in inner.as_object().into_iter().flat_map(|o| o.keys()) {
+                    match home(ik) {
+                        Some(section) if section != k => return Some((ik.clone(), section)),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {
+                if let Some(section) = home(k) {
+                    return Some((k.clone(), section));
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -236,6 +313,31 @@ mod tests {
     }
 
     #[test]
+    fn unknown_and_misplaced_keys_are_refused_with_where_they_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("settings.json");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Settings::load(&p).unwrap_err().to_string()
+        };
+        let e = load(r#"{"memoryMib": 4096}"#);
+        assert!(
+            e.ends_with(r#""memoryMib" belongs inside "vm", as in {"vm": {"memoryMib": …}}"#),
+            "{e}"
+        );
+        let e = load(r#"{"vm": {"startAtLogin": true}}"#);
+        assert!(e.contains(r#""startAtLogin" belongs inside "app""#), "{e}");
+        let e = load(r#"{"vm": {"memoryMB": 4096}}"#);
+        assert!(
+            e.contains("unknown field `memoryMB`, expected one of"),
+            "{e}"
+        );
+        assert!(e.contains("`memoryMib`"), "{e}");
+        let e = load(r#"{"vm": {"sharedFolders": [{"path": "/x", "ro": true}]}}"#);
+        assert!(e.contains("unknown field `ro`"), "{e}");
+    }
+
+    #[test]
     fn saved_settings_load_back() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("berth/settings.json");
@@ -259,6 +361,12 @@ mod tests {
             default_shared_folders(HostOs::Windows, None)[0].path,
             PathBuf::from(r"C:\Users")
         );
-        assert!(default_shared_folders(HostOs::Linux, None).is_empty());
+        let linux = default_shared_folders(HostOs::Linux, Some(Path::new("/home/me")));
+        let paths: Vec<_> = linux.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(paths, [PathBuf::from("/home/me"), PathBuf::from("/tmp")]);
+        assert_eq!(default_shared_folders(HostOs::Linux, None).len(), 1);
+        assert!(default_shared_folders(HostOs::MacOs, Some(home))
+            .iter()
+            .any(|f| f.path == Path::new("/var/folders")));
     }
 }

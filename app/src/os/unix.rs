@@ -114,6 +114,12 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     Some(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
+/// What a file really takes on disk (a sparse qcow2 is much less than its length).
+pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
+}
+
 /// How a process ended, for logs: its exit code, or the signal that killed it.
 pub fn describe_exit(s: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;

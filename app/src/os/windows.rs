@@ -201,6 +201,11 @@ pub fn is_root() -> bool {
 }
 
 /// A process's resident memory (not read on Windows yet).
+/// What a file takes on disk: its length (Berth's disk image is not sparse there).
+pub fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
+
 pub fn rss_bytes(_pid: u32) -> Option<u64> {
     None
 }

@@ -8,7 +8,9 @@
 //! QMP `quit`, then SIGKILL).
 
 pub mod argv;
+pub mod compact;
 pub mod control;
+pub mod idle;
 pub mod image;
 pub mod lifecycle;
 mod link;
@@ -16,6 +18,7 @@ pub mod qmp;
 pub mod reset;
 pub mod shares;
 pub(crate) mod supervisor;
+pub mod usage;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -181,6 +184,10 @@ pub struct VmState {
     /// Guest paths of the shared folders.
     #[serde(default)]
     pub shared_folders: Vec<String>,
+    /// Paused for being idle since this time (unix seconds); the next docker
+    /// command or published-port connection resumes it.
+    #[serde(default)]
+    pub paused_since: Option<u64>,
 }
 
 impl VmState {
@@ -220,10 +227,21 @@ pub fn ensure_disk(path: &Path, gib: u32) -> Result<bool, VmError> {
     if path.exists() {
         return Ok(false);
     }
+    qemu_img(&[
+        "create".as_ref(),
+        "-q".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        path.as_os_str(),
+        format!("{gib}G").as_ref(),
+    ])?;
+    Ok(true)
+}
+
+/// Runs `qemu-img`; its stderr is the error.
+pub(crate) fn qemu_img(args: &[&std::ffi::OsStr]) -> Result<(), VmError> {
     let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(path)
-        .arg(format!("{gib}G"))
+        .args(args)
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => VmError::MissingProgram("qemu-img"),
@@ -237,7 +255,7 @@ pub fn ensure_disk(path: &Path, gib: u32) -> Result<bool, VmError> {
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
-    Ok(true)
+    Ok(())
 }
 
 /// A minimal `GET /_ping` over a unix socket (see [`ping`]).
@@ -311,6 +329,7 @@ mod tests {
             boot_ms: Some(4000),
             file_sharing: "virtiofs".into(),
             shared_folders: vec!["/home/me".into()],
+            paused_since: Some(1_700_000_000),
         };
         s.write(&paths).unwrap();
         assert_eq!(VmState::read(&paths), Some(s));
