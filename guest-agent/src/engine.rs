@@ -90,6 +90,10 @@ impl Engine {
             &config.root.join("image"),
             config.insecure_registries.clone(),
         )?;
+        if config.host_link.is_some() {
+            // In Berth's VM the user's `localhost:5000` is the host's.
+            crate::images::reference::route_loopback_via(&berth_proto::HOST_NET_ADDR.to_string());
+        }
         let id = engine_id(&config.root.join("engine-id"))?;
         tracing::debug!(ms = t.elapsed().as_millis() as u64, "image store open");
         // Build contexts of builds a crash interrupted.

@@ -328,7 +328,8 @@ impl ImageService {
     ) -> Result<Resolved, ImageError> {
         let client = self.registry_client(reference);
         let auth = creds.to_auth();
-        let oci = reference.oci();
+        let wire = reference.wire();
+        let oci = &*wire;
         let (top_bytes, top_digest) = client
             .pull_manifest_raw(oci, &auth, ACCEPT)
             .await
@@ -390,7 +391,7 @@ impl ImageService {
         let mut config_bytes = Vec::new();
         resolved
             .client
-            .pull_blob(r.oci(), &manifest.config, &mut config_bytes)
+            .pull_blob(&r.wire(), &manifest.config, &mut config_bytes)
             .await
             .map_err(|e| registry_error(r, e))?;
         let config: ConfigFile = serde_json::from_slice(&config_bytes)
@@ -525,7 +526,7 @@ async fn fetch_layer(
     let id = short(&desc.digest).to_string();
     hex_of(&desc.digest)?;
     let mut blob = client
-        .pull_blob_stream(r.oci(), desc)
+        .pull_blob_stream(&r.wire(), desc)
         .await
         .map_err(|e| registry_error(r, e))?;
     let total = blob

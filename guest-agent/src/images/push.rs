@@ -101,7 +101,8 @@ impl ImageService {
             send(Progress::line(Some(short(&l.digest)), "Preparing")).await;
         }
         let client = self.registry_client(reference);
-        let oci = reference.oci();
+        let wire = reference.wire();
+        let oci = &*wire;
         client
             .auth(oci, &creds.to_auth(), RegistryOperation::Push)
             .await
@@ -115,7 +116,10 @@ impl ImageService {
             // Another repository of the same registry with an image holding this layer:
             // mount the blob from there instead of uploading it.
             if let Some(from) = self.sibling_repo(diff_id, reference) {
-                if client.mount_blob(oci, from.oci(), &l.digest).await.is_ok()
+                if client
+                    .mount_blob(oci, &from.wire(), &l.digest)
+                    .await
+                    .is_ok()
                     && client.blob_exists(oci, &l.digest).await.unwrap_or(false)
                 {
                     send(Progress::line(

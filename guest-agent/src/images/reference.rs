@@ -2,7 +2,9 @@
 //! normalisation (`busybox` → `docker.io/library/busybox:latest`) and the "familiar"
 //! form the CLI prints (`busybox:latest`, `127.0.0.1:5000/app:1`).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 use oci_client::Reference;
 
@@ -112,8 +114,35 @@ impl ImageRef {
         Ok(r)
     }
 
-    pub fn oci(&self) -> &Reference {
-        &self.inner
+    /// The reference as sent to its registry. In Berth's VM a registry on the
+    /// host's loopback (`localhost:5000`, `127.0.0.1:5000`) is reached through
+    /// the address QEMU gives the host (see [`route_loopback_via`]), so users
+    /// type the same name as with a native engine; the image keeps that name.
+    pub fn wire(&self) -> Cow<'_, Reference> {
+        self.routed(LOOPBACK_VIA.get().map(String::as_str))
+    }
+
+    fn routed(&self, loopback_via: Option<&str>) -> Cow<'_, Reference> {
+        match loopback_via {
+            Some(host) if is_loopback_host(self.registry()) => {
+                let port = port_of(self.registry());
+                let registry = match port {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.to_string(),
+                };
+                let (repo, tag, digest) = (
+                    self.repository().to_string(),
+                    self.tag().map(str::to_string),
+                    self.digest().map(str::to_string),
+                );
+                Cow::Owned(match (tag, digest) {
+                    (_, Some(d)) => Reference::with_digest(registry, repo, d),
+                    (Some(t), None) => Reference::with_tag(registry, repo, t),
+                    (None, None) => Reference::with_tag(registry, repo, "latest".into()),
+                })
+            }
+            _ => Cow::Borrowed(&self.inner),
+        }
     }
     pub fn registry(&self) -> &str {
         self.inner.registry()
@@ -253,6 +282,25 @@ pub fn familiar_name(registry: &str, repository: &str) -> String {
 }
 
 /// Whether `host[:port]` names this machine.
+/// Where loopback registries are reached instead; set once, in Berth's VM.
+static LOOPBACK_VIA: OnceLock<String> = OnceLock::new();
+
+/// Sends registry traffic for `localhost`/`127.0.0.0/8`/`::1` names to `host`
+/// (the VM's way to the host's loopback). Process-wide: the engine sets it
+/// once at start; a second call is ignored.
+pub fn route_loopback_via(host: &str) {
+    let _ = LOOPBACK_VIA.set(host.to_string());
+}
+
+/// The port of `host:port` or `[v6]:port`.
+fn port_of(registry: &str) -> Option<&str> {
+    let port = match registry.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:")?.1,
+        None => registry.split_once(':')?.1,
+    };
+    (!port.is_empty()).then_some(port)
+}
+
 pub fn is_loopback_host(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
@@ -328,6 +376,24 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_registries_are_routed_and_keep_their_name() {
+        let via = Some("10.0.2.2");
+        let r = ImageRef::parse("localhost:5000/app:1").unwrap();
+        assert_eq!(r.routed(via).whole(), "10.0.2.2:5000/app:1");
+        assert_eq!(r.to_string(), "localhost:5000/app:1");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = ImageRef::parse(&format!("127.0.0.1:5055/x/y@{d}")).unwrap();
+        assert_eq!(r.routed(via).whole(), format!("10.0.2.2:5055/x/y@{d}"));
+        let r = ImageRef::parse("[::1]:6000/app").unwrap();
+        assert_eq!(r.routed(via).whole(), "10.0.2.2:6000/app:latest");
+        // Elsewhere, and without a route (a native engine), nothing changes.
+        let r = ImageRef::parse("reg.example:5000/app").unwrap();
+        assert_eq!(r.routed(via).whole(), "reg.example:5000/app:latest");
+        let r = ImageRef::parse("localhost:5000/app").unwrap();
+        assert_eq!(r.routed(None).whole(), "localhost:5000/app:latest");
+    }
 
     #[test]
     fn normalises_like_docker() {
