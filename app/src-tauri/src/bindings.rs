@@ -15,7 +15,7 @@ const FILE: &str = "../../frontend/src/lib/model.ts";
 
 /// The types `berth::settings` and `berth::vm` own; the library has no
 /// TypeScript derive, so `settings.ts` keeps them by hand.
-const FOREIGN: &str = r#"import type { Settings, VmState } from "./settings";"#;
+const FOREIGN: &str = r#"import type { Settings, VmState, VmUsage } from "./settings";"#;
 
 fn decl<T: TS + 'static>(cfg: &Config) -> String {
     format!("{}export {}\n", T::docs().unwrap_or_default(), T::decl(cfg))

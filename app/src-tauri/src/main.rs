@@ -13,6 +13,7 @@ mod engine;
 mod model;
 mod streams;
 mod tray;
+mod watch;
 
 /// When the process started, for the first-paint log line.
 pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -30,6 +31,7 @@ fn main() -> anyhow::Result<()> {
     tauri::Builder::default()
         .plugin(tauri_plugin_opener::init())
         .manage(commands::App {
+            engine: watch::EngineWatch::start(docker.clone()),
             docker,
             streams: Default::default(),
             usage: Default::default(),

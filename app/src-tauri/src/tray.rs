@@ -1,8 +1,6 @@
 //! The tray icon: the engine's state at a glance, the window, the VM's start
 //! and stop, and quit — what Docker Desktop's whale menu offers.
 
-use std::time::Duration;
-
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager};
@@ -66,19 +64,20 @@ pub fn install(app: &AppHandle) -> tauri::Result<()> {
     }
     tray.build(app)?;
 
-    // Keep the status line current, with the client the commands use.
-    let docker = app.state::<crate::commands::App>().docker.clone().ok();
+    // Keep the status line current: the app's engine watcher says when it changes.
+    let configured = app.state::<crate::commands::App>().docker.is_ok();
+    let mut follow = app.state::<crate::commands::App>().engine.follow_status();
     tauri::async_runtime::spawn(async move {
         loop {
-            let text = match &docker {
-                Some(d) => match crate::engine::status(d).await.state {
-                    "running" => "Engine: running",
-                    _ => "Engine: stopped",
-                },
-                None => "Engine: not configured",
+            let text = match (configured, follow.borrow_and_update().state) {
+                (false, _) => "Engine: not configured",
+                (true, "running") => "Engine: running",
+                (true, _) => "Engine: stopped",
             };
             let _ = status.set_text(text);
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            if follow.changed().await.is_err() {
+                return;
+            }
         }
     });
     Ok(())

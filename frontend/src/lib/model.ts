@@ -1,6 +1,6 @@
 // Generated from app/src-tauri's Rust types by `cargo test -p berth-desktop`
 // (src/bindings.rs); do not edit. BERTH_BLESS=1 on that test rewrites it.
-import type { Settings, VmState } from "./settings";
+import type { Settings, VmState, VmUsage } from "./settings";
 
 export type EngineStatus = {
 /**
@@ -116,6 +116,10 @@ export type Troubleshoot = {
  * The VM supervisor's published state, when it runs.
  */
 vm: VmState | null,
+/**
+ * Guest memory, QEMU's RSS and the data disk's real size.
+ */
+usage: VmUsage,
 /**
  * The last lines of the VM's console.
  */

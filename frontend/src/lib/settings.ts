@@ -15,6 +15,7 @@ export type VmSettings = {
   debug: boolean;
   sharedFolders: SharedFolder[];
   fileSharing: string;
+  idlePauseSeconds: number;
 };
 export type Settings = { vm: VmSettings; app: { startAtLogin: boolean; welcomeDone?: boolean } };
 
@@ -30,4 +31,15 @@ export type VmState = {
   restarts: number;
   lastCrash: string | null;
   fileSharing: string;
+  /** Paused while idle since this time (unix seconds). */
+  pausedSince?: number | null;
+};
+
+export type GuestMemory = { totalBytes: number; freeBytes: number; cachedBytes: number; usedBytes: number };
+/** What the VM costs the host (app/src/vm/usage.rs). */
+export type VmUsage = {
+  guest: GuestMemory | null;
+  qemuRssBytes: number | null;
+  diskBytes: number | null;
+  diskLimitBytes: number | null;
 };

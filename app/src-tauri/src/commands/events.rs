@@ -1,26 +1,26 @@
 //! Engine events over a channel, so lists refresh when something changes
-//! instead of polling.
+//! instead of polling. Every page shares the app's one events stream
+//! (`crate::watch`).
 
-use bollard::query_parameters as q;
-use futures_util::StreamExt;
 use tauri::ipc::Channel;
 use tauri::State;
+use tokio::sync::broadcast::error::RecvError;
 
-use super::{docker, App, Res};
+use super::{App, Res};
 
 /// Each event as `TYPE ACTION` (`container start`); the page only needs to
 /// know that something changed.
 #[tauri::command]
 pub async fn watch_events(app: State<'_, App>, on_event: Channel<String>) -> Res<u64> {
-    let d = docker(&app)?.clone();
+    let mut events = app.engine.follow_events();
     Ok(app.streams.spawn(async move {
-        let mut s = d.events(None::<q::EventsOptions>);
-        while let Some(Ok(ev)) = s.next().await {
-            let what = format!(
-                "{} {}",
-                ev.typ.map(|t| t.to_string()).unwrap_or_default(),
-                ev.action.unwrap_or_default()
-            );
+        loop {
+            let what = match events.recv().await {
+                Ok(what) => what,
+                // Missed some: any event makes the page reload its list.
+                Err(RecvError::Lagged(_)) => "resync".to_string(),
+                Err(RecvError::Closed) => break,
+            };
             if on_event.send(what).is_err() {
                 break;
             }

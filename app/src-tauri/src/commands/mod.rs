@@ -27,9 +27,11 @@ pub mod vm;
 pub mod volumes;
 pub mod welcome;
 
-/// What every command shares: the engine client and the open streams.
+/// What every command shares: the engine client, its watcher and the open
+/// streams.
 pub struct App {
     pub docker: Result<Docker, String>,
+    pub engine: std::sync::Arc<crate::watch::EngineWatch>,
     pub streams: Streams,
     /// The last CPU counters seen per container, for `list_usage`.
     pub usage: std::sync::Mutex<HashMap<String, model::CpuCounters>>,
