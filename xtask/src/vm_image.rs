@@ -89,6 +89,11 @@ pub fn build(arch: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("unknown arch {arch:?} (x86_64 or aarch64)"))?;
     step(&format!("vm image ({})", spec.name));
     deps::ensure_packages(VM_PACKAGES)?;
+    // The fast paths `berth vm start` looks for next to target/debug/berth
+    // (target/tools/bin): without them it falls back to the serial transport
+    // and 9p, and says so.
+    deps::ensure_vhost_device_vsock()?;
+    deps::ensure_virtiofsd()?;
     let out_dir = target_dir().join("vm-image").join(spec.name);
     let cache = target_dir().join("vm-image/cache").join(spec.name);
     std::fs::create_dir_all(&out_dir)?;

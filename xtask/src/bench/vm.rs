@@ -2,7 +2,10 @@
 //! (`berth vm start` until the engine answers on the host socket), warm
 //! `docker run --rm IMG true` through the VM and on native Berth, the `_ping`
 //! round trip through the forwarder (what each API call pays for crossing into
-//! the VM), QEMU's idle RSS and the guest image's size.
+//! the VM), QEMU's idle RSS and the guest image's size; then what the VM keeps
+//! (QEMU's RSS and PSS idle, at a 600 MB workload's peak and 60 s after it, its
+//! CPU awake-idle and paused, the wake from an idle pause, the data disk's file
+//! after 500 MB written and removed).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -117,17 +120,165 @@ impl Drop for BerthVm {
     }
 }
 
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
+/// A `Field:   N kB` line of a `/proc/PID/…` file, in MB.
+fn proc_mb(pid: u32, file: &str, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    let kb: f64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
         .ok()?;
     Some(kb / 1024.0)
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    proc_mb(pid, "status", "VmRSS:")
+}
+
+/// QEMU's proportional share of memory.
+fn pss_mb(pid: u32) -> Option<f64> {
+    proc_mb(pid, "smaps_rollup", "Pss:")
+}
+
+/// A process's CPU time (user + system), in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// QEMU's CPU use over `over`, in percent of one core.
+fn cpu_percent(pid: u32, over: Duration) -> Option<f64> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let a = cpu_ticks(pid)?;
+    std::thread::sleep(over);
+    let b = cpu_ticks(pid)?;
+    Some((b - a) as f64 / hz / over.as_secs_f64() * 100.0)
+}
+
+/// Whether the supervisor has paused the idle VM (its state file; `berth vm
+/// status` would ping the engine, which counts as activity).
+fn paused(vm: &BerthVm) -> bool {
+    std::fs::read_to_string(vm.dir.join("home/vm/state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| s["pausedSince"].is_u64())
+}
+
+fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// What the VM keeps and costs when idle, in rows.
+struct Footprint {
+    rss_idle: Samples,
+    pss_idle: Samples,
+    rss_peak: Samples,
+    rss_after: Samples,
+    pss_after: Samples,
+    cpu_awake: Samples,
+    cpu_paused: Samples,
+    wake_ms: Samples,
+    disk_full: Samples,
+    disk_after: Samples,
+}
+
+const WAKES: usize = 5;
+
+fn footprint(vm: &BerthVm, image: &str) -> anyhow::Result<Footprint> {
+    let pid = vm.qemu_pid().context("no QEMU pid")?;
+    let one = |v: Option<f64>, what: &str| v.map(|v| vec![v]).ok_or_else(|| what.to_string());
+    let rss_idle = one(rss_mb(pid), "no RSS");
+    let pss_idle = one(pss_mb(pid), "no PSS");
+    // Awake and idle: right after a request, inside the idle window.
+    vm.docker(&["version"]).map_err(anyhow::Error::msg)?;
+    let cpu_awake = one(cpu_percent(pid, Duration::from_secs(4)), "no CPU time");
+
+    println!("  600 MB workload in the guest");
+    vm.docker(&[
+        "run",
+        "--name",
+        "big",
+        image,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/big bs=1M count=600 2>/dev/null && sync && cat /big >/dev/null",
+    ])
+    .map_err(anyhow::Error::msg)?;
+    let rss_peak = one(rss_mb(pid), "no RSS");
+    vm.docker(&["rm", "big"]).map_err(anyhow::Error::msg)?;
+    std::thread::sleep(Duration::from_secs(60));
+    let rss_after = one(rss_mb(pid), "no RSS");
+    let pss_after = one(pss_mb(pid), "no PSS");
+
+    println!("  500 MB written into a volume and removed");
+    let disk = vm.dir.join("home/vm/data.qcow2");
+    let allocated = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&disk).map(|m| m.blocks() as f64 * 512.0 / 1e6)
+    };
+    vm.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "big:/data",
+        image,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/data/big bs=1M count=500 2>/dev/null && sync",
+    ])
+    .map_err(anyhow::Error::msg)?;
+    let disk_full = allocated().map(|v| vec![v]).map_err(|e| e.to_string());
+    vm.docker(&["volume", "rm", "big"])
+        .map_err(anyhow::Error::msg)?;
+    // The idle engine trims within half a minute or so; then the VM pauses.
+    let mut wake_ms = Vec::new();
+    let mut cpu_paused = Err("the VM never paused".to_string());
+    for i in 0..WAKES {
+        check_interrupted()?;
+        if !wait_until(Duration::from_secs(120), || paused(vm)) {
+            break;
+        }
+        if i == 0 {
+            cpu_paused = one(cpu_percent(pid, Duration::from_secs(4)), "no CPU time");
+        }
+        let t = time_pings(&vm.socket(), 1);
+        match t {
+            Ok(v) => wake_ms.extend(v),
+            Err(e) => bail!("waking the VM: {e}"),
+        }
+    }
+    let disk_after = allocated().map(|v| vec![v]).map_err(|e| e.to_string());
+    let wake_ms = if wake_ms.is_empty() {
+        Err("the VM never paused".to_string())
+    } else {
+        Ok(wake_ms)
+    };
+    Ok(Footprint {
+        rss_idle,
+        pss_idle,
+        rss_peak,
+        rss_after,
+        pss_after,
+        cpu_awake,
+        cpu_paused,
+        wake_ms,
+        disk_full,
+        disk_after,
+    })
 }
 
 fn time_runs(
@@ -191,7 +342,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
 
     let vm = BerthVm::new(
         "vm",
-        serde_json::json!({ "insecureRegistries": [guest_reg] }),
+        serde_json::json!({ "insecureRegistries": [guest_reg], "idlePauseSeconds": 10 }),
     )?;
 
     let boots = if opts.quick { QUICK_BOOTS } else { BOOTS };
@@ -219,6 +370,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
     vm.docker(&["pull", "-q", &guest_image])
         .map_err(|e| anyhow::anyhow!("pull in the VM: {e}"))?;
     let through_vm = time_runs("VM", runs, |a| vm.docker(a), &guest_image)?;
+    let fp = footprint(&vm, &guest_image)?;
     drop(vm);
 
     let native = Engine::berth(&opts.berth_bin)?;
@@ -248,6 +400,15 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
          {runs} timed runs after a warm-up on each path. Targets: boot ≤ 6 s (TCG), image ≤ 40 MB, \
          forwarding ≤ 5 ms per `docker run`"
     ));
+    report.notes.push(format!(
+        "vm: footprint with idlePauseSeconds = 10: QEMU's memory idle, at the peak of a \
+         container that wrote and read 600 MB, and 60 s after it was removed (free-page \
+         reporting and the idle cache drop); QEMU's CPU while idle-awake and while paused \
+         (4 s each); {WAKES} wakes from an idle pause, each a `_ping` on a fresh connection \
+         (QMP `cont`, clock step, then the request; target ≤ 100 ms, Docker Desktop's \
+         Resource Saver takes 3–10 s); the data disk's file after 500 MB written into a \
+         volume and after it was removed and the idle engine trimmed"
+    ));
     let none = || Ok(Vec::new());
     let rows = [
         ("VM cold boot → engine ready (TCG)", "s", 2, Ok(boot)),
@@ -270,6 +431,26 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
             pings,
         ),
         ("QEMU RSS, idle", "MB", 0, rss),
+        ("QEMU RSS, idle after the timed runs", "MB", 0, fp.rss_idle),
+        ("QEMU PSS, idle", "MB", 0, fp.pss_idle),
+        ("QEMU RSS at a 600 MB workload's peak", "MB", 0, fp.rss_peak),
+        ("QEMU RSS 60 s after it was removed", "MB", 0, fp.rss_after),
+        ("QEMU PSS 60 s after it was removed", "MB", 0, fp.pss_after),
+        ("QEMU CPU, idle and awake", "% core", 1, fp.cpu_awake),
+        ("QEMU CPU, paused while idle", "% core", 1, fp.cpu_paused),
+        (
+            "wake from idle pause → `_ping` answered",
+            "ms",
+            1,
+            fp.wake_ms,
+        ),
+        ("data disk file after 500 MB written", "MB", 0, fp.disk_full),
+        (
+            "data disk file after it was removed",
+            "MB",
+            0,
+            fp.disk_after,
+        ),
         (
             "guest image (kernel + initramfs)",
             "MB",
