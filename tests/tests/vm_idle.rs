@@ -2,7 +2,10 @@
 //! `idlePauseSeconds` = 5 and only an idle web server running, the VM pauses;
 //! `docker ps` and a request on the server's published port each resume it
 //! and succeed, 20 times over; the container is never restarted, and the
-//! guest's clock is stepped back to the host's after every pause.
+//! guest's clock is stepped back to the host's after every pause. Over the
+//! serial transport: this machine has no kernel vhost-vsock, and the hybrid
+//! backend (vhost-device-vsock) does not survive a pause, so the supervisor
+//! leaves idle pause off with it.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,6 +56,7 @@ fn an_idle_vm_pauses_and_wakes_on_docker_and_published_ports() {
     let vm = Vm::start(serde_json::json!({
         "insecureRegistries": [reg],
         "idlePauseSeconds": 5,
+        "transport": "serial",
     }))
     .unwrap();
     let port = berth_tests::free_port().unwrap();
@@ -118,7 +122,7 @@ fn an_idle_vm_pauses_and_wakes_on_docker_and_published_ports() {
     ]);
     assert_eq!(state.trim(), format!("running 0 {}", started.trim()));
     let guest: i64 = vm
-        .docker_ok(&["exec", "web", "date", "+%s"])
+        .docker_ok(&["exec", "web", "busybox", "date", "+%s"])
         .trim()
         .parse()
         .unwrap();
@@ -141,6 +145,7 @@ fn a_busy_container_keeps_the_vm_running() {
     let vm = Vm::start(serde_json::json!({
         "insecureRegistries": [reg],
         "idlePauseSeconds": 3,
+        "transport": "serial",
     }))
     .unwrap();
     vm.docker_ok(&["pull", &image]);

@@ -36,6 +36,9 @@ pub trait Transport: Send + Sync {
     fn connect(&self, port: u32) -> ConnectFuture<'_>;
     /// For logs and `berth vm status`.
     fn name(&self) -> &'static str;
+    /// The link stopped answering: start afresh on the next connect (a
+    /// multiplexed session is replaced; plain connections need nothing).
+    fn reset(&self) {}
 }
 
 /// Sends `GET /_ping` on a fresh API stream; true when the engine answers OK.

@@ -30,6 +30,8 @@ pub enum Pipe {
 pub struct Muxed {
     pipe: Pipe,
     session: Mutex<Option<MuxClient>>,
+    /// [`Transport::reset`] was called: the next connect opens a new session.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl Muxed {
@@ -37,6 +39,7 @@ impl Muxed {
         Muxed {
             pipe,
             session: Mutex::new(None),
+            stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -51,6 +54,11 @@ impl Muxed {
 
     async fn client(&self) -> io::Result<MuxClient> {
         let mut session = self.session.lock().await;
+        if self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            // Dropping the last handle ends the old session's task, which
+            // closes its pipe and every stream still on it.
+            *session = None;
+        }
         if let Some(c) = session.as_ref() {
             if !c.is_closed() {
                 return Ok(c.clone());
@@ -76,6 +84,10 @@ impl Transport for Muxed {
                 }
             }
         })
+    }
+
+    fn reset(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use berth_proto::control::{self, GuestMsg, HostMsg};
 use tokio::io::BufReader;
 use tokio::sync::{watch, Mutex};
 
-use super::idle::Sleep;
+use super::Sleep;
 use crate::forward::ports::PortMirror;
 use crate::transport::Transport;
 

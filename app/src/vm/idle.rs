@@ -27,18 +27,12 @@ use berth_proto::control::Activity;
 
 use super::argv::Endpoint;
 use super::qmp;
+pub use super::Sleep;
 use crate::transport::{BoxStream, ConnectFuture, Transport};
 
-/// Whether the VM is paused, for the supervisor's state file and the control
-/// channel (which steps the guest's clock on every resume).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sleep {
-    Awake,
-    /// Paused since this wall-clock time (unix seconds).
-    Paused(u64),
-}
-
 struct Shared {
+    /// The bare transport.
+    inner: Arc<dyn Transport>,
     qmp: Endpoint,
     /// Streams that hold the VM awake.
     open: AtomicUsize,
@@ -81,6 +75,15 @@ impl Shared {
             .await
             .map_err(io::Error::other)?
             .map_err(|e| io::Error::other(format!("resuming the paused VM: {e}")))?;
+        // A vhost-user backend stops and restarts its rings with the VM, and
+        // hybrid vsock's session has been seen to stall across that (about
+        // one resume in 25 here): ask the guest, and on silence start a new
+        // session before any client's stream goes on the old one.
+        let probe = tokio::time::timeout(PROBE, super::control::activity(self.inner.as_ref()));
+        if !matches!(probe.await, Ok(Ok(_))) {
+            tracing::warn!("the guest's link did not answer after the resume; reconnecting it");
+            self.inner.reset();
+        }
         self.paused.store(false, Ordering::SeqCst);
         self.touch();
         self.sleep.send_replace(Sleep::Awake);
@@ -132,8 +135,9 @@ pub struct IdleGate {
 impl IdleGate {
     pub fn new(inner: Arc<dyn Transport>, qmp: Endpoint) -> IdleGate {
         IdleGate {
-            inner,
+            inner: inner.clone(),
             shared: Arc::new(Shared {
+                inner,
                 qmp,
                 open: AtomicUsize::new(0),
                 last_busy: StdMutex::new(Instant::now()),
@@ -189,6 +193,11 @@ impl IdleGate {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::debug!(error = %e, "not pausing: the guest did not say what runs");
+                    // A stalled link is replaced; a booting or busy guest
+                    // just answers next time.
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        self.inner.reset();
+                    }
                     history.clear();
                     continue;
                 }
@@ -223,6 +232,9 @@ impl IdleGate {
         }
     }
 }
+
+/// How long the guest may take to answer right after a resume.
+const PROBE: Duration = Duration::from_secs(2);
 
 /// Containers that used more CPU than this share of one core over the idle
 /// window keep the VM running: an idle server waiting for requests uses next
@@ -274,6 +286,10 @@ impl Transport for IdleGate {
 
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn reset(&self) {
+        self.inner.reset()
     }
 }
 

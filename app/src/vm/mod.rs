@@ -151,6 +151,16 @@ impl VmPaths {
     }
 }
 
+/// Whether the VM is paused while idle ([`idle`]), for the supervisor's state
+/// file and the control channel (which steps the guest's clock on every
+/// resume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sleep {
+    Awake,
+    /// Paused since this wall-clock time (unix seconds).
+    Paused(u64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {

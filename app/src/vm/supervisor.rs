@@ -318,7 +318,17 @@ async fn run(opts: &SuperviseOptions, vm: &VmPaths) -> Result<(), VmError> {
             gate.watch(),
         ));
         gate.arm();
-        let idle_task = (settings.idle_pause_seconds > 0).then(|| {
+        // vhost-device-vsock has been seen to lose its rings across a QMP
+        // stop/cont (the link never answers again, about one pause in 25
+        // here); kernel vhost-vsock and the serial mux come back intact.
+        let pausable = kind != crate::settings::TransportKind::Hybrid;
+        if settings.idle_pause_seconds > 0 && !pausable {
+            tracing::warn!(
+                "idle pause is off with hybrid vsock (vhost-device-vsock does not survive a pause); \
+                 load vhost_vsock (sudo modprobe vhost_vsock) or set \"transport\": \"serial\" to have it"
+            );
+        }
+        let idle_task = (settings.idle_pause_seconds > 0 && pausable).then(|| {
             let gate = gate.clone();
             let after = Duration::from_secs(settings.idle_pause_seconds.into());
             tokio::spawn(async move { gate.pause_when_idle(after).await })

@@ -246,10 +246,13 @@ fn footprint(vm: &BerthVm, image: &str) -> anyhow::Result<Footprint> {
         .map_err(anyhow::Error::msg)?;
     // The idle engine trims within half a minute or so; then the VM pauses.
     let mut wake_ms = Vec::new();
-    let mut cpu_paused = Err("the VM never paused".to_string());
+    let never = "not paused: idle pause is off with hybrid vsock".to_string();
+    let mut cpu_paused = Err(never.clone());
     for i in 0..WAKES {
         check_interrupted()?;
-        if !wait_until(Duration::from_secs(120), || paused(vm)) {
+        // (Hybrid vsock, this bench's transport, leaves idle pause off; see
+        // app/src/vm/supervisor.rs. The rows then say so.)
+        if !wait_until(Duration::from_secs(60), || paused(vm)) {
             break;
         }
         if i == 0 {
@@ -263,7 +266,7 @@ fn footprint(vm: &BerthVm, image: &str) -> anyhow::Result<Footprint> {
     }
     let disk_after = allocated().map(|v| vec![v]).map_err(|e| e.to_string());
     let wake_ms = if wake_ms.is_empty() {
-        Err("the VM never paused".to_string())
+        Err(never)
     } else {
         Ok(wake_ms)
     };
