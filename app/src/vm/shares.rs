@@ -107,11 +107,20 @@ pub fn plan(
             .iter()
             .find(|p| Path::new(&g).starts_with(&p.mount.guest_path))
         {
-            warnings.push(format!(
-                "shared folder {} is inside {}, which is shared already; skipped",
-                f.path.display(),
-                parent.host_path.display()
-            ));
+            // Covered by its parent; worth a word only when the two disagree
+            // on read-only, since the parent's mount decides.
+            if f.read_only != parent.mount.read_only {
+                warnings.push(format!(
+                    "shared folder {} is inside {}, which is shared already ({}); skipped",
+                    f.path.display(),
+                    parent.host_path.display(),
+                    if parent.mount.read_only {
+                        "read-only"
+                    } else {
+                        "writable"
+                    }
+                ));
+            }
             continue;
         }
         out.push(PlannedShare {
@@ -196,6 +205,16 @@ mod tests {
         assert!(w
             .iter()
             .any(|w| w.contains("/home/me/src is inside /home/me/")));
+
+        // The defaults with a home under /tmp: covered, nothing to say.
+        let (s, w) = plan(
+            HostOs::Linux,
+            &[folder("/tmp/x/home", false), folder("/tmp", false)],
+            ShareFs::Virtiofs,
+            |_| true,
+        );
+        assert_eq!(s.len(), 1);
+        assert!(w.is_empty(), "{w:?}");
 
         let (s, _) = plan(
             HostOs::Windows,
