@@ -128,14 +128,12 @@ impl Shared {
 
 /// The VM's transport, with idle accounting and wake-on-connect.
 pub struct IdleGate {
-    inner: Arc<dyn Transport>,
     shared: Arc<Shared>,
 }
 
 impl IdleGate {
     pub fn new(inner: Arc<dyn Transport>, qmp: Endpoint) -> IdleGate {
         IdleGate {
-            inner: inner.clone(),
             shared: Arc::new(Shared {
                 inner,
                 qmp,
@@ -189,14 +187,14 @@ impl IdleGate {
                 history.clear();
                 continue;
             }
-            let now = match super::control::activity(self.inner.as_ref()).await {
+            let now = match super::control::activity(self.shared.inner.as_ref()).await {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::debug!(error = %e, "not pausing: the guest did not say what runs");
                     // A stalled link is replaced; a booting or busy guest
                     // just answers next time.
                     if e.kind() == io::ErrorKind::TimedOut {
-                        self.inner.reset();
+                        self.shared.inner.reset();
                     }
                     history.clear();
                     continue;
@@ -272,7 +270,7 @@ impl Transport for IdleGate {
             // the resume and the connect.
             let hold = (port != berth_proto::CONTROL_PORT).then(|| Hold::new(&self.shared));
             self.shared.wake().await?;
-            let stream = self.inner.connect(port).await?;
+            let stream = self.shared.inner.connect(port).await?;
             Ok(match hold {
                 Some(hold) => Box::new(Held {
                     stream,
@@ -285,11 +283,11 @@ impl Transport for IdleGate {
     }
 
     fn name(&self) -> &'static str {
-        self.inner.name()
+        self.shared.inner.name()
     }
 
     fn reset(&self) {
-        self.inner.reset()
+        self.shared.inner.reset()
     }
 }
 
