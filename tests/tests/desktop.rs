@@ -437,12 +437,11 @@ async fn session(
     // Its terminal: keys go to xterm's input, output shows in its rows.
     click(c, "[data-testid=tab-terminal]").await?;
     let input = until(long, "the terminal", || async {
-        c.find(Locator::Css("[data-testid=terminal] textarea"))
+        c.find(Locator::Css("[data-testid=terminal][data-ready=true] textarea"))
             .await
             .ok()
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     input.send_keys("echo term-$((6*7))\n").await?;
     until(long, "the terminal's output", || async {
         text_of(c, "[data-testid=terminal] .xterm-rows")
