@@ -662,6 +662,12 @@ pub fn cli_plugins_dir() -> PathBuf {
     tools_dir("BERTH_CLI_PLUGINS", "cli-plugins", "docker-buildx")
 }
 
+/// The other architecture's tools `cargo xtask test` fetched
+/// (`target/tools/foreign/<arch>`: its busybox).
+pub fn foreign_dir(arch: &str) -> PathBuf {
+    tools_dir("BERTH_FOREIGN", &format!("foreign/{arch}"), "busybox")
+}
+
 /// Berth's Windows build, as `cargo xtask cross` left it (`target/tools/windows`):
 /// `berth.exe`, the pipe test client `pipe-e2e.exe`, and `wineprefix/`.
 pub fn windows_dir() -> PathBuf {

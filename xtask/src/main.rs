@@ -1,11 +1,13 @@
 //! `cargo xtask …`: the project's commands. `run` starts Berth, `test` runs every suite,
 //! `bench` measures Berth side by side with Debian's dockerd.
 
+mod apt;
 mod bench;
 mod bundle;
 mod cross;
 mod deps;
 mod docker_py;
+mod foreign;
 mod fuzz;
 mod layout;
 mod ping;
@@ -35,7 +37,8 @@ usage: cargo xtask <command>
   frontend [--test]                    the desktop app's web UI into frontend/dist (and its vitest suite)
   layout [DIR]                         no source file over 800 lines, no import loop between modules
   cli-plugins                          fetch the buildx and Compose v2 CLI plugins, print their directory
-  docker-py-suite                      prepare docker-py's integration suite and its venv, print their directory";
+  docker-py-suite                      prepare docker-py's integration suite and its venv, print their directory
+  foreign-busybox                      fetch the other architecture's busybox-static, print its path";
 
 fn main() -> ExitCode {
     match dispatch() {
@@ -71,6 +74,10 @@ fn dispatch() -> anyhow::Result<()> {
         }
         Some("cli-plugins") => {
             println!("{}", plugins::ensure()?.display());
+            Ok(())
+        }
+        Some("foreign-busybox") => {
+            println!("{}", foreign::ensure()?.display());
             Ok(())
         }
         Some("docker-py-suite") => {

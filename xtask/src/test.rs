@@ -33,9 +33,10 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
         deps::ensure_tauri_driver()?;
         let plugins = crate::plugins::ensure()?;
         let docker_py = crate::docker_py::ensure()?;
-        Ok::<_, anyhow::Error>((deps::ensure_nextest(), plugins, docker_py))
+        let foreign = crate::foreign::ensure()?;
+        Ok::<_, anyhow::Error>((deps::ensure_nextest(), plugins, docker_py, foreign))
     })();
-    let (nextest, plugins, docker_py) = match tools {
+    let (nextest, plugins, docker_py, foreign) = match tools {
         Ok(n) => n,
         Err(e) => {
             println!("\n==> total {} (tools missing)", human(started.elapsed()));
@@ -54,6 +55,10 @@ pub fn test(extra: &[String]) -> anyhow::Result<()> {
     tests.env("BERTH_CLI_PLUGINS", &plugins);
     // docker-py's own integration suite and its venv (docker_py.rs says from where).
     tests.env("BERTH_DOCKER_PY", &docker_py);
+    // The other architecture's busybox, for the VM's emulated-platform test.
+    if let Some(dir) = foreign.parent() {
+        tests.env("BERTH_FOREIGN", dir);
+    }
     let steps: Vec<(&'static str, Command)> = vec![
         (
             "fmt",
