@@ -25,6 +25,9 @@ pub struct Config {
     /// Image archives (files, or directories of `*.tar`) loaded once into a fresh
     /// store (`--preload`): the getting-started tutorial.
     pub preload: Vec<PathBuf>,
+    /// Inside Berth's VM: QEMU user-mode emulators to register with binfmt_misc
+    /// (`--emulators DIR`, see `emulators.rs`).
+    pub emulators: Option<PathBuf>,
 }
 
 /// The guest end of the host↔guest transport (see `berth-proto`).
@@ -61,7 +64,7 @@ pub enum ConfigError {
 }
 
 pub const USAGE: &str =
-    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial] [--share TAG,FS,ro|rw,PATH]... [--host-os linux|macos|windows] [--preload ARCHIVE|DIR]...";
+    "usage: berth-agent daemon [--root DIR] [--socket PATH] [--insecure-registry HOST[:PORT]]... [--bridge IFNAME] [--host-link vsock|serial] [--share TAG,FS,ro|rw,PATH]... [--host-os linux|macos|windows] [--preload ARCHIVE|DIR]... [--emulators DIR]";
 
 impl Config {
     /// Parses the arguments after `daemon`.
@@ -76,6 +79,7 @@ impl Config {
             shares: Vec::new(),
             host_os: None,
             preload: Vec::new(),
+            emulators: None,
         };
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
@@ -98,6 +102,7 @@ impl Config {
                 }
                 "--insecure-registry" => cfg.insecure_registries.push(value()?),
                 "--preload" => cfg.preload.push(PathBuf::from(value()?)),
+                "--emulators" => cfg.emulators = Some(PathBuf::from(value()?)),
                 "--init-path" => cfg.init_binary = Some(PathBuf::from(value()?)),
                 "--bridge" | "-b" => {
                     let b = value()?;

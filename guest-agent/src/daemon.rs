@@ -69,6 +69,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if !config.shares.is_empty() {
         crate::hostlink::shares::mount_all(&config.shares);
     }
+    // Before the engine opens: containers it restarts may be foreign ones.
+    if let Some(dir) = &config.emulators {
+        let store = config.root.join("emulators");
+        match tokio::task::block_in_place(|| crate::emulators::install(dir, &store)) {
+            Ok(names) => {
+                tracing::info!(emulators = ?names, "registered other-architecture emulators")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot register other-architecture emulators"),
+        }
+    }
     let engine = tokio::task::block_in_place(|| Engine::open(config))?;
     let engine = Arc::new(engine);
     match engine.images.collect_garbage() {

@@ -3,7 +3,8 @@
 //! (`images`), containers and their shims (`containers`, `runtime`), networks
 //! (`network`), volumes (`volumes`) and Dockerfile builds (`build`; `buildkit` is
 //! BuildKit's protocol over it, `sessions` its clients' sessions and builds);
-//! `daemon` runs it and `hostlink` talks to the host from inside Berth's VM.
+//! `daemon` runs it and `hostlink` talks to the host from inside Berth's VM, where
+//! `emulators` registers QEMU's user-mode emulators for other architectures.
 
 pub mod api;
 pub mod build;
@@ -12,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod containers;
 pub mod daemon;
+pub mod emulators;
 pub mod engine;
 pub mod events;
 pub mod fsutil;

@@ -17,6 +17,11 @@ const LAYOUT_TAG: &str = "latest";
 const CREATED: &str = "2024-05-01T12:00:00Z";
 const MTIME: u64 = 1_714_564_800;
 const BUSYBOX: &str = "/bin/busybox";
+mod multiarch;
+pub use multiarch::{
+    foreign_arch, foreign_busybox_image, multiarch_index, native_and_foreign_index,
+};
+
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "true", "false", "sleep", "env", "id", "hostname", "ps", "top",
     "wget", "httpd", "mkdir", "rm", "touch", "uname", "whoami",
@@ -344,9 +349,13 @@ fn new_dir() -> anyhow::Result<tempfile::TempDir> {
 fn busybox_layer(compression: Compression) -> anyhow::Result<Layer> {
     let busybox =
         std::fs::read(BUSYBOX).context("reading /bin/busybox (apt-get install busybox-static)")?;
+    busybox_layer_of(&busybox, compression)
+}
+
+fn busybox_layer_of(busybox: &[u8], compression: Compression) -> anyhow::Result<Layer> {
     let mut b = LayerBuilder::new();
     b.dir("bin", 0o755)?;
-    b.file("bin/busybox", 0o755, &busybox)?;
+    b.file("bin/busybox", 0o755, busybox)?;
     for a in APPLETS {
         b.symlink(&format!("bin/{a}"), "busybox")?;
     }
@@ -532,57 +541,6 @@ pub fn busybox_volume_image() -> anyhow::Result<ImageLayout> {
         &["ADD busybox-static /bin/", "VOLUME /data"],
         &["/data"],
     )
-}
-
-/// An image index with linux/amd64, linux/arm64 and linux/arm/v7 entries.
-pub fn multiarch_index() -> anyhow::Result<ImageLayout> {
-    let dir = new_dir()?;
-    let w = Writer::new(dir.path())?;
-    let layer = busybox_layer(Compression::Gzip)?;
-    let mut images = Vec::new();
-    let mut entries = Vec::new();
-    for (arch, variant) in [("amd64", None), ("arm64", Some("v8")), ("arm", Some("v7"))] {
-        let (manifest, img) = w.image(
-            std::slice::from_ref(&layer),
-            arch,
-            variant,
-            &["sh"],
-            &["ADD busybox-static /bin/"],
-            &[],
-        )?;
-        let mut platform = serde_json::json!({"architecture": arch, "os": "linux"});
-        if let Some(v) = variant {
-            platform["variant"] = v.into();
-        }
-        entries.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": img.manifest_digest,
-            "size": manifest.len(),
-            "platform": platform,
-        }));
-        images.push(img);
-    }
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": entries,
-    }))?;
-    let index_digest = w.blob(&index)?;
-    w.index(serde_json::json!([{
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "digest": index_digest,
-        "size": index.len(),
-        "annotations": {"org.opencontainers.image.ref.name": LAYOUT_TAG},
-    }]))?;
-    // The arm64 variant "v8" is what the index says; tests look it up without it.
-    if let Some(i) = images.iter_mut().find(|i| i.architecture == "arm64") {
-        i.variant = None;
-    }
-    Ok(ImageLayout {
-        dir,
-        images,
-        index_digest: Some(index_digest),
-    })
 }
 
 /// Two layers: the second deletes `data/gone` and makes `opq/` opaque.

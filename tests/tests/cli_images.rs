@@ -375,6 +375,38 @@ fn multiarch_index_selects_the_platform() {
     let out = engine.docker(&["pull", "--platform", "linux/s390x", &name]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no matching manifest"));
+
+    // Create for another platform than the local image's: dockerd's 404, which
+    // makes the CLI pull the platform asked for and create again.
+    let body = serde_json::json!({"Image": name, "Cmd": ["true"]}).to_string();
+    let (status, _, body) = engine.request(
+        "POST",
+        "/containers/create?platform=linux/amd64",
+        Some(body.as_bytes()),
+    );
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains(
+            "does not match the specified platform: wanted linux/amd64, actual: linux/arm/v7"
+        ),
+        "{body}"
+    );
+    let out = engine.docker_ok(&["create", "--platform", "linux/amd64", &name, "true"]);
+    let id = out.trim().lines().last().unwrap_or_default().to_string();
+    assert_eq!(inspect(&engine, &name)["Architecture"], "amd64");
+    // Without --platform, an image for another platform gets dockerd's warning.
+    engine.docker_ok(&["pull", "--platform", "linux/arm64", &name]);
+    let out = engine.docker(&["create", &name, "true"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "The requested image's platform (linux/arm64) does not match the detected host platform"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    engine.docker_ok(&["rm", &id]);
 }
 
 #[test]

@@ -437,9 +437,11 @@ async fn session(
     // Its terminal: keys go to xterm's input, output shows in its rows.
     click(c, "[data-testid=tab-terminal]").await?;
     let input = until(long, "the terminal", || async {
-        c.find(Locator::Css("[data-testid=terminal][data-ready=true] textarea"))
-            .await
-            .ok()
+        c.find(Locator::Css(
+            "[data-testid=terminal][data-ready=true] textarea",
+        ))
+        .await
+        .ok()
     })
     .await?;
     input.send_keys("echo term-$((6*7))\n").await?;

@@ -6,7 +6,8 @@
 //!   never used).
 //! - `initramfs.img`: a zstd newc cpio with only what the engine needs: the
 //!   modules in `vm-image/modules.txt` and their dependencies, busybox-static,
-//!   `nft`, `mke2fs`/`e2fsck`, tini, the statically linked `berth-agent`, and
+//!   `nft`, `mke2fs`/`e2fsck`, tini, the statically linked `berth-agent`, QEMU's
+//!   user-mode emulators for the other architectures (`qemu-user-static`), and
 //!   `vm-image/init` as PID 1. Entries are sorted, owned by root and dated
 //!   `SOURCE_DATE_EPOCH`, so the same inputs give the same bytes.
 //!
@@ -119,9 +120,11 @@ pub fn build(arch: &str) -> anyhow::Result<PathBuf> {
     // The static agent runs on this host too: it builds the tutorial image it ships.
     let tutorial = crate::tutorial::archive(&agent)?;
     let recipe = workspace_root().join("vm-image");
+    let qemu_user = fetch_deb("qemu-user-static", &cache.join("debs"))?;
 
     let mut inputs = Sha256::new();
     inputs.update(kernel_pkg.as_bytes());
+    inputs.update(qemu_user.to_string_lossy().as_bytes());
     inputs.update(std::fs::read(&agent)?);
     inputs.update(std::fs::read(&tutorial)?);
     for f in ["init", "modules.txt", "acpi/PWRF/00000080"] {
@@ -174,6 +177,7 @@ pub fn build(arch: &str) -> anyhow::Result<PathBuf> {
         stage.join("usr/share/berth/images/getting-started.tar"),
     )?;
     modules(&recipe, &kroot, &kver, &stage)?;
+    emulators(spec, &qemu_user, &cache, &stage)?;
     etc(&recipe, &stage)?;
     std::fs::copy(recipe.join("init"), stage.join("init"))?;
     set_mode(&stage.join("init"), 0o755)?;
@@ -296,29 +300,7 @@ fn kernel(spec: &ArchSpec, cache: &Path) -> anyhow::Result<(String, PathBuf, Str
         .to_string();
     let kroot = cache.join(format!("{pkg}_{version}"));
     if !kroot.join("boot").is_dir() {
-        let debs = cache.join("debs");
-        std::fs::create_dir_all(&debs)?;
-        let download = || {
-            Command::new("apt-get")
-                .args(["download", &pkg])
-                .current_dir(&debs)
-                .status()
-        };
-        if !download()?.success() {
-            run(Command::new("apt-get").args(["update", "-qq"]))?;
-            if !download()?.success() {
-                bail!("apt-get download {pkg} failed");
-            }
-        }
-        let deb = std::fs::read_dir(&debs)?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
-            })
-            .context("the downloaded kernel package is missing")?;
+        let deb = fetch_deb(&pkg, &cache.join("debs"))?;
         let tmp = cache.join("unpack.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
@@ -338,6 +320,83 @@ fn kernel(spec: &ArchSpec, cache: &Path) -> anyhow::Result<(String, PathBuf, Str
         run(Command::new("depmod").arg("-b").arg(&kroot).arg(&kver))?;
     }
     Ok((format!("{pkg} {version}"), kroot, kver))
+}
+
+/// `apt-get download`s `pkg` into `debs` unless a `.deb` of it is there.
+fn fetch_deb(pkg: &str, debs: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(debs)?;
+    let find = || {
+        std::fs::read_dir(debs)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
+            })
+    };
+    if let Some(deb) = find() {
+        return Ok(deb);
+    }
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", pkg])
+            .current_dir(debs)
+            .status()
+    };
+    if !download()?.success() {
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        if !download()?.success() {
+            bail!("apt-get download {pkg} failed");
+        }
+    }
+    find().with_context(|| format!("the downloaded {pkg} package is missing"))
+}
+
+/// The emulators for the other architectures this one's users run
+/// (`docker run --platform`): QEMU's user-mode emulators from Debian's
+/// `qemu-user-static`, each with its binfmt_misc registration line. They ship
+/// zstd-compressed; the agent unpacks them onto the data disk and registers
+/// them (`guest-agent/src/emulators.rs`), so a user who never runs a foreign
+/// image pays no memory for them.
+fn emulators(spec: &ArchSpec, deb: &Path, cache: &Path, stage: &Path) -> anyhow::Result<()> {
+    let wanted: &[&str] = match spec.name {
+        "x86_64" => &["aarch64", "arm"],
+        _ => &["x86_64"],
+    };
+    // Only the files used: the package unpacks to 370 MB.
+    let root = cache.join("qemu-user");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let members: Vec<String> = wanted
+        .iter()
+        .flat_map(|a| {
+            [
+                format!("./usr/bin/qemu-{a}-static"),
+                format!("./usr/lib/binfmt.d/qemu-{a}.conf"),
+            ]
+        })
+        .collect();
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(r#"root="$1"; shift; dpkg-deb --fsys-tarfile "$0" | tar -x -C "$root" "$@""#)
+        .arg(deb)
+        .arg(&root)
+        .args(&members))?;
+    let out = stage.join("usr/lib/berth/emulators");
+    std::fs::create_dir_all(&out)?;
+    for arch in wanted {
+        let conf = root.join(format!("usr/lib/binfmt.d/qemu-{arch}.conf"));
+        std::fs::copy(&conf, out.join(format!("qemu-{arch}.conf")))
+            .with_context(|| format!("copying {}", conf.display()))?;
+        let bin = root.join(format!("usr/bin/qemu-{arch}-static"));
+        run(Command::new("zstd")
+            .args(["-q", "-19", "-T1", "-f", "-o"])
+            .arg(out.join(format!("qemu-{arch}-static.zst")))
+            .arg(&bin))?;
+    }
+    Ok(())
 }
 
 /// `berth-agent` linked statically (glibc and libseccomp), in its own target

@@ -180,7 +180,7 @@ pub(super) fn version() -> BuildkitVersion {
 pub(super) fn engine_worker(e: &Engine) -> WorkerRecord {
     let w = worker::worker(
         &e.id,
-        e.images.platform(),
+        &crate::emulators::platforms(e.images.platform()),
         &e.hostname(),
         e.network.gateway_of("bridge"),
     );
@@ -319,11 +319,11 @@ mod tests {
     fn worker_record_carries_platforms_labels_and_version() {
         let w = worker::worker(
             "E1",
-            &crate::images::Platform {
+            &[crate::images::Platform {
                 os: "linux".into(),
                 architecture: "arm64".into(),
                 variant: Some("v8".into()),
-            },
+            }],
             "h",
             None,
         );

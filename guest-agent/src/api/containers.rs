@@ -19,6 +19,7 @@ use super::{empty, json, ApiError, ApiResult, Query};
 use crate::containers::views::ListFilters;
 use crate::containers::{ContainerError, WaitCondition};
 use crate::engine::Engine;
+use crate::images::Platform;
 
 const LIST_FILTERS: &[&str] = &[
     "status", "name", "id", "label", "ancestor", "exited", "health",
@@ -65,6 +66,15 @@ pub async fn create(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
         crate::containers::net::move_legacy_mac(&mut create, &mac);
     }
     let body = create;
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(Platform::parse)
+        .transpose()?;
+    let warnings = match body.image.as_deref().filter(|i| !i.is_empty()) {
+        Some(image) => engine.images.check_platform(image, platform.as_ref())?,
+        None => None,
+    };
     let id = engine
         .containers
         .create(&engine.images, q.get("name"), body)?;
@@ -72,7 +82,7 @@ pub async fn create(engine: &Engine, q: &Query, body: Bytes) -> ApiResult {
         StatusCode::CREATED,
         &ContainerCreateResponse {
             id,
-            warnings: vec![],
+            warnings: warnings.into_iter().collect(),
         },
     )
 }

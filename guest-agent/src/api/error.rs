@@ -35,7 +35,9 @@ impl From<ImageError> for ApiError {
             | ImageError::InvalidArchive(_) => StatusCode::BAD_REQUEST,
             // dockerd answers "pull access denied" with 404, and we never send 401: the
             // CLI would turn it into an interactive login prompt.
-            ImageError::NotFound(_) | ImageError::RegistryNotFound(_) => StatusCode::NOT_FOUND,
+            ImageError::NotFound(_)
+            | ImageError::RegistryNotFound(_)
+            | ImageError::OtherPlatform(_) => StatusCode::NOT_FOUND,
             ImageError::Unauthorized(m) if m.starts_with("pull access denied") => {
                 StatusCode::NOT_FOUND
             }

@@ -50,11 +50,12 @@ pub struct Worker {
     pub gc_keep_bytes: i64,
 }
 
-/// The worker of engine `id` on `platform`, named `hostname`, whose default
-/// bridge's gateway is `host_gateway`.
+/// The worker of engine `id` running `platforms` (its own first, then those
+/// binfmt_misc emulates), named `hostname`, whose default bridge's gateway is
+/// `host_gateway`.
 pub fn worker(
     id: &str,
-    platform: &Platform,
+    platforms: &[Platform],
     hostname: &str,
     host_gateway: Option<std::net::Ipv4Addr>,
 ) -> Worker {
@@ -70,7 +71,7 @@ pub fn worker(
     Worker {
         id: id.to_string(),
         labels,
-        platforms: vec![platform.clone()],
+        platforms: platforms.to_vec(),
         gc_keep_bytes: 10 << 30,
     }
 }
@@ -86,7 +87,12 @@ mod tests {
             architecture: "amd64".into(),
             variant: None,
         };
-        let w = worker("E1", &p, "host1", Some([172, 17, 0, 1].into()));
+        let w = worker(
+            "E1",
+            std::slice::from_ref(&p),
+            "host1",
+            Some([172, 17, 0, 1].into()),
+        );
         assert_eq!((w.id.as_str(), w.platforms.clone()), ("E1", vec![p]));
         assert!(w
             .labels

@@ -209,12 +209,14 @@ pub async fn solve(
     keys.sort_unstable();
     tracing::debug!(?keys, "dockerfile.v0 frontend attributes");
     let attrs = Attrs::parse(opts)?;
-    // Only the engine's own platform until other-arch images can run (binfmt).
+    // The engine's own platform only: other architectures' images run through
+    // the VM's emulators, but the builder does not target them yet.
     let own = engine.images.platform();
     for p in &attrs.platforms {
         if crate::images::Platform::parse(p)? != *own {
             return Err(BuildKitError::Unsupported(format!(
-                "building for {p} is not supported by Berth yet: it builds for {own}"
+                "building for {p} is not supported by Berth yet: it builds for {own} \
+                 (it can run {p} images with `docker run --platform {p}` where an emulator is registered)"
             )));
         }
     }

@@ -23,6 +23,10 @@ pub enum ImageError {
     Registry(String),
     #[error("{0}")]
     Platform(String),
+    /// The local image is for another platform than the one asked for: dockerd's
+    /// 404, on which the CLI pulls the right one.
+    #[error("{0}")]
+    OtherPlatform(String),
     #[error("failed to register layer: {0}")]
     Layer(#[from] UnpackError),
     #[error("{0}")]

@@ -5,7 +5,7 @@ use std::fmt;
 
 use oci_client::manifest::ImageIndexEntry;
 
-use super::ImageError;
+use super::{ConfigFile, ImageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
@@ -42,6 +42,19 @@ impl Platform {
             architecture,
             variant,
         }
+    }
+
+    /// What an image's config says it runs on (nothing for configs without an OS).
+    pub fn of_config(cfg: &ConfigFile) -> Option<Platform> {
+        if cfg.os.is_empty() {
+            return None;
+        }
+        let (architecture, variant) = normalise_arch(&cfg.architecture, cfg.variant.as_deref());
+        Some(Platform {
+            os: cfg.os.to_ascii_lowercase(),
+            architecture,
+            variant,
+        })
     }
 
     /// Parses `os[/arch[/variant]]`.
@@ -94,6 +107,40 @@ impl Platform {
                 )
             })
         })
+    }
+}
+
+impl super::ImageService {
+    /// `docker create --platform`'s check of the local image `name`: dockerd's
+    /// 404 when it is for another platform (the CLI then pulls the one asked
+    /// for); without `--platform`, dockerd's warning when it is not for the
+    /// engine's own platform. An unknown image passes: create says so itself.
+    pub fn check_platform(
+        &self,
+        name: &str,
+        requested: Option<&Platform>,
+    ) -> Result<Option<String>, ImageError> {
+        let Ok((_, cfg)) = self.config(name) else {
+            return Ok(None);
+        };
+        let Some(actual) = Platform::of_config(&cfg) else {
+            return Ok(None);
+        };
+        let variant = actual.variant.as_deref();
+        match requested {
+            Some(want) if !want.matches(&actual.os, &actual.architecture, variant) => {
+                Err(ImageError::OtherPlatform(format!(
+                    "image with reference {name} was found but does not match the specified platform: wanted {want}, actual: {actual}"
+                )))
+            }
+            None if !self.platform.matches(&actual.os, &actual.architecture, variant) => {
+                Ok(Some(format!(
+                    "The requested image's platform ({actual}) does not match the detected host platform ({}) and no specific platform was requested",
+                    self.platform
+                )))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

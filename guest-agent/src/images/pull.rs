@@ -247,7 +247,8 @@ pub struct Resolved {
     top_bytes: Bytes,
     /// The platform manifest when the top level is an index.
     manifest_bytes: Option<(String, Bytes)>,
-    explicit_platform: bool,
+    /// `--platform`, when the client gave one.
+    requested: Option<Platform>,
 }
 
 impl Resolved {
@@ -358,7 +359,7 @@ impl ImageService {
             top_digest,
             top_bytes,
             manifest_bytes,
-            explicit_platform: platform.is_some(),
+            requested: platform.cloned(),
         })
     }
 
@@ -396,12 +397,13 @@ impl ImageService {
             .map_err(|e| registry_error(r, e))?;
         let config: ConfigFile = serde_json::from_slice(&config_bytes)
             .map_err(|e| ImageError::Registry(format!("invalid image config: {e}")))?;
-        if resolved.explicit_platform
-            && resolved.manifest_bytes.is_none()
-            && !self.platform_ok(&config)
+        if let Some(want) = resolved
+            .requested
+            .as_ref()
+            .filter(|w| resolved.manifest_bytes.is_none() && !platform_ok(w, &config))
         {
             return Err(ImageError::Platform(format!(
-                "image with reference {r} was found but its platform ({}/{}) does not match the specified platform",
+                "image with reference {r} was found but its platform ({}/{}) does not match the specified platform ({want})",
                 config.os, config.architecture
             )));
         }
@@ -471,13 +473,12 @@ impl ImageService {
         send(Progress::line(None, status)).await;
         Ok(())
     }
+}
 
-    fn platform_ok(&self, config: &ConfigFile) -> bool {
-        config.os.is_empty()
-            || self
-                .platform
-                .matches(&config.os, &config.architecture, config.variant.as_deref())
-    }
+/// Whether an image with `config` runs as `want` (no OS: an old image, taken as any).
+fn platform_ok(want: &Platform, config: &ConfigFile) -> bool {
+    config.os.is_empty()
+        || want.matches(&config.os, &config.architecture, config.variant.as_deref())
 }
 
 fn is_index(bytes: &[u8]) -> bool {
