@@ -203,6 +203,35 @@ where
     }
 }
 
+/// At `width` px wide, no element of the page overflows its box: the main
+/// area does not scroll sideways, and no table cell or toolbar item holds
+/// content wider than itself unless it clips it (ellipsis) on purpose.
+async fn fits_at(c: &Client, width: u32) -> anyhow::Result<()> {
+    let (w0, h0) = c.get_window_size().await?;
+    c.set_window_size(width, 800).await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let found = c
+        .execute(
+            r#"const bad = [];
+            const main = document.querySelector('main');
+            if (main.scrollWidth > main.clientWidth + 1)
+              bad.push('main: ' + main.scrollWidth + ' > ' + main.clientWidth);
+            for (const el of document.querySelectorAll('main td, main th, main header > *, main form > *')) {
+              const cs = getComputedStyle(el);
+              if (cs.overflowX === 'hidden') continue;
+              if (el.scrollWidth > el.clientWidth + 1)
+                bad.push((el.dataset.testid || el.className || el.tagName) + ': ' + el.scrollWidth + ' > ' + el.clientWidth);
+            }
+            return bad;"#,
+            vec![],
+        )
+        .await?;
+    c.set_window_size(w0 as u32, h0 as u32).await?;
+    let bad: Vec<String> = serde_json::from_value(found)?;
+    anyhow::ensure!(bad.is_empty(), "at {width} px wide, overflowing: {bad:?}");
+    Ok(())
+}
+
 async fn text_of(c: &Client, css: &str) -> Option<String> {
     c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
@@ -318,6 +347,39 @@ async fn many_containers(c: &Client, engine: &Engine, image: &str) -> anyhow::Re
     .await?;
     let listed = t.elapsed();
     shot(c, "14-500-containers").await;
+    // Search by name, then by state: only what matches stays.
+    let t = Instant::now();
+    fill(c, "[data-testid=container-search]", "many-25").await?;
+    until(Duration::from_secs(30), "11 rows for many-25", || async {
+        (rows().await == 11).then_some(())
+    })
+    .await?;
+    let searched = t.elapsed();
+    // Backspaces, so the page sees input events as from a keyboard.
+    c.find(Locator::Css("[data-testid=container-search]"))
+        .await?
+        .send_keys(&"\u{E003}".repeat(8))
+        .await?;
+    c.find(Locator::Css("[data-testid=state-filter]"))
+        .await?
+        .select_by_value("running")
+        .await?;
+    until(Duration::from_secs(30), "no running one", || async {
+        c.find(Locator::Css("[data-testid=no-match]")).await.ok()
+    })
+    .await?;
+    c.find(Locator::Css("[data-testid=state-filter]"))
+        .await?
+        .select_by_value("all")
+        .await?;
+    until(Duration::from_secs(30), "all rows again", || async {
+        (rows().await >= N).then_some(())
+    })
+    .await?;
+    println!(
+        "{N} containers: filtered by name in {:.2} s",
+        searched.as_secs_f64()
+    );
     let t = Instant::now();
     click(
         c,
@@ -361,6 +423,23 @@ async fn session(
         (el.attr("data-state").await.ok()?? == "running").then_some(())
     })
     .await?;
+    // The engine in use is named: this is the native one, at its socket.
+    let kind = until(long, "the engine's kind", || async {
+        let el = c
+            .find(Locator::Css("[data-testid=engine-kind]"))
+            .await
+            .ok()?;
+        el.attr("data-kind").await.ok()?
+    })
+    .await?;
+    assert_eq!(kind, "native");
+    let host = c
+        .find(Locator::Css("[data-testid=engine-host]"))
+        .await?
+        .attr("title")
+        .await?
+        .unwrap_or_default();
+    assert_eq!(host, engine_host);
     shot(c, "01-containers-empty").await;
 
     // Pull with the GUI.
@@ -384,9 +463,28 @@ async fn session(
     })
     .await?;
     shot(c, "02-images-pulled").await;
+    for width in [900, 1440] {
+        fits_at(c, width).await?;
+    }
+
+    // A run whose command does not exist: the cause, and nothing left behind.
+    click(c, &format!("{row} [data-testid=run-image]")).await?;
+    fill(c, "[data-testid=run-name]", "gui-broken").await?;
+    fill(c, "[data-testid=run-command]", "no-such-program").await?;
+    click(c, "[data-testid=run-submit]").await?;
+    let said = until(long, "the failed run's error", || async {
+        text_of(c, "[data-testid=images-error]").await
+    })
+    .await?;
+    assert!(
+        said.starts_with("The container could not start") && said.contains("no-such-program"),
+        "{said}"
+    );
+    let left = engine.docker_ok(&["ps", "-a", "-q", "--filter", "name=gui-broken"]);
+    assert!(left.trim().is_empty(), "a failed run left {left}");
 
     // Run it with a published port and a command that says hello.
-    click(c, &format!("{row} [data-testid=run-image]")).await?;
+    fill(c, "[data-testid=run-name]", "gui-web").await?;
     fill(c, "[data-testid=run-name]", "gui-web").await?;
     fill(
         c,
@@ -423,6 +521,9 @@ async fn session(
     })
     .await?;
     shot(c, "04-containers-running").await;
+    for width in [900, 1440] {
+        fits_at(c, width).await?;
+    }
 
     // Its logs.
     click(c, &format!("{running} [data-testid=open-container]")).await?;
@@ -465,6 +566,25 @@ async fn session(
 
     // Stop and remove.
     click(c, "[data-testid=back]").await?;
+    // The image's "Used by" is what `docker ps -a --filter ancestor=` lists.
+    let ancestors = engine
+        .docker_ok(&["ps", "-a", "-q", "--filter", &format!("ancestor={image}")])
+        .lines()
+        .count();
+    click(c, "[data-testid=nav-images]").await?;
+    let used_by = format!("[data-testid=image-row][data-tags~='{image}'] [data-testid=used-by]");
+    let used = until(long, "the image's Used by", || async {
+        let el = c.find(Locator::Css(&used_by)).await.ok()?;
+        el.attr("data-count").await.ok()?
+    })
+    .await?;
+    assert_eq!(
+        used,
+        ancestors.to_string(),
+        "Used by vs docker ps -a --filter ancestor"
+    );
+    assert!(ancestors >= 1);
+    click(c, "[data-testid=nav-containers]").await?;
     let row = "[data-testid=container-row][data-name=gui-web]";
     click(c, &format!("{row} [data-testid=stop]")).await?;
     until(long, "gui-web stopped", || async {
@@ -472,7 +592,9 @@ async fn session(
         (el.attr("data-state").await.ok()?? != "running").then_some(())
     })
     .await?;
+    // Remove asks first: the first click arms it, the second removes.
     click(c, &format!("{row} [data-testid=remove]")).await?;
+    click(c, &format!("{row} [data-testid=remove][data-armed=true]")).await?;
     until(long, "gui-web gone", || async {
         c.find(Locator::Css(row)).await.is_err().then_some(())
     })

@@ -54,12 +54,23 @@ pub struct EngineStatus {
     /// The engine's version, or why it cannot be reached.
     pub detail: String,
     pub docker_host: String,
+    /// Which engine answers: Berth's VM, an engine on this machine, or
+    /// nothing yet.
+    #[cfg_attr(test, ts(type = r#""vm" | "native" | """#))]
+    pub kind: &'static str,
 }
+
+/// What `/info`'s `OperatingSystem` says inside Berth's VM (its os-release).
+const VM_OS: &str = "Berth VM";
 
 pub async fn status(docker: &Docker) -> EngineStatus {
     let docker_host = docker_host().unwrap_or_default();
     match docker.version().await {
         Ok(v) => EngineStatus {
+            kind: match docker.info().await {
+                Ok(i) if i.operating_system.as_deref() == Some(VM_OS) => "vm",
+                _ => "native",
+            },
             state: "running",
             detail: format!(
                 "{} {} (API {})",
@@ -75,6 +86,7 @@ pub async fn status(docker: &Docker) -> EngineStatus {
             state: "stopped",
             detail: e.to_string(),
             docker_host,
+            kind: "",
         },
     }
 }

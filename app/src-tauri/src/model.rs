@@ -39,7 +39,9 @@ pub struct ImageRow {
     pub tags: Vec<String>,
     pub size: i64,
     pub created: i64,
-    pub containers: i64,
+    /// Names of the containers (running or not) created from it, as
+    /// `docker ps -a --filter ancestor=ID` lists them.
+    pub used_by: Vec<String>,
 }
 
 fn port_link(p: &PortSummary) -> PortLink {
@@ -89,7 +91,47 @@ pub fn container_row(c: &ContainerSummary) -> ContainerRow {
     }
 }
 
-pub fn image_row(i: &ImageSummary) -> ImageRow {
+/// A failed start as a user reads it: the runtime's chain of wrappers
+/// (`failed to create task …: OCI runtime create failed: … exec: "x":
+/// executable file not found in $PATH: unknown`) cut to its cause.
+pub fn start_failure(message: &str) -> String {
+    let m = message.trim().trim_end_matches(": unknown");
+    let cause = ["exec: ", "unable to start container process: "]
+        .iter()
+        .find_map(|marker| m.rfind(marker).map(|i| &m[i + marker.len()..]))
+        .unwrap_or(m);
+    format!("The container could not start: {cause}")
+}
+
+/// The Images page's rows. "Used by" comes from the containers list by image
+/// ID: the API's own `Containers` is -1 ("not computed") unless asked for.
+pub fn image_rows(images: &[ImageSummary], containers: &[ContainerSummary]) -> Vec<ImageRow> {
+    let mut by_image: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    for c in containers {
+        if let Some(id) = c.image_id.as_deref() {
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
+            by_image.entry(id).or_default().push(name);
+        }
+    }
+    images
+        .iter()
+        .map(|i| {
+            let mut row = image_row(i);
+            if let Some(names) = by_image.get_mut(i.id.as_str()) {
+                names.sort();
+                row.used_by = std::mem::take(names);
+            }
+            row
+        })
+        .collect()
+}
+
+fn image_row(i: &ImageSummary) -> ImageRow {
     let tags = i
         .repo_tags
         .iter()
@@ -101,7 +143,7 @@ pub fn image_row(i: &ImageSummary) -> ImageRow {
         tags,
         size: i.size,
         created: i.created,
-        containers: i.containers,
+        used_by: Vec::new(),
     }
 }
 
@@ -303,6 +345,45 @@ pub fn parse_port(spec: &str) -> Result<(String, String, String), String> {
 mod tests {
     use super::*;
     use bollard::models::{ContainerSummaryStateEnum, PortSummaryTypeEnum};
+
+    #[test]
+    fn a_failed_start_says_its_cause() {
+        assert_eq!(
+            start_failure(
+                "failed to create task for container: failed to create shim task: OCI runtime \
+                 create failed: runc create failed: unable to start container process: exec: \
+                 \"nope\": executable file not found in $PATH: unknown"
+            ),
+            "The container could not start: \"nope\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            start_failure("port is already allocated"),
+            "The container could not start: port is already allocated"
+        );
+    }
+
+    #[test]
+    fn used_by_comes_from_the_containers_by_image_id() {
+        let image = |id: &str| ImageSummary {
+            id: id.into(),
+            repo_tags: vec!["<none>:<none>".into()],
+            containers: -1,
+            ..Default::default()
+        };
+        let container = |name: &str, image_id: &str| ContainerSummary {
+            names: Some(vec![format!("/{name}")]),
+            image_id: Some(image_id.into()),
+            image: Some("something-else:latest".into()),
+            ..Default::default()
+        };
+        let rows = image_rows(
+            &[image("sha256:a"), image("sha256:b")],
+            &[container("web2", "sha256:a"), container("web1", "sha256:a")],
+        );
+        assert_eq!(rows[0].used_by, ["web1", "web2"]);
+        assert!(rows[0].tags.is_empty());
+        assert!(rows[1].used_by.is_empty());
+    }
 
     #[test]
     fn rows_show_names_ports_and_projects() {

@@ -35,6 +35,7 @@ impl EngineWatch {
                 Err(e) => e.clone(),
             },
             docker_host: engine::docker_host().unwrap_or_default(),
+            kind: "",
         };
         let w = Arc::new(EngineWatch {
             status: watch::channel(first).0,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, filterLines, foldPull, groupByProject, lines, shortId } from "./format";
+import { ago, bytes, exitCode, filterLines, foldPull, groupByProject, lines, orderBy, selectRows, shortId } from "./format";
 
 describe("format", () => {
   it("sizes like the docker CLI", () => {
@@ -23,6 +23,29 @@ describe("format", () => {
     expect(g.map((x) => x.project)).toEqual(["shop", null]);
     expect(g[0].rows.map((r) => r.name)).toEqual(["db", "web"]);
     expect(g[1].rows.map((r) => r.name)).toEqual(["a", "b"]);
+  });
+
+  it("searches and filters containers by state, sorts by a column", () => {
+    const rows = [
+      { name: "web", image: "nginx:1", state: "running", project: "shop" },
+      { name: "db", image: "postgres:16", state: "exited", project: "shop" },
+      { name: "job", image: "busybox", state: "paused", project: null },
+    ];
+    expect(selectRows(rows, "", "running").map((r) => r.name)).toEqual(["web", "job"]);
+    expect(selectRows(rows, "", "stopped").map((r) => r.name)).toEqual(["db"]);
+    expect(selectRows(rows, "POST", "all").map((r) => r.name)).toEqual(["db"]);
+    expect(selectRows(rows, "shop", "all").map((r) => r.name)).toEqual(["web", "db"]);
+    expect([...rows].sort(orderBy("image", -1)).map((r) => r.name)).toEqual(["db", "web", "job"]);
+    expect(groupByProject(rows, orderBy("state", 1))[0].rows.map((r) => r.name)).toEqual(["db", "web"]);
+    const many = ["m-10", "m-2", "m-1"].map((name) => ({ name, image: "i", state: "created", project: null }));
+    expect(groupByProject(many)[0].rows.map((r) => r.name)).toEqual(["m-1", "m-2", "m-10"]);
+  });
+
+  it("exit codes and ages", () => {
+    expect(exitCode("Exited (137) 2 minutes ago")).toBe(137);
+    expect(exitCode("Up 3 seconds")).toBeNull();
+    expect(ago(1000, 1000 + 3 * 86400 + 5)).toBe("3 days ago");
+    expect(ago(1000, 1030)).toBe("just now");
   });
 
   it("folds pull progress per layer, in first-seen order", () => {

@@ -20,8 +20,12 @@ export function shortId(id: string): string {
 
 export type Row = { project?: string | null; name: string };
 
-// Containers grouped by Compose project, standalone ones last, each group by name.
-export function groupByProject<T extends Row>(rows: T[]): { project: string | null; rows: T[] }[] {
+// Containers grouped by Compose project, standalone ones last, each group in
+// `order` (by name unless a column was chosen).
+export function groupByProject<T extends Row>(
+  rows: T[],
+  order: (a: T, b: T) => number = (x, y) => natural(x.name, y.name),
+): { project: string | null; rows: T[] }[] {
   const groups = new Map<string | null, T[]>();
   for (const r of rows) {
     const key = r.project ?? null;
@@ -30,7 +34,52 @@ export function groupByProject<T extends Row>(rows: T[]): { project: string | nu
   }
   return [...groups.entries()]
     .sort(([a], [b]) => (a === null ? 1 : b === null ? -1 : a.localeCompare(b)))
-    .map(([project, rows]) => ({ project, rows: rows.sort((x, y) => x.name.localeCompare(y.name)) }));
+    .map(([project, rows]) => ({ project, rows: rows.sort(order) }));
+}
+
+// Names with numbers in them in the order people count: web-2 before web-10.
+export function natural(a: string, b: string): number {
+  return a.localeCompare(b, undefined, { numeric: true });
+}
+
+export type Listed = Row & { image: string; state: string };
+export type StateFilter = "all" | "running" | "stopped";
+export type SortKey = "name" | "image" | "state";
+
+// The rows a search and a state filter leave: the search matches name, image
+// or Compose project, case-insensitively; "stopped" is anything not running
+// or paused.
+export function selectRows<T extends Listed>(rows: T[], search: string, state: StateFilter): T[] {
+  const s = search.trim().toLowerCase();
+  return rows.filter((r) => {
+    const live = r.state === "running" || r.state === "paused";
+    if (state === "running" && !live) return false;
+    if (state === "stopped" && live) return false;
+    if (!s) return true;
+    return [r.name, r.image, r.project ?? ""].some((v) => v.toLowerCase().includes(s));
+  });
+}
+
+// A column's order, `dir` 1 ascending or -1 descending; ties by name.
+export function orderBy<T extends Listed>(key: SortKey, dir: 1 | -1): (a: T, b: T) => number {
+  return (a, b) => (natural(a[key], b[key]) || natural(a.name, b.name)) * dir;
+}
+
+// A container's exit code, from its status line ("Exited (137) 2 minutes ago").
+export function exitCode(status: string): number | null {
+  const m = /^Exited \((-?\d+)\)/.exec(status);
+  return m ? Number(m[1]) : null;
+}
+
+// An image's age as the docker CLI says it ("3 days ago"), from Unix seconds.
+export function ago(created: number, now: number = Date.now() / 1000): string {
+  const d = Math.max(0, now - created);
+  const units: [number, string][] = [[31536000, "year"], [2592000, "month"], [604800, "week"], [86400, "day"], [3600, "hour"], [60, "minute"]];
+  for (const [secs, name] of units) {
+    const n = Math.floor(d / secs);
+    if (n >= 1) return `${n} ${name}${n > 1 ? "s" : ""} ago`;
+  }
+  return "just now";
 }
 
 // Per-layer pull progress, folded from the engine's stream: a PullEvent whose

@@ -10,7 +10,12 @@ state: "running" | "stopped",
 /**
  * The engine's version, or why it cannot be reached.
  */
-detail: string, dockerHost: string, };
+detail: string, dockerHost: string,
+/**
+ * Which engine answers: Berth's VM, an engine on this machine, or
+ * nothing yet.
+ */
+kind: "vm" | "native" | "", };
 
 export type PortLink = { label: string,
 /**
@@ -32,7 +37,12 @@ status: string, ports: Array<PortLink>,
  */
 project: string | null, };
 
-export type ImageRow = { id: string, tags: Array<string>, size: number, created: number, containers: number, };
+export type ImageRow = { id: string, tags: Array<string>, size: number, created: number,
+/**
+ * Names of the containers (running or not) created from it, as
+ * `docker ps -a --filter ancestor=ID` lists them.
+ */
+usedBy: Array<string>, };
 
 /**
  * The run form, as `docker run` takes it.

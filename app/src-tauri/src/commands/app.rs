@@ -31,7 +31,13 @@ pub fn open_link(app: tauri::AppHandle, url: String) -> Res<()> {
     if !model::is_port_link(&url) {
         return Err(format!("{url} is not a published port's link"));
     }
-    app.opener()
-        .open_url(url, None::<&str>)
-        .map_err(|e| e.to_string())
+    // The opener's own error names the launcher and its exit status
+    // (`Launcher "gio" "open" … ExitStatus(…)`), which says nothing to a user
+    // whose machine has no browser set up.
+    app.opener().open_url(&url, None::<&str>).map_err(|e| {
+        tracing::debug!(error = %e, "opening a port link");
+        format!(
+            "No web browser could be opened for {url}. Open that address in a browser yourself."
+        )
+    })
 }

@@ -132,9 +132,19 @@ pub async fn run_container(app: State<'_, App>, form: RunForm) -> Res<String> {
         .start_container(&created.id, None::<q::StartContainerOptions>)
         .await
     {
-        // Docker's `run` leaves the created container behind; the app does
-        // too, so the user can see and fix it, but says why it did not start.
-        return Err(msg(e));
+        // `docker run` leaves a container that never started behind; the
+        // form is the app's way to fix and retry, so a leftover would only
+        // take the name the next try wants.
+        let _ = d
+            .remove_container(
+                &created.id,
+                Some(q::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        return Err(model::start_failure(&msg(e)));
     }
     Ok(created.id)
 }

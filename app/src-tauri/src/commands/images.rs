@@ -11,11 +11,17 @@ use crate::model::{self, ImageRow};
 
 #[tauri::command]
 pub async fn list_images(app: State<'_, App>) -> Res<Vec<ImageRow>> {
-    let list = docker(&app)?
-        .list_images(None::<q::ListImagesOptions>)
-        .await
-        .map_err(msg)?;
-    Ok(list.iter().map(model::image_row).collect())
+    let d = docker(&app)?;
+    let all = q::ListContainersOptions {
+        all: true,
+        ..Default::default()
+    };
+    let (images, containers) = tokio::try_join!(
+        d.list_images(None::<q::ListImagesOptions>),
+        d.list_containers(Some(all)),
+    )
+    .map_err(msg)?;
+    Ok(model::image_rows(&images, &containers))
 }
 
 #[tauri::command]
