@@ -360,18 +360,18 @@ async fn many_containers(c: &Client, engine: &Engine, image: &str) -> anyhow::Re
         .await?
         .send_keys(&"\u{E003}".repeat(8))
         .await?;
-    c.find(Locator::Css("[data-testid=state-filter]"))
-        .await?
-        .select_by_value("running")
-        .await?;
+    let show = |state: &'static str| async move {
+        c.find(Locator::Css("[data-testid=state-filter]"))
+            .await?
+            .select_by_value(state)
+            .await
+    };
+    show("running").await?;
     until(Duration::from_secs(30), "no running one", || async {
         c.find(Locator::Css("[data-testid=no-match]")).await.ok()
     })
     .await?;
-    c.find(Locator::Css("[data-testid=state-filter]"))
-        .await?
-        .select_by_value("all")
-        .await?;
+    show("all").await?;
     until(Duration::from_secs(30), "all rows again", || async {
         (rows().await >= N).then_some(())
     })

@@ -34,28 +34,18 @@ fn foreign_images_run_through_the_vms_emulator() {
 
     // Not here yet: the CLI pulls it for the platform, then runs it.
     let single = format!("localhost:{port}/foreign:1");
-    let out = vm.docker_ok(&[
-        "run",
-        "--rm",
-        "--platform",
-        &foreign,
-        &single,
-        "busybox",
-        "uname",
-        "-m",
-    ]);
+    let run_foreign = |image: &str, cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--platform", &foreign, image];
+        args.extend_from_slice(cmd);
+        vm.docker_ok(&args)
+    };
+    let out = run_foreign(&single, &["busybox", "uname", "-m"]);
     assert_eq!(out.trim(), machine(foreign_arch()));
     // A shell that forks and execs more of the image's binaries.
-    let out = vm.docker_ok(&[
-        "run",
-        "--rm",
-        "--platform",
-        &foreign,
+    let out = run_foreign(
         &single,
-        "sh",
-        "-c",
-        "busybox echo $((6*7)) | busybox cat",
-    ]);
+        &["sh", "-c", "busybox echo $((6*7)) | busybox cat"],
+    );
     assert_eq!(out.trim(), "42");
     // Without --platform it still runs, with dockerd's warning.
     let out = vm.docker(&["run", "--rm", &single, "busybox", "uname", "-m"]);

@@ -66,13 +66,17 @@ fn port_link(p: &PortSummary) -> PortLink {
     }
 }
 
-pub fn container_row(c: &ContainerSummary) -> ContainerRow {
-    let name = c
-        .names
+/// A container's name as `docker ps` shows it (the API's has a leading `/`).
+fn container_name(c: &ContainerSummary) -> String {
+    c.names
         .as_ref()
         .and_then(|n| n.first())
         .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+pub fn container_row(c: &ContainerSummary) -> ContainerRow {
+    let name = container_name(c);
     let mut ports: Vec<PortLink> = c.ports.iter().flatten().map(port_link).collect();
     // IPv4 and IPv6 bindings of one port read the same; show it once.
     ports.dedup_by(|a, b| a.label == b.label);
@@ -109,13 +113,7 @@ pub fn image_rows(images: &[ImageSummary], containers: &[ContainerSummary]) -> V
     let mut by_image: std::collections::HashMap<&str, Vec<String>> = Default::default();
     for c in containers {
         if let Some(id) = c.image_id.as_deref() {
-            let name = c
-                .names
-                .as_ref()
-                .and_then(|n| n.first())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
-            by_image.entry(id).or_default().push(name);
+            by_image.entry(id).or_default().push(container_name(c));
         }
     }
     images
