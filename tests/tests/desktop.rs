@@ -322,6 +322,73 @@ async fn docker_cli_setting(c: &Client, home: &Path, engine_host: &str) -> anyho
 /// follows the engine's events) and the page still answers: a detail page
 /// opens and the list comes back. The times are printed, not asserted (the
 /// bench measures speed).
+/// Health badges follow a container that turns unhealthy and recovers, and its
+/// detail page shows the last probes.
+async fn health(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "Image": image,
+        "Cmd": ["sh", "-c", "touch /tmp/ok; exec sleep 600"],
+        "Healthcheck": {
+            "Test": ["CMD-SHELL", "[ -f /tmp/ok ] && echo probe-ok || { echo probe-failed; exit 1; }"],
+            "Interval": 1_000_000_000u64, "Timeout": 5_000_000_000u64, "Retries": 1,
+        },
+    })
+    .to_string();
+    let (status, _, b) = engine.request(
+        "POST",
+        "/containers/create?name=gui-health",
+        Some(body.as_bytes()),
+    );
+    anyhow::ensure!(status == 201, "create: {}", String::from_utf8_lossy(&b));
+    engine.docker_ok(&["start", "gui-health"]);
+    click(c, "[data-testid=nav-containers]").await?;
+    let badge = "[data-testid=container-row][data-name=gui-health] [data-testid=health]";
+    let shows = |want: &'static str| async move {
+        until(Duration::from_secs(60), want, || async {
+            let el = c.find(Locator::Css(badge)).await.ok()?;
+            (el.attr("data-health").await.ok()?? == want).then_some(())
+        })
+        .await
+    };
+    shows("healthy").await?;
+    engine.docker_ok(&["exec", "gui-health", "rm", "/tmp/ok"]);
+    shows("unhealthy").await?;
+    shot(c, "15-unhealthy").await;
+    // The detail page: the badge and the failing probe's output, then both
+    // follow the recovery.
+    click(
+        c,
+        "[data-testid=container-row][data-name=gui-health] [data-testid=open-container]",
+    )
+    .await?;
+    let probes_say = |what: &'static str| async move {
+        until(Duration::from_secs(60), what, || async {
+            text_of(c, "[data-testid=health-log]")
+                .await
+                .filter(|t| t.contains(what))
+        })
+        .await
+    };
+    probes_say("probe-failed").await?;
+    engine.docker_ok(&["exec", "gui-health", "touch", "/tmp/ok"]);
+    until(
+        Duration::from_secs(60),
+        "healthy on the detail page",
+        || async {
+            let el = c
+                .find(Locator::Css("[data-testid=detail-health]"))
+                .await
+                .ok()?;
+            (el.attr("data-health").await.ok()?? == "healthy").then_some(())
+        },
+    )
+    .await?;
+    probes_say("probe-ok").await?;
+    click(c, "[data-testid=back]").await?;
+    engine.docker_ok(&["rm", "-f", "gui-health"]);
+    Ok(())
+}
+
 async fn many_containers(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
     const N: usize = 500;
     let body = serde_json::json!({ "Image": image, "Cmd": ["true"] }).to_string();
@@ -661,6 +728,7 @@ async fn session(
             .filter(|t| t.contains("stopped"))
     })
     .await?;
+    health(c, engine, image).await?;
     many_containers(c, engine, image).await?;
     Ok(())
 }

@@ -29,6 +29,10 @@ pub struct ContainerRow {
     pub ports: Vec<PortLink>,
     /// The Compose project (`com.docker.compose.project`), for grouping.
     pub project: Option<String>,
+    /// `starting`, `healthy` or `unhealthy` for a container with a health
+    /// check; none otherwise.
+    #[cfg_attr(test, ts(type = r#""starting" | "healthy" | "unhealthy" | null"#))]
+    pub health: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,7 +96,29 @@ pub fn container_row(c: &ContainerSummary) -> ContainerRow {
             .as_ref()
             .and_then(|l| l.get("com.docker.compose.project"))
             .cloned(),
+        health: health_of(c),
     }
+}
+
+/// A container's health: the list's `Health` where the engine gives it (API
+/// 1.52 and later), else the suffix `docker ps` shows in its status, which
+/// every engine writes ("Up 2 minutes (healthy)").
+fn health_of(c: &ContainerSummary) -> Option<&'static str> {
+    use bollard::models::ContainerSummaryHealthStatusEnum as H;
+    match c.health.as_ref().and_then(|h| h.status) {
+        Some(H::STARTING) => return Some("starting"),
+        Some(H::HEALTHY) => return Some("healthy"),
+        Some(H::UNHEALTHY) => return Some("unhealthy"),
+        _ => {}
+    }
+    let status = c.status.as_deref().unwrap_or_default();
+    [
+        ("(health: starting)", "starting"),
+        ("(unhealthy)", "unhealthy"),
+        ("(healthy)", "healthy"),
+    ]
+    .into_iter()
+    .find_map(|(suffix, h)| status.ends_with(suffix).then_some(h))
 }
 
 /// A failed start as a user reads it: the runtime's chain of wrappers
@@ -343,6 +369,33 @@ pub fn parse_port(spec: &str) -> Result<(String, String, String), String> {
 mod tests {
     use super::*;
     use bollard::models::{ContainerSummaryStateEnum, PortSummaryTypeEnum};
+
+    #[test]
+    fn health_from_the_field_or_the_status_words() {
+        let with_status = |s: &str| ContainerSummary {
+            status: Some(s.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            health_of(&with_status("Up 2 minutes (healthy)")),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_of(&with_status("Up 1 second (health: starting)")),
+            Some("starting")
+        );
+        assert_eq!(
+            health_of(&with_status("Up 5 minutes (unhealthy)")),
+            Some("unhealthy")
+        );
+        assert_eq!(health_of(&with_status("Up 5 minutes")), None);
+        let mut c = with_status("Up 5 minutes");
+        c.health = Some(bollard::models::ContainerSummaryHealth {
+            status: Some(bollard::models::ContainerSummaryHealthStatusEnum::UNHEALTHY),
+            failing_streak: Some(3),
+        });
+        assert_eq!(health_of(&c), Some("unhealthy"));
+    }
 
     #[test]
     fn a_failed_start_says_its_cause() {

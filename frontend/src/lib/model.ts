@@ -35,7 +35,12 @@ status: string, ports: Array<PortLink>,
 /**
  * The Compose project (`com.docker.compose.project`), for grouping.
  */
-project: string | null, };
+project: string | null,
+/**
+ * `starting`, `healthy` or `unhealthy` for a container with a health
+ * check; none otherwise.
+ */
+health: "starting" | "healthy" | "unhealthy" | null, };
 
 export type ImageRow = { id: string, tags: Array<string>, size: number, created: number,
 /**
