@@ -322,6 +322,109 @@ async fn docker_cli_setting(c: &Client, home: &Path, engine_host: &str) -> anyho
 /// follows the engine's events) and the page still answers: a detail page
 /// opens and the list comes back. The times are printed, not asserted (the
 /// bench measures speed).
+/// A Compose project is one row: its aggregate state, its merged logs with the
+/// service on each line, and stop/start/restart/remove that leave what
+/// `docker compose -p P stop/start/restart/rm -s -f` would.
+async fn compose_project(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
+    engine.with_cli_plugins();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:\n  web:\n    image: {image}\n    command: [\"sh\", \"-c\", \"echo web-says-hi; exec sleep 600\"]\n    stop_grace_period: 2s\n  worker:\n    image: {image}\n    command: [\"sh\", \"-c\", \"echo worker-says-hi; exec sleep 600\"]\n    stop_grace_period: 2s\n"
+        ),
+    )?;
+    let file = file.display().to_string();
+    let compose = |args: &[&str]| {
+        let mut all = vec!["compose", "-p", "guiproj", "-f", &file];
+        all.extend_from_slice(args);
+        engine.docker_ok(&all)
+    };
+    compose(&["up", "-d"]);
+    click(c, "[data-testid=nav-containers]").await?;
+    let row = "[data-testid=project-row][data-project=guiproj]";
+    let running = |n: &'static str| async move {
+        until(Duration::from_secs(60), n, || async {
+            let el = c.find(Locator::Css(row)).await.ok()?;
+            (el.attr("data-running").await.ok()?? == n).then_some(())
+        })
+        .await
+    };
+    let states = || {
+        let mut s: Vec<String> = compose(&["ps", "-a", "--format", "{{.State}}"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        s.sort();
+        s
+    };
+    running("2").await?;
+    shot(c, "16-compose-project").await;
+
+    click(c, &format!("{row} [data-testid=project-menu] summary")).await?;
+    click(c, &format!("{row} [data-testid=project-logs]")).await?;
+    until(Duration::from_secs(60), "the merged logs", || async {
+        text_of(c, "[data-testid=project-logs]")
+            .await
+            .filter(|t| t.contains("web | web-says-hi") && t.contains("worker | worker-says-hi"))
+    })
+    .await?;
+    click(c, "[data-testid=back]").await?;
+
+    click(c, &format!("{row} [data-testid=project-stop]")).await?;
+    running("0").await?;
+    assert_eq!(states(), ["exited", "exited"]);
+    click(c, &format!("{row} [data-testid=project-start]")).await?;
+    running("2").await?;
+    assert_eq!(states(), ["running", "running"]);
+    // Both services restarted (each waits out its grace period: `sleep` as
+    // PID 1 ignores SIGTERM), then both run again.
+    let started = || {
+        engine.docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.StartedAt}}",
+            "guiproj-web-1",
+            "guiproj-worker-1",
+        ])
+    };
+    let before = started();
+    click(c, &format!("{row} [data-testid=project-menu] summary")).await?;
+    click(c, &format!("{row} [data-testid=project-restart]")).await?;
+    until(Duration::from_secs(90), "the project restarted", || async {
+        let now = started();
+        let changed = now.lines().zip(before.lines()).all(|(a, b)| a != b);
+        changed.then_some(())
+    })
+    .await?;
+    running("2").await?;
+    until(
+        Duration::from_secs(30),
+        "the project's actions enabled",
+        || async {
+            let el = c
+                .find(Locator::Css(&format!("{row} [data-testid=project-remove]")))
+                .await
+                .ok()?;
+            el.is_enabled().await.ok()?.then_some(())
+        },
+    )
+    .await?;
+    click(c, &format!("{row} [data-testid=project-remove]")).await?;
+    click(
+        c,
+        &format!("{row} [data-testid=project-remove][data-armed=true]"),
+    )
+    .await?;
+    until(Duration::from_secs(60), "the project gone", || async {
+        c.find(Locator::Css(row)).await.is_err().then_some(())
+    })
+    .await?;
+    assert!(compose(&["ps", "-a", "-q"]).trim().is_empty());
+    Ok(())
+}
+
 /// Health badges follow a container that turns unhealthy and recovers, and its
 /// detail page shows the last probes.
 async fn health(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
@@ -728,6 +831,7 @@ async fn session(
             .filter(|t| t.contains("stopped"))
     })
     .await?;
+    compose_project(c, engine, image).await?;
     health(c, engine, image).await?;
     many_containers(c, engine, image).await?;
     Ok(())

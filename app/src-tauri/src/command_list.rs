@@ -57,4 +57,5 @@ commands! {
     stats::list_usage,
     welcome::start_tutorial,
     welcome::finish_welcome,
+    containers::project_action,
 }

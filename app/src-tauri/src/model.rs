@@ -29,6 +29,8 @@ pub struct ContainerRow {
     pub ports: Vec<PortLink>,
     /// The Compose project (`com.docker.compose.project`), for grouping.
     pub project: Option<String>,
+    /// Its service in that project (`com.docker.compose.service`).
+    pub service: Option<String>,
     /// `starting`, `healthy` or `unhealthy` for a container with a health
     /// check; none otherwise.
     #[cfg_attr(test, ts(type = r#""starting" | "healthy" | "unhealthy" | null"#))]
@@ -70,6 +72,15 @@ fn port_link(p: &PortSummary) -> PortLink {
     }
 }
 
+/// The label Compose marks a project's containers with.
+pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
+
+/// An ID as `docker ps` shortens it.
+pub fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
+}
+
 /// A container's name as `docker ps` shows it (the API's has a leading `/`).
 fn container_name(c: &ContainerSummary) -> String {
     c.names
@@ -94,7 +105,12 @@ pub fn container_row(c: &ContainerSummary) -> ContainerRow {
         project: c
             .labels
             .as_ref()
-            .and_then(|l| l.get("com.docker.compose.project"))
+            .and_then(|l| l.get(COMPOSE_PROJECT))
+            .cloned(),
+        service: c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("com.docker.compose.service"))
             .cloned(),
         health: health_of(c),
     }

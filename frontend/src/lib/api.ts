@@ -46,6 +46,7 @@ export const appReady = () => invoke<void>("app_ready");
 export const engineStatus = () => invoke<EngineStatus>("engine_status");
 export const listContainers = () => invoke<Container[]>("list_containers");
 export const containerAction = (id: string, action: string) => invoke<void>("container_action", { id, action });
+export const projectAction = (project: string, action: string) => invoke<void>("project_action", { project, action });
 export const listImages = () => invoke<Image[]>("list_images");
 export const removeImage = (id: string) => invoke<void>("remove_image", { id });
 export const runContainer = (form: RunForm) => invoke<string>("run_container", { form });

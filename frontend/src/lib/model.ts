@@ -37,6 +37,10 @@ status: string, ports: Array<PortLink>,
  */
 project: string | null,
 /**
+ * Its service in that project (`com.docker.compose.service`).
+ */
+service: string | null,
+/**
  * `starting`, `healthy` or `unhealthy` for a container with a health
  * check; none otherwise.
  */

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, PortBinding};
 use bollard::query_parameters as q;
 use serde::Deserialize;
 use tauri::State;
@@ -50,6 +50,58 @@ pub async fn container_action(app: State<'_, App>, id: String, action: String) -
         other => return Err(format!("unknown action {other:?}")),
     }
     .map_err(msg)
+}
+
+/// An action on a whole Compose project, as `docker compose -p P stop`,
+/// `start`, `restart` and `rm -s -f` do: on every container labelled with
+/// the project (running or not); `stop` leaves stopped ones and `start`
+/// running ones alone.
+#[tauri::command]
+pub async fn project_action(app: State<'_, App>, project: String, action: String) -> Res<()> {
+    let d = docker(&app)?;
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={project}", model::COMPOSE_PROJECT)],
+    )]);
+    let members = d
+        .list_containers(Some(q::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(msg)?;
+    let mut chosen = Vec::new();
+    for c in &members {
+        let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
+        let wanted = match action.as_str() {
+            "stop" => running,
+            "start" => !running,
+            "restart" | "remove" => true,
+            other => return Err(format!("unknown project action {other:?}")),
+        };
+        if wanted {
+            chosen.push(c.id.clone().unwrap_or_default());
+        }
+    }
+    // All at once, as Compose does: a stop waits out each container's grace
+    // period, and one after another they would add up.
+    let results = futures_util::future::join_all(
+        chosen
+            .iter()
+            .map(|id| container_action(app.clone(), id.clone(), action.clone())),
+    )
+    .await;
+    let failed: Vec<String> = chosen
+        .iter()
+        .zip(results)
+        .filter_map(|(id, r)| r.err().map(|e| format!("{}: {e}", model::short_id(id))))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
 }
 
 /// The run form, as `docker run` takes it.
