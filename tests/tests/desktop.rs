@@ -232,6 +232,16 @@ async fn fits_at(c: &Client, width: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the element `css` has `attr` equal to `want`.
+async fn until_attr(c: &Client, css: &str, attr: &str, want: &str) -> anyhow::Result<()> {
+    let what = format!("{css} with {attr}={want}");
+    until(Duration::from_secs(60), &what, || async {
+        let el = c.find(Locator::Css(css)).await.ok()?;
+        (el.attr(attr).await.ok()?? == want).then_some(())
+    })
+    .await
+}
+
 async fn text_of(c: &Client, css: &str) -> Option<String> {
     c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
@@ -344,13 +354,7 @@ async fn compose_project(c: &Client, engine: &Engine, image: &str) -> anyhow::Re
     compose(&["up", "-d"]);
     click(c, "[data-testid=nav-containers]").await?;
     let row = "[data-testid=project-row][data-project=guiproj]";
-    let running = |n: &'static str| async move {
-        until(Duration::from_secs(60), n, || async {
-            let el = c.find(Locator::Css(row)).await.ok()?;
-            (el.attr("data-running").await.ok()?? == n).then_some(())
-        })
-        .await
-    };
+    let running = |n: &'static str| until_attr(c, row, "data-running", n);
     let states = || {
         let mut s: Vec<String> = compose(&["ps", "-a", "--format", "{{.State}}"])
             .lines()
@@ -446,13 +450,7 @@ async fn health(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     engine.docker_ok(&["start", "gui-health"]);
     click(c, "[data-testid=nav-containers]").await?;
     let badge = "[data-testid=container-row][data-name=gui-health] [data-testid=health]";
-    let shows = |want: &'static str| async move {
-        until(Duration::from_secs(60), want, || async {
-            let el = c.find(Locator::Css(badge)).await.ok()?;
-            (el.attr("data-health").await.ok()?? == want).then_some(())
-        })
-        .await
-    };
+    let shows = |want: &'static str| until_attr(c, badge, "data-health", want);
     shows("healthy").await?;
     engine.docker_ok(&["exec", "gui-health", "rm", "/tmp/ok"]);
     shows("unhealthy").await?;
@@ -474,18 +472,7 @@ async fn health(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     };
     probes_say("probe-failed").await?;
     engine.docker_ok(&["exec", "gui-health", "touch", "/tmp/ok"]);
-    until(
-        Duration::from_secs(60),
-        "healthy on the detail page",
-        || async {
-            let el = c
-                .find(Locator::Css("[data-testid=detail-health]"))
-                .await
-                .ok()?;
-            (el.attr("data-health").await.ok()?? == "healthy").then_some(())
-        },
-    )
-    .await?;
+    until_attr(c, "[data-testid=detail-health]", "data-health", "healthy").await?;
     probes_say("probe-ok").await?;
     click(c, "[data-testid=back]").await?;
     engine.docker_ok(&["rm", "-f", "gui-health"]);
@@ -585,14 +572,7 @@ async fn session(
     let engine_host = engine.docker_host();
     let engine_host = engine_host.as_str();
     let long = Duration::from_secs(60);
-    until(long, "the engine to show as running", || async {
-        let el = c
-            .find(Locator::Css("[data-testid=engine-status]"))
-            .await
-            .ok()?;
-        (el.attr("data-state").await.ok()?? == "running").then_some(())
-    })
-    .await?;
+    until_attr(c, "[data-testid=engine-status]", "data-state", "running").await?;
     // The engine in use is named: this is the native one, at its socket.
     let kind = until(long, "the engine's kind", || async {
         let el = c
