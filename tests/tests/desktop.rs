@@ -36,8 +36,35 @@ impl Drop for Proc {
     }
 }
 
+/// An Xvfb server, stopped on drop with SIGTERM so it removes its lock file
+/// and socket; whatever a server that did not stop in time left is removed
+/// here. (Killed with SIGKILL it left both, and after 50 runs every display
+/// from :90 was taken: "no free X display".)
+struct Xvfb {
+    proc: Proc,
+    n: u32,
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // SAFETY: kill takes plain integers; a process that is gone is ESRCH.
+        unsafe {
+            libc::kill(self.proc.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            if !matches!(self.proc.0.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.n));
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.n));
+    }
+}
+
 /// Xvfb on the first free display from :90.
-fn xvfb() -> anyhow::Result<(Proc, String)> {
+fn xvfb() -> anyhow::Result<(Xvfb, String)> {
     for n in 90..140 {
         if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
             || Path::new(&format!("/tmp/.X{n}-lock")).exists()
@@ -61,7 +88,13 @@ fn xvfb() -> anyhow::Result<(Proc, String)> {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(10) {
             if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                return Ok((Proc(child), format!(":{n}")));
+                return Ok((
+                    Xvfb {
+                        proc: Proc(child),
+                        n,
+                    },
+                    format!(":{n}"),
+                ));
             }
             if child.try_wait()?.is_some() {
                 break;
@@ -110,7 +143,7 @@ struct AppUnderTest {
     wd_port: u16,
     // Dropped in this order: the driver (and the app under it), then the display.
     _driver: Proc,
-    _x: Proc,
+    _x: Xvfb,
 }
 
 impl AppUnderTest {
