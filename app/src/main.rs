@@ -82,12 +82,35 @@ enum Command {
         #[arg(long)]
         endpoint: Option<String>,
     },
+    /// Put a folder on Windows' `Path`, or take it off: what the Windows
+    /// installers run (elevated, with `--machine`) for `berth.exe` and
+    /// `docker-credential-berth.exe`, which the docker CLI looks up on PATH.
+    #[command(hide = true)]
+    PathEntry {
+        #[command(subcommand)]
+        action: PathAction,
+    },
     /// Run the getting-started tutorial (offline) and open it in the browser: the
     /// `docker run` it takes is printed, then run with your docker CLI.
     Tutorial {
         /// Print the address instead of opening a browser.
         #[arg(long)]
         no_open: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PathAction {
+    Add {
+        /// Every user's `Path` rather than this user's.
+        #[arg(long)]
+        machine: bool,
+        dir: std::path::PathBuf,
+    },
+    Remove {
+        #[arg(long)]
+        machine: bool,
+        dir: std::path::PathBuf,
     },
 }
 
@@ -124,6 +147,32 @@ enum VmCommand {
     Compact,
     /// Run the supervisor in the foreground (what `start` launches).
     Run,
+}
+
+fn path_entry(action: PathAction) -> anyhow::Result<()> {
+    use berth::os::PathScope;
+    let scope = |machine| {
+        if machine {
+            PathScope::Machine
+        } else {
+            PathScope::User
+        }
+    };
+    let (changed, dir, what) = match action {
+        PathAction::Add { machine, dir } => (
+            berth::os::add_path_entry(scope(machine), &dir),
+            dir,
+            ["is on PATH now", "was on PATH already"],
+        ),
+        PathAction::Remove { machine, dir } => (
+            berth::os::remove_path_entry(scope(machine), &dir),
+            dir,
+            ["is off PATH now", "was not on PATH"],
+        ),
+    };
+    let changed = changed.with_context(|| format!("changing PATH for {}", dir.display()))?;
+    println!("{} {}", dir.display(), what[usize::from(!changed)]);
+    Ok(())
 }
 
 fn init_tracing() {
@@ -247,6 +296,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Tutorial { no_open } => tutorial(&paths, no_open)?,
         Command::Serve { engine, endpoint } => serve(&paths, &engine, endpoint)?,
+        Command::PathEntry { action } => path_entry(action)?,
         Command::Uninstall => {
             let l = layout(&paths, None)?;
             match berth::integration::uninstall(&l)? {

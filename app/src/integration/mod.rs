@@ -55,6 +55,9 @@ pub struct Record {
     /// Or, on Windows, the `Run` registry value it made.
     #[serde(default)]
     pub autostart_value: Option<String>,
+    /// The folder install put on the user's `Path` (Windows).
+    #[serde(default)]
+    pub path_entry: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,9 @@ pub struct Layout {
     pub record: PathBuf,
     pub bin_dir: PathBuf,
     pub binaries: Vec<PathBuf>,
+    /// Where links cannot be made (Windows): the folder to put on the user's
+    /// `Path` instead.
+    pub path_entry: Option<PathBuf>,
     /// Link this path (`/var/run/docker.sock`) to Berth's socket.
     pub docker_sock: Option<docker_sock::Link>,
     /// Start the desktop app at login.
@@ -114,6 +120,7 @@ impl Layout {
                     .filter(|p| p.is_file())
                     .collect()
             },
+            path_entry: (!on_path && !crate::os::LINKS_ON_PATH).then(|| exe_dir.to_path_buf()),
             docker_sock: None,
             autostart: None,
         }
@@ -170,6 +177,14 @@ pub fn install(l: &Layout, host: &str) -> Result<Installed, IntegrationError> {
         crate::os::symlink(bin, &link).map_err(io(format!("linking {}", link.display())))?;
         r.links.push(link);
     }
+    if let Some(dir) = &l.path_entry {
+        // One the user (or the installer, for every user) put there stays.
+        if crate::os::add_path_entry(crate::os::PathScope::User, dir)
+            .map_err(io(format!("putting {} on PATH", dir.display())))?
+        {
+            r.path_entry = Some(dir.clone());
+        }
+    }
     let mut sock_outcome = None;
     if let Some(want) = &l.docker_sock {
         let outcome = docker_sock::link(&want.link, &want.target)?;
@@ -214,6 +229,10 @@ pub fn uninstall(l: &Layout) -> Result<Option<Record>, IntegrationError> {
         if std::fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
             std::fs::remove_file(link).map_err(io(format!("removing {}", link.display())))?;
         }
+    }
+    if let Some(dir) = &r.path_entry {
+        crate::os::remove_path_entry(crate::os::PathScope::User, dir)
+            .map_err(io(format!("taking {} off PATH", dir.display())))?;
     }
     if let Some(s) = &r.docker_sock {
         docker_sock::unlink(&s.link, &s.target)
@@ -265,6 +284,7 @@ mod tests {
             record: dir.join("berth-home/install.json"),
             bin_dir: dir.join("bin"),
             binaries: vec![dir.join("berth")],
+            path_entry: None,
             docker_sock: None,
             autostart: None,
         }
@@ -382,5 +402,33 @@ mod tests {
         assert!(crate::os::run_at_login(&name).unwrap().is_some());
         uninstall(&l).unwrap();
         assert_eq!(crate::os::run_at_login(&name).unwrap(), None);
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn the_folder_comes_onto_path_with_install_and_goes_with_uninstall() {
+        use crate::os::{path_list, path_var, PathScope};
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = layout(dir.path());
+        let folder = dir.path().join("Berth");
+        l.path_entry = Some(folder.clone());
+        let on = |f: &Path| {
+            path_var::contains(&path_list(PathScope::User).unwrap(), &f.to_string_lossy())
+        };
+        let r = install(&l, "npipe:////./pipe/x").unwrap().record;
+        assert_eq!(r.path_entry.as_ref(), Some(&folder));
+        assert!(on(&folder));
+        uninstall(&l).unwrap();
+        assert!(!on(&folder));
+
+        // A folder the user had put there is theirs: install records nothing.
+        crate::os::add_path_entry(PathScope::User, &folder).unwrap();
+        assert_eq!(
+            install(&l, "npipe:////./pipe/x").unwrap().record.path_entry,
+            None
+        );
+        uninstall(&l).unwrap();
+        assert!(on(&folder));
+        crate::os::remove_path_entry(PathScope::User, &folder).unwrap();
     }
 }

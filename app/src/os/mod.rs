@@ -9,7 +9,9 @@
 //! - [`StopRequests`]: SIGTERM/SIGINT, or on Windows Ctrl-C, console close and
 //!   a named event `berth vm stop` sets;
 //! - local endpoints: unix sockets, Windows named pipes;
-//! - files: owner-only permissions, links, free space.
+//! - files: owner-only permissions, links, free space;
+//! - PATH: Windows lists a program's folder in the registry's `Path`
+//!   ([`path_var`]) where unix links commands into a PATH folder.
 
 /// `\\.\pipe\NAME` for a bare pipe name; a full path stays as it is. (Plain
 /// text, so every OS's build can name a Windows pipe.)
@@ -25,6 +27,9 @@ pub fn pipe_path(name: &str) -> String {
 pub trait AsyncLocal: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> AsyncLocal for T {}
 pub type AsyncLocalStream = Box<dyn AsyncLocal>;
+
+pub mod path_var;
+pub use path_var::PathScope;
 
 #[cfg(unix)]
 mod unix;

@@ -104,6 +104,22 @@ pub fn mode(meta: &std::fs::Metadata) -> Option<u32> {
 /// Windows, where symlinks need a privilege).
 pub const LINKS_ON_PATH: bool = true;
 
+/// The registry's `Path` is Windows' own; here commands are linked instead.
+pub fn add_path_entry(_scope: super::PathScope, _dir: &Path) -> io::Result<bool> {
+    Err(no_path_var())
+}
+
+pub fn remove_path_entry(_scope: super::PathScope, _dir: &Path) -> io::Result<bool> {
+    Err(no_path_var())
+}
+
+fn no_path_var() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "only Windows keeps folders on PATH in the registry; here `berth install` links the commands",
+    )
+}
+
 pub fn symlink(target: &Path, link: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }

@@ -27,6 +27,7 @@ use windows_sys::Win32::System::Threading::{
     SetEvent, WaitForSingleObject, EVENT_MODIFY_STATE, INFINITE, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
+use super::path_var::{self, PathScope};
 use super::{pipe_path, AsyncLocalStream};
 
 /// A connected local endpoint (the docker pipe, QMP), for short synchronous talks.
@@ -410,20 +411,72 @@ impl Reaper {
     }
 }
 
-/// The value under `HKCU\Software\Microsoft\Windows\CurrentVersion\Run` that
-/// starts a program at login: set to `command`, or removed for `None`.
-pub fn set_run_at_login(name: &str, command: Option<&str>) -> io::Result<()> {
+const RUN_KEY: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
+const MACHINE_ENV_KEY: &str = r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+
+/// A string value of a registry key, and its type (`REG_SZ` or, left
+/// unexpanded, `REG_EXPAND_SZ`); `None` when the value does not exist.
+fn reg_string(
+    root: windows_sys::Win32::System::Registry::HKEY,
+    sub: &str,
+    name: &str,
+) -> io::Result<Option<(String, u32)>> {
     use windows_sys::Win32::System::Registry::{
-        RegCloseKey, RegCreateKeyExW, RegDeleteValueW, RegSetValueExW, HKEY, HKEY_CURRENT_USER,
-        KEY_SET_VALUE, REG_OPTION_NON_VOLATILE, REG_SZ,
+        RegGetValueW, RRF_NOEXPAND, RRF_RT_REG_EXPAND_SZ, RRF_RT_REG_SZ,
     };
     const ERROR_FILE_NOT_FOUND: u32 = 2;
-    let sub = wide(r"Software\Microsoft\Windows\CurrentVersion\Run");
+    const ERROR_MORE_DATA: u32 = 234;
+    let sub = wide(sub);
+    let value = wide(name);
+    // PATH-sized values are common: start at 4 KiB and grow as asked.
+    let mut buf = vec![0u16; 2048];
+    loop {
+        let mut len = (buf.len() * 2) as u32;
+        let mut kind = 0u32;
+        // SAFETY: NUL-terminated names and a buffer of `len` bytes.
+        let rc = unsafe {
+            RegGetValueW(
+                root,
+                sub.as_ptr(),
+                value.as_ptr(),
+                RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ | RRF_NOEXPAND,
+                &mut kind,
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        match rc {
+            0 => {
+                let n = (len as usize / 2).min(buf.len());
+                let text = &buf[..n];
+                let text = text.strip_suffix(&[0]).unwrap_or(text);
+                return Ok(Some((String::from_utf16_lossy(text), kind)));
+            }
+            ERROR_MORE_DATA => buf.resize((len as usize).div_ceil(2).max(buf.len() * 2), 0),
+            ERROR_FILE_NOT_FOUND => return Ok(None),
+            rc => return Err(io::Error::from_raw_os_error(rc as i32)),
+        }
+    }
+}
+
+/// Sets a string value of type `kind`, creating the key; `None` removes it.
+fn set_reg_string(
+    root: windows_sys::Win32::System::Registry::HKEY,
+    sub: &str,
+    name: &str,
+    data: Option<(&str, u32)>,
+) -> io::Result<()> {
+    use windows_sys::Win32::System::Registry::{
+        RegCloseKey, RegCreateKeyExW, RegDeleteValueW, RegSetValueExW, HKEY, KEY_SET_VALUE,
+        REG_OPTION_NON_VOLATILE,
+    };
+    const ERROR_FILE_NOT_FOUND: u32 = 2;
+    let sub = wide(sub);
     let mut key: HKEY = std::ptr::null_mut();
     // SAFETY: NUL-terminated names; the key handle is closed below.
     let rc = unsafe {
         RegCreateKeyExW(
-            HKEY_CURRENT_USER,
+            root,
             sub.as_ptr(),
             0,
             std::ptr::null(),
@@ -438,16 +491,16 @@ pub fn set_run_at_login(name: &str, command: Option<&str>) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(rc as i32));
     }
     let value = wide(name);
-    let rc = match command {
-        Some(cmd) => {
-            let data = wide(cmd);
-            // SAFETY: a REG_SZ of `data`'s bytes, its NUL included.
+    let rc = match data {
+        Some((text, kind)) => {
+            let data = wide(text);
+            // SAFETY: a string of `data`'s bytes, its NUL included.
             unsafe {
                 RegSetValueExW(
                     key,
                     value.as_ptr(),
                     0,
-                    REG_SZ,
+                    kind,
                     data.as_ptr().cast(),
                     (data.len() * 2) as u32,
                 )
@@ -467,34 +520,93 @@ pub fn set_run_at_login(name: &str, command: Option<&str>) -> io::Result<()> {
     Ok(())
 }
 
+/// The value under `HKCU\Software\Microsoft\Windows\CurrentVersion\Run` that
+/// starts a program at login: set to `command`, or removed for `None`.
+pub fn set_run_at_login(name: &str, command: Option<&str>) -> io::Result<()> {
+    use windows_sys::Win32::System::Registry::{HKEY_CURRENT_USER, REG_SZ};
+    set_reg_string(
+        HKEY_CURRENT_USER,
+        RUN_KEY,
+        name,
+        command.map(|c| (c, REG_SZ)),
+    )
+}
+
 /// Whether the `Run` value `name` exists (and what it runs).
 pub fn run_at_login(name: &str) -> io::Result<Option<String>> {
-    use windows_sys::Win32::System::Registry::{RegGetValueW, HKEY_CURRENT_USER, RRF_RT_REG_SZ};
-    const ERROR_FILE_NOT_FOUND: u32 = 2;
-    let sub = wide(r"Software\Microsoft\Windows\CurrentVersion\Run");
-    let value = wide(name);
-    let mut buf = vec![0u16; 2048];
-    let mut len = (buf.len() * 2) as u32;
-    // SAFETY: NUL-terminated names and a buffer of `len` bytes.
-    let rc = unsafe {
-        RegGetValueW(
-            HKEY_CURRENT_USER,
-            sub.as_ptr(),
-            value.as_ptr(),
-            RRF_RT_REG_SZ,
-            std::ptr::null_mut(),
-            buf.as_mut_ptr().cast(),
-            &mut len,
+    use windows_sys::Win32::System::Registry::HKEY_CURRENT_USER;
+    Ok(reg_string(HKEY_CURRENT_USER, RUN_KEY, name)?.map(|(s, _)| s))
+}
+
+fn env_key(scope: PathScope) -> (windows_sys::Win32::System::Registry::HKEY, &'static str) {
+    use windows_sys::Win32::System::Registry::{HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE};
+    match scope {
+        PathScope::User => (HKEY_CURRENT_USER, "Environment"),
+        PathScope::Machine => (HKEY_LOCAL_MACHINE, MACHINE_ENV_KEY),
+    }
+}
+
+/// The registry's `Path` for `scope`, as stored (`%VARS%` unexpanded).
+pub fn path_list(scope: PathScope) -> io::Result<String> {
+    let (root, sub) = env_key(scope);
+    Ok(reg_string(root, sub, "Path")?
+        .map(|(s, _)| s)
+        .unwrap_or_default())
+}
+
+/// Puts `dir` on `scope`'s `Path` (for new processes: programs started
+/// afterwards, as Explorer re-reads it on the broadcast). `false`: it was
+/// there, or for the user, every user has it (the installer put it there).
+pub fn add_path_entry(scope: PathScope, dir: &Path) -> io::Result<bool> {
+    if scope == PathScope::User
+        && path_var::contains(&path_list(PathScope::Machine)?, &dir.to_string_lossy())
+    {
+        return Ok(false);
+    }
+    edit_path_var(scope, |list| path_var::with(list, &dir.to_string_lossy()))
+}
+
+/// Takes `dir` off `scope`'s `Path`. `false`: it was not there.
+pub fn remove_path_entry(scope: PathScope, dir: &Path) -> io::Result<bool> {
+    edit_path_var(scope, |list| {
+        path_var::without(list, &dir.to_string_lossy())
+    })
+}
+
+fn edit_path_var(scope: PathScope, edit: impl FnOnce(&str) -> Option<String>) -> io::Result<bool> {
+    use windows_sys::Win32::System::Registry::REG_EXPAND_SZ;
+    let (root, sub) = env_key(scope);
+    let (list, kind) = reg_string(root, sub, "Path")?.unwrap_or((String::new(), REG_EXPAND_SZ));
+    let Some(new) = edit(&list) else {
+        return Ok(false);
+    };
+    // The type stays what it was, so `%VARS%` in the other entries still expand.
+    let data = (!new.is_empty()).then_some((new.as_str(), kind));
+    set_reg_string(root, sub, "Path", data)?;
+    announce_environment();
+    Ok(true)
+}
+
+/// Tells running programs (Explorer, so what it starts next) that the
+/// environment changed, as the System control panel does.
+fn announce_environment() {
+    use windows_sys::Win32::UI::WindowsAndMessaging::{
+        SendMessageTimeoutW, HWND_BROADCAST, SMTO_ABORTIFHUNG, WM_SETTINGCHANGE,
+    };
+    let what = wide("Environment");
+    let mut result = 0usize;
+    // SAFETY: a NUL-terminated string that outlives the (bounded) call.
+    unsafe {
+        SendMessageTimeoutW(
+            HWND_BROADCAST,
+            WM_SETTINGCHANGE,
+            0,
+            what.as_ptr() as isize,
+            SMTO_ABORTIFHUNG,
+            5000,
+            &mut result,
         )
     };
-    match rc {
-        0 => {
-            let n = (len as usize / 2).saturating_sub(1);
-            Ok(Some(String::from_utf16_lossy(&buf[..n])))
-        }
-        ERROR_FILE_NOT_FOUND => Ok(None),
-        rc => Err(io::Error::from_raw_os_error(rc as i32)),
-    }
 }
 
 /// `keyring`'s default store here is the Credential Manager: nothing to choose.
@@ -547,6 +659,19 @@ mod tests {
         set_run_at_login(&name, None).unwrap();
         assert_eq!(run_at_login(&name).unwrap(), None);
         set_run_at_login(&name, None).unwrap();
+    }
+
+    #[test]
+    fn a_folder_comes_onto_the_users_path_and_goes() {
+        let dir = std::path::PathBuf::from(format!(r"C:erth-test-{}", std::process::id()));
+        let before = path_list(PathScope::User).unwrap();
+        assert!(add_path_entry(PathScope::User, &dir).unwrap());
+        assert!(!add_path_entry(PathScope::User, &dir).unwrap(), "once");
+        let on = path_list(PathScope::User).unwrap();
+        assert!(path_var::contains(&on, &dir.to_string_lossy()), "{on}");
+        assert!(remove_path_entry(PathScope::User, &dir).unwrap());
+        assert!(!remove_path_entry(PathScope::User, &dir).unwrap());
+        assert_eq!(path_list(PathScope::User).unwrap(), before);
     }
 
     #[tokio::test]

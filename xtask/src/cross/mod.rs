@@ -8,12 +8,16 @@
 //!    `berth --version` under Wine;
 //! 3. `berth`'s unit tests and the credential helper's protocol suite (against
 //!    Wine's Credential Manager), built for Windows and run under Wine;
-//! 4. the Windows pipe client (`app/tests/pipe_e2e.rs`), which the `windows_pipe`
+//! 4. the NSIS installer's hooks (`installer/windows/hooks.nsh`) in a small
+//!    installer around that `berth.exe`, installed and uninstalled under Wine
+//!    ([`installer`]): the install folder comes onto the machine's Path and goes;
+//! 5. the Windows pipe client (`app/tests/pipe_e2e.rs`), which the `windows_pipe`
 //!    suite runs against `berth.exe serve` under Wine.
 //!
 //! Its products go to `target/tools/windows` (`berth.exe`, `pipe-e2e.exe`, and a
 //! link to the Wine prefix), where the `windows_pipe` suite finds them.
 
+mod installer;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
@@ -118,6 +122,10 @@ pub fn cross(_args: &[String]) -> anyhow::Result<()> {
             &tc,
             &["--lib", "--bins", "--test", "helper_protocol"],
         ))
+    })?;
+
+    timed("cross: the NSIS hooks under Wine".into(), &mut || {
+        installer::check(&tc, &out, &tc.target_dir().join("nsis-check"))
     })?;
 
     timed("cross: the Windows pipe client".into(), &mut || {

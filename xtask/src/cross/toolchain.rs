@@ -17,12 +17,14 @@ use anyhow::Context;
 use crate::deps;
 use crate::proc::{output, run, target_dir};
 
-/// Debian's packages for linking and running Windows binaries.
+/// Debian's packages for linking and running Windows binaries, and for
+/// compiling the NSIS hooks' check.
 const PACKAGES: &[&str] = &[
     "gcc-mingw-w64-x86-64",
     "binutils-mingw-w64-x86-64",
     "wine",
     "wine64",
+    "nsis",
 ];
 
 /// The rustc-web packages unpacked into the prefix (plus the versioned std).
