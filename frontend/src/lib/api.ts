@@ -100,6 +100,7 @@ export const factoryReset = () => invoke<string[]>("factory_reset");
 export const vmStart = () => invoke<string>("vm_start");
 export const vmStop = () => invoke<string>("vm_stop");
 export const openLink = (url: string) => invoke<void>("open_link", { url });
-export const listUsage = () => invoke<Usage[]>("list_usage");
+// CPU and memory of these running containers (the ones on screen).
+export const listUsage = (ids: string[]) => invoke<Usage[]>("list_usage", { ids });
 export const startTutorial = () => invoke<TutorialStarted>("start_tutorial");
 export const finishWelcome = () => invoke<void>("finish_welcome");
