@@ -69,6 +69,8 @@ pub struct Engine {
     pub events: std::sync::Arc<crate::events::Events>,
     /// BuildKit's client sessions and builds in flight.
     pub buildkit: crate::sessions::BuildState,
+    /// BuildKit builds past and present (`/berth/builds`, the app's Builds view).
+    pub build_history: crate::buildkit::history::History,
     pub id: String,
     pub started: Instant,
     host: HostFacts,
@@ -133,6 +135,9 @@ impl Engine {
             volumes,
             events,
             buildkit: Default::default(),
+            build_history: crate::buildkit::history::History::open(
+                &config.root.join("buildkit-history"),
+            ),
             id,
             started: Instant::now(),
             host: HostFacts::read(),

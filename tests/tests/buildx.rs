@@ -1007,3 +1007,121 @@ fn independent_stages_run_at_once_and_a_failure_cancels_the_others() {
     nothing_left(&e);
     assert!(!e.docker(&["image", "inspect", "broken:1"]).status.success());
 }
+
+/// Berth's build history (`GET /berth/builds`, what the app's Builds view
+/// shows): each `docker buildx build` is a record with its image, its steps in
+/// order with their cached flag and output, and a failed build with its error;
+/// the record outlives the engine.
+#[test]
+fn the_build_history_keeps_each_build_with_its_steps() {
+    let (_r, mut e, img) = setup();
+    let ctx = context(
+        &format!("FROM {img}\nCOPY a.txt /a.txt\nRUN echo history-says-$(cat /a.txt)\n"),
+        &[("a.txt", "hello")],
+    );
+    let builds = |e: &Engine| -> Vec<serde_json::Value> {
+        let (status, _, body) = e.request("GET", "/berth/builds", None);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("JSON")
+    };
+    let one = |e: &Engine, id: &str| -> serde_json::Value {
+        let (status, _, body) = e.request("GET", &format!("/berth/builds/{id}"), None);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("JSON")
+    };
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "-t",
+        "hist:1",
+        path(ctx.path()),
+    ]));
+    let list = builds(&e);
+    assert_eq!(list.len(), 1, "{list:?}");
+    let b = &list[0];
+    assert_eq!(b["status"], "completed", "{b}");
+    assert!(b["name"].as_str().unwrap().ends_with("hist:1"), "{b}");
+    let image = e.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "hist:1"]);
+    assert_eq!(b["image"].as_str(), Some(image.trim()));
+    assert!(b["completed"].as_i64() >= b["created"].as_i64());
+    let detail = one(&e, b["id"].as_str().unwrap());
+    let steps = detail["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
+    let at = |want: &str| {
+        names
+            .iter()
+            .position(|n| n.contains(want))
+            .unwrap_or_else(|| panic!("no step {want:?} in {names:?}"))
+    };
+    assert!(at("[1/3] FROM") < at("[2/3] COPY a.txt /a.txt"));
+    assert!(at("[2/3] COPY") < at("[3/3] RUN echo history-says"));
+    let run = &steps[at("[3/3] RUN")];
+    assert!(
+        run["log"].as_str().unwrap().contains("history-says-hello"),
+        "{run}"
+    );
+    assert_eq!(run["cached"], false);
+    assert!(run["completed"].as_i64() >= run["started"].as_i64());
+    // The list leaves the output out.
+    assert!(list[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["log"] == ""));
+
+    // A rebuild: cached steps counted.
+    ok(&e.docker(&[
+        "buildx",
+        "build",
+        "--load",
+        "-t",
+        "hist:2",
+        path(ctx.path()),
+    ]));
+    let again = &builds(&e)[0];
+    assert!(
+        again["name"].as_str().unwrap().ends_with("hist:2"),
+        "{again}"
+    );
+    assert!(again["cachedSteps"].as_u64() >= Some(2), "{again}");
+
+    // A failing build is kept with its error and the step that failed.
+    let bad = context(
+        &format!("FROM {img}\nRUN echo about-to-fail && false\n"),
+        &[],
+    );
+    failed(&e.docker(&["buildx", "build", "-t", "hist:bad", path(bad.path())]));
+    let failed_build = &builds(&e)[0];
+    assert_eq!(failed_build["status"], "failed", "{failed_build}");
+    let detail = one(&e, failed_build["id"].as_str().unwrap());
+    let step = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["error"].is_string())
+        .unwrap_or_else(|| panic!("no failed step in {detail}"));
+    assert!(step["name"]
+        .as_str()
+        .unwrap()
+        .contains("RUN echo about-to-fail"));
+    assert!(
+        step["log"].as_str().unwrap().contains("about-to-fail"),
+        "{step}"
+    );
+
+    // Unknown refs are 404s in Docker's shape; removing one forgets it.
+    let (status, _, body) = e.request("GET", "/berth/builds/no-such-build", None);
+    assert_eq!(status, 404);
+    let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(m["message"].as_str().unwrap().contains("no-such-build"));
+    let id = failed_build["id"].as_str().unwrap().to_string();
+    let (status, _, _) = e.request("DELETE", &format!("/berth/builds/{id}"), None);
+    assert_eq!(status, 204);
+    assert_eq!(builds(&e).len(), 2);
+
+    e.kill9();
+    e.respawn().expect("engine restarts");
+    assert_eq!(builds(&e).len(), 2, "the history outlives the engine");
+    nothing_left(&e);
+}

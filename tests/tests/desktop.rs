@@ -508,6 +508,110 @@ async fn health(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The Builds view lists builds made with `docker buildx build` (the real
+/// plugin), newest first: a build's steps in order with their output, a
+/// rebuild's steps cached, a failed build's error and the step that failed.
+async fn builds(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
+    engine.with_cli_plugins();
+    let ctx = tempfile::tempdir()?;
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY a.txt /a.txt\nRUN echo gui-build-$(cat /a.txt)\n"),
+    )?;
+    std::fs::write(ctx.path().join("a.txt"), "says-hi")?;
+    let dir = ctx.path().to_str().context("a UTF-8 path")?;
+    engine.docker_ok(&["buildx", "build", "--load", "-t", "gui-built:1", dir]);
+    click(c, "[data-testid=nav-builds]").await?;
+    let row = "[data-testid=build-row]";
+    until_attr(c, row, "data-status", "completed").await?;
+    let name = c.find(Locator::Css(row)).await?.attr("data-name").await?;
+    anyhow::ensure!(
+        name.as_deref().is_some_and(|n| n.ends_with("gui-built:1")),
+        "first build row {name:?}"
+    );
+    click(c, "[data-testid=open-build]").await?;
+    let run_step = "[data-testid=build-step][data-name*='RUN echo gui-build']";
+    click(c, &format!("{run_step} [data-testid=step-toggle]")).await?;
+    until(Duration::from_secs(30), "the RUN step's output", || async {
+        text_of(c, "[data-testid=step-log]")
+            .await
+            .filter(|t| t.contains("gui-build-says-hi"))
+    })
+    .await?;
+    let names = c
+        .execute(
+            "return [...document.querySelectorAll('[data-testid=build-step]')].map(r => r.dataset.name)",
+            vec![],
+        )
+        .await?;
+    let names: Vec<String> = serde_json::from_value(names)?;
+    let at = |w: &str| names.iter().position(|n| n.contains(w));
+    anyhow::ensure!(
+        at("[1/3] FROM") < at("[2/3] COPY")
+            && at("[2/3] COPY") < at("[3/3] RUN")
+            && at("[1/3] FROM").is_some(),
+        "steps out of order: {names:?}"
+    );
+    let made = engine.docker_ok(&["image", "inspect", "-f", "{{.Id}}", "gui-built:1"]);
+    until_attr(c, "[data-testid=build-image]", "data-image", made.trim()).await?;
+    shot(c, "17-build-steps").await;
+    for width in [900, 1440] {
+        fits_at(c, width).await?;
+    }
+    click(c, "[data-testid=back]").await?;
+
+    // A rebuild: its steps are cached; a failing build shows why.
+    engine.docker_ok(&["buildx", "build", "--load", "-t", "gui-built:2", dir]);
+    until(
+        Duration::from_secs(30),
+        "the rebuild listed first",
+        || async {
+            let n = c
+                .find(Locator::Css(row))
+                .await
+                .ok()?
+                .attr("data-name")
+                .await
+                .ok()??;
+            n.ends_with("gui-built:2").then_some(())
+        },
+    )
+    .await?;
+    click(c, "[data-testid=open-build]").await?;
+    until(Duration::from_secs(30), "the cached RUN step", || async {
+        c.find(Locator::Css(&format!("{run_step}[data-cached=true]")))
+            .await
+            .ok()
+    })
+    .await?;
+    click(c, "[data-testid=back]").await?;
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo gui-about-to-fail && exit 3\n"),
+    )?;
+    let failed = engine.docker(&["buildx", "build", "-t", "gui-built:bad", dir]);
+    anyhow::ensure!(!failed.status.success(), "the failing build succeeded");
+    until_attr(c, row, "data-status", "failed").await?;
+    click(c, "[data-testid=open-build]").await?;
+    until(
+        Duration::from_secs(30),
+        "the failed step's output",
+        || async {
+            c.find(Locator::Css("[data-testid=build-step][data-failed=true]"))
+                .await
+                .ok()?;
+            text_of(c, "[data-testid=step-log]")
+                .await
+                .filter(|t| t.contains("gui-about-to-fail"))
+        },
+    )
+    .await?;
+    anyhow::ensure!(text_of(c, "[data-testid=build-error]").await.is_some());
+    shot(c, "18-build-failed").await;
+    click(c, "[data-testid=back]").await?;
+    Ok(())
+}
+
 /// The containers page with 1,000 containers: all of them are in the list
 /// (the list follows the engine's events) but only a window of rows is in the
 /// DOM; the keyboard moves through it (End reaches the last row, drawn when it
@@ -563,7 +667,7 @@ async fn many_containers(c: &Client, engine: &Engine, image: &str) -> anyhow::Re
     let keys =
         |k: &'static str| async move { c.find(Locator::Css(list)).await?.send_keys(k).await };
     keys("\u{E010}").await?; // End
-    // The focused row is drawn, and is the list's last (no spacer below it).
+                             // The focused row is drawn, and is the list's last (no spacer below it).
     until(Duration::from_secs(10), "the last row focused", || async {
         c.execute(
             "const f = document.querySelector('tr.focused'); return !!f && f === f.parentElement.lastElementChild;",
@@ -1005,6 +1109,7 @@ async fn session(
     .await?;
     compose_project(c, engine, image).await?;
     health(c, engine, image).await?;
+    builds(c, engine, image).await?;
     many_containers(c, engine, image).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ts_rs::{Config, TS};
 
-use crate::commands::{containers, images, logs, settings, stats, troubleshoot, welcome};
+use crate::commands::{builds, containers, images, logs, settings, stats, troubleshoot, welcome};
 use crate::{engine, model};
 
 /// Where the file lives, from this crate's directory.
@@ -41,6 +41,9 @@ fn generate() -> String {
         decl::<troubleshoot::Troubleshoot>(&cfg),
         decl::<stats::Usage>(&cfg),
         decl::<welcome::TutorialStarted>(&cfg),
+        decl::<builds::BuildStep>(&cfg),
+        decl::<builds::BuildRequest>(&cfg),
+        decl::<builds::Build>(&cfg),
     ];
     let file = format!(
         "// Generated from app/src-tauri's Rust types by `cargo test -p berth-desktop`\n\

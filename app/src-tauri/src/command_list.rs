@@ -58,4 +58,7 @@ commands! {
     welcome::start_tutorial,
     welcome::finish_welcome,
     containers::project_action,
+    builds::list_builds,
+    builds::build_detail,
+    builds::remove_build,
 }

@@ -90,3 +90,48 @@ pub async fn status(docker: &Docker) -> EngineStatus {
         },
     }
 }
+
+/// A request bollard has no call for (Berth's own `/berth/…` endpoints), over
+/// the same local endpoint: the status and body, or the engine's message for
+/// an error status.
+pub async fn request(method: &str, path: &str) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let stream = match endpoint().map_err(|e| e.to_string())? {
+        DockerEndpoint::Unix(p) => berth::os::connect_unix_async(&p).await,
+        DockerEndpoint::NamedPipe(n) => berth::os::connect_pipe_async(&n).await,
+    }
+    .map_err(|e| format!("cannot reach the engine: {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("talking to the engine: {e}"))?;
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, "berth")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("talking to the engine: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading the engine's answer: {e}"))?
+        .to_bytes()
+        .to_vec();
+    if status.is_success() {
+        return Ok(body);
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        message: String,
+    }
+    Err(serde_json::from_slice::<Message>(&body)
+        .map(|m| m.message)
+        .unwrap_or_else(|_| format!("the engine answered {status}")))
+}

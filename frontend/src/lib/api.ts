@@ -3,6 +3,8 @@
 // (model.ts, generated) and the `berth` library's settings (settings.ts).
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
+  Build,
+  BuildStep,
   ContainerRow,
   DockerCli,
   EngineStatus,
@@ -22,6 +24,8 @@ import type {
 import type { Settings, SharedFolder, VmSettings } from "./settings";
 
 export type {
+  Build,
+  BuildStep,
   DockerCli,
   EngineStatus,
   LogLine,
@@ -104,3 +108,8 @@ export const openLink = (url: string) => invoke<void>("open_link", { url });
 export const listUsage = (ids: string[]) => invoke<Usage[]>("list_usage", { ids });
 export const startTutorial = () => invoke<TutorialStarted>("start_tutorial");
 export const finishWelcome = () => invoke<void>("finish_welcome");
+// The engine's BuildKit build history, newest first (steps without output).
+export const listBuilds = () => invoke<Build[]>("list_builds");
+// One build with each step's output.
+export const buildDetail = (id: string) => invoke<Build>("build_detail", { id });
+export const removeBuild = (id: string) => invoke<void>("remove_build", { id });

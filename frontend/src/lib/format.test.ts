@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, bytes, exitCode, filterLines, foldPull, groupByProject, lines, orderBy, selectRows, shortId } from "./format";
+import { ago, bytes, duration, exitCode, filterLines, foldPull, groupByProject, lines, orderBy, selectRows, shortId } from "./format";
 
 describe("format", () => {
   it("sizes like the docker CLI", () => {
@@ -82,5 +82,14 @@ import { stripAnsi } from "./format";
 describe("stripAnsi", () => {
   it("keeps the text", () => {
     expect(stripAnsi("\x1b[2m2026\x1b[0m \x1b[32m INFO\x1b[0m ready")).toBe("2026  INFO ready");
+  });
+});
+
+describe("duration", () => {
+  it("says seconds to a tenth, then minutes", () => {
+    expect(duration(400)).toBe("0.4s");
+    expect(duration(12_340)).toBe("12.3s");
+    expect(duration(125_000)).toBe("2m 05s");
+    expect(duration(-5)).toBe("0.0s");
   });
 });

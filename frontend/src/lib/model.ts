@@ -169,3 +169,29 @@ command: string, url: string,
  * It was running already (or only needed a start).
  */
 already: boolean, };
+
+export type BuildStep = { name: string,
+/**
+ * Unix milliseconds.
+ */
+started: number | null, completed: number | null, cached: boolean, error: string | null,
+/**
+ * The step's output (its last 64 KiB); empty in the list.
+ */
+log: string, };
+
+export type BuildRequest = { dockerfile: string, target: string | null,
+/**
+ * Names only: the engine does not keep the values.
+ */
+buildArgs: Array<string>, noCache: boolean, };
+
+export type Build = { id: string, name: string, status: "running" | "completed" | "failed", error: string | null,
+/**
+ * Unix milliseconds.
+ */
+created: number, completed: number | null, request: BuildRequest,
+/**
+ * The image it made (`sha256:…`).
+ */
+image: string | null, tags: Array<string>, totalSteps: number, cachedSteps: number, steps: Array<BuildStep>, };

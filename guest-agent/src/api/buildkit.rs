@@ -247,7 +247,19 @@ impl Control for ControlService {
         let bk = &self.engine.buildkit;
         let job = bk.jobs.get(&req.r#ref);
         job.set_session(&req.session);
+        let history = &self.engine.build_history;
+        let tags = exporters(&req)
+            .iter()
+            .filter(|e| e.kind != "local" && e.kind != "tar")
+            .flat_map(|e| export::names(&e.attrs))
+            .collect();
+        history.started(&req.r#ref, tags);
         let outcome = solve_job(&self.engine, &job, &req).await;
+        history.finished(
+            &req.r#ref,
+            &job.log(),
+            outcome.as_ref().map_err(ToString::to_string),
+        );
         bk.jobs.retire(&job);
         match outcome {
             Ok(exporter_response) => Ok(Response::new(pb::SolveResponse { exporter_response })),

@@ -7,6 +7,7 @@ mod auth;
 mod build;
 mod build_cache;
 mod buildkit;
+mod builds;
 mod containers;
 mod error;
 mod events;
@@ -165,6 +166,9 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             build::build(engine.clone(), &query, &headers, req.into_body()).await
         }
         (&Method::POST, ["build", "prune"]) => build_cache::prune(&engine, &query),
+        (&Method::GET, ["berth", "builds"]) => builds::list(&engine),
+        (&Method::GET, ["berth", "builds", id]) => builds::get(&engine, id),
+        (&Method::DELETE, ["berth", "builds", id]) => builds::remove(&engine, id),
         (&Method::POST, ["grpc"]) => grpc::upgrade(engine.clone(), req),
         (&Method::POST, ["session"]) => grpc::session(engine.clone(), req),
         (&Method::GET, ["events"]) => events::events(&engine, &query),

@@ -209,6 +209,9 @@ pub async fn solve(
     keys.sort_unstable();
     tracing::debug!(?keys, "dockerfile.v0 frontend attributes");
     let attrs = Attrs::parse(opts)?;
+    engine
+        .build_history
+        .requested(&job.id, super::history::Request::from_attrs(&attrs));
     // The engine's own platform only: other architectures' images run through
     // the VM's emulators, but the builder does not target them yet.
     let own = engine.images.platform();

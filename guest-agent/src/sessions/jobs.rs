@@ -56,6 +56,11 @@ impl Job {
         }
     }
 
+    /// The progress so far, every update in order.
+    pub fn log(&self) -> Vec<StatusResponse> {
+        self.progress.borrow().log.clone()
+    }
+
     /// Adds to the progress every Status stream sees.
     pub fn report(&self, r: StatusResponse) {
         self.progress.send_modify(|p| p.log.push(r));

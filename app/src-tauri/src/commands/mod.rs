@@ -12,6 +12,7 @@ use crate::model;
 use crate::streams::Streams;
 
 pub mod app;
+pub mod builds;
 pub mod containers;
 pub mod events;
 pub mod images;

@@ -1,0 +1,115 @@
+//! The Builds page: the engine's BuildKit build history (Berth's
+//! `/berth/builds` endpoints; the Docker API has none), each build with its
+//! steps, their times, cached flags and output.
+
+use serde::{Deserialize, Serialize};
+
+use super::Res;
+use crate::engine;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct BuildStep {
+    pub name: String,
+    /// Unix milliseconds.
+    pub started: Option<i64>,
+    pub completed: Option<i64>,
+    pub cached: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The step's output (its last 64 KiB); empty in the list.
+    #[serde(default)]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct BuildRequest {
+    pub dockerfile: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Names only: the engine does not keep the values.
+    #[serde(default)]
+    pub build_args: Vec<String>,
+    #[serde(default)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct Build {
+    pub id: String,
+    pub name: String,
+    #[cfg_attr(test, ts(type = r#""running" | "completed" | "failed""#))]
+    pub status: String,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Unix milliseconds.
+    pub created: i64,
+    pub completed: Option<i64>,
+    #[serde(default)]
+    pub request: BuildRequest,
+    /// The image it made (`sha256:…`).
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub total_steps: u32,
+    pub cached_steps: u32,
+    pub steps: Vec<BuildStep>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Res<T> {
+    serde_json::from_slice(body).map_err(|e| format!("the engine's build history: {e}"))
+}
+
+/// A ref as one path segment: refs are the client's, so anything else is
+/// refused rather than sent.
+fn path_of(id: &str) -> Res<String> {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!("{id:?} is not a build id"));
+    }
+    Ok(format!("/berth/builds/{id}"))
+}
+
+#[tauri::command]
+pub async fn list_builds() -> Res<Vec<Build>> {
+    parse(&engine::request("GET", "/berth/builds").await?)
+}
+
+#[tauri::command]
+pub async fn build_detail(id: String) -> Res<Build> {
+    parse(&engine::request("GET", &path_of(&id)?).await?)
+}
+
+#[tauri::command]
+pub async fn remove_build(id: String) -> Res<()> {
+    engine::request("DELETE", &path_of(&id)?).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_record_reads_as_a_build() {
+        let b: Build = parse(
+            br#"{"id":"abc","name":"app:1","status":"completed","created":1000,"completed":2500,
+                "request":{"dockerfile":"Dockerfile","buildArgs":["A"],"noCache":false},
+                "image":"sha256:1","tags":["app:1"],"totalSteps":1,"cachedSteps":1,
+                "steps":[{"name":"[1/1] FROM x","started":1000,"completed":1200,"cached":true,"log":""}]}"#,
+        )
+        .unwrap();
+        assert_eq!(b.steps[0].name, "[1/1] FROM x");
+        assert_eq!(b.request.build_args, ["A"]);
+        assert!(path_of("abc-1_x").is_ok());
+        assert!(path_of("../x").is_err() && path_of("").is_err());
+    }
+}
