@@ -612,6 +612,99 @@ async fn builds(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The Disk page shows what `docker system df` counts, and a reclaim action
+/// says what it removes and frees before it runs (a first click), then frees
+/// it: here the stopped containers.
+async fn disk(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
+    engine.docker_ok(&[
+        "run",
+        "--name",
+        "gui-df-stopped",
+        image,
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /filler",
+    ]);
+    click(c, "[data-testid=nav-disk]").await?;
+    let row = |kind: &str| format!("[data-testid=disk-row][data-kind={kind}]");
+    let attr = |kind: &'static str, a: &'static str| async move {
+        c.find(Locator::Css(&row(kind)))
+            .await
+            .ok()?
+            .attr(a)
+            .await
+            .ok()??
+            .parse::<u64>()
+            .ok()
+    };
+    // The CLI's own rows: the same counts.
+    let df = engine.docker_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}",
+    ]);
+    for line in df.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        let kind = match f[0] {
+            "Images" => "images",
+            "Containers" => "containers",
+            "Local Volumes" => "volumes",
+            "Build Cache" => "buildCache",
+            _ => continue,
+        };
+        let total: u64 = f[1].parse()?;
+        until(
+            Duration::from_secs(30),
+            &format!("{kind}: {total} as docker system df"),
+            || async { (attr(kind, "data-total").await? == total).then_some(()) },
+        )
+        .await?;
+    }
+    anyhow::ensure!(c
+        .find(Locator::Css("[data-testid=vm-disk-none]"))
+        .await
+        .is_ok());
+    let stopped = engine
+        .docker_ok(&["ps", "-aq", "--filter", "status=exited"])
+        .lines()
+        .count() as u64;
+    anyhow::ensure!(attr("containers", "data-removable").await == Some(stopped));
+    anyhow::ensure!(attr("containers", "data-reclaimable").await >= Some(300_000));
+    shot(c, "19-disk").await;
+    for width in [900, 1440] {
+        fits_at(c, width).await?;
+    }
+    let button = format!("{} [data-testid=reclaim]", row("containers"));
+    click(c, &button).await?;
+    until_attr(c, &button, "data-armed", "true").await?;
+    let asks = text_of(c, &button).await.unwrap_or_default();
+    anyhow::ensure!(asks.contains("stopped container"), "the question: {asks:?}");
+    anyhow::ensure!(
+        engine
+            .docker(&["inspect", "gui-df-stopped"])
+            .status
+            .success(),
+        "one click removed it"
+    );
+    click(c, &button).await?;
+    until(Duration::from_secs(30), "what was freed", || async {
+        text_of(c, "[data-testid=reclaimed]")
+            .await
+            .filter(|t| t.contains("freed"))
+    })
+    .await?;
+    anyhow::ensure!(!engine
+        .docker(&["inspect", "gui-df-stopped"])
+        .status
+        .success());
+    until(Duration::from_secs(30), "nothing left to free", || async {
+        (attr("containers", "data-removable").await? == 0).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// The containers page with 1,000 containers: all of them are in the list
 /// (the list follows the engine's events) but only a window of rows is in the
 /// DOM; the keyboard moves through it (End reaches the last row, drawn when it
@@ -1110,6 +1203,7 @@ async fn session(
     compose_project(c, engine, image).await?;
     health(c, engine, image).await?;
     builds(c, engine, image).await?;
+    disk(c, engine, image).await?;
     many_containers(c, engine, image).await?;
     Ok(())
 }

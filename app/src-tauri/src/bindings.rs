@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use ts_rs::{Config, TS};
 
-use crate::commands::{builds, containers, images, logs, settings, stats, troubleshoot, welcome};
+use crate::commands::{
+    builds, containers, disk, images, logs, settings, stats, troubleshoot, welcome,
+};
 use crate::{engine, model};
 
 /// Where the file lives, from this crate's directory.
@@ -44,6 +46,8 @@ fn generate() -> String {
         decl::<builds::BuildStep>(&cfg),
         decl::<builds::BuildRequest>(&cfg),
         decl::<builds::Build>(&cfg),
+        decl::<disk::DiskRow>(&cfg),
+        decl::<disk::DiskUsage>(&cfg),
     ];
     let file = format!(
         "// Generated from app/src-tauri's Rust types by `cargo test -p berth-desktop`\n\

@@ -61,4 +61,6 @@ commands! {
     builds::list_builds,
     builds::build_detail,
     builds::remove_build,
+    disk::disk_usage,
+    disk::reclaim,
 }

@@ -6,6 +6,8 @@ import type {
   Build,
   BuildStep,
   ContainerRow,
+  DiskRow,
+  DiskUsage,
   DockerCli,
   EngineStatus,
   ImageRow,
@@ -26,6 +28,8 @@ import type { Settings, SharedFolder, VmSettings } from "./settings";
 export type {
   Build,
   BuildStep,
+  DiskRow,
+  DiskUsage,
   DockerCli,
   EngineStatus,
   LogLine,
@@ -113,3 +117,7 @@ export const listBuilds = () => invoke<Build[]>("list_builds");
 // One build with each step's output.
 export const buildDetail = (id: string) => invoke<Build>("build_detail", { id });
 export const removeBuild = (id: string) => invoke<void>("remove_build", { id });
+// What the engine's data takes, what each kind could free, the VM's disk file.
+export const diskUsage = () => invoke<DiskUsage>("disk_usage");
+// Frees a row's reclaimable space; the bytes freed.
+export const reclaim = (kind: DiskRow["kind"]) => invoke<number>("reclaim", { kind });

@@ -195,3 +195,25 @@ created: number, completed: number | null, request: BuildRequest,
  * The image it made (`sha256:…`).
  */
 image: string | null, tags: Array<string>, totalSteps: number, cachedSteps: number, steps: Array<BuildStep>, };
+
+export type DiskRow = { kind: "images" | "containers" | "volumes" | "buildCache", total: number,
+/**
+ * In use: images with containers, running containers, volumes mounted,
+ * cache records in use.
+ */
+active: number, size: number,
+/**
+ * What its reclaim action frees.
+ */
+reclaimable: number,
+/**
+ * How many things that action removes.
+ */
+removable: number, };
+
+export type DiskUsage = { rows: Array<DiskRow>,
+/**
+ * The VM's data disk file on the host (its real blocks) and the most it
+ * can grow to, when the app's engine is the VM.
+ */
+vmDiskBytes: number | null, vmDiskLimitBytes: number | null, };

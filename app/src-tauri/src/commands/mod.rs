@@ -14,6 +14,7 @@ use crate::streams::Streams;
 pub mod app;
 pub mod builds;
 pub mod containers;
+pub mod disk;
 pub mod events;
 pub mod images;
 pub mod inspect;
