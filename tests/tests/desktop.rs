@@ -1093,14 +1093,24 @@ async fn session(
     .await?;
     shot(c, "06-terminal").await;
 
-    // Live usage: the first sample fills the CPU figure.
+    // Live usage: the first sample fills the CPU figure; each chart has its
+    // scale, and network and block I/O their legends.
     click(c, "[data-testid=tab-stats]").await?;
     until(long, "a stats sample", || async {
-        text_of(c, "[data-testid=stats]")
+        text_of(c, "[data-testid=chart-cpu] .label")
             .await
-            .filter(|t| t.contains('%') && !t.contains("CPU – %"))
+            .filter(|t| t.ends_with('%'))
     })
     .await?;
+    let block = text_of(c, "[data-testid=chart-block]")
+        .await
+        .unwrap_or_default();
+    anyhow::ensure!(
+        block.contains("read") && block.contains("written") && block.contains("/s"),
+        "block I/O chart: {block:?}"
+    );
+    let scale = text_of(c, "[data-testid=chart-cpu] [data-testid=chart-max]").await;
+    anyhow::ensure!(scale.as_deref() == Some("100 %"), "CPU scale {scale:?}");
     shot(c, "07-stats").await;
 
     // Stop and remove.
@@ -1158,7 +1168,45 @@ async fn session(
             .ok()
     })
     .await?;
+    // A network made in the app is the engine's, with its subnet; removing it
+    // asks first.
+    fill(c, "[data-testid=network-name]", "gui-net").await?;
+    fill(c, "[data-testid=network-subnet]", "172.31.77.0/24").await?;
+    click(c, "[data-testid=network-create]").await?;
+    let net_row = "[data-testid=network-row][data-name=gui-net]";
+    until(long, "the new network", || async {
+        c.find(Locator::Css(net_row)).await.ok()
+    })
+    .await?;
+    let subnet = engine.docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "gui-net",
+    ]);
+    anyhow::ensure!(subnet.trim() == "172.31.77.0/24", "subnet {subnet:?}");
     shot(c, "10-networks").await;
+    let remove = format!("{net_row} [data-testid=remove-network]");
+    click(c, &remove).await?;
+    until_attr(c, &remove, "data-armed", "true").await?;
+    click(c, &remove).await?;
+    until(long, "the network gone", || async {
+        (!engine
+            .docker(&["network", "inspect", "gui-net"])
+            .status
+            .success())
+        .then_some(())
+    })
+    .await?;
+    anyhow::ensure!(
+        c.find(Locator::Css(
+            "[data-testid=network-row][data-name=bridge] [data-testid=remove-network]"
+        ))
+        .await
+        .is_err(),
+        "the default bridge offers removal"
+    );
 
     // Settings: a change is saved to the settings file.
     click(c, "[data-testid=nav-settings]").await?;

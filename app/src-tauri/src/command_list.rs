@@ -42,6 +42,8 @@ commands! {
     volumes::create_volume,
     volumes::remove_volume,
     networks::list_networks,
+    networks::create_network,
+    networks::remove_network,
     inspect::inspect,
     stats::watch_stats,
     settings::get_settings,

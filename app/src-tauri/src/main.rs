@@ -10,7 +10,6 @@ mod bindings;
 mod command_list;
 mod commands;
 mod engine;
-mod lean;
 mod model;
 mod streams;
 mod tray;
@@ -21,8 +20,6 @@ pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLoc
 
 fn main() -> anyhow::Result<()> {
     STARTED.get_or_init(std::time::Instant::now);
-    // While this is the only thread.
-    lean::prepare();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
@@ -40,9 +37,6 @@ fn main() -> anyhow::Result<()> {
             usage: Default::default(),
         })
         .setup(|app| {
-            if let Some(w) = tauri::Manager::get_webview_window(app, "main") {
-                lean::apply(&w);
-            }
             // A desktop without a tray (or a status-notifier host) still gets the window.
             if let Err(e) = tray::install(app.handle()) {
                 tracing::warn!(error = %e, "no tray icon");

@@ -234,6 +234,9 @@ pub struct NetworkRow {
     pub name: String,
     pub driver: String,
     pub subnets: Vec<String>,
+    /// `bridge`, `host`, `none`: the engine's own, never removed.
+    pub builtin: bool,
+    pub internal: bool,
 }
 
 pub fn network_row(n: &Network) -> NetworkRow {
@@ -249,6 +252,8 @@ pub fn network_row(n: &Network) -> NetworkRow {
             .flatten()
             .filter_map(|c| c.subnet.clone())
             .collect(),
+        builtin: matches!(n.name.as_deref(), Some("bridge" | "host" | "none")),
+        internal: n.internal.unwrap_or(false),
     }
 }
 
@@ -264,6 +269,10 @@ pub struct StatsPoint {
     pub memory_limit: u64,
     pub net_rx: u64,
     pub net_tx: u64,
+    /// Bytes read from and written to block devices since the start, as
+    /// `docker stats`' BLOCK I/O (cgroup v2 says `read`, v1 `Read`).
+    pub block_read: u64,
+    pub block_write: u64,
 }
 
 pub fn stats_point(s: &ContainerStatsResponse) -> StatsPoint {
@@ -306,12 +315,24 @@ pub fn stats_point(s: &ContainerStatsResponse) -> StatsPoint {
         .fold((0, 0), |(rx, tx), (_, n)| {
             (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
         });
+    let block = |op: &str| -> u64 {
+        s.blkio_stats
+            .as_ref()
+            .and_then(|b| b.io_service_bytes_recursive.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+            .filter_map(|e| e.value)
+            .sum()
+    };
     StatsPoint {
         cpu_percent,
         memory: usage.saturating_sub(cache),
         memory_limit: mem.and_then(|m| m.limit).unwrap_or(0),
         net_rx: rx,
         net_tx: tx,
+        block_read: block("read"),
+        block_write: block("write"),
     }
 }
 
@@ -537,9 +558,30 @@ mod tests {
                 stats: Some([("inactive_file".to_string(), 4_000u64)].into()),
                 ..Default::default()
             }),
+            blkio_stats: Some(bollard::models::ContainerBlkioStats {
+                io_service_bytes_recursive: Some(
+                    [
+                        ("read", 7, 1),
+                        ("Read", 3, 2),
+                        ("write", 5, 1),
+                        ("discard", 9, 1),
+                    ]
+                    .map(
+                        |(op, value, minor)| bollard::models::ContainerBlkioStatEntry {
+                            op: Some(op.into()),
+                            value: Some(value),
+                            major: Some(8),
+                            minor: Some(minor),
+                        },
+                    )
+                    .to_vec(),
+                ),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let p = stats_point(&s);
+        assert_eq!((p.block_read, p.block_write), (10, 5));
         assert!((p.cpu_percent - 100.0).abs() < 1e-9, "{p:?}");
         assert_eq!(p.memory, 6_000);
         assert_eq!(p.memory_limit, 1 << 30);

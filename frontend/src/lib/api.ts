@@ -91,6 +91,9 @@ export const listVolumes = () => invoke<Volume[]>("list_volumes");
 export const createVolume = (name: string) => invoke<void>("create_volume", { name });
 export const removeVolume = (name: string) => invoke<void>("remove_volume", { name });
 export const listNetworks = () => invoke<Network[]>("list_networks");
+// `docker network create` (bridge): an optional subnet, internal or not.
+export const createNetwork = (name: string, subnet: string, internal: boolean) => invoke<void>("create_network", { name, subnet, internal });
+export const removeNetwork = (id: string) => invoke<void>("remove_network", { id });
 export const inspect = (kind: "container" | "network", id: string) => invoke<unknown>("inspect", { kind, id });
 
 export function watchStats(id: string, onSample: (s: StatsPoint) => void): Promise<number> {

@@ -88,7 +88,11 @@ export type VolumeRow = { name: string, driver: string, mountpoint: string,
  */
 usedBy: Array<string>, };
 
-export type NetworkRow = { id: string, name: string, driver: string, subnets: Array<string>, };
+export type NetworkRow = { id: string, name: string, driver: string, subnets: Array<string>,
+/**
+ * `bridge`, `host`, `none`: the engine's own, never removed.
+ */
+builtin: boolean, internal: boolean, };
 
 /**
  * One sample of a container's usage, as `docker stats` computes it.
@@ -101,7 +105,12 @@ cpuPercent: number,
 /**
  * Used memory without the page cache (`usage - inactive_file`), bytes.
  */
-memory: number, memoryLimit: number, netRx: number, netTx: number, };
+memory: number, memoryLimit: number, netRx: number, netTx: number,
+/**
+ * Bytes read from and written to block devices since the start, as
+ * `docker stats`' BLOCK I/O (cgroup v2 says `read`, v1 `Read`).
+ */
+blockRead: number, blockWrite: number, };
 
 export type SettingsView = { settings: Settings, path: string, };
 
