@@ -70,7 +70,7 @@ pub struct Engine {
     /// BuildKit's client sessions and builds in flight.
     pub buildkit: crate::sessions::BuildState,
     /// BuildKit builds past and present (`/berth/builds`, the app's Builds view).
-    pub build_history: crate::buildkit::history::History,
+    pub build_history: crate::build_history::History,
     pub id: String,
     pub started: Instant,
     host: HostFacts,
@@ -135,7 +135,7 @@ impl Engine {
             volumes,
             events,
             buildkit: Default::default(),
-            build_history: crate::buildkit::history::History::open(
+            build_history: crate::build_history::History::open(
                 &config.root.join("buildkit-history"),
             ),
             id,

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod build;
+pub mod build_history;
 pub mod buildkit;
 pub mod clock;
 pub mod config;

@@ -275,6 +275,18 @@ async fn until_attr(c: &Client, css: &str, attr: &str, want: &str) -> anyhow::Re
     .await
 }
 
+/// The number in the element `css`'s attribute `attr`.
+async fn num_attr(c: &Client, css: &str, attr: &str) -> Option<u64> {
+    c.find(Locator::Css(css))
+        .await
+        .ok()?
+        .attr(attr)
+        .await
+        .ok()??
+        .parse()
+        .ok()
+}
+
 async fn text_of(c: &Client, css: &str) -> Option<String> {
     c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
@@ -627,16 +639,8 @@ async fn disk(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
     ]);
     click(c, "[data-testid=nav-disk]").await?;
     let row = |kind: &str| format!("[data-testid=disk-row][data-kind={kind}]");
-    let attr = |kind: &'static str, a: &'static str| async move {
-        c.find(Locator::Css(&row(kind)))
-            .await
-            .ok()?
-            .attr(a)
-            .await
-            .ok()??
-            .parse::<u64>()
-            .ok()
-    };
+    let attr =
+        |kind: &'static str, a: &'static str| async move { num_attr(c, &row(kind), a).await };
     // The CLI's own rows: the same counts.
     let df = engine.docker_ok(&[
         "system",
@@ -725,16 +729,7 @@ async fn many_containers(c: &Client, engine: &Engine, image: &str) -> anyhow::Re
     let t = Instant::now();
     click(c, "[data-testid=nav-containers]").await?;
     let list = "[data-testid=container-list]";
-    let num = |attr: &'static str| async move {
-        c.find(Locator::Css(list))
-            .await
-            .ok()?
-            .attr(attr)
-            .await
-            .ok()??
-            .parse::<usize>()
-            .ok()
-    };
+    let num = |attr: &'static str| async move { num_attr(c, list, attr).await.map(|n| n as usize) };
     let rows = || async {
         c.find_all(Locator::Css("[data-testid=container-row]"))
             .await

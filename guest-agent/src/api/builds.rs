@@ -1,4 +1,4 @@
-//! Berth's own endpoints for the build history (`crate::buildkit::history`),
+//! Berth's own endpoints for the build history (`crate::build_history`),
 //! which the desktop app's Builds view reads: the Docker Engine API has none
 //! (dockerd serves it only as BuildKit's gRPC `ListenBuildHistory`, whose step
 //! output lives in a content store), so these answer plain JSON.
@@ -10,7 +10,7 @@
 use hyper::StatusCode;
 
 use super::{empty, json, ApiError, ApiResult};
-use crate::buildkit::history::HistoryError;
+use crate::build_history::HistoryError;
 use crate::engine::Engine;
 
 impl From<HistoryError> for ApiError {

@@ -38,6 +38,18 @@ pub struct Attrs {
 }
 
 impl Attrs {
+    /// What the build history keeps of them: build-arg names, not values.
+    pub fn history_request(&self) -> crate::build_history::Request {
+        let mut build_args: Vec<String> = self.build_args.keys().cloned().collect();
+        build_args.sort();
+        crate::build_history::Request {
+            dockerfile: self.filename.clone(),
+            target: self.target.clone(),
+            build_args,
+            no_cache: self.no_cache,
+        }
+    }
+
     pub fn parse(opts: &HashMap<String, String>) -> Result<Attrs, BuildKitError> {
         let mut a = Attrs {
             filename: "Dockerfile".into(),
@@ -211,7 +223,7 @@ pub async fn solve(
     let attrs = Attrs::parse(opts)?;
     engine
         .build_history
-        .requested(&job.id, super::history::Request::from_attrs(&attrs));
+        .requested(&job.id, attrs.history_request());
     // The engine's own platform only: other architectures' images run through
     // the VM's emulators, but the builder does not target them yet.
     let own = engine.images.platform();

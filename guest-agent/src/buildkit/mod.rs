@@ -10,14 +10,13 @@
 //! the three conversations together; [`frontend`] turns the frontend's attributes into a build
 //! of Berth's builder; [`export`] puts the result where the exporters say (files go
 //! back through [`filesend`]); [`progress`] writes BuildKit's vertexes; [`ssh`]
-//! carries `RUN --mount=type=ssh` connections to the client's agents; [`history`]
-//! keeps a record of each build, its steps and their output.
+//! carries `RUN --mount=type=ssh` connections to the client's agents;
+//! `crate::build_history` keeps a record of each build, its steps and output.
 
 pub mod export;
 pub mod filesend;
 pub mod filesync;
 pub mod frontend;
-pub mod history;
 pub mod progress;
 pub mod ssh;
 

@@ -62,19 +62,6 @@ pub struct Request {
     pub no_cache: bool,
 }
 
-impl Request {
-    pub fn from_attrs(a: &super::frontend::Attrs) -> Request {
-        let mut build_args: Vec<String> = a.build_args.keys().cloned().collect();
-        build_args.sort();
-        Request {
-            dockerfile: a.filename.clone(),
-            target: a.target.clone(),
-            build_args,
-            no_cache: a.no_cache,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
