@@ -1164,9 +1164,11 @@ async fn session(
     })
     .await?;
     // A network made in the app is the engine's, with its subnet; removing it
-    // asks first.
+    // asks first. The subnet is outside Docker's default pools (172.17–31/16,
+    // 192.168/20), which the other suites' engines take from: a route to a
+    // 172.31 subnet here once swallowed another suite's traffic.
     fill(c, "[data-testid=network-name]", "gui-net").await?;
-    fill(c, "[data-testid=network-subnet]", "172.31.77.0/24").await?;
+    fill(c, "[data-testid=network-subnet]", "10.213.77.0/24").await?;
     click(c, "[data-testid=network-create]").await?;
     let net_row = "[data-testid=network-row][data-name=gui-net]";
     until(long, "the new network", || async {
@@ -1180,7 +1182,7 @@ async fn session(
         "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
         "gui-net",
     ]);
-    anyhow::ensure!(subnet.trim() == "172.31.77.0/24", "subnet {subnet:?}");
+    anyhow::ensure!(subnet.trim() == "10.213.77.0/24", "subnet {subnet:?}");
     shot(c, "10-networks").await;
     let remove = format!("{net_row} [data-testid=remove-network]");
     click(c, &remove).await?;
