@@ -706,6 +706,18 @@ async fn disk(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
         (attr("containers", "data-removable").await? == 0).then_some(())
     })
     .await?;
+    // The build cache the Builds section left: freed the same way.
+    anyhow::ensure!(attr("buildCache", "data-removable").await > Some(0));
+    let button = format!("{} [data-testid=reclaim]", row("buildCache"));
+    click(c, &button).await?;
+    until_attr(c, &button, "data-armed", "true").await?;
+    click(c, &button).await?;
+    until(
+        Duration::from_secs(30),
+        "no build cache left to free",
+        || async { (attr("buildCache", "data-removable").await? == 0).then_some(()) },
+    )
+    .await?;
     Ok(())
 }
 

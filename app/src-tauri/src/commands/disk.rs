@@ -186,10 +186,13 @@ pub async fn reclaim(app: State<'_, App>, kind: String) -> Res<u64> {
             .space_reclaimed
         }
         "buildCache" => {
-            let body = engine::request("POST", "/build/prune?all=true").await?;
-            serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["SpaceReclaimed"].as_i64())
+            d.prune_build(Some(q::PruneBuildOptions {
+                all: Some(true),
+                ..Default::default()
+            }))
+            .await
+            .map_err(msg)?
+            .space_reclaimed
         }
         other => return Err(format!("nothing to reclaim called {other:?}")),
     };
