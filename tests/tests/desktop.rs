@@ -130,7 +130,25 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// WebKitGTK's screenshot waits for the page's next paint, and the app draws
+/// without compositing (`webkit_env.rs`): a page that has settled never
+/// paints again. So a pixel in the corner flickers for a few frames first
+/// (one level of 255 in its alpha), which is the paint the screenshot waits for.
+const REPAINT: &str = r#"
+    const d = document.createElement('div');
+    d.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;' +
+        'background:#000;opacity:0;pointer-events:none';
+    document.body.appendChild(d);
+    let n = 0;
+    const tick = () => {
+        d.style.opacity = n % 2 ? '0' : '0.004';
+        if (++n < 20) requestAnimationFrame(tick); else d.remove();
+    };
+    requestAnimationFrame(tick);
+"#;
+
 async fn shot(c: &Client, name: &str) {
+    let _ = c.execute(REPAINT, vec![]).await;
     if let Ok(png) = c.screenshot().await {
         let _ = std::fs::write(screenshots().join(format!("{name}.png")), png);
     }
@@ -302,11 +320,13 @@ async fn click(c: &Client, css: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Like `click`, waits for the field: a page draws its form once its data
+/// has loaded.
 async fn fill(c: &Client, css: &str, text: &str) -> anyhow::Result<()> {
-    let el = c
-        .find(Locator::Css(css))
-        .await
-        .with_context(|| css.to_string())?;
+    let el = until(Duration::from_secs(20), css, || async {
+        c.find(Locator::Css(css)).await.ok()
+    })
+    .await?;
     el.clear().await?;
     el.send_keys(text).await?;
     Ok(())

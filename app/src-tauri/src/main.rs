@@ -14,12 +14,15 @@ mod model;
 mod streams;
 mod tray;
 mod watch;
+mod webkit_env;
 
 /// When the process started, for the first-paint log line.
 pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 fn main() -> anyhow::Result<()> {
     STARTED.get_or_init(std::time::Instant::now);
+    // While this is the only thread.
+    webkit_env::prepare();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
