@@ -8,10 +8,11 @@
 //! as failed. Records are JSON files, one per build, the newest
 //! [`KEEP`] kept (BuildKit's own default history size).
 //!
-//! Build-arg values are not kept, only their names: they are the user's (the
-//! engine's logs name keys only too).
+//! A record keeps the build's arguments and labels with their values, as
+//! BuildKit's history does (`docker buildx history inspect` shows them), so
+//! the build can be run again; the engine's logs name keys only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -55,9 +56,15 @@ pub struct Request {
     pub dockerfile: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Names only.
+    /// The arguments' names.
     #[serde(default)]
     pub build_args: Vec<String>,
+    /// Their values; empty in records of engines that kept names only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_arg_values: BTreeMap<String, String>,
+    /// `--label`s.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub no_cache: bool,
 }

@@ -38,14 +38,23 @@ pub struct Attrs {
 }
 
 impl Attrs {
-    /// What the build history keeps of them: build-arg names, not values.
+    /// What the build history keeps of them: enough to run the build again.
     pub fn history_request(&self) -> crate::build_history::Request {
-        let mut build_args: Vec<String> = self.build_args.keys().cloned().collect();
-        build_args.sort();
+        let build_arg_values: std::collections::BTreeMap<String, String> = self
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         crate::build_history::Request {
             dockerfile: self.filename.clone(),
             target: self.target.clone(),
-            build_args,
+            build_args: build_arg_values.keys().cloned().collect(),
+            build_arg_values,
+            labels: self
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             no_cache: self.no_cache,
         }
     }
@@ -573,6 +582,15 @@ mod tests {
         assert_eq!(a.labels.get("org.x").map(String::as_str), Some("y"));
         assert!(a.no_cache);
         assert_eq!(a.context_key, "context");
+        // The history keeps enough to run it again.
+        let r = a.history_request();
+        assert_eq!(r.build_args, ["V"]);
+        assert_eq!(r.build_arg_values["V"], "1");
+        assert_eq!(r.labels["org.x"], "y");
+        assert_eq!(
+            (r.dockerfile.as_str(), r.target.as_deref(), r.no_cache),
+            ("Dockerfile.dev", Some("build"), true)
+        );
     }
 
     #[test]
