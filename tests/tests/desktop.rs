@@ -542,17 +542,53 @@ async fn health(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
 
 /// The Builds view lists builds made with `docker buildx build` (the real
 /// plugin), newest first: a build's steps in order with their output, a
-/// rebuild's steps cached, a failed build's error and the step that failed.
-async fn builds(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> {
-    engine.with_cli_plugins();
+/// rebuild's steps cached, a build run again from the app (the same argument
+/// and label, today's files), a failed build's error and the step that failed.
+async fn builds(c: &Client, engine: &Engine, image: &str, home: &Path) -> anyhow::Result<()> {
+    // The user's docker config (the app's too), where buildx records each
+    // build's directory: the plugin found through it.
+    let config = home.join(".docker");
+    std::fs::create_dir_all(&config)?;
+    let file = config.join("config.json");
+    let mut cfg: serde_json::Value = std::fs::read(&file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    cfg["cliPluginsExtraDirs"] = serde_json::json!([berth_tests::engine::cli_plugins_dir()]);
+    std::fs::write(&file, cfg.to_string())?;
+    let buildx = |args: &[&str]| {
+        let mut all = vec![
+            "buildx",
+            "build",
+            "--build-arg",
+            "GREETING=hi",
+            "--label",
+            "gui=yes",
+        ];
+        all.extend_from_slice(args);
+        engine
+            .docker_cmd(&all)
+            .env("DOCKER_CONFIG", &config)
+            .stdin(Stdio::null())
+            .output()
+    };
     let ctx = tempfile::tempdir()?;
     std::fs::write(
         ctx.path().join("Dockerfile"),
-        format!("FROM {image}\nCOPY a.txt /a.txt\nRUN echo gui-build-$(cat /a.txt)\n"),
+        format!("FROM {image}\nARG GREETING\nCOPY a.txt /a.txt\nRUN echo gui-build-$GREETING-$(cat /a.txt)\n"),
     )?;
     std::fs::write(ctx.path().join("a.txt"), "says-hi")?;
     let dir = ctx.path().to_str().context("a UTF-8 path")?;
-    engine.docker_ok(&["buildx", "build", "--load", "-t", "gui-built:1", dir]);
+    let ok = |o: std::io::Result<std::process::Output>| -> anyhow::Result<()> {
+        let o = o?;
+        anyhow::ensure!(
+            o.status.success(),
+            "buildx: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Ok(())
+    };
+    ok(buildx(&["-t", "gui-built:1", dir]))?;
     click(c, "[data-testid=nav-builds]").await?;
     let row = "[data-testid=build-row]";
     until_attr(c, row, "data-status", "completed").await?;
@@ -567,7 +603,7 @@ async fn builds(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     until(Duration::from_secs(30), "the RUN step's output", || async {
         text_of(c, "[data-testid=step-log]")
             .await
-            .filter(|t| t.contains("gui-build-says-hi"))
+            .filter(|t| t.contains("gui-build-hi-says-hi"))
     })
     .await?;
     let names = c
@@ -593,7 +629,7 @@ async fn builds(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     click(c, "[data-testid=back]").await?;
 
     // A rebuild: its steps are cached; a failing build shows why.
-    engine.docker_ok(&["buildx", "build", "--load", "-t", "gui-built:2", dir]);
+    ok(buildx(&["-t", "gui-built:2", dir]))?;
     until(
         Duration::from_secs(30),
         "the rebuild listed first",
@@ -617,11 +653,68 @@ async fn builds(c: &Client, engine: &Engine, image: &str) -> anyhow::Result<()> 
     })
     .await?;
     click(c, "[data-testid=back]").await?;
+
+    // Run again from the app, after the file changed: a new build of the same
+    // tag, with the same argument and label, on today's files.
+    let first =
+        |a: &'static str| async move { c.find(Locator::Css(row)).await.ok()?.attr(a).await.ok()? };
+    let before = first("data-id").await.context("the rebuild's id")?;
+    std::fs::write(ctx.path().join("a.txt"), "says-again")?;
+    click(c, "[data-testid=open-build]").await?;
+    until_attr(c, "[data-testid=build-context]", "title", dir).await?;
+    let args = c
+        .find(Locator::Css("[data-testid=build-args]"))
+        .await?
+        .prop("textContent")
+        .await?;
+    anyhow::ensure!(
+        args.as_deref() == Some("GREETING=hi"),
+        "build args {args:?}"
+    );
+    click(c, "[data-testid=rerun-build]").await?;
+    until(Duration::from_secs(120), "the build run again", || async {
+        let id = first("data-id").await?;
+        let done = first("data-status").await? == "completed";
+        (id != before && done).then_some(())
+    })
+    .await?;
+    anyhow::ensure!(
+        first("data-name")
+            .await
+            .is_some_and(|n| n.ends_with("gui-built:2")),
+        "the build run again is named {:?}",
+        first("data-name").await
+    );
+    click(c, "[data-testid=open-build]").await?;
+    click(c, &format!("{run_step} [data-testid=step-toggle]")).await?;
+    until(
+        Duration::from_secs(30),
+        "the new RUN step's output",
+        || async {
+            text_of(c, "[data-testid=step-log]")
+                .await
+                .filter(|t| t.contains("gui-build-hi-says-again"))
+        },
+    )
+    .await?;
+    let label = engine.docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"gui\"}}",
+        "gui-built:2",
+    ]);
+    anyhow::ensure!(
+        label.trim() == "yes",
+        "the label of the build run again: {label:?}"
+    );
+    click(c, "[data-testid=back]").await?;
+
     std::fs::write(
         ctx.path().join("Dockerfile"),
         format!("FROM {image}\nRUN echo gui-about-to-fail && exit 3\n"),
     )?;
-    let failed = engine.docker(&["buildx", "build", "-t", "gui-built:bad", dir]);
+    let failed = buildx(&["-t", "gui-built:bad", dir])?;
     anyhow::ensure!(!failed.status.success(), "the failing build succeeded");
     until_attr(c, row, "data-status", "failed").await?;
     click(c, "[data-testid=open-build]").await?;
@@ -1279,7 +1372,7 @@ async fn session(
     .await?;
     compose_project(c, engine, image).await?;
     health(c, engine, image).await?;
-    builds(c, engine, image).await?;
+    builds(c, engine, image, home).await?;
     disk(c, engine, image).await?;
     many_containers(c, engine, image).await?;
     Ok(())

@@ -45,6 +45,7 @@ fn generate() -> String {
         decl::<welcome::TutorialStarted>(&cfg),
         decl::<builds::BuildStep>(&cfg),
         decl::<builds::BuildRequest>(&cfg),
+        decl::<crate::rerun::BuildSource>(&cfg),
         decl::<builds::Build>(&cfg),
         decl::<disk::DiskRow>(&cfg),
         decl::<disk::DiskUsage>(&cfg),

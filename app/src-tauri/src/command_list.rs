@@ -63,6 +63,7 @@ commands! {
     builds::list_builds,
     builds::build_detail,
     builds::remove_build,
+    builds::rerun_build,
     disk::disk_usage,
     disk::reclaim,
 }

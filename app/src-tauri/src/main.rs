@@ -11,6 +11,7 @@ mod command_list;
 mod commands;
 mod engine;
 mod model;
+mod rerun;
 mod streams;
 mod tray;
 mod watch;

@@ -120,6 +120,8 @@ export const listBuilds = () => invoke<Build[]>("list_builds");
 // One build with each step's output.
 export const buildDetail = (id: string) => invoke<Build>("build_detail", { id });
 export const removeBuild = (id: string) => invoke<void>("remove_build", { id });
+// Runs the build again with the docker CLI (buildx) and resolves when it ends.
+export const rerunBuild = (id: string) => invoke<void>("rerun_build", { id });
 // What the engine's data takes, what each kind could free, the VM's disk file.
 export const diskUsage = () => invoke<DiskUsage>("disk_usage");
 // Frees a row's reclaimable space; the bytes freed.

@@ -191,9 +191,26 @@ log: string, };
 
 export type BuildRequest = { dockerfile: string, target: string | null,
 /**
- * Names only: the engine does not keep the values.
+ * The arguments' names.
  */
-buildArgs: Array<string>, noCache: boolean, };
+buildArgs: Array<string>,
+/**
+ * Their values (an older engine kept names only).
+ */
+buildArgValues: { [key in string]: string }, labels: { [key in string]: string }, noCache: boolean, };
+
+/**
+ * Where a build's files came from, as buildx recorded it.
+ */
+export type BuildSource = {
+/**
+ * The context directory.
+ */
+context: string,
+/**
+ * The Dockerfile's path.
+ */
+dockerfile: string, };
 
 export type Build = { id: string, name: string, status: "running" | "completed" | "failed", error: string | null,
 /**
@@ -203,7 +220,12 @@ created: number, completed: number | null, request: BuildRequest,
 /**
  * The image it made (`sha256:…`).
  */
-image: string | null, tags: Array<string>, totalSteps: number, cachedSteps: number, steps: Array<BuildStep>, };
+image: string | null, tags: Array<string>, totalSteps: number, cachedSteps: number, steps: Array<BuildStep>,
+/**
+ * Where its files came from, when buildx recorded it on this machine
+ * (the detail only).
+ */
+source: BuildSource | null, };
 
 export type DiskRow = { kind: "images" | "containers" | "volumes" | "buildCache", total: number,
 /**

@@ -2,10 +2,13 @@
 //! `/berth/builds` endpoints; the Docker API has none), each build with its
 //! steps, their times, cached flags and output.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Res;
 use crate::engine;
+use crate::rerun::{self, BuildSource};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
@@ -30,9 +33,14 @@ pub struct BuildRequest {
     pub dockerfile: String,
     #[serde(default)]
     pub target: Option<String>,
-    /// Names only: the engine does not keep the values.
+    /// The arguments' names.
     #[serde(default)]
     pub build_args: Vec<String>,
+    /// Their values (an older engine kept names only).
+    #[serde(default)]
+    pub build_arg_values: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub no_cache: bool,
 }
@@ -60,6 +68,10 @@ pub struct Build {
     pub total_steps: u32,
     pub cached_steps: u32,
     pub steps: Vec<BuildStep>,
+    /// Where its files came from, when buildx recorded it on this machine
+    /// (the detail only).
+    #[serde(default)]
+    pub source: Option<BuildSource>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Res<T> {
@@ -86,7 +98,23 @@ pub async fn list_builds() -> Res<Vec<Build>> {
 
 #[tauri::command]
 pub async fn build_detail(id: String) -> Res<Build> {
-    parse(&engine::request("GET", &path_of(&id)?).await?)
+    let mut b: Build = parse(&engine::request("GET", &path_of(&id)?).await?)?;
+    b.source = rerun::source(&rerun::docker_config_dir(), &b.id);
+    Ok(b)
+}
+
+/// Runs build `id` again with the docker CLI, from the files buildx says it
+/// was given, and waits for it to end.
+#[tauri::command]
+pub async fn rerun_build(id: String) -> Res<()> {
+    let b = build_detail(id).await?;
+    let source = b.source.as_ref().ok_or(
+        "buildx did not record where this build's files came from on this machine \
+         (it ran elsewhere, or with another client); run it again from the command line",
+    )?;
+    let args = rerun::args(source, &b.request, &b.tags)?;
+    let host = engine::docker_host().map_err(|e| e.to_string())?;
+    rerun::run(&args, &host).await
 }
 
 #[tauri::command]
