@@ -91,7 +91,6 @@ fn tree_mem_mb(pid: u32) -> Vec<(String, [f64; 3])> {
     out
 }
 
-/// Starts the app and waits for its "first paint" line; (ms, the process).
 fn row(metric: &str, decimals: usize, berth: Vec<f64>) -> Row {
     Row {
         metric: metric.into(),
@@ -103,6 +102,7 @@ fn row(metric: &str, decimals: usize, berth: Vec<f64>) -> Row {
     }
 }
 
+/// Starts the app and waits for its "first paint" line; (ms, the process).
 fn launch(app: &Path, display: &str, docker_host: &str) -> anyhow::Result<(f64, Proc)> {
     let t = Instant::now();
     let mut child = Command::new(app)
@@ -128,6 +128,51 @@ fn launch(app: &Path, display: &str, docker_host: &str) -> anyhow::Result<(f64, 
         .recv_timeout(Duration::from_secs(60))
         .context("the app did not paint within 60 s")?;
     Ok((took.as_secs_f64() * 1000.0, proc))
+}
+
+/// The webview's own floor: a window with WebKitGTK showing one line of
+/// HTML, through PyGObject (Debian's bindings of the same libwebkit2gtk),
+/// drawing as the app does (no compositing).
+const BLANK_PAGE: &str = r#"
+import gi
+gi.require_version("Gtk", "3.0")
+gi.require_version("WebKit2", "4.1")
+from gi.repository import Gtk, WebKit2
+w = Gtk.Window()
+w.set_default_size(1200, 780)
+v = WebKit2.WebView()
+w.add(v)
+v.load_html("<html><body><h1>Containers</h1></body></html>", "about:blank")
+w.show_all()
+Gtk.main()
+"#;
+
+/// Each process's PSS with the blank page: (UI, web, network).
+fn blank_page(display: &str) -> anyhow::Result<[f64; 3]> {
+    let child = Command::new("/usr/bin/python3")
+        .args(["-c", BLANK_PAGE])
+        .env("DISPLAY", display)
+        .env("NO_AT_BRIDGE", "1")
+        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("python3 with PyGObject (python3-gi)")?;
+    let p = Proc(child);
+    std::thread::sleep(Duration::from_secs(8));
+    let procs = tree_mem_mb(p.0.id());
+    let pss = |name: &str| {
+        procs
+            .iter()
+            .filter(|(c, _)| c.starts_with(name))
+            .map(|(_, m)| m[1])
+            .sum::<f64>()
+    };
+    let web = pss("WebKitWebProces");
+    if web == 0.0 {
+        bail!("the blank page started no web process");
+    }
+    Ok([pss("python3"), web, pss("WebKitNetworkPr")])
 }
 
 pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
@@ -171,6 +216,26 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         unit: "ms",
         ..row("desktop app cold start → first paint", 0, starts)
     });
+    let [ui, web, net] = blank_page(&display)?;
+    report.notes.push(
+        "app: the reference rows are a blank WebKitGTK page (one heading) in a PyGObject \
+         window, without compositing as the app draws: the least any app on this webview \
+         costs here. Its UI process is Python's, so it counts the interpreter where the app \
+         counts its own code"
+            .to_string(),
+    );
+    for (what, m) in [
+        ("UI process (python3)", ui),
+        ("WebKit web process", web),
+        ("WebKit network process", net),
+        ("all three", ui + web + net),
+    ] {
+        report.rows.push(row(
+            &format!("reference: a blank WebKitGTK page: {what}, PSS"),
+            0,
+            vec![m],
+        ));
+    }
     let mut made = 0;
     for n in CONTAINERS {
         for i in made..n {

@@ -168,6 +168,8 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     run(cargo().args(["build", "--release", "-p", "berth-agent", "-p", "berth"]))?;
     if wanted.is_empty() || wanted.contains(&"app") {
         deps::ensure_packages(deps::DESKTOP_PACKAGES)?;
+        // The blank-page reference: WebKitGTK through PyGObject.
+        deps::ensure_packages(&["python3-gi", "gir1.2-webkit2-4.1"])?;
         step("desktop app (release)");
         deps::build_frontend(false)?;
         run(cargo().args(["build", "--release", "-p", "berth-desktop"]))?;
