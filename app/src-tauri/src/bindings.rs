@@ -7,9 +7,7 @@ use std::path::PathBuf;
 
 use ts_rs::{Config, TS};
 
-use crate::commands::{
-    builds, containers, disk, images, logs, settings, stats, troubleshoot, welcome,
-};
+use crate::commands::{containers, disk, images, logs, settings, stats, troubleshoot, welcome};
 use crate::{engine, model};
 
 /// Where the file lives, from this crate's directory.
@@ -43,10 +41,10 @@ fn generate() -> String {
         decl::<troubleshoot::Troubleshoot>(&cfg),
         decl::<stats::Usage>(&cfg),
         decl::<welcome::TutorialStarted>(&cfg),
-        decl::<builds::BuildStep>(&cfg),
-        decl::<builds::BuildRequest>(&cfg),
-        decl::<crate::rerun::BuildSource>(&cfg),
-        decl::<builds::Build>(&cfg),
+        decl::<crate::build_record::BuildStep>(&cfg),
+        decl::<crate::build_record::BuildRequest>(&cfg),
+        decl::<crate::build_record::BuildSource>(&cfg),
+        decl::<crate::build_record::Build>(&cfg),
         decl::<disk::DiskRow>(&cfg),
         decl::<disk::DiskUsage>(&cfg),
     ];

@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod bindings;
+mod build_record;
 mod command_list;
 mod commands;
 mod engine;

@@ -9,20 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::commands::builds::BuildRequest;
-
-/// Where a build's files came from, as buildx recorded it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct BuildSource {
-    /// The context directory.
-    pub context: String,
-    /// The Dockerfile's path.
-    pub dockerfile: String,
-}
+use crate::build_record::{BuildRequest, BuildSource};
 
 /// buildx's record of one build (its Go field names).
 #[derive(Deserialize)]

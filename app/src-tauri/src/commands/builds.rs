@@ -2,77 +2,10 @@
 //! `/berth/builds` endpoints; the Docker API has none), each build with its
 //! steps, their times, cached flags and output.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
 use super::Res;
+use crate::build_record::Build;
 use crate::engine;
-use crate::rerun::{self, BuildSource};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct BuildStep {
-    pub name: String,
-    /// Unix milliseconds.
-    pub started: Option<i64>,
-    pub completed: Option<i64>,
-    pub cached: bool,
-    #[serde(default)]
-    pub error: Option<String>,
-    /// The step's output (its last 64 KiB); empty in the list.
-    #[serde(default)]
-    pub log: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct BuildRequest {
-    pub dockerfile: String,
-    #[serde(default)]
-    pub target: Option<String>,
-    /// The arguments' names.
-    #[serde(default)]
-    pub build_args: Vec<String>,
-    /// Their values (an older engine kept names only).
-    #[serde(default)]
-    pub build_arg_values: BTreeMap<String, String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub no_cache: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[serde(rename_all = "camelCase")]
-pub struct Build {
-    pub id: String,
-    pub name: String,
-    #[cfg_attr(test, ts(type = r#""running" | "completed" | "failed""#))]
-    pub status: String,
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Unix milliseconds.
-    pub created: i64,
-    pub completed: Option<i64>,
-    #[serde(default)]
-    pub request: BuildRequest,
-    /// The image it made (`sha256:…`).
-    #[serde(default)]
-    pub image: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub total_steps: u32,
-    pub cached_steps: u32,
-    pub steps: Vec<BuildStep>,
-    /// Where its files came from, when buildx recorded it on this machine
-    /// (the detail only).
-    #[serde(default)]
-    pub source: Option<BuildSource>,
-}
+use crate::rerun;
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Res<T> {
     serde_json::from_slice(body).map_err(|e| format!("the engine's build history: {e}"))
