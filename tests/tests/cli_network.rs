@@ -196,9 +196,6 @@ fn the_default_bridge_has_no_name_resolution_but_reaches_by_address() {
             &img,
             "wget",
             "-qO-",
-            // A lost connection is retried, not waited on.
-            "-T",
-            "5",
             &format!("http://{ip}/"),
         ]);
         got = String::from_utf8_lossy(&o.stdout).into_owned();
