@@ -7,8 +7,9 @@
 //! process where there is one. The pages are tables, forms and a DOM-drawn
 //! terminal; nothing animates. Measured with 100 containers listed
 //! (`cargo xtask bench app`, Xvfb): the web process goes from 221 to 124 MB
-//! PSS and from 93 to 23 MB of anonymous memory. WebKitGTK 2.50 still opens an EGL display in both processes (it aborts
-//! without one), so Mesa stays mapped.
+//! PSS and from 93 to 23 MB of anonymous memory. WebKitGTK 2.50 still opens
+//! an EGL display in both processes (it aborts without one), so Mesa stays
+//! mapped.
 
 /// Before any thread starts (the environment is process-wide) and before
 /// the first web view. A value the user set wins, so `=0` brings

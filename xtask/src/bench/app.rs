@@ -161,18 +161,23 @@ fn blank_page(display: &str) -> anyhow::Result<[f64; 3]> {
     let p = Proc(child);
     std::thread::sleep(Duration::from_secs(8));
     let procs = tree_mem_mb(p.0.id());
-    let pss = |name: &str| {
-        procs
-            .iter()
-            .filter(|(c, _)| c.starts_with(name))
-            .map(|(_, m)| m[1])
-            .sum::<f64>()
-    };
+    let pss = |name: &str| by_name(&procs, name)[1];
     let web = pss("WebKitWebProces");
     if web == 0.0 {
         bail!("the blank page started no web process");
     }
     Ok([pss("python3"), web, pss("WebKitNetworkPr")])
+}
+
+/// RSS, PSS and anonymous MB summed over the processes whose name starts
+/// with `name` (all of them for "").
+fn by_name(procs: &[(String, [f64; 3])], name: &str) -> [f64; 3] {
+    procs
+        .iter()
+        .filter(|(c, _)| c.starts_with(name))
+        .fold([0.0; 3], |a, (_, m)| {
+            [a[0] + m[0], a[1] + m[1], a[2] + m[2]]
+        })
 }
 
 pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
@@ -255,14 +260,7 @@ pub fn bench(opts: &Options, report: &mut Report) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(8));
         let procs = tree_mem_mb(p.0.id());
         drop(p);
-        let of = |name: &str| {
-            procs
-                .iter()
-                .filter(|(c, _)| c.starts_with(name))
-                .fold([0.0; 3], |a, (_, m)| {
-                    [a[0] + m[0], a[1] + m[1], a[2] + m[2]]
-                })
-        };
+        let of = |name: &str| by_name(&procs, name);
         let all = of("");
         for (what, m) in [
             ("app process", of("berth-desktop")),

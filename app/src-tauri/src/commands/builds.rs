@@ -32,7 +32,8 @@ pub async fn list_builds() -> Res<Vec<Build>> {
 #[tauri::command]
 pub async fn build_detail(id: String) -> Res<Build> {
     let mut b: Build = parse(&engine::request("GET", &path_of(&id)?).await?)?;
-    b.source = rerun::source(&rerun::docker_config_dir(), &b.id);
+    // `id`, checked by `path_of`, names buildx's file too.
+    b.source = rerun::source(&rerun::docker_config_dir(), &id);
     Ok(b)
 }
 
