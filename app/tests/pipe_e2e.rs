@@ -51,8 +51,11 @@ async fn ping_and_a_streamed_event_through_the_pipe() {
     assert!(pong.ends_with("OK"), "{pong}");
 
     // Half-close, as the docker CLI does it on Windows (go-winio's CloseWrite,
-    // a zero-length message): a keep-alive request whose answer arrives only
-    // because the engine learned the client is done.
+    // a zero-length message): on a keep-alive connection, once its answer is
+    // in, the pipe closes only because the engine learned the client is done.
+    // The answer is awaited first: the engine takes an end of input while it
+    // is still answering as the client leaving (that is how it notices a
+    // `docker logs -f` that was stopped), and drops the request.
     let half = tokio::task::spawn_blocking({
         let pipe = pipe.clone();
         move || {
@@ -65,6 +68,18 @@ async fn ping_and_a_streamed_event_through_the_pipe() {
                 .unwrap();
             f.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n")
                 .unwrap();
+            // `/_ping`'s answer ends with its two-byte body, "OK".
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !(answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"OK")) {
+                let n = f.read(&mut buf).unwrap();
+                assert!(
+                    n > 0,
+                    "closed before the answer: {}",
+                    String::from_utf8_lossy(&answer)
+                );
+                answer.extend_from_slice(&buf[..n]);
+            }
             let mut written = 0u32;
             // SAFETY: a zero-length write on our own open pipe handle.
             let ok = unsafe {
@@ -77,16 +92,17 @@ async fn ping_and_a_streamed_event_through_the_pipe() {
                 )
             };
             assert_ne!(ok, 0, "{}", std::io::Error::last_os_error());
-            let mut out = String::new();
-            f.read_to_string(&mut out).unwrap();
-            out
+            let mut rest = Vec::new();
+            f.read_to_end(&mut rest).unwrap();
+            (String::from_utf8_lossy(&answer).into_owned(), rest)
         }
     });
-    let out = tokio::time::timeout(Duration::from_secs(30), half)
+    let (answer, rest) = tokio::time::timeout(Duration::from_secs(30), half)
         .await
-        .expect("the half-closed request was answered and closed")
+        .expect("the half-closed connection was closed")
         .unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
 
     // A stream that stays open: the engine's events, filtered to volumes.
     let mut events = open(&pipe).await;
