@@ -53,9 +53,9 @@ async fn ping_and_a_streamed_event_through_the_pipe() {
     // Half-close, as the docker CLI does it on Windows (go-winio's CloseWrite,
     // a zero-length message): on a keep-alive connection, once its answer is
     // in, the pipe closes only because the engine learned the client is done.
-    // The answer is awaited first: the engine takes an end of input while it
-    // is still answering as the client leaving (that is how it notices a
-    // `docker logs -f` that was stopped), and drops the request.
+    // The answer is read first, so what this checks is the half-close passing
+    // through the pipe, not how the engine treats input that ends while it
+    // answers (`cli_containers`' half-close test covers that).
     let half = tokio::task::spawn_blocking({
         let pipe = pipe.clone();
         move || {

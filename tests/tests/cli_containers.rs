@@ -590,6 +590,56 @@ fn exec_runs_in_the_container_with_streams_and_exit_codes() {
 /// Compose (v2) attaches to an exec (`POST /exec/{id}/start` upgraded), then starts
 /// it again with a plain POST: as dockerd, the second start answers 200 with the
 /// error in its stream, and the attached stream gets the process's output.
+/// A client that sends its request and then shuts down its sending side
+/// (`socat`, `nc -N`, the docker CLI's `CloseWrite` on Windows) is answered, as
+/// dockerd answers it; a stream it opens that way ends rather than outliving it.
+#[test]
+fn a_client_that_half_closes_is_answered_and_its_streams_end() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&["run", "-d", "--name", "halfclosed", &img, "sleep", "300"]);
+    let half_closed = |head: &str| -> String {
+        let mut s = UnixStream::connect(engine.socket()).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            s,
+            "{head} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+        )
+        .expect("write");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("{head}: the connection stayed open: {e}"));
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // The end of input arrives with the request and races its answer: many tries.
+    for head in [
+        "GET /_ping",
+        "GET /containers/json",
+        "GET /containers/halfclosed/json",
+        "GET /info",
+    ] {
+        for _ in 0..20 {
+            let out = half_closed(head);
+            assert!(out.starts_with("HTTP/1.1 200"), "{head}: {out:?}");
+        }
+    }
+    assert!(half_closed("GET /containers/json").contains("/halfclosed"));
+    // Streams that would wait for something: they end with the client's input.
+    for head in [
+        "GET /events",
+        "POST /containers/halfclosed/wait",
+        "GET /containers/halfclosed/logs?follow=1&stdout=1",
+        "GET /containers/halfclosed/stats",
+    ] {
+        let out = half_closed(head);
+        assert!(out.starts_with("HTTP/1.1 200"), "{head}: {out:?}");
+    }
+    engine.docker_ok(&["rm", "-f", "halfclosed"]);
+}
+
 #[test]
 fn an_exec_attached_then_started_again_answers_both_as_dockerd() {
     use std::io::{Read, Write};

@@ -17,6 +17,7 @@ mod images;
 mod llbbridge;
 mod networks;
 mod progress;
+mod read_ahead;
 mod request;
 mod serve;
 mod swarm;

@@ -20,18 +20,25 @@ pub async fn serve<S>(engine: Arc<Engine>, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (conn, client_done) = super::read_ahead::split(stream);
     let service = service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
+        let client_done = client_done.clone();
         async move {
             if super::grpc::is_grpc(&req) {
                 Ok::<_, Infallible>(super::grpc::serve(engine, req).await)
             } else {
-                super::handle(engine, req).await
+                let resp = super::handle(engine, req).await?;
+                Ok(resp.map(|body| super::read_ahead::until_done(body, &client_done)))
             }
         }
     });
-    if let Err(e) = auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A request the client finished sending is answered even if it then shuts
+    // down its side, as dockerd does; `read_ahead` ends streams instead.
+    builder.http1().half_close(true);
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(conn), service)
         .await
     {
         tracing::debug!(error = %e, "connection ended with an error");
