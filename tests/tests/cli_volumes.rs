@@ -597,6 +597,73 @@ fn system_df_and_system_prune() {
     assert_eq!(engine.docker_ok(&["volume", "ls", "-q"]).trim(), "dfvol");
 }
 
+/// `--filter` on container, network, image and system prune: `label`, `label!`
+/// and `until` keep what they exclude, as with dockerd (Berth once pruned
+/// every stopped container whatever the filter said).
+#[test]
+fn prune_filters_keep_what_they_exclude() {
+    let (_r, engine, img) = setup();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = engine.docker_ok(args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let all_containers = || names(&["ps", "-a", "--format", "{{.Names}}"]);
+    for (name, label) in [
+        ("pk-keep", "keep=yes"),
+        ("pk-team", "team=a"),
+        ("pk-plain", "x=1"),
+    ] {
+        engine.docker_ok(&["create", "--name", name, "--label", label, &img, "true"]);
+    }
+    // Created just now: nothing is older than an hour.
+    engine.docker_ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(all_containers(), ["pk-keep", "pk-plain", "pk-team"]);
+    engine.docker_ok(&["container", "prune", "-f", "--filter", "label=team=a"]);
+    assert_eq!(all_containers(), ["pk-keep", "pk-plain"]);
+    engine.docker_ok(&["system", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(all_containers(), ["pk-keep"]);
+    let bad = engine.docker(&["container", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid filter 'bogus'"),
+        "{}",
+        stderr(&bad)
+    );
+    assert_eq!(all_containers(), ["pk-keep"]);
+
+    engine.docker_ok(&["network", "create", "--label", "keep", "pn-keep"]);
+    engine.docker_ok(&["network", "create", "pn-plain"]);
+    let networks = || {
+        names(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=pn-",
+            "--format",
+            "{{.Name}}",
+        ])
+    };
+    engine.docker_ok(&["network", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(networks(), ["pn-keep", "pn-plain"]);
+    engine.docker_ok(&["network", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(networks(), ["pn-keep"]);
+
+    // Two unused images, one labelled: `label!` spares it. (A commit keeps its
+    // container's labels, so the plain one comes from a plain container.)
+    engine.docker_ok(&["create", "--name", "pk-base", &img, "true"]);
+    engine.docker_ok(&["commit", "--change", "LABEL keep=1", "pk-base", "pi-keep:1"]);
+    engine.docker_ok(&["commit", "pk-base", "pi-plain:1"]);
+    engine.docker_ok(&["rm", "pk-keep", "pk-base"]);
+    engine.docker_ok(&["image", "prune", "-a", "-f", "--filter", "label!=keep"]);
+    let images = names(&["images", "--format", "{{.Repository}}"]);
+    assert_eq!(
+        images,
+        ["pi-keep"],
+        "the plain image and the unused base go"
+    );
+}
+
 #[test]
 fn cp_into_a_running_container_writes_into_its_volume() {
     let (_r, engine, img) = setup();

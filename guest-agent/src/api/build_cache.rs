@@ -63,6 +63,10 @@ pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
         "inuse",
         "shared",
         "private",
+        // `docker system prune --filter` sends its container and image filters
+        // here too, as dockerd accepts them.
+        "label",
+        "label!",
     ])?;
     let mut filter = PruneFilter::default();
     if let Some(v) = f.get("until").and_then(|v| v.first()) {
@@ -75,7 +79,12 @@ pub fn prune(engine: &Engine, q: &Query) -> ApiResult {
                 .map_err(|_| ApiError::bad_request(format!("invalid {key}: {v}")))?;
         }
     }
-    let removed = prune_records(engine, &filter);
+    // Cache records carry no labels: a `label` filter matches none of them,
+    // and `label!` spares none.
+    let removed = match f.get("label") {
+        Some(wanted) if !wanted.is_empty() => Vec::new(),
+        _ => prune_records(engine, &filter),
+    };
     json(
         StatusCode::OK,
         &serde_json::json!({

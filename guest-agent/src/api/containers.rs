@@ -15,6 +15,7 @@ use bollard_stubs::models::{
     ContainerCreateBody, ContainerCreateResponse, ContainerWaitExitError, ContainerWaitResponse,
 };
 
+use super::prune_filter::PruneFilter;
 use super::{empty, json, ApiError, ApiResult, Query};
 use crate::containers::views::ListFilters;
 use crate::containers::{ContainerError, WaitCondition};
@@ -287,8 +288,17 @@ pub fn rename(engine: &Engine, name: &str, q: &Query) -> ApiResult {
     empty(StatusCode::NO_CONTENT)
 }
 
-pub async fn prune(engine: &Engine) -> ApiResult {
-    json(StatusCode::OK, &engine.containers.prune().await?)
+/// `POST /containers/prune?filters=…` (`until`, `label`, `label!`).
+pub async fn prune(engine: &Engine, q: &Query) -> ApiResult {
+    let filter = PruneFilter::parse(q)?;
+    let pruned = engine
+        .containers
+        .prune(|c| {
+            let none = std::collections::HashMap::new();
+            filter.lets_go(&c.created, c.config.labels.as_ref().unwrap_or(&none))
+        })
+        .await?;
+    json(StatusCode::OK, &pruned)
 }
 
 pub fn list(engine: &Engine, q: &Query) -> ApiResult {

@@ -18,7 +18,7 @@ use crate::images::reference::ImageRef;
 use crate::images::{ImageFilters, Platform, Progress};
 
 const LIST_FILTERS: &[&str] = &["dangling", "reference", "label", "before", "since", "until"];
-const PRUNE_FILTERS: &[&str] = &["dangling", "label", "until"];
+const PRUNE_FILTERS: &[&str] = &["dangling", "label", "label!", "until"];
 
 pub fn parse_filters(q: &Query, allowed: &[&str]) -> Result<ImageFilters, ApiError> {
     let raw: HashMap<String, Vec<String>> = q.filters(allowed)?;
@@ -39,6 +39,7 @@ pub fn parse_filters(q: &Query, allowed: &[&str]) -> Result<ImageFilters, ApiErr
             }
             "reference" => f.reference = vals,
             "label" => f.label = vals,
+            "label!" => f.not_label = vals,
             "before" => f.before = vals.into_iter().next(),
             "since" => f.since = vals.into_iter().next(),
             "until" => {

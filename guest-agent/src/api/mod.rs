@@ -17,6 +17,7 @@ mod images;
 mod llbbridge;
 mod networks;
 mod progress;
+mod prune_filter;
 mod read_ahead;
 mod request;
 mod serve;
@@ -197,7 +198,7 @@ async fn route(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult {
             containers::create(&engine, &query, read_body(req).await?).await
         }
         (&Method::GET, ["containers", "json"]) => containers::list(&engine, &query),
-        (&Method::POST, ["containers", "prune"]) => containers::prune(&engine).await,
+        (&Method::POST, ["containers", "prune"]) => containers::prune(&engine, &query).await,
         (&Method::GET, ["containers", id, "json"]) => containers::inspect(&engine, id, &query),
         (&Method::POST, ["containers", id, "start"]) => containers::start(&engine, id).await,
         (&Method::POST, ["containers", id, "stop"]) => containers::stop(&engine, id, &query).await,

@@ -11,6 +11,7 @@ use bollard_stubs::models::{
     NetworkSummary,
 };
 
+use super::prune_filter::PruneFilter;
 use super::{empty, json, ApiError, ApiResult, Query};
 use crate::engine::Engine;
 use crate::images::labels_match;
@@ -255,12 +256,12 @@ pub async fn remove(engine: &Engine, name: &str) -> ApiResult {
     empty(StatusCode::NO_CONTENT)
 }
 
+/// `POST /networks/prune?filters=…` (`until`, `label`, `label!`).
 pub async fn prune(engine: &Engine, q: &Query) -> ApiResult {
-    let f = q.filters(&["label", "until"])?;
-    let labels = f.get("label").cloned().unwrap_or_default();
+    let filter = PruneFilter::parse(q)?;
     let gone = engine
         .network
-        .prune(|n| !labels_match(&labels, &n.labels))
+        .prune(|n| !filter.lets_go(&n.created, &n.labels))
         .await;
     json(
         StatusCode::OK,

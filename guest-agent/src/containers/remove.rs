@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bollard_stubs::models::ContainerPruneResponse;
 
-use super::{io_err, ContainerError, ContainerService};
+use super::{io_err, ContainerError, ContainerRecord, ContainerService};
 use crate::fsutil::remove_tree_via;
 use crate::runtime::rootfs::RootfsDirs;
 
@@ -70,12 +70,16 @@ impl ContainerService {
         result.map_err(io_err(format!("removing container {id}")))
     }
 
-    /// `docker container prune`: every stopped container.
-    pub async fn prune(&self) -> Result<ContainerPruneResponse, ContainerError> {
+    /// `docker container prune`: every stopped container that `prunable` lets go
+    /// (the request's filters).
+    pub async fn prune(
+        &self,
+        prunable: impl Fn(&ContainerRecord) -> bool,
+    ) -> Result<ContainerPruneResponse, ContainerError> {
         let stopped: Vec<String> = self
             .lock()
             .values()
-            .filter(|e| !e.rec.running())
+            .filter(|e| !e.rec.running() && prunable(&e.rec))
             .map(|e| e.rec.id.clone())
             .collect();
         let mut deleted = Vec::new();

@@ -43,6 +43,8 @@ pub struct ImageFilters {
     pub dangling: Option<bool>,
     pub reference: Vec<String>,
     pub label: Vec<String>,
+    /// `label!`: not what has every one of these.
+    pub not_label: Vec<String>,
     pub before: Option<String>,
     pub since: Option<String>,
     pub until: Option<i64>,
@@ -549,7 +551,10 @@ impl ImageService {
             if filters.until.is_some_and(|u| cfg.created_unix() >= u) {
                 continue;
             }
-            if !labels_match(&filters.label, &cfg.labels()) {
+            let labels = cfg.labels();
+            if !labels_match(&filters.label, &labels)
+                || (!filters.not_label.is_empty() && labels_match(&filters.not_label, &labels))
+            {
                 continue;
             }
             let sizes: HashMap<String, u64> = cat.data.images[&id]
@@ -765,6 +770,9 @@ fn matches_filters(
         }
     }
     if f.until.is_some_and(|u| created >= u) {
+        return false;
+    }
+    if !f.not_label.is_empty() && labels_match(&f.not_label, labels) {
         return false;
     }
     labels_match(&f.label, labels)
