@@ -516,6 +516,13 @@ fn tty_and_interactive_shell_with_dash_it() {
 #[test]
 fn exec_runs_in_the_container_with_streams_and_exit_codes() {
     let (_r, engine, img) = setup();
+    // An unknown exec id, in dockerd's words.
+    for (method, path) in [("GET", "/exec/nope/json"), ("POST", "/exec/nope/start")] {
+        let (status, _, body) = engine.request(method, path, Some(b"{}"));
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 404, "{body}");
+        assert!(body.contains("No such exec instance: nope"), "{body}");
+    }
     engine.docker_ok(&[
         "run",
         "-d",

@@ -34,7 +34,9 @@ impl From<ContainerError> for ApiError {
             other => other,
         };
         let status = match &e {
-            ContainerError::NotFound(_) | ContainerError::PathNotFound(_) => StatusCode::NOT_FOUND,
+            ContainerError::NotFound(_)
+            | ContainerError::ExecNotFound(_)
+            | ContainerError::PathNotFound(_) => StatusCode::NOT_FOUND,
             ContainerError::Conflict(_) => StatusCode::CONFLICT,
             ContainerError::InvalidArgument(_) | ContainerError::Start { .. } => {
                 StatusCode::BAD_REQUEST

@@ -83,7 +83,7 @@ impl ContainerService {
         let mut map = self.exec_lock();
         let e = map
             .get_mut(id)
-            .ok_or_else(|| ContainerError::NotFound(format!("exec instance {id}")))?;
+            .ok_or_else(|| ContainerError::ExecNotFound(id.to_string()))?;
         Ok(f(e))
     }
 

@@ -53,6 +53,8 @@ pub use record::{ContainerRecord, Status, BUILD_LABEL, BUILD_STEP};
 pub enum ContainerError {
     #[error("No such container: {0}")]
     NotFound(String),
+    #[error("No such exec instance: {0}")]
+    ExecNotFound(String),
     /// A path inside a container (`docker cp`).
     #[error("{0}")]
     PathNotFound(String),
