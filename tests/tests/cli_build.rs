@@ -205,7 +205,7 @@ fn dockerignore_add_tar_and_chown() {
     // A tar.gz in the context, which ADD unpacks.
     let ctx = context(
         &format!(
-            "FROM {img}\nADD bundle.tar.gz /opt/\nCOPY --chown=65534:65534 owned.txt /owned.txt\nCOPY . /ctx/\nCOPY keep/*.txt /globbed/\n"
+            "FROM {img}\nADD bundle.tar.gz /opt/\nCOPY --chown=65534:65534 owned.txt /owned.txt\nCOPY --chown=4242 owned.txt /byid.txt\nCOPY . /ctx/\nCOPY keep/*.txt /globbed/\n"
         ),
         &[("owned.txt", "mine\n"), ("secret.key", "do not ship\n"), ("keep/me.txt", "kept\n")],
     );
@@ -230,9 +230,13 @@ fn dockerignore_add_tar_and_chown() {
     engine.docker_ok(&["build", "-t", "ign:1", ctx.path().to_str().unwrap()]);
     let seen = engine.docker_ok(&[
         "run", "--rm", "ign:1", "sh", "-c",
-        "cat /opt/inner/file.txt; echo; stat -c %u:%g /owned.txt; cat /globbed/me.txt; ls /ctx; test -e /ctx/secret.key && echo LEAKED || true",
+        "cat /opt/inner/file.txt; echo; stat -c %u:%g /owned.txt /byid.txt; cat /globbed/me.txt; ls /ctx; test -e /ctx/secret.key && echo LEAKED || true",
     ]);
-    assert!(seen.starts_with("unpacked\n65534:65534\nkept\n"), "{seen}");
+    // A bare uid gives its number as the gid too, as BuildKit does.
+    assert!(
+        seen.starts_with("unpacked\n65534:65534\n4242:4242\nkept\n"),
+        "{seen}"
+    );
     assert!(seen.contains("keep") && !seen.contains("LEAKED"), "{seen}");
 }
 

@@ -89,6 +89,20 @@ fn env_workdir_user_and_hostname() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..4], &["bar", "/tmp", "65534", "box"], "{out}");
     assert!(lines[4].contains("/bin"), "{out}");
+    // Groups as dockerd sets them: the primary gid is also the first
+    // supplementary group, and a uid passwd does not know runs in group 0.
+    for (flags, want) in [
+        (&[][..], "0 0:0"),
+        (&["-u", "4242"][..], "4242 0:0"),
+        (&["-u", "4242:77"][..], "4242 77:77"),
+        (&["-u", "4242", "--group-add", "5"][..], "4242 0:0 5"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend([img.as_str(), "sh", "-c", "echo $(id -u) $(id -g):$(id -G)"]);
+        let out = engine.docker_ok(&args);
+        assert_eq!(out.trim(), want, "{flags:?}");
+    }
 }
 
 #[test]

@@ -144,10 +144,11 @@ pub(super) async fn copy_step(
             let target = crate::containers::archive::resolve(root, &dest_abs, true)?;
             let owner = match &chown {
                 Some(spec) => {
-                    let u = crate::containers::config::resolve_user(spec, root).map_err(|e| {
-                        ContainerError::InvalidArgument(format!("--chown={spec}: {e}"))
-                    })?;
-                    Some((u.uid, u.gid))
+                    let owner =
+                        crate::containers::config::chown_owner(spec, root).map_err(|e| {
+                            ContainerError::InvalidArgument(format!("--chown={spec}: {e}"))
+                        })?;
+                    Some(owner)
                 }
                 None => None,
             };

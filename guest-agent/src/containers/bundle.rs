@@ -193,7 +193,7 @@ pub(super) fn runtime_configs(
     )
     .map_err(start_err)?;
     for g in added {
-        if g != user.gid && !user.additional_gids.contains(&g) {
+        if !user.additional_gids.contains(&g) {
             user.additional_gids.push(g);
         }
     }

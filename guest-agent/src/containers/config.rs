@@ -134,7 +134,9 @@ pub enum UserError {
     NoGroup(String),
 }
 
-/// Resolves `user[:group]` (names or numbers) inside the rootfs at `root`.
+/// Resolves `user[:group]` (names or numbers) inside the rootfs at `root` the
+/// way dockerd does for a container's process: a uid with no passwd entry runs
+/// with gid 0, and the supplementary groups start with the primary gid.
 pub fn resolve_user(spec: &str, root: &Path) -> Result<ResolvedUser, UserError> {
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
     let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
@@ -162,7 +164,9 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<Resolved
             f[5].to_string(),
             f[0].to_string(),
         ),
-        (None, Ok(n)) => (n, n, "/".to_string(), String::new()),
+        // dockerd leaves the gid at 0 here; images built for arbitrary uids
+        // (OpenShift style) rely on it to reach group-0 writable paths.
+        (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
         (None, Err(_)) => return Err(UserError::NoUser(user.to_string())),
     };
     let groups: Vec<Vec<&str>> = group
@@ -176,22 +180,42 @@ pub fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<Resolved
             None => g.parse().map_err(|_| UserError::NoGroup(g.to_string()))?,
         };
     }
-    let additional_gids = if name.is_empty() || grp.is_some() {
-        Vec::new()
-    } else {
-        groups
+    // dockerd sets the primary gid as the first supplementary group too, so a
+    // process never keeps groups it was not given (CVE-2023-25173).
+    let mut additional_gids = vec![gid];
+    if !name.is_empty() && grp.is_none() {
+        for g in groups
             .iter()
             .filter(|f| f[3].split(',').any(|m| m == name))
-            .filter_map(|f| f[2].parse().ok())
-            .filter(|g| *g != gid)
-            .collect()
-    };
+            .filter_map(|f| f[2].parse::<u32>().ok())
+        {
+            if !additional_gids.contains(&g) {
+                additional_gids.push(g);
+            }
+        }
+    }
     Ok(ResolvedUser {
         uid,
         gid,
         additional_gids,
         home,
     })
+}
+
+/// The owner `COPY --chown=user[:group]` gives, as BuildKit reads it: a
+/// numeric user without a group also takes its uid as gid, whatever passwd says.
+pub fn chown_owner(spec: &str, root: &Path) -> Result<(u32, u32), UserError> {
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g).filter(|g| !g.is_empty())),
+        None => (spec, None),
+    };
+    let uid_only = user.parse::<u32>().ok();
+    let r = resolve_user(spec, root)?;
+    let gid = match (uid_only, grp) {
+        (Some(n), None) => n,
+        _ => r.gid,
+    };
+    Ok((r.uid, gid))
 }
 
 /// `--group-add` entries (group names or numbers) as gids, names looked up in the
@@ -286,12 +310,15 @@ mod tests {
         let r = resolve_user_in("app", passwd, group).unwrap();
         assert_eq!(
             (r.uid, r.gid, r.additional_gids.clone()),
-            (1000, 1000, vec![50])
+            (1000, 1000, vec![1000, 50])
         );
         let r = resolve_user_in("nobody:staff", passwd, group).unwrap();
-        assert_eq!((r.uid, r.gid), (65534, 50));
+        assert_eq!((r.uid, r.gid, r.additional_gids), (65534, 50, vec![50]));
         let r = resolve_user_in("4242:4343", passwd, group).unwrap();
-        assert_eq!((r.uid, r.gid), (4242, 4343));
+        assert_eq!((r.uid, r.gid, r.additional_gids), (4242, 4343, vec![4343]));
+        // A uid passwd does not know runs in group 0, as with dockerd.
+        let r = resolve_user_in("4242", passwd, group).unwrap();
+        assert_eq!((r.uid, r.gid, r.additional_gids), (4242, 0, vec![0]));
         assert!(resolve_user_in("ghost", passwd, group).is_err());
         assert_eq!(resolve_user_in("", passwd, group).unwrap().uid, 0);
     }
