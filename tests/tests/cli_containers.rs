@@ -1095,6 +1095,90 @@ fn events_record_the_lifecycle() {
 }
 
 #[test]
+fn ps_filters_select_as_dockerd_does() {
+    let (_r, engine, img) = setup();
+    let names = |args: &[&str]| {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        engine
+            .docker_ok(&a)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    engine.docker_ok(&["create", "--name", "pa", "-v", "psvol:/data", &img, "true"]);
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pb",
+        "-p",
+        "127.0.0.1::80",
+        "--expose",
+        "81",
+        &img,
+        "sleep",
+        "300",
+    ]);
+    let o = engine.docker(&[
+        "run",
+        "--name",
+        "pc",
+        "--network",
+        "none",
+        &img,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    engine.docker_ok(&["tag", &img, "psalias:1"]);
+    let host_port = engine.docker_ok(&["port", "pb", "80"]);
+    let host_port = host_port.trim().rsplit(':').next().unwrap().to_string();
+
+    assert_eq!(names(&["-a"]), "pc pb pa");
+    // Names are regular expressions, with or without the leading '/'.
+    assert_eq!(names(&["-a", "-f", "name=^p[ab]$"]), "pb pa");
+    assert_eq!(names(&["-a", "-f", "name=^/pc$"]), "pc");
+    assert_eq!(names(&["-a", "-f", "since=pa"]), "pc pb");
+    assert_eq!(names(&["-a", "-f", "before=pc"]), "pb pa");
+    assert_eq!(names(&["-a", "-f", "volume=psvol"]), "pa");
+    assert_eq!(names(&["-a", "-f", "volume=/data"]), "pa");
+    assert_eq!(names(&["-f", "expose=81"]), "pb");
+    assert_eq!(names(&["-f", &format!("publish={host_port}/tcp")]), "pb");
+    assert_eq!(names(&["-f", "publish=1-79"]), "");
+    assert_eq!(names(&["-a", "-f", "network=none"]), "pc");
+    assert_eq!(names(&["-a", "-f", "network=bridge"]), "pb pa");
+    assert_eq!(names(&["-a", "-f", "ancestor=psalias:1"]), "pc pb pa");
+    assert_eq!(names(&["-a", "-f", "is-task=true"]), "");
+    assert_eq!(names(&["-a", "-f", "is-task=false"]), "pc pb pa");
+    // An exit code filter needs -a, as with dockerd; a limit counts stopped ones.
+    assert_eq!(names(&["-f", "exited=3"]), "");
+    assert_eq!(names(&["-a", "-f", "exited=3"]), "pc");
+    assert_eq!(names(&["-n", "1"]), "pc");
+    assert_eq!(names(&["-f", "status=created"]), "pa");
+    for (filter, says) in [
+        ("status=bogus", "invalid filter 'status=bogus'"),
+        ("health=bogus", "invalid filter 'health=bogus'"),
+        ("is-task=maybe", "invalid filter 'is-task=maybe'"),
+        ("publish=80:80", "should not contain ':'"),
+        ("before=nosuch", "No such container: nosuch"),
+    ] {
+        let o = engine.docker(&["ps", "-a", "-f", filter]);
+        assert!(
+            !o.status.success() && stderr(&o).contains(says),
+            "{filter}: {}",
+            stderr(&o)
+        );
+    }
+    // A bad signal is refused before the container is looked up.
+    let o = engine.docker(&["kill", "-s", "BOGUS", "nosuch"]);
+    assert!(stderr(&o).contains("signal"), "{}", stderr(&o));
+    engine.docker_ok(&["rm", "-f", "pa", "pb", "pc"]);
+    engine.docker_ok(&["volume", "rm", "psvol"]);
+}
+
+#[test]
 fn diff_and_export() {
     let (_r, engine, img) = setup();
     let run = engine.docker(&[

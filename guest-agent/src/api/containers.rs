@@ -23,8 +23,32 @@ use crate::engine::Engine;
 use crate::images::Platform;
 
 const LIST_FILTERS: &[&str] = &[
-    "status", "name", "id", "label", "ancestor", "exited", "health",
+    "ancestor",
+    "before",
+    "exited",
+    "expose",
+    "health",
+    "id",
+    "is-task",
+    "isolation",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
 ];
+const STATES: &[&str] = &[
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "removing",
+    "exited",
+    "dead",
+];
+const HEALTHS: &[&str] = &["none", "starting", "healthy", "unhealthy"];
 
 impl From<ContainerError> for ApiError {
     fn from(e: ContainerError) -> Self {
@@ -304,8 +328,26 @@ pub async fn prune(engine: &Engine, q: &Query) -> ApiResult {
 }
 
 pub fn list(engine: &Engine, q: &Query) -> ApiResult {
-    let filters = list_filters(q)?;
-    let mut rows = engine.containers.list(&filters);
+    let mut filters = list_filters(q)?;
+    // An ancestor named by reference also matches containers created from the
+    // same image under another name, as dockerd resolves it to the image ID.
+    let ids: Vec<String> = filters
+        .ancestor
+        .iter()
+        .filter_map(|a| engine.images.resolve(a).ok())
+        .collect();
+    filters.ancestor.extend(ids);
+    // A network may be named by an ID prefix, which never-started containers'
+    // endpoints do not carry yet.
+    let by_id: Vec<String> = engine
+        .network
+        .list()
+        .into_iter()
+        .filter(|n| filters.network.iter().any(|v| n.id.starts_with(v.as_str())))
+        .map(|n| n.name)
+        .collect();
+    filters.network.extend(by_id);
+    let mut rows = engine.containers.list(&filters)?;
     if q.flag("size") {
         for row in &mut rows {
             let (rw, root) = sizes(engine, row.id.as_deref(), row.image_id.as_deref());
@@ -316,7 +358,8 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
     json(StatusCode::OK, &rows)
 }
 
-/// `GET /containers/json`'s query: `all`, `limit` and the filters.
+/// `GET /containers/json`'s query: `all`, `limit` and the filters, checked as
+/// dockerd checks them.
 pub fn list_filters(q: &Query) -> Result<ListFilters, ApiError> {
     let raw = q.filters(LIST_FILTERS)?;
     let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
@@ -327,26 +370,79 @@ pub fn list_filters(q: &Query) -> Result<ListFilters, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("invalid filter 'exited={v}'")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let health = get("health");
-    if let Some(bad) = health
-        .iter()
-        .find(|h| !["starting", "healthy", "unhealthy", "none"].contains(&h.as_str()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "Unrecognised filter value for health: {bad}"
-        )));
-    }
+    let one_of = |key: &str, what: &str, valid: &[&str]| -> Result<Vec<String>, ApiError> {
+        let vals = get(key);
+        match vals.iter().find(|v| !valid.contains(&v.as_str())) {
+            Some(bad) => Err(ApiError::bad_request(format!(
+                "invalid filter '{key}={bad}': invalid value for {what} ({bad}): must be one of {}",
+                valid.join(", ")
+            ))),
+            None => Ok(vals),
+        }
+    };
+    let status = one_of("status", "state", STATES)?;
+    let health = one_of("health", "health", HEALTHS)?;
+    let is_task = match raw.get("is-task") {
+        None => None,
+        Some(v) => {
+            let t = v.iter().any(|x| x == "1" || x == "true");
+            let f = v.iter().any(|x| x == "0" || x == "false");
+            if t == f {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter 'is-task={}'",
+                    v.join(",")
+                )));
+            }
+            Some(t)
+        }
+    };
+    let last = |k: &str| get(k).last().cloned();
     Ok(ListFilters {
         all: q.flag("all"),
         limit: q.get("limit").and_then(|l| l.parse().ok()),
-        status: get("status"),
+        status,
         name: get("name"),
         id: get("id"),
         label: get("label"),
         ancestor: get("ancestor"),
         exited,
         health,
+        before: last("before"),
+        since: last("since"),
+        network: get("network"),
+        volume: get("volume"),
+        publish: port_keys("publish", &get("publish"))?,
+        expose: port_keys("expose", &get("expose"))?,
+        is_task,
     })
+}
+
+/// `publish`/`expose` values (`80`, `80/udp`, `8000-8010/tcp`) as `port/proto` keys.
+fn port_keys(key: &str, vals: &[String]) -> Result<std::collections::HashSet<String>, ApiError> {
+    let mut out = std::collections::HashSet::new();
+    for v in vals {
+        if v.contains(':') {
+            return Err(ApiError::bad_request(format!(
+                "filter for '{key}' should not contain ':': {v}"
+            )));
+        }
+        let bad = || {
+            ApiError::bad_request(format!(
+                "error while looking up for {key} {v}: invalid port"
+            ))
+        };
+        let (range, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+        let lo: u16 = lo.parse().map_err(|_| bad())?;
+        let hi: u16 = hi.parse().map_err(|_| bad())?;
+        if hi < lo || !["tcp", "udp", "sctp"].contains(&proto) {
+            return Err(bad());
+        }
+        for p in lo..=hi {
+            out.insert(format!("{p}/{proto}"));
+        }
+    }
+    Ok(out)
 }
 
 /// `SizeRw` and `SizeRootFs` (the container's layer plus its image's).

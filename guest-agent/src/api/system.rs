@@ -81,7 +81,7 @@ pub fn df(engine: &Engine) -> ApiResult {
     let containers = engine.containers.list(&ListFilters {
         all: true,
         ..Default::default()
-    });
+    })?;
     let mut images = engine
         .images
         .list(&crate::images::ImageFilters::default())

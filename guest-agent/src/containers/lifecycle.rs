@@ -301,6 +301,8 @@ impl ContainerService {
     /// once the container is seen exited, so `kill` then `rm` or `inspect` never races
     /// its exit.
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ContainerError> {
+        // A bad signal is the request's fault whatever the container, as with dockerd.
+        let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
         let rec = self.record(name)?;
         if !rec.running() {
             return Err(ContainerError::Conflict(format!(
@@ -308,7 +310,6 @@ impl ContainerService {
                 rec.id
             )));
         }
-        let sig = parse_signal(signal.unwrap_or("SIGKILL"))?;
         if matches!(
             sig,
             nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGTERM

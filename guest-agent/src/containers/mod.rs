@@ -244,21 +244,28 @@ impl ContainerService {
     pub fn list(
         &self,
         filters: &views::ListFilters,
-    ) -> Vec<bollard_stubs::models::ContainerSummary> {
+    ) -> Result<Vec<bollard_stubs::models::ContainerSummary>, ContainerError> {
         let map = self.lock();
+        let mut filters = filters.clone();
+        for anchor in [&mut filters.before, &mut filters.since] {
+            if let Some(name) = anchor.as_mut() {
+                *name = resolve_in(&map, name)?;
+            }
+        }
         let mut recs: Vec<&ContainerRecord> = map.values().map(|e| &e.rec).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
-        let mut rows = views::list(&recs, filters);
+        let ports =
+            |rec: &ContainerRecord| net::summary_ports(rec, &self.network.ports.of(&rec.id));
+        let mut rows = views::list(&recs, ports, &filters);
         for row in &mut rows {
             let Some(rec) = row.id.as_ref().and_then(|id| map.get(id)).map(|e| &e.rec) else {
                 continue;
             };
-            row.ports = Some(net::summary_ports(rec, &self.network.ports.of(&rec.id)));
             row.network_settings = Some(bollard_stubs::models::ContainerSummaryNetworkSettings {
                 networks: Some(rec.networks.clone().into_iter().collect()),
             });
         }
-        rows
+        Ok(rows)
     }
 
     /// Bytes the container wrote into its own layer (`SizeRw`).

@@ -765,10 +765,13 @@ async fn a_failing_probe_turns_unhealthy_after_its_retries_and_recovers() {
     );
     let doc = e.svc.inspect(&id).unwrap();
     assert_eq!(doc.state.unwrap().health.unwrap().status, Some(H::HEALTHY));
-    let rows = e.svc.list(&views::ListFilters {
-        health: vec!["healthy".into()],
-        ..Default::default()
-    });
+    let rows = e
+        .svc
+        .list(&views::ListFilters {
+            health: vec!["healthy".into()],
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert!(rows[0].status.as_deref().unwrap().ends_with(" (healthy)"));
     assert!(e
@@ -777,6 +780,7 @@ async fn a_failing_probe_turns_unhealthy_after_its_retries_and_recovers() {
             health: vec!["none".into()],
             ..Default::default()
         })
+        .unwrap()
         .is_empty());
 
     let actions = e.actions(&id);
@@ -939,11 +943,14 @@ async fn no_healthcheck_means_no_health_and_no_probe() {
     for id in [&plain, &none] {
         assert_eq!(e.svc.inspect(id).unwrap().state.unwrap().health, None);
         assert!(e.runtime.execs_of(id).is_empty());
-        let row = e.svc.list(&views::ListFilters {
-            id: vec![id.clone()],
-            health: vec!["none".into()],
-            ..Default::default()
-        });
+        let row = e
+            .svc
+            .list(&views::ListFilters {
+                id: vec![id.clone()],
+                health: vec!["none".into()],
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(row.len(), 1);
         assert!(!row[0].status.as_deref().unwrap().contains('('));
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, ContainerState,
     ContainerStateStatusEnum, ContainerSummary, ContainerSummaryHostConfig,
-    ContainerSummaryStateEnum, DriverData,
+    ContainerSummaryStateEnum, DriverData, PortSummary,
 };
 
 use super::config::command;
@@ -51,13 +51,27 @@ pub struct ListFilters {
     pub all: bool,
     pub limit: Option<usize>,
     pub status: Vec<String>,
+    /// Regular expressions, as dockerd reads them, tried with and without the '/'.
     pub name: Vec<String>,
     pub id: Vec<String>,
     pub label: Vec<String>,
+    /// Image references or IDs; the handler adds the IDs the references name.
     pub ancestor: Vec<String>,
     pub exited: Vec<i64>,
     /// `starting`, `healthy`, `unhealthy` or `none`.
     pub health: Vec<String>,
+    /// Containers created before / after this one (an ID, a prefix or a name).
+    pub before: Option<String>,
+    pub since: Option<String>,
+    /// Network names or ID prefixes.
+    pub network: Vec<String>,
+    /// Volume names, bind sources or mount destinations.
+    pub volume: Vec<String>,
+    /// `port/proto` keys: published (host) ports and container ports.
+    pub publish: std::collections::HashSet<String>,
+    pub expose: std::collections::HashSet<String>,
+    /// Swarm tasks: Berth runs none.
+    pub is_task: Option<bool>,
 }
 
 fn unix(t: &str) -> i64 {
@@ -111,8 +125,30 @@ fn status_text(r: &ContainerRecord) -> String {
     }
 }
 
-fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
-    if !f.all && !r.running() && f.status.is_empty() && f.exited.is_empty() {
+/// dockerd's `filters.Match`: an exact value, or a regular expression found
+/// anywhere (a value that is no valid expression matches only exactly).
+struct Patterns(Vec<(String, Option<regex::Regex>)>);
+
+impl Patterns {
+    fn new(values: &[String]) -> Self {
+        Self(
+            values
+                .iter()
+                .map(|v| (v.clone(), regex::Regex::new(v).ok()))
+                .collect(),
+        )
+    }
+
+    fn is_match(&self, value: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(v, re)| v == value || re.as_ref().is_some_and(|re| re.is_match(value)))
+    }
+}
+
+fn matches(r: &ContainerRecord, ports: &[PortSummary], names: &Patterns, f: &ListFilters) -> bool {
+    // A limit (`ps -n`) counts stopped containers too, as a status filter does.
+    if !f.all && f.limit.unwrap_or(0) == 0 && !r.running() && f.status.is_empty() {
         return false;
     }
     let status = if r.state.paused {
@@ -125,7 +161,9 @@ fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
     if !f.status.is_empty() && !f.status.iter().any(|s| s == status) {
         return false;
     }
-    let exited_ok = r.state.status == Status::Exited && f.exited.contains(&r.state.exit_code);
+    let exited_ok = r.state.status == Status::Exited
+        && r.state.started_at.is_some()
+        && f.exited.contains(&r.state.exit_code);
     if !f.exited.is_empty() && !exited_ok {
         return false;
     }
@@ -137,12 +175,7 @@ fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
     {
         return false;
     }
-    if !f.name.is_empty()
-        && !f
-            .name
-            .iter()
-            .any(|n| r.name.contains(n.trim_start_matches('/')))
-    {
+    if !f.name.is_empty() && !names.is_match(&r.name) && !names.is_match(&format!("/{}", r.name)) {
         return false;
     }
     if !f.id.is_empty() && !f.id.iter().any(|i| r.id.starts_with(i.as_str())) {
@@ -155,21 +188,88 @@ fn matches(r: &ContainerRecord, f: &ListFilters) -> bool {
     {
         return false;
     }
+    if f.is_task == Some(true) {
+        return false;
+    }
+    if !f.network.is_empty()
+        && !f.network.iter().any(|n| {
+            // `host` and `none` are network modes with no endpoint on record.
+            r.host_config.network_mode.as_deref() == Some(n.as_str())
+                && matches!(n.as_str(), "host" | "none")
+                || r.networks.iter().any(|(name, ep)| {
+                    name == n
+                        || ep
+                            .network_id
+                            .as_deref()
+                            .is_some_and(|id| !id.is_empty() && id.starts_with(n.as_str()))
+                })
+        })
+    {
+        return false;
+    }
+    if !f.volume.is_empty()
+        && !f.volume.iter().any(|v| {
+            r.mounts.iter().any(|m| {
+                let key = if m.name.is_empty() {
+                    &m.source
+                } else {
+                    &m.name
+                };
+                v == key || *v == m.destination
+            })
+        })
+    {
+        return false;
+    }
+    if (!f.publish.is_empty() || !f.expose.is_empty())
+        && !ports.iter().any(|p| {
+            let proto = p.typ.map(|t| t.to_string()).unwrap_or_default();
+            f.publish
+                .contains(&format!("{}/{proto}", p.public_port.unwrap_or(0)))
+                || f.expose.contains(&format!("{}/{proto}", p.private_port))
+        })
+    {
+        return false;
+    }
     labels_match(&f.label, &r.config.labels.clone().unwrap_or_default())
 }
 
-pub fn list(recs: &[&ContainerRecord], f: &ListFilters) -> Vec<ContainerSummary> {
-    let mut out: Vec<ContainerSummary> = recs
+/// `ps` rows for `recs` (newest first), each with its ports from `ports_of`.
+/// `before` and `since` are already resolved to container IDs.
+pub fn list(
+    recs: &[&ContainerRecord],
+    ports_of: impl Fn(&ContainerRecord) -> Vec<PortSummary>,
+    f: &ListFilters,
+) -> Vec<ContainerSummary> {
+    // Newest first: `since` keeps those above its container, `before` those below.
+    let mut window = recs.to_vec();
+    if let Some(i) = f
+        .since
+        .as_ref()
+        .and_then(|id| window.iter().position(|r| r.id == *id))
+    {
+        window.truncate(i);
+    }
+    if let Some(i) = f
+        .before
+        .as_ref()
+        .and_then(|id| window.iter().position(|r| r.id == *id))
+    {
+        window.drain(..=i);
+    }
+    let names = Patterns::new(&f.name);
+    let mut out: Vec<ContainerSummary> = window
         .iter()
-        .filter(|r| matches(r, f))
-        .map(|r| ContainerSummary {
+        .map(|r| (r, ports_of(r)))
+        .filter(|(r, ports)| matches(r, ports, &names, f))
+        .map(|(r, ports)| ContainerSummary {
             id: Some(r.id.clone()),
             names: Some(vec![format!("/{}", r.name)]),
             image: Some(r.image.clone()),
             image_id: Some(r.image_id.clone()),
             command: Some(command(&r.config).join(" ")),
             created: Some(unix(&r.created)),
-            ports: Some(vec![]),
+            ports: Some(ports),
             labels: Some(r.config.labels.clone().unwrap_or_default()),
             state: Some(match r.state.status {
                 Status::Created => ContainerSummaryStateEnum::CREATED,
