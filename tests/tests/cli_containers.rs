@@ -1095,6 +1095,18 @@ fn events_record_the_lifecycle() {
 }
 
 #[test]
+fn events_refuse_a_window_that_ends_before_it_starts() {
+    let (_r, engine, _img) = setup();
+    let o = engine.docker(&["events", "--since", "2000", "--until", "1000"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot be after `until`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn ps_filters_select_as_dockerd_does() {
     let (_r, engine, img) = setup();
     let names = |args: &[&str]| {

@@ -65,6 +65,15 @@ pub fn events(engine: &Engine, q: &Query) -> ApiResult {
     };
     let since = q.get("since").map(parse_time).transpose()?;
     let until = q.get("until").map(parse_time).transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if u < s {
+            return Err(ApiError::bad_request(format!(
+                "`since` time ({}) cannot be after `until` time ({})",
+                q.get("since").unwrap_or_default(),
+                q.get("until").unwrap_or_default()
+            )));
+        }
+    }
     let (past, rx) = engine.events.subscribe(since);
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     let f = filters.clone();
