@@ -73,20 +73,67 @@ impl Events {
     }
 }
 
-/// `docker events --filter`: type, event/action, container, image, label.
+/// `docker events --filter`, matched as moby's `daemon/events/filter.go` does.
 #[derive(Debug, Default, Clone)]
 pub struct EventFilters {
-    pub typ: Vec<String>,
-    pub event: Vec<String>,
-    pub container: Vec<String>,
-    pub image: Vec<String>,
-    pub label: Vec<String>,
+    /// Filter name → the values given for it.
+    pub fields: HashMap<String, Vec<String>>,
 }
 
+/// Filters that keep events whose actor's ID or name starts with a value.
+const BY_ACTOR: &[&str] = &[
+    "daemon",
+    "container",
+    "plugin",
+    "volume",
+    "network",
+    "service",
+    "node",
+    "secret",
+    "config",
+];
+
+/// Every filter dockerd knows for events.
+pub const EVENT_FILTERS: &[&str] = &[
+    "type",
+    "event",
+    "scope",
+    "image",
+    "label",
+    "daemon",
+    "container",
+    "plugin",
+    "volume",
+    "network",
+    "service",
+    "node",
+    "secret",
+    "config",
+];
+
 impl EventFilters {
+    fn get(&self, key: &str) -> Option<&[String]> {
+        self.fields.get(key).map(Vec::as_slice)
+    }
+
+    /// No values for `key`, or `value` is one of them.
+    fn exact(&self, key: &str, values: &[&str]) -> bool {
+        self.get(key)
+            .is_none_or(|want| want.iter().any(|w| values.contains(&w.as_str())))
+    }
+
+    /// No values for `key`, or one of `values` starts with one of them.
+    fn prefix(&self, key: &str, values: &[&str]) -> bool {
+        self.get(key).is_none_or(|want| {
+            want.iter()
+                .any(|w| values.iter().any(|v| v.starts_with(w.as_str())))
+        })
+    }
+
     pub fn matches(&self, m: &EventMessage) -> bool {
         let typ = m.typ.map(|t| t.to_string()).unwrap_or_default();
         let action = m.action.clone().unwrap_or_default();
+        let scope = m.scope.map(|s| s.to_string()).unwrap_or_default();
         let id = m
             .actor
             .as_ref()
@@ -98,28 +145,46 @@ impl EventFilters {
             .and_then(|a| a.attributes.clone())
             .unwrap_or_default();
         let name = attrs.get("name").cloned().unwrap_or_default();
-        let image = attrs.get("image").cloned().unwrap_or_default();
-        let base_action = action.split(':').next().unwrap_or("").to_string();
-        (self.typ.is_empty() || self.typ.contains(&typ))
-            && (self.event.is_empty()
-                || self.event.contains(&action)
-                || self.event.contains(&base_action))
-            && (self.container.is_empty()
-                || (typ == "container"
-                    && self
-                        .container
-                        .iter()
-                        .any(|c| *c == name || id.starts_with(c.as_str()))))
-            && (self.image.is_empty()
-                || self
-                    .image
-                    .iter()
-                    .any(|i| *i == image || (typ == "image" && (*i == id || *i == name))))
-            && self.label.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => attrs.get(k).is_some_and(|x| x == v),
-                None => attrs.contains_key(l.as_str()),
+        // `health_status`, `exec_create` and `exec_start` also match their
+        // `action: detail` forms.
+        let fuzzy_event = self.get("event").is_some_and(|v| {
+            v.iter()
+                .any(|e| ["health_status", "exec_create", "exec_start"].contains(&e.as_str()))
+        });
+        let event_ok = if fuzzy_event {
+            self.prefix("event", &[&action])
+        } else {
+            self.exact("event", &[&action])
+        };
+        // A container event names its image in `image`; an image event in `name`.
+        let image = attrs
+            .get(if typ == "image" { "name" } else { "image" })
+            .cloned()
+            .unwrap_or_default();
+        let image_ok = self.exact(
+            "image",
+            &[&id, &image, &without_tag(&id), &without_tag(&image)],
+        );
+        event_ok
+            && self.exact("type", &[&typ])
+            && self.exact("scope", &[&scope])
+            && BY_ACTOR.iter().all(|k| self.prefix(k, &[&id, &name]))
+            && image_ok
+            && self.get("label").is_none_or(|labels| {
+                labels.iter().all(|l| match l.split_once('=') {
+                    Some((k, v)) => attrs.get(k).is_some_and(|x| x == v),
+                    None => attrs.contains_key(l.as_str()),
+                })
             })
     }
+}
+
+/// An image reference as the CLI shows its repository: `busybox`, not
+/// `docker.io/library/busybox:latest`.
+fn without_tag(image: &str) -> String {
+    crate::images::reference::ImageRef::parse(image)
+        .map(|r| r.familiar_name())
+        .unwrap_or_else(|_| image.to_string())
 }
 
 #[cfg(test)]
@@ -141,16 +206,30 @@ mod tests {
         ev.emit(EventMessageTypeEnum::IMAGE, "pull", "busybox:latest", []);
         let (past, _rx) = ev.subscribe(Some(0));
         assert_eq!(past.len(), 2);
-        let f = EventFilters {
-            typ: vec!["container".into()],
-            container: vec!["web".into()],
-            ..Default::default()
+        let f = |pairs: &[(&str, &str)]| {
+            let mut f = EventFilters::default();
+            for (k, v) in pairs {
+                f.fields
+                    .entry(k.to_string())
+                    .or_default()
+                    .push(v.to_string());
+            }
+            f
         };
-        assert!(f.matches(&past[0]) && !f.matches(&past[1]));
-        let f = EventFilters {
-            event: vec!["pull".into()],
-            ..Default::default()
-        };
-        assert!(!f.matches(&past[0]) && f.matches(&past[1]));
+        let hits = |f: EventFilters| (f.matches(&past[0]), f.matches(&past[1]));
+        assert_eq!(
+            hits(f(&[("type", "container"), ("container", "web")])),
+            (true, false)
+        );
+        // A container filter also matches a name prefix, and hides other events.
+        assert_eq!(hits(f(&[("container", "we")])), (true, false));
+        assert_eq!(hits(f(&[("event", "pull")])), (false, true));
+        // An image filter matches a container's image and an image's own name,
+        // with or without the tag.
+        assert_eq!(hits(f(&[("image", "busybox")])), (true, true));
+        assert_eq!(hits(f(&[("image", "busybox:latest")])), (false, true));
+        assert_eq!(hits(f(&[("network", "web")])), (true, false));
+        assert_eq!(hits(f(&[("scope", "local")])), (true, true));
+        assert_eq!(hits(f(&[("scope", "swarm")])), (false, false));
     }
 }

@@ -1095,8 +1095,35 @@ fn events_record_the_lifecycle() {
 }
 
 #[test]
-fn events_refuse_a_window_that_ends_before_it_starts() {
+fn events_filter_networks_and_volumes_and_refuse_an_inverted_window() {
     let (_r, engine, _img) = setup();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let since = (now() - 1).to_string();
+    engine.docker_ok(&["network", "create", "evnet"]);
+    engine.docker_ok(&["volume", "create", "evvol"]);
+    let until = (now() + 1).to_string();
+    let seen = |filter: &str| {
+        engine.docker_ok(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            filter,
+            "--format",
+            "{{.Type}} {{.Action}}",
+        ])
+    };
+    assert_eq!(seen("network=evnet"), "network create\n");
+    // Names match by prefix, as dockerd's fuzzy match does.
+    assert_eq!(seen("volume=evv"), "volume create\n");
+    assert_eq!(seen("scope=swarm"), "");
     let o = engine.docker(&["events", "--since", "2000", "--until", "1000"]);
     assert!(!o.status.success());
     assert!(
@@ -1104,6 +1131,8 @@ fn events_refuse_a_window_that_ends_before_it_starts() {
         "{}",
         stderr(&o)
     );
+    engine.docker_ok(&["network", "rm", "evnet"]);
+    engine.docker_ok(&["volume", "rm", "evvol"]);
 }
 
 #[test]

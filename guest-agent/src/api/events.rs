@@ -11,9 +11,7 @@ use hyper::{Response, StatusCode};
 
 use super::{ApiError, ApiResult, Query};
 use crate::engine::Engine;
-use crate::events::EventFilters;
-
-const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
+use crate::events::{EventFilters, EVENT_FILTERS};
 
 /// `1700000000`, `1700000000.123456789`, an RFC 3339 time, or a Go duration like `10m`
 /// (that long ago) → Unix nanoseconds.
@@ -54,14 +52,8 @@ pub fn parse_time(v: &str) -> Result<i64, ApiError> {
 }
 
 pub fn events(engine: &Engine, q: &Query) -> ApiResult {
-    let raw = q.filters(FILTERS)?;
-    let get = |k: &str| raw.get(k).cloned().unwrap_or_default();
     let filters = EventFilters {
-        typ: get("type"),
-        event: get("event"),
-        container: get("container"),
-        image: get("image"),
-        label: get("label"),
+        fields: q.filters(EVENT_FILTERS)?,
     };
     let since = q.get("since").map(parse_time).transpose()?;
     let until = q.get("until").map(parse_time).transpose()?;
