@@ -93,24 +93,6 @@ const BY_ACTOR: &[&str] = &[
     "config",
 ];
 
-/// Every filter dockerd knows for events.
-pub const EVENT_FILTERS: &[&str] = &[
-    "type",
-    "event",
-    "scope",
-    "image",
-    "label",
-    "daemon",
-    "container",
-    "plugin",
-    "volume",
-    "network",
-    "service",
-    "node",
-    "secret",
-    "config",
-];
-
 impl EventFilters {
     fn get(&self, key: &str) -> Option<&[String]> {
         self.fields.get(key).map(Vec::as_slice)

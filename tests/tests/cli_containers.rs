@@ -1124,6 +1124,8 @@ fn events_filter_networks_and_volumes_and_refuse_an_inverted_window() {
     // Names match by prefix, as dockerd's fuzzy match does.
     assert_eq!(seen("volume=evv"), "volume create\n");
     assert_eq!(seen("scope=swarm"), "");
+    // A filter dockerd does not know is ignored there, so here too.
+    assert!(seen("nosuchfilter=1").ends_with("network create\nvolume create\n"));
     let o = engine.docker(&["events", "--since", "2000", "--until", "1000"]);
     assert!(!o.status.success());
     assert!(

@@ -11,7 +11,7 @@ use hyper::{Response, StatusCode};
 
 use super::{ApiError, ApiResult, Query};
 use crate::engine::Engine;
-use crate::events::{EventFilters, EVENT_FILTERS};
+use crate::events::EventFilters;
 
 /// `1700000000`, `1700000000.123456789`, an RFC 3339 time, or a Go duration like `10m`
 /// (that long ago) → Unix nanoseconds.
@@ -53,7 +53,7 @@ pub fn parse_time(v: &str) -> Result<i64, ApiError> {
 
 pub fn events(engine: &Engine, q: &Query) -> ApiResult {
     let filters = EventFilters {
-        fields: q.filters(EVENT_FILTERS)?,
+        fields: q.any_filters()?,
     };
     let since = q.get("since").map(parse_time).transpose()?;
     let until = q.get("until").map(parse_time).transpose()?;

@@ -52,6 +52,19 @@ impl Query {
     /// The `filters` parameter: `{"key":{"value":true}}` or the older `{"key":["value"]}`.
     /// Keys not in `allowed` are refused as dockerd does.
     pub fn filters(&self, allowed: &[&str]) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        self.filters_among(Some(allowed))
+    }
+
+    /// `filters` for an endpoint that, like dockerd's `/events`, ignores names it
+    /// does not know.
+    pub fn any_filters(&self) -> Result<HashMap<String, Vec<String>>, ApiError> {
+        self.filters_among(None)
+    }
+
+    fn filters_among(
+        &self,
+        allowed: Option<&[&str]>,
+    ) -> Result<HashMap<String, Vec<String>>, ApiError> {
         let Some(raw) = self.get("filters") else {
             return Ok(HashMap::new());
         };
@@ -62,7 +75,7 @@ impl Query {
             .ok_or_else(|| ApiError::bad_request("invalid filter: expected an object"))?;
         let mut out = HashMap::new();
         for (k, v) in obj {
-            if !allowed.contains(&k.as_str()) {
+            if allowed.is_some_and(|a| !a.contains(&k.as_str())) {
                 return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
             }
             let vals: Vec<String> = match v {
