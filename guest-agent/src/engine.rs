@@ -221,7 +221,23 @@ impl Engine {
             experimental_build: Some(false),
             server_version: Some(crate::VERSION.into()),
             live_restore_enabled: Some(false),
-            security_options: Some(vec![]),
+            // What every container gets, in dockerd's words (tools such as
+            // testcontainers read these).
+            security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
+            // Berth runs containers with libcontainer, runc's behaviour; clients
+            // that name a runtime name this one.
+            default_runtime: Some("runc".into()),
+            runtimes: Some(
+                [(
+                    "runc".to_string(),
+                    bollard_stubs::models::Runtime {
+                        path: Some("runc".into()),
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+            ),
+            init_binary: Some("docker-init".into()),
             warnings: Some(vec![]),
             swarm: Some(bollard_stubs::models::SwarmInfo {
                 node_id: Some(String::new()),
