@@ -1400,3 +1400,162 @@ fn containers_start_with_no_signal_ignored() {
     assert_eq!(out, "y\ny\n");
     engine.docker_ok(&["rm", "-f", "sigs"]);
 }
+
+#[test]
+fn run_sets_what_dockerd_sets_and_refuses_what_it_refuses() {
+    let (_r, engine, img) = setup();
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        engine.docker(&a)
+    };
+    let out = |args: &[&str]| {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o).trim().to_string()
+    };
+    // A terminal gets TERM=xterm; a bare -e NAME the client does not have unsets it.
+    assert_eq!(out(&["-t", &img, "sh", "-c", "echo $TERM"]), "xterm");
+    assert_eq!(
+        out(&[
+            "-e",
+            "BERTH_NEVER_SET_HERE",
+            "-e",
+            "B=1",
+            &img,
+            "sh",
+            "-c",
+            "echo ${BERTH_NEVER_SET_HERE-unset} $B"
+        ]),
+        "unset 1"
+    );
+    // dockerd's default sysctls in a private network namespace, and --sysctl.
+    assert_eq!(
+        out(&["--sysctl", "net.ipv4.tcp_keepalive_time=77", &img, "sh", "-c",
+            "cat /proc/sys/net/ipv4/tcp_keepalive_time /proc/sys/net/ipv4/ip_unprivileged_port_start"]),
+        "77\n0"
+    );
+    let o = run(&[
+        "--network",
+        "host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        &img,
+        "true",
+    ]);
+    assert!(
+        stderr(&o).contains("not allowed in host network namespace"),
+        "{}",
+        stderr(&o)
+    );
+    // --domainname: the NIS domain, and the FQDN first in /etc/hosts.
+    assert_eq!(
+        out(&[
+            "--hostname",
+            "h1",
+            "--domainname",
+            "example.com",
+            &img,
+            "sh",
+            "-c",
+            "hostname -f; cat /proc/sys/kernel/domainname"
+        ]),
+        "h1.example.com\nexample.com"
+    );
+    assert_eq!(
+        out(&[
+            "--shm-size",
+            "8m",
+            &img,
+            "sh",
+            "-c",
+            "while read s d r; do [ $d = /dev/shm ] && echo $s; done < /proc/mounts; true"
+        ]),
+        "shm"
+    );
+    for (args, says) in [
+        (&["-m", "1k"][..], "Minimum memory limit allowed is 6MB"),
+        (&["--cpus", "999"][..], "range of CPUs is from 0.01"),
+        (
+            &["-m", "64m", "--memory-swap", "32m"][..],
+            "memoryswap limit should be larger",
+        ),
+    ] {
+        let mut a = args.to_vec();
+        a.extend([img.as_str(), "true"]);
+        let o = run(&a);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    // A network that does not exist fails the start, not the create: the CLI must
+    // not go looking for the image in a registry.
+    let o = run(&["--network", "nosuchnet", &img, "true"]);
+    assert!(
+        stderr(&o).contains("network nosuchnet not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+    let info = engine.docker_ok(&[
+        "info",
+        "--format",
+        "{{.DefaultRuntime}} {{json .SecurityOptions}}",
+    ]);
+    assert_eq!(info.trim(), r#"runc ["name=seccomp,profile=builtin"]"#);
+    assert_eq!(engine.docker_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn exec_cp_rename_and_logs_answer_as_dockerd() {
+    let (_r, engine, img) = setup();
+    engine.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ecr",
+        &img,
+        "sh",
+        "-c",
+        "echo one; echo two; sleep 300",
+    ]);
+    let o = engine.docker(&["exec", "-u", "ghost", "ecr", "id"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    // The CLI prints an exec's start failure on stdout, as with dockerd.
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(said.contains("unable to find user ghost"), "{said}");
+    let o = docker_in_pty(&engine, "exec -t ecr sh -c 'echo $TERM'", "");
+    assert!(stdout(&o).contains("xterm"), "{}", stdout(&o));
+    engine.docker_ok(&["pause", "ecr"]);
+    let o = engine.docker(&["exec", "ecr", "true"]);
+    assert!(
+        stderr(&o).contains("is paused, unpause the container before exec"),
+        "{}",
+        stderr(&o)
+    );
+    engine.docker_ok(&["unpause", "ecr"]);
+    let o = engine.docker(&["cp", "ecr:/nonexist", "/tmp/berth-never-written"]);
+    assert!(
+        stderr(&o).contains("Could not find the file /nonexist in container ecr"),
+        "{}",
+        stderr(&o)
+    );
+    let o = engine.docker(&["rename", "ecr", "ecr"]);
+    assert!(
+        stderr(&o).contains("Renaming a container with the same name"),
+        "{}",
+        stderr(&o)
+    );
+    // A tail that is not a count is the whole log, as dockerd reads it.
+    for tail in ["-1", "all", "x"] {
+        assert_eq!(
+            engine.docker_ok(&["logs", "--tail", tail, "ecr"]),
+            "one\ntwo\n",
+            "{tail}"
+        );
+    }
+    engine.docker_ok(&["rm", "-f", "ecr"]);
+}

@@ -295,13 +295,8 @@ pub fn log_options(q: &Query) -> Result<LogOptions, ApiError> {
     };
     let since = time("since")?.filter(|s| *s > 0.0);
     let until = time("until")?.filter(|s| *s > 0.0);
-    let tail = match q.get("tail") {
-        None | Some("all") => None,
-        Some(t) => Some(
-            t.parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("invalid value for tail: {t}")))?,
-        ),
-    };
+    // dockerd reads anything but a count (`all`, `-1`, a typo) as the whole log.
+    let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
     Ok(LogOptions {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),

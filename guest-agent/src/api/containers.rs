@@ -60,6 +60,7 @@ impl From<ContainerError> for ApiError {
         let status = match &e {
             ContainerError::NotFound(_)
             | ContainerError::ExecNotFound(_)
+            | ContainerError::NetworkNotFound(_)
             | ContainerError::PathNotFound(_) => StatusCode::NOT_FOUND,
             ContainerError::Conflict(_) => StatusCode::CONFLICT,
             ContainerError::InvalidArgument(_) | ContainerError::Start { .. } => {
@@ -205,12 +206,23 @@ pub async fn archive_get(engine: &Engine, name: &str, q: &Query, head: bool) -> 
             }
             Ok((stat, tar))
         })
-        .await?;
+        .await
+        .map_err(|e| naming(e, name))?;
     let mut resp = Response::new(super::full(tar));
     let h = resp.headers_mut();
     h.insert("X-Docker-Container-Path-Stat", stat_header(&stat)?);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)
+}
+
+/// dockerd's "Could not find the file PATH in container NAME".
+fn naming(e: ContainerError, name: &str) -> ContainerError {
+    match e {
+        ContainerError::PathNotFound(m) if m.ends_with(" in container") => {
+            ContainerError::PathNotFound(format!("{m} {name}"))
+        }
+        other => other,
+    }
 }
 
 /// `PUT /containers/{id}/archive?path=`: extracts the uploaded tar there.
@@ -223,7 +235,8 @@ pub async fn archive_put(engine: &Engine, name: &str, q: &Query, body: Bytes) ->
     engine
         .containers
         .with_view(name, move |root| archive::extract(root, &path, &body))
-        .await?;
+        .await
+        .map_err(|e| naming(e, name))?;
     empty(StatusCode::OK)
 }
 

@@ -201,6 +201,15 @@ pub(super) fn runtime_configs(
     if let Some(e) = exec {
         env = config::merge_env(&env, &e.env);
     }
+    // Records written before bare names were dropped at create may hold some.
+    env.retain(|e| e.contains('='));
+    let tty = match exec {
+        Some(e) => e.tty,
+        None => rec.config.tty == Some(true),
+    };
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!(
             "HOSTNAME={}",
@@ -282,6 +291,12 @@ pub(super) fn runtime_configs(
                 Some((name.to_string(), n(u.soft)?, n(u.hard)?))
             })
             .collect(),
+        sysctl: super::sysctl::for_container(&rec.config, hc, super::sysctl::exists).map_err(
+            |message| ContainerError::Start {
+                message,
+                exit_code: 126,
+            },
+        )?,
     };
     Ok((p, c))
 }

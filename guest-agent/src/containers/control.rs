@@ -115,6 +115,8 @@ impl ContainerService {
         body: bollard_stubs::models::ContainerUpdateBody,
     ) -> Result<(), ContainerError> {
         let rec = self.record(name)?;
+        super::resources::check(&(&body).into(), super::resources::ncpu(), true)
+            .map_err(ContainerError::InvalidArgument)?;
         let rec = self.update(&rec.id, |r| {
             let hc = &mut r.host_config;
             macro_rules! take {

@@ -87,6 +87,8 @@ impl ContainerService {
             host_config.network_mode = Some("bridge".into());
         }
         check_ulimits(&host_config)?;
+        super::resources::check(&(&host_config).into(), super::resources::ncpu(), false)
+            .map_err(ContainerError::InvalidArgument)?;
         let mode = host_config.network_mode.clone().unwrap_or_default();
         let networks = net::requested(&body, &mode, &self.network)?;
         let macs = net::requested_macs(&networks)?;
@@ -255,6 +257,11 @@ impl ContainerService {
             .map_err(ContainerError::InvalidArgument)?
             .to_string();
         let id = self.resolve(name)?;
+        if self.record(&id)?.name == new_name {
+            return Err(ContainerError::InvalidArgument(
+                "Renaming a container with the same name as its current name".into(),
+            ));
+        }
         {
             let map = self.lock();
             if let Some(other) = map

@@ -47,6 +47,9 @@ impl ContainerService {
                 rec.id
             )));
         }
+        if rec.state.paused {
+            return Err(paused(container));
+        }
         if req.cmd.is_empty() {
             return Err(ContainerError::InvalidArgument(
                 "No exec command specified".into(),
@@ -116,13 +119,36 @@ impl ContainerService {
                 "container {container_id} is not running"
             )));
         }
+        if rec.state.paused {
+            return Err(paused(&container_id));
+        }
         let cdir = self.container_dir(&container_id);
         let merged = RootfsDirs::under(&cdir).merged;
-        let (p, c) = runtime_configs(&rec, &merged, Some(&req))?;
-        let process = spec::process(&p, &c).map_err(|e| ContainerError::Start {
-            message: e.to_string(),
-            exit_code: 126,
-        })?;
+        let prepared = runtime_configs(&rec, &merged, Some(&req)).and_then(|(p, c)| {
+            spec::process(&p, &c).map_err(|e| ContainerError::Start {
+                message: e.to_string(),
+                exit_code: 126,
+            })
+        });
+        let process = match prepared {
+            Ok(p) => p,
+            // An exec that cannot start (an unknown user) still ends, with
+            // dockerd's 126, so `docker exec` exits with it.
+            Err(e) => {
+                let code = match &e {
+                    ContainerError::Start { exit_code, .. } => *exit_code,
+                    _ => 126,
+                };
+                self.exec_entry(id, |x| {
+                    x.life.send_modify(|l| {
+                        l.exits += 1;
+                        l.exit_code = code;
+                        l.error = e.to_string();
+                    })
+                })?;
+                return Err(e);
+            }
+        };
         std::fs::create_dir_all(&dir).map_err(io_err("creating the exec directory"))?;
         let json = serde_json::to_vec(&process)
             .map_err(std::io::Error::other)
@@ -279,4 +305,11 @@ impl ContainerService {
         .await
         .map_err(io_err("resizing the terminal"))
     }
+}
+
+/// dockerd's refusal to exec in a paused container (409).
+fn paused(name: &str) -> ContainerError {
+    ContainerError::Conflict(format!(
+        "Container {name} is paused, unpause the container before exec"
+    ))
 }

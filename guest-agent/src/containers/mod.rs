@@ -25,7 +25,9 @@ pub(crate) mod net;
 mod record;
 mod remove;
 mod reopen;
+mod resources;
 pub mod stats;
+mod sysctl;
 #[cfg(test)]
 mod tests;
 mod top;
@@ -55,6 +57,8 @@ pub enum ContainerError {
     NotFound(String),
     #[error("No such exec instance: {0}")]
     ExecNotFound(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
     /// A path inside a container (`docker cp`).
     #[error("{0}")]
     PathNotFound(String),

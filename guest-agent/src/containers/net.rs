@@ -49,23 +49,29 @@ pub fn requested(
         } else {
             name
         };
-        let n = networks
-            .get(&name)
-            .map_err(|e| ContainerError::NotFound(e.to_string()))?;
+        let name = known_name(networks, name)?;
         if !is_network(mode) {
             return Err(ContainerError::InvalidArgument(format!(
                 "conflicting options: cannot attach both user-defined and non-user-defined network-modes ({mode}, {name})"
             )));
         }
-        out.insert(n.name, cfg);
+        out.insert(name, cfg);
     }
     if is_network(mode) {
-        let n = networks
-            .get(mode)
-            .map_err(|_| ContainerError::NotFound(format!("network {mode} not found")))?;
-        out.entry(n.name).or_default();
+        out.entry(known_name(networks, mode.to_string())?)
+            .or_default();
     }
     Ok(out)
+}
+
+/// A network's name from a name or ID. One that does not exist (yet) keeps the
+/// name given: as with dockerd, the container is created and its start fails.
+fn known_name(networks: &NetworkService, name: String) -> Result<String, ContainerError> {
+    match networks.get(&name) {
+        Ok(n) => Ok(n.name),
+        Err(crate::network::NetworkError::NotFound(_)) => Ok(name),
+        Err(e) => Err(net_err(e)),
+    }
 }
 
 /// The deprecated top-level `MacAddress` of a create body (API < 1.44, still sent by
@@ -209,6 +215,11 @@ pub fn write_etc(
     links: &[super::links::Linked],
 ) -> Result<Vec<UserMount>, ContainerError> {
     let hostname = rec.config.hostname.clone().unwrap_or_default();
+    // dockerd names the container by its FQDN first, so `hostname -f` finds it.
+    let names = match rec.config.domainname.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => format!("{hostname}.{d} {hostname}"),
+        None => hostname.clone(),
+    };
     let first = w.endpoints.values().next();
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let hc = &rec.host_config;
@@ -235,7 +246,7 @@ pub fn write_etc(
             .any(|e| e.dns)
             .then_some(crate::network::dns::RESOLVER);
         (
-            etc::hosts(&hostname, first.map(|e| e.ip), &extra),
+            etc::hosts(&names, first.map(|e| e.ip), &extra),
             etc::resolv_conf(&host_resolv, embedded, &dns),
         )
     };
@@ -371,7 +382,7 @@ pub(super) struct BundleNet {
 pub(super) fn net_err(e: crate::network::NetworkError) -> ContainerError {
     use crate::network::NetworkError as N;
     match e {
-        N::NotFound(n) => ContainerError::NotFound(format!("network {n} not found")),
+        N::NotFound(n) => ContainerError::NetworkNotFound(n),
         N::InvalidArgument(m) => ContainerError::InvalidArgument(m),
         N::Conflict(m) | N::Forbidden(m) => ContainerError::Conflict(m),
         other => ContainerError::Start {

@@ -94,6 +94,8 @@ pub struct ContainerConfig {
     pub network: NetworkNamespace,
     /// `--ulimit`: (OCI name such as `RLIMIT_NOFILE`, soft, hard).
     pub rlimits: Vec<(String, u64, u64)>,
+    /// Kernel parameters set in the container's namespaces, already checked.
+    pub sysctl: std::collections::HashMap<String, String>,
 }
 
 /// The OCI name of a `--ulimit` resource, for the names Docker takes.
@@ -308,7 +310,9 @@ fn mounts(c: &ContainerConfig) -> Result<Vec<Mount>, SpecError> {
         let mut o: Vec<&str> = vec!["noexec", "nosuid", "nodev"];
         o.extend(opts.split(',').filter(|x| !x.is_empty()));
         all.retain(|m| m.destination() != Path::new(path));
-        all.push(mount(path, "tmpfs", "tmpfs", &o)?);
+        // `--shm-size` keeps the source name dockerd gives /dev/shm (`df` shows it).
+        let source = if path == "/dev/shm" { "shm" } else { "tmpfs" };
+        all.push(mount(path, "tmpfs", source, &o)?);
     }
     for m in &c.mounts {
         let (target, built) = match m {
@@ -550,6 +554,9 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
         if let Some(profile) = super::seccomp::default_profile(&capabilities(c)) {
             linux = linux.seccomp(profile);
         }
+    }
+    if !c.sysctl.is_empty() {
+        linux = linux.sysctl(c.sysctl.clone());
     }
     let linux = linux.build().map_err(err)?;
     let root = RootBuilder::default()
