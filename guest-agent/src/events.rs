@@ -74,10 +74,15 @@ impl Events {
 }
 
 /// `docker events --filter`, matched as moby's `daemon/events/filter.go` does.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct EventFilters {
     /// Filter name → the values given for it.
     pub fields: HashMap<String, Vec<String>>,
+    /// An image reference as the CLI shows its repository (`busybox` for
+    /// `docker.io/library/busybox:latest`). The image store knows how, and it
+    /// sends events itself, so the caller brings this rather than events
+    /// importing it.
+    pub familiar: fn(&str) -> String,
 }
 
 /// Filters that keep events whose actor's ID or name starts with a value.
@@ -145,7 +150,7 @@ impl EventFilters {
             .unwrap_or_default();
         let image_ok = self.exact(
             "image",
-            &[&id, &image, &without_tag(&id), &without_tag(&image)],
+            &[&id, &image, &(self.familiar)(&id), &(self.familiar)(&image)],
         );
         event_ok
             && self.exact("type", &[&typ])
@@ -159,14 +164,6 @@ impl EventFilters {
                 })
             })
     }
-}
-
-/// An image reference as the CLI shows its repository: `busybox`, not
-/// `docker.io/library/busybox:latest`.
-fn without_tag(image: &str) -> String {
-    crate::images::reference::ImageRef::parse(image)
-        .map(|r| r.familiar_name())
-        .unwrap_or_else(|_| image.to_string())
 }
 
 #[cfg(test)]
@@ -189,7 +186,10 @@ mod tests {
         let (past, _rx) = ev.subscribe(Some(0));
         assert_eq!(past.len(), 2);
         let f = |pairs: &[(&str, &str)]| {
-            let mut f = EventFilters::default();
+            let mut f = EventFilters {
+                fields: HashMap::new(),
+                familiar: |s| s.split(':').next().unwrap_or(s).to_string(),
+            };
             for (k, v) in pairs {
                 f.fields
                     .entry(k.to_string())

@@ -51,9 +51,18 @@ pub fn parse_time(v: &str) -> Result<i64, ApiError> {
         .ok_or_else(bad)
 }
 
+/// `busybox` for `docker.io/library/busybox:latest`; anything that is no
+/// reference stays as it is.
+fn familiar_repository(image: &str) -> String {
+    crate::images::reference::ImageRef::parse(image)
+        .map(|r| r.familiar_name())
+        .unwrap_or_else(|_| image.to_string())
+}
+
 pub fn events(engine: &Engine, q: &Query) -> ApiResult {
     let filters = EventFilters {
         fields: q.any_filters()?,
+        familiar: familiar_repository,
     };
     let since = q.get("since").map(parse_time).transpose()?;
     let until = q.get("until").map(parse_time).transpose()?;

@@ -201,7 +201,8 @@ pub(super) fn runtime_configs(
     if let Some(e) = exec {
         env = config::merge_env(&env, &e.env);
     }
-    // Records written before bare names were dropped at create may hold some.
+    // A bare name (`-e NAME` the client did not have) stays in Config.Env, as
+    // dockerd keeps it, and unsets NAME (dockerd's ReplaceOrAppendEnvValues).
     env.retain(|e| e.contains('='));
     let tty = match exec {
         Some(e) => e.tty,

@@ -99,12 +99,6 @@ pub fn merge_env(image: &[String], request: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for e in image.iter().chain(request) {
         let k = key(e);
-        // A bare name (`-e NAME` with NAME unset on the client) unsets it, as
-        // dockerd's ReplaceOrAppendEnvValues does.
-        if !e.contains('=') {
-            out.retain(|x| key(x) != k);
-            continue;
-        }
         if let Some(slot) = out.iter_mut().find(|x| key(x) == k) {
             *slot = e.clone();
         } else {
