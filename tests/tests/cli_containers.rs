@@ -1559,3 +1559,28 @@ fn exec_cp_rename_and_logs_answer_as_dockerd() {
     }
     engine.docker_ok(&["rm", "-f", "ecr"]);
 }
+
+#[test]
+fn cgroupns_follows_dockerd_default_and_the_flag() {
+    let (_r, engine, img) = setup();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let cgroup = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend([img.as_str(), "cat", "/proc/self/cgroup"]);
+        engine.docker_ok(&a)
+    };
+    // In its own cgroup namespace a container's cgroups are all `/`.
+    let own = |out: &str| out.lines().all(|l| l.ends_with(":/"));
+    assert!(own(&cgroup(&["--cgroupns", "private"])));
+    assert!(!own(&cgroup(&["--cgroupns", "host"])));
+    assert_eq!(
+        own(&cgroup(&[])),
+        v2,
+        "dockerd's default: private on cgroup v2 only"
+    );
+    engine.docker_ok(&["create", "--name", "cg", &img, "true"]);
+    let mode = engine.docker_ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", "cg"]);
+    assert_eq!(mode.trim(), if v2 { "private" } else { "host" });
+    engine.docker_ok(&["rm", "cg"]);
+}

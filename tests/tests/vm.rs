@@ -77,6 +77,12 @@ fn hybrid_vsock_end_to_end() {
 
     vm.docker_ok(&["pull", "-q", &img]);
     assert_eq!(vm.docker_ok(&["run", "--rm", &img, "echo", "hi"]), "hi\n");
+    // The VM is cgroup v2: as with dockerd there, a container has its own
+    // cgroup namespace and sees only its own cgroup.
+    assert_eq!(
+        vm.docker_ok(&["run", "--rm", &img, "cat", "/proc/self/cgroup"]),
+        "0::/\n"
+    );
 
     // An interactive session through a pty, over the hijacked attach stream.
     let out = docker_it(

@@ -292,6 +292,8 @@ pub(super) fn runtime_configs(
                 Some((name.to_string(), n(u.soft)?, n(u.hard)?))
             })
             .collect(),
+        // Records from before create recorded the mode take dockerd's default.
+        cgroupns: cgroupns_mode(hc) == bollard_stubs::models::HostConfigCgroupnsModeEnum::PRIVATE,
         sysctl: super::sysctl::for_container(&rec.config, hc, super::sysctl::exists).map_err(
             |message| ContainerError::Start {
                 message,
@@ -300,6 +302,24 @@ pub(super) fn runtime_configs(
         )?,
     };
     Ok((p, c))
+}
+
+/// `--cgroupns` as dockerd records it at create: a private namespace by default
+/// on cgroup v2, the host's on v1.
+pub(super) fn cgroupns_mode(
+    hc: &bollard_stubs::models::HostConfig,
+) -> bollard_stubs::models::HostConfigCgroupnsModeEnum {
+    use bollard_stubs::models::HostConfigCgroupnsModeEnum as Mode;
+    match hc.cgroupns_mode {
+        Some(Mode::PRIVATE) => Mode::PRIVATE,
+        Some(Mode::HOST) => Mode::HOST,
+        Some(Mode::EMPTY) | None if cgroup_v2() => Mode::PRIVATE,
+        Some(Mode::EMPTY) | None => Mode::HOST,
+    }
+}
+
+fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// `--tmpfs` mounts, and `--shm-size` as the size of `/dev/shm` (Docker's 64 MiB

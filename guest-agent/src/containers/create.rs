@@ -92,6 +92,7 @@ impl ContainerService {
         let mode = host_config.network_mode.clone().unwrap_or_default();
         let networks = net::requested(&body, &mode, &self.network)?;
         let macs = net::requested_macs(&networks)?;
+        host_config.cgroupns_mode = Some(super::bundle::cgroupns_mode(&host_config));
         // dockerd fills the log driver and runtime in; clients (docker-py's run) read
         // them back.
         let log = host_config.log_config.get_or_insert_with(Default::default);

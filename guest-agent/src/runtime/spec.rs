@@ -96,6 +96,9 @@ pub struct ContainerConfig {
     pub rlimits: Vec<(String, u64, u64)>,
     /// Kernel parameters set in the container's namespaces, already checked.
     pub sysctl: std::collections::HashMap<String, String>,
+    /// A cgroup namespace of its own (dockerd's default on cgroup v2), so the
+    /// container sees its own cgroup as `/` and no one else's.
+    pub cgroupns: bool,
 }
 
 /// The OCI name of a `--ulimit` resource, for the names Docker takes.
@@ -518,6 +521,14 @@ pub fn build(p: &ProcessConfig, c: &ContainerConfig) -> Result<Spec, SpecError> 
     .into_iter()
     .map(|t| LinuxNamespaceBuilder::default().typ(t).build().map_err(err))
     .collect::<Result<Vec<_>, _>>()?;
+    if c.cgroupns {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Cgroup)
+                .build()
+                .map_err(err)?,
+        );
+    }
     let net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
     match &c.network {
         NetworkNamespace::New => namespaces.push(net.build().map_err(err)?),
