@@ -425,7 +425,10 @@ fn tail(s: &str, n: usize) -> String {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.kill9();
+        // A graceful stop, as a user's: the engine finishes deleting the bridges
+        // of networks just removed (that happens after `network rm` answers, and
+        // the store no longer names them for the cleanup below).
+        self.stop();
         if std::thread::panicking() {
             eprintln!(
                 "--- engine log ({}) ---\n{}",
