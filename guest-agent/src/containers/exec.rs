@@ -139,13 +139,7 @@ impl ContainerService {
                     ContainerError::Start { exit_code, .. } => *exit_code,
                     _ => 126,
                 };
-                self.exec_entry(id, |x| {
-                    x.life.send_modify(|l| {
-                        l.exits += 1;
-                        l.exit_code = code;
-                        l.error = e.to_string();
-                    })
-                })?;
+                self.exec_failed(id, code, e.to_string())?;
                 return Err(e);
             }
         };
@@ -205,13 +199,7 @@ impl ContainerService {
             }
             Err(failure) => {
                 let (code, message) = (failure.code, failure.detail);
-                self.exec_entry(id, |e| {
-                    e.life.send_modify(|l| {
-                        l.exits += 1;
-                        l.exit_code = code;
-                        l.error = message.clone();
-                    })
-                })?;
+                self.exec_failed(id, code, message.clone())?;
                 Err(ContainerError::Start {
                     message: start_error_message_for(
                         req.cmd.first().map(String::as_str).unwrap_or(""),
@@ -222,6 +210,17 @@ impl ContainerService {
                 })
             }
         }
+    }
+
+    /// Ends an exec that never ran, with the code `docker exec` exits with.
+    fn exec_failed(&self, id: &str, code: i64, error: String) -> Result<(), ContainerError> {
+        self.exec_entry(id, |e| {
+            e.life.send_modify(|l| {
+                l.exits += 1;
+                l.exit_code = code;
+                l.error = error;
+            })
+        })
     }
 
     /// The pid of an exec's process (0 once it has exited or before it runs).

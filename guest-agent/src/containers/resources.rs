@@ -21,35 +21,27 @@ pub struct Limits {
     pub blkio_weight: i64,
 }
 
-impl From<&HostConfig> for Limits {
-    fn from(h: &HostConfig) -> Self {
-        Limits {
-            memory: h.memory.unwrap_or(0),
-            memory_swap: h.memory_swap.unwrap_or(0),
-            memory_reservation: h.memory_reservation.unwrap_or(0),
-            memory_swappiness: h.memory_swappiness,
-            nano_cpus: h.nano_cpus.unwrap_or(0),
-            cpu_period: h.cpu_period.unwrap_or(0),
-            cpu_quota: h.cpu_quota.unwrap_or(0),
-            blkio_weight: h.blkio_weight.map(i64::from).unwrap_or(0),
+/// A create's HostConfig and an update's body name these fields alike.
+macro_rules! limits_from {
+    ($t:ty) => {
+        impl From<&$t> for Limits {
+            fn from(h: &$t) -> Self {
+                Limits {
+                    memory: h.memory.unwrap_or(0),
+                    memory_swap: h.memory_swap.unwrap_or(0),
+                    memory_reservation: h.memory_reservation.unwrap_or(0),
+                    memory_swappiness: h.memory_swappiness,
+                    nano_cpus: h.nano_cpus.unwrap_or(0),
+                    cpu_period: h.cpu_period.unwrap_or(0),
+                    cpu_quota: h.cpu_quota.unwrap_or(0),
+                    blkio_weight: h.blkio_weight.map(i64::from).unwrap_or(0),
+                }
+            }
         }
-    }
+    };
 }
-
-impl From<&ContainerUpdateBody> for Limits {
-    fn from(h: &ContainerUpdateBody) -> Self {
-        Limits {
-            memory: h.memory.unwrap_or(0),
-            memory_swap: h.memory_swap.unwrap_or(0),
-            memory_reservation: h.memory_reservation.unwrap_or(0),
-            memory_swappiness: h.memory_swappiness,
-            nano_cpus: h.nano_cpus.unwrap_or(0),
-            cpu_period: h.cpu_period.unwrap_or(0),
-            cpu_quota: h.cpu_quota.unwrap_or(0),
-            blkio_weight: h.blkio_weight.map(i64::from).unwrap_or(0),
-        }
-    }
-}
+limits_from!(HostConfig);
+limits_from!(ContainerUpdateBody);
 
 /// dockerd's checks, in its order; `ncpu` is the CPUs this engine may use and
 /// `update` says whether this is `docker update` (which may set swap alone).
