@@ -206,23 +206,12 @@ pub async fn archive_get(engine: &Engine, name: &str, q: &Query, head: bool) -> 
             }
             Ok((stat, tar))
         })
-        .await
-        .map_err(|e| naming(e, name))?;
+        .await?;
     let mut resp = Response::new(super::full(tar));
     let h = resp.headers_mut();
     h.insert("X-Docker-Container-Path-Stat", stat_header(&stat)?);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     Ok(resp)
-}
-
-/// dockerd's "Could not find the file PATH in container NAME".
-fn naming(e: ContainerError, name: &str) -> ContainerError {
-    match e {
-        ContainerError::PathNotFound(m) if m.ends_with(" in container") => {
-            ContainerError::PathNotFound(format!("{m} {name}"))
-        }
-        other => other,
-    }
 }
 
 /// `PUT /containers/{id}/archive?path=`: extracts the uploaded tar there.
@@ -235,8 +224,7 @@ pub async fn archive_put(engine: &Engine, name: &str, q: &Query, body: Bytes) ->
     engine
         .containers
         .with_view(name, move |root| archive::extract(root, &path, &body))
-        .await
-        .map_err(|e| naming(e, name))?;
+        .await?;
     empty(StatusCode::OK)
 }
 
@@ -350,16 +338,6 @@ pub fn list(engine: &Engine, q: &Query) -> ApiResult {
         .filter_map(|a| engine.images.resolve(a).ok())
         .collect();
     filters.ancestor.extend(ids);
-    // A network may be named by an ID prefix, which never-started containers'
-    // endpoints do not carry yet.
-    let by_id: Vec<String> = engine
-        .network
-        .list()
-        .into_iter()
-        .filter(|n| filters.network.iter().any(|v| n.id.starts_with(v.as_str())))
-        .map(|n| n.name)
-        .collect();
-    filters.network.extend(by_id);
     let mut rows = engine.containers.list(&filters)?;
     if q.flag("size") {
         for row in &mut rows {
@@ -445,10 +423,8 @@ fn port_keys(key: &str, vals: &[String]) -> Result<std::collections::HashSet<Str
             ))
         };
         let (range, proto) = v.split_once('/').unwrap_or((v, "tcp"));
-        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-        let lo: u16 = lo.parse().map_err(|_| bad())?;
-        let hi: u16 = hi.parse().map_err(|_| bad())?;
-        if hi < lo || !["tcp", "udp", "sctp"].contains(&proto) {
+        let (lo, hi) = crate::network::ports::parse_port_range(range).ok_or_else(bad)?;
+        if !["tcp", "udp", "sctp"].contains(&proto) {
             return Err(bad());
         }
         for p in lo..=hi {

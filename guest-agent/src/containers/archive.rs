@@ -405,16 +405,22 @@ impl ContainerService {
         f: impl FnOnce(&Path) -> Result<T, ContainerError> + Send + 'static,
     ) -> Result<T, ContainerError> {
         let rec = self.record(name)?;
-        if rec.running() && rec.state.pid > 0 {
+        let viewed = if rec.running() && rec.state.pid > 0 {
             let root = PathBuf::from(format!("/proc/{}/root", rec.state.pid));
-            return tokio::task::spawn_blocking(move || f(&root))
+            tokio::task::spawn_blocking(move || f(&root))
                 .await
                 .map_err(|e| ContainerError::Io {
                     context: "container filesystem access".into(),
                     source: std::io::Error::other(e.to_string()),
-                })?;
-        }
-        self.with_stopped_root(name, true, f).await
+                })?
+        } else {
+            self.with_stopped_root(name, true, f).await
+        };
+        // dockerd's "Could not find the file PATH in container NAME".
+        viewed.map_err(|e| match e {
+            ContainerError::PathNotFound(m) => ContainerError::PathNotFound(format!("{m} {name}")),
+            other => other,
+        })
     }
 
     /// `docker diff`.

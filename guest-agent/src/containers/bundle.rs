@@ -294,12 +294,17 @@ pub(super) fn runtime_configs(
             .collect(),
         // Records from before create recorded the mode take dockerd's default.
         cgroupns: cgroupns_mode(hc) == bollard_stubs::models::HostConfigCgroupnsModeEnum::PRIVATE,
-        sysctl: super::sysctl::for_container(&rec.config, hc, super::sysctl::exists).map_err(
-            |message| ContainerError::Start {
-                message,
-                exit_code: 126,
-            },
-        )?,
+        // Kernel parameters belong to the container's namespaces, set when it
+        // starts; an exec joins them as they are.
+        sysctl: match exec {
+            Some(_) => Default::default(),
+            None => super::sysctl::for_container(&rec.config, hc, super::sysctl::exists).map_err(
+                |message| ContainerError::Start {
+                    message,
+                    exit_code: 126,
+                },
+            )?,
+        },
     };
     Ok((p, c))
 }

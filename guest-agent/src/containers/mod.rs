@@ -256,6 +256,18 @@ impl ContainerService {
                 *name = resolve_in(&map, name)?;
             }
         }
+        if !filters.network.is_empty() {
+            // A network may be named by an ID prefix, which never-started
+            // containers' endpoints do not carry yet.
+            let by_id: Vec<String> = self
+                .network
+                .list()
+                .into_iter()
+                .filter(|n| filters.network.iter().any(|v| n.id.starts_with(v.as_str())))
+                .map(|n| n.name)
+                .collect();
+            filters.network.extend(by_id);
+        }
         let mut recs: Vec<&ContainerRecord> = map.values().map(|e| &e.rec).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let ports =

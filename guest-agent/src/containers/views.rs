@@ -146,7 +146,12 @@ impl Patterns {
     }
 }
 
-fn matches(r: &ContainerRecord, ports: &[PortSummary], names: &Patterns, f: &ListFilters) -> bool {
+fn matches(
+    r: &ContainerRecord,
+    ports_of: &impl Fn(&ContainerRecord) -> Vec<PortSummary>,
+    names: &Patterns,
+    f: &ListFilters,
+) -> bool {
     // A limit (`ps -n`) counts stopped containers too, as a status filter does.
     if !f.all && f.limit.unwrap_or(0) == 0 && !r.running() && f.status.is_empty() {
         return false;
@@ -222,7 +227,7 @@ fn matches(r: &ContainerRecord, ports: &[PortSummary], names: &Patterns, f: &Lis
         return false;
     }
     if (!f.publish.is_empty() || !f.expose.is_empty())
-        && !ports.iter().any(|p| {
+        && !ports_of(r).iter().any(|p| {
             let proto = p.typ.map(|t| t.to_string()).unwrap_or_default();
             f.publish
                 .contains(&format!("{}/{proto}", p.public_port.unwrap_or(0)))
@@ -258,18 +263,18 @@ pub fn list(
         window.drain(..=i);
     }
     let names = Patterns::new(&f.name);
-    let mut out: Vec<ContainerSummary> = window
+    window
         .iter()
-        .map(|r| (r, ports_of(r)))
-        .filter(|(r, ports)| matches(r, ports, &names, f))
-        .map(|(r, ports)| ContainerSummary {
+        .filter(|r| matches(r, &ports_of, &names, f))
+        .take(f.limit.filter(|n| *n > 0).unwrap_or(usize::MAX))
+        .map(|r| ContainerSummary {
             id: Some(r.id.clone()),
             names: Some(vec![format!("/{}", r.name)]),
             image: Some(r.image.clone()),
             image_id: Some(r.image_id.clone()),
             command: Some(command(&r.config).join(" ")),
             created: Some(unix(&r.created)),
-            ports: Some(ports),
+            ports: Some(ports_of(r)),
             labels: Some(r.config.labels.clone().unwrap_or_default()),
             state: Some(match r.state.status {
                 Status::Created => ContainerSummaryStateEnum::CREATED,
@@ -287,11 +292,7 @@ pub fn list(
             mounts: Some(r.mounts.iter().map(|m| m.point()).collect()),
             ..Default::default()
         })
-        .collect();
-    if let Some(n) = f.limit.filter(|n| *n > 0) {
-        out.truncate(n);
-    }
-    out
+        .collect()
 }
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";

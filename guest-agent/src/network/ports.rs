@@ -29,6 +29,13 @@ pub fn parse_port_key(key: &str) -> Option<(u16, Proto)> {
     Some((port.parse().ok()?, proto))
 }
 
+/// `8000` or `8000-8010`: an inclusive range of ports, first no greater than last.
+pub fn parse_port_range(p: &str) -> Option<(u16, u16)> {
+    let (a, z) = p.split_once('-').unwrap_or((p, p));
+    let (a, z) = (a.parse::<u16>().ok()?, z.parse::<u16>().ok()?);
+    (a <= z).then_some((a, z))
+}
+
 /// What the user asked for one container port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
@@ -69,16 +76,7 @@ pub fn wanted(
             let host_ports = match b.host_port.as_deref().filter(|s| !s.is_empty()) {
                 None => (0, 0),
                 Some(p) => {
-                    let (a, z) = p.split_once('-').unwrap_or((p, p));
-                    let parse = |s: &str| {
-                        s.parse::<u16>()
-                            .map_err(|_| bad(format!("invalid hostPort: {p}")))
-                    };
-                    let (a, z) = (parse(a)?, parse(z)?);
-                    if a > z {
-                        return Err(bad(format!("invalid hostPort: {p}")));
-                    }
-                    (a, z)
+                    parse_port_range(p).ok_or_else(|| bad(format!("invalid hostPort: {p}")))?
                 }
             };
             out.push(Wanted {
